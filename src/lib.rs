@@ -1,0 +1,34 @@
+//! Portal: a MUD connection portal.
+//!
+//! The portal owns every player connection and relays player input to a
+//! separate game server over one internal link (AMP), so the game can
+//! restart while every player stays connected.
+//!
+//! ```text
+//! client ──TCP──► acceptor (mio Poll over all listeners; throttle; sessid)
+//!                   │ spawns
+//!                   ▼
+//!             session worker thread (one per connection; owns the socket,
+//!             telnet state, line framer, rate limits, output buffer)
+//!                   │ data_in                               ▲ data_out
+//!                   ▼                                       │ (channel + waker)
+//!       crossbeam channel ──► AMP writer thread ──frames──► game server
+//!                             AMP reader thread ◄──frames── game server
+//!                   registry: sessid → session handle ◄── lookup
+//! ```
+//!
+//! Module map, following the picture:
+//! - [`config`]: `portal.conf` (TOML) and its limits;
+//! - [`acceptor`]: the listeners' poll loop, connection throttle, signals;
+//! - [`session::worker`]: the per-connection thread;
+//! - [`handler`]: the session registry (the seed's `PortalSessionHandler`);
+//! - [`session`]: the sync record both sides keep (the seed's `Session`);
+//! - [`amp`]: the link to the game: messages, codec, reader and writer;
+//! - [`protocols`]: the client protocols (telnet);
+//! - [`supervisor`]: the game server child process;
+//! - [`game`]: the game's side of the link, used by the demo game.
+
+pub mod amp;
+pub mod game;
+pub mod session;
+pub mod value;
