@@ -28,7 +28,14 @@
 //! - [`supervisor`]: the game server child process;
 //! - [`game`]: the game's side of the link, used by the demo game.
 
+pub mod acceptor;
 pub mod amp;
+pub mod config;
 pub mod game;
+pub mod handler;
+pub mod protocols;
 pub mod session;
+pub mod status;
+pub mod supervisor;
+pub mod throttle;
 pub mod value;

@@ -10,6 +10,9 @@
 //! The connection itself (socket, telnet state, line buffer) is not here: it
 //! belongs to the session worker thread ([`worker`]).
 
+pub mod framer;
+pub mod worker;
+
 use crate::value::{Map, Value};
 use serde::{Deserialize, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};

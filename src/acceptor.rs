@@ -1,0 +1,340 @@
+//! The acceptor: one `mio::Poll` over every listener, the signal pipe and a
+//! control waker. It is the portal's main loop.
+//!
+//! Each accepted socket either starts a session at once or, beyond
+//! `max_connection_rate` per second, waits in a queue; a queued client is
+//! told it is queued and for about how long, and is let in when its turn
+//! comes. A session starts as a worker thread ([`crate::session::worker`]).
+//! Running out of file descriptors or threads refuses that one client with
+//! a message and a log line; the loop never spins.
+//!
+//! Control requests (shutdown, game reload, config reload) arrive from
+//! signals (SIGUSR1, SIGHUP here; SIGINT/SIGTERM via `ctrlc` in `main.rs`)
+//! and from the game over AMP, through [`ControlQueue`].
+
+use crate::config::{fill, Config};
+use crate::handler::{Control, Handler};
+use crate::session::worker::{spawn_inbound, Inbound};
+use crate::supervisor::Supervisor;
+use crate::throttle::RateLimiter;
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use signal_hook::consts::{SIGHUP, SIGUSR1};
+use signal_hook_mio::v1_0::Signals;
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SIGNALS: Token = Token(usize::MAX - 1);
+const CONTROL: Token = Token(usize::MAX - 2);
+/// How often held input is retried and the queue checked when idle.
+const TICK: Duration = Duration::from_millis(100);
+/// Pause before accepting again after running out of descriptors.
+const EMFILE_PAUSE: Duration = Duration::from_millis(200);
+
+/// The main loop's inbox: a channel plus the waker of its poll.
+#[derive(Clone)]
+pub struct ControlQueue {
+    tx: Sender<Control>,
+    waker: Arc<Waker>,
+}
+
+impl ControlQueue {
+    /// Deliver a request and wake the main loop.
+    pub fn send(&self, control: Control) {
+        if self.tx.send(control).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// One listening socket and the protocol its sessions speak.
+pub struct Listener {
+    pub socket: TcpListener,
+    pub protocol_key: &'static str,
+}
+
+/// A client waiting for its turn.
+struct Queued {
+    stream: std::net::TcpStream,
+    address: SocketAddr,
+    protocol_key: &'static str,
+}
+
+/// The acceptor's state.
+pub struct Acceptor {
+    poll: Poll,
+    listeners: Vec<Listener>,
+    signals: Signals,
+    control_rx: Receiver<Control>,
+    handler: Arc<Handler>,
+    supervisor: Option<Supervisor>,
+    config_path: PathBuf,
+    limiter: RateLimiter,
+    queue: VecDeque<Queued>,
+    paused_until: Option<Instant>,
+    spare_fd: Option<std::fs::File>,
+}
+
+/// Create the poll and the control queue the rest of the portal uses to
+/// reach the main loop.
+pub fn control_queue() -> io::Result<(Poll, ControlQueue, Receiver<Control>)> {
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), CONTROL)?);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    Ok((poll, ControlQueue { tx, waker }, rx))
+}
+
+impl Acceptor {
+    /// Register listeners and signals on `poll`.
+    pub fn new(
+        poll: Poll,
+        mut listeners: Vec<Listener>,
+        control_rx: Receiver<Control>,
+        handler: Arc<Handler>,
+        config_path: PathBuf,
+    ) -> io::Result<Acceptor> {
+        for (i, listener) in listeners.iter_mut().enumerate() {
+            poll.registry()
+                .register(&mut listener.socket, Token(i), Interest::READABLE)?;
+        }
+        let mut signals = Signals::new([SIGHUP, SIGUSR1])?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let rate = handler.config().limits.max_connection_rate;
+        Ok(Acceptor {
+            poll,
+            listeners,
+            signals,
+            control_rx,
+            handler,
+            supervisor: None,
+            config_path,
+            limiter: RateLimiter::new(rate, Instant::now()),
+            queue: VecDeque::new(),
+            paused_until: None,
+            spare_fd: open_spare(),
+        })
+    }
+
+    /// Hand the supervisor to the loop (it forwards reload requests).
+    pub fn set_supervisor(&mut self, supervisor: Option<Supervisor>) {
+        self.supervisor = supervisor;
+    }
+
+    /// Run until shutdown is requested; returns the supervisor so the caller
+    /// can stop the game after the players have been told.
+    pub fn run(mut self) -> io::Result<Option<Supervisor>> {
+        let mut events = Events::with_capacity(256);
+        loop {
+            if let Err(e) = self.poll.poll(&mut events, Some(TICK)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    SIGNALS => self.read_signals(),
+                    CONTROL => {}
+                    Token(i) => self.accept_all(i),
+                }
+            }
+            while let Ok(control) = self.control_rx.try_recv() {
+                if control == Control::Shutdown {
+                    log::info!("shutting down");
+                    return Ok(self.supervisor.take());
+                }
+                self.apply(control);
+            }
+            self.resume_after_pause();
+            self.release_queue(Instant::now());
+            self.handler.flush_held();
+        }
+    }
+
+    fn read_signals(&mut self) {
+        let pending: Vec<i32> = self.signals.pending().collect();
+        for signal in pending {
+            match signal {
+                SIGUSR1 => self.apply(Control::ReloadGame),
+                SIGHUP => self.apply(Control::ReloadConfig),
+                _ => {}
+            }
+        }
+    }
+
+    fn apply(&mut self, control: Control) {
+        match control {
+            Control::ReloadGame => match &self.supervisor {
+                Some(supervisor) => supervisor.reload(),
+                None => log::warn!("game reload asked, but the game is not supervised"),
+            },
+            Control::ReloadConfig => self.reload_config(),
+            Control::Shutdown => {}
+        }
+    }
+
+    /// SIGHUP: re-read portal.conf and put what can change live in force.
+    fn reload_config(&mut self) {
+        let new = match Config::load(&self.config_path) {
+            Ok(config) => config,
+            Err(e) => return log::error!("config reload refused, keeping the old one: {e}"),
+        };
+        let old = self.handler.config();
+        for key in restart_only_changes(&old, &new) {
+            log::warn!("config reload: `{key}` changed; that takes effect at the next restart");
+        }
+        if let Ok(level) = crate::config::parse_level(&new.log.level) {
+            log::set_max_level(level);
+        }
+        self.limiter.set_rate(new.limits.max_connection_rate);
+        self.handler.set_config(Arc::new(new));
+        log::info!("config reloaded from {}", self.config_path.display());
+    }
+
+    // ---- accepting ----
+
+    fn accept_all(&mut self, index: usize) {
+        if self.paused_until.is_some() {
+            return;
+        }
+        loop {
+            let Some(listener) = self.listeners.get(index) else {
+                return;
+            };
+            let key = listener.protocol_key;
+            match listener.socket.accept() {
+                Ok((stream, address)) => {
+                    self.admit(std::net::TcpStream::from(stream), address, key)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_out_of_descriptors(&e) => return self.out_of_descriptors(index),
+                Err(e) => log::warn!("accept failed: {e}"),
+            }
+        }
+    }
+
+    /// Start the session now, or queue it with a message.
+    fn admit(&mut self, stream: std::net::TcpStream, address: SocketAddr, key: &'static str) {
+        let now = Instant::now();
+        if self.queue.is_empty() && self.limiter.try_take(now) {
+            return self.start_session(stream, address, key);
+        }
+        let config = self.handler.config();
+        if self.queue.len() >= config.limits.connection_queue {
+            log::warn!("connection queue full; refused {address}");
+            return refuse(stream, &config.messages.connection_refused);
+        }
+        let wait = self.limiter.wait_for(self.queue.len() + 1).max(1.0);
+        let text = fill(
+            &config.messages.connection_queued,
+            "seconds",
+            &format!("{wait:.0}"),
+        );
+        let mut stream = stream;
+        let _ = stream.write_all(format!("{text}\r\n").as_bytes());
+        log::info!("connection from {address} queued (about {wait:.0} s)");
+        self.queue.push_back(Queued {
+            stream,
+            address,
+            protocol_key: key,
+        });
+    }
+
+    fn release_queue(&mut self, now: Instant) {
+        while !self.queue.is_empty() && self.limiter.try_take(now) {
+            if let Some(q) = self.queue.pop_front() {
+                self.start_session(q.stream, q.address, q.protocol_key);
+            }
+        }
+    }
+
+    fn start_session(
+        &mut self,
+        stream: std::net::TcpStream,
+        address: SocketAddr,
+        key: &'static str,
+    ) {
+        let sessid = self.handler.generate_sessid();
+        let inbound = Inbound {
+            sessid,
+            stream,
+            address,
+            protocol_key: key,
+        };
+        if let Err((inbound, e)) = spawn_inbound(self.handler.clone(), inbound) {
+            log::error!("cannot start a session thread for {address}: {e}; client refused");
+            let text = self.handler.config().messages.connection_refused.clone();
+            refuse(inbound.stream, &text);
+        }
+    }
+
+    /// EMFILE/ENFILE: free the spare descriptor, accept and refuse one
+    /// client with a message, then pause accepting briefly instead of
+    /// spinning on a listener that stays readable.
+    fn out_of_descriptors(&mut self, index: usize) {
+        log::error!("out of file descriptors; refusing new connections for now");
+        self.spare_fd = None;
+        if let Some(listener) = self.listeners.get(index) {
+            if let Ok((stream, address)) = listener.socket.accept() {
+                log::warn!("refused {address}: no descriptors left");
+                let text = self.handler.config().messages.connection_refused.clone();
+                refuse(std::net::TcpStream::from(stream), &text);
+            }
+        }
+        self.spare_fd = open_spare();
+        self.paused_until = Some(Instant::now() + EMFILE_PAUSE);
+    }
+
+    fn resume_after_pause(&mut self) {
+        if self.paused_until.is_some_and(|t| Instant::now() >= t) {
+            self.paused_until = None;
+            for i in 0..self.listeners.len() {
+                self.accept_all(i);
+            }
+        }
+    }
+}
+
+/// Tell a client why it cannot come in, and close it.
+fn refuse(mut stream: std::net::TcpStream, text: &str) {
+    let _ = stream.write_all(format!("{text}\r\n").as_bytes());
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+fn is_out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+}
+
+/// A descriptor held in reserve so one can be freed to refuse a client
+/// politely when the limit is reached.
+fn open_spare() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
+}
+
+/// Keys whose change needs a restart.
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if old.telnet.listen != new.telnet.listen {
+        keys.push("telnet.listen");
+    }
+    if old.amp.listen != new.amp.listen {
+        keys.push("amp.listen");
+    }
+    if old.log.file != new.log.file {
+        keys.push("log.file");
+    }
+    if old.game != new.game {
+        keys.push("game");
+    }
+    if old.portal.status_file != new.portal.status_file {
+        keys.push("portal.status_file");
+    }
+    keys
+}

@@ -1,0 +1,433 @@
+//! `portal.conf`: the portal's configuration file (TOML).
+//!
+//! `main.rs` loads it at start; the acceptor re-reads it on SIGHUP. Every
+//! limit the portal enforces lives in [`Limits`], every player-facing line in
+//! [`Messages`]. A bad file is refused with a [`ConfigError`] that names the
+//! file, the key and the reason, so nothing starts half-configured.
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub portal: PortalSection,
+    pub telnet: TelnetSection,
+    pub amp: AmpSection,
+    pub limits: Limits,
+    pub messages: Messages,
+    pub log: LogSection,
+    pub game: GameSection,
+}
+
+/// `[portal]`: identity and run files.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalSection {
+    /// The game's name, shown to players.
+    pub name: String,
+    /// If set, the portal writes its bound addresses and the game's pid here
+    /// (`key = value` lines), rewritten whenever they change.
+    pub status_file: Option<PathBuf>,
+}
+
+/// `[telnet]`: plain telnet listeners.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelnetSection {
+    /// `interface:port` pairs to listen on. Port 0 picks a free port.
+    pub listen: Vec<String>,
+}
+
+/// `[amp]`: the link to the game server.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AmpSection {
+    /// Where the portal listens for the game.
+    pub listen: String,
+    /// Shared secret the game must present in its hello. Required when
+    /// `listen` is not a loopback address.
+    pub secret: String,
+    /// Largest frame body accepted from the game, in bytes.
+    pub max_frame_bytes: usize,
+    /// Seconds a new link may take to send its hello.
+    pub hello_timeout_secs: f64,
+}
+
+/// `[limits]`: every cap the portal enforces.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// New sessions forwarded per second; beyond it clients wait in a queue.
+    pub max_connection_rate: f64,
+    /// Commands per second one session may send.
+    pub max_command_rate: f64,
+    /// Longest input line, in bytes.
+    pub max_char_limit: usize,
+    /// Seconds without input before a session is closed; 0 disables.
+    pub idle_timeout_secs: u64,
+    /// Bytes of unsent output per session before it is closed as stalled.
+    pub output_buffer_bytes: usize,
+    /// Commands held per session while the game is away.
+    pub held_input_commands: usize,
+    /// Messages waiting for the AMP writer before input is held instead.
+    pub data_in_queue: usize,
+    /// Clients that may wait in the connection queue before new ones are
+    /// refused.
+    pub connection_queue: usize,
+    /// Stack size of each session worker thread, in KiB.
+    pub worker_stack_kib: usize,
+}
+
+/// `[messages]`: what players are told.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Messages {
+    /// `{seconds}` is replaced by the estimated wait.
+    pub connection_queued: String,
+    pub connection_refused: String,
+    pub command_rate: String,
+    /// `{limit}` is replaced by `max_char_limit`.
+    pub char_limit: String,
+    pub invalid_utf8: String,
+    pub idle_timeout: String,
+    pub game_restarting: String,
+    pub game_back: String,
+    pub game_down: String,
+    /// `{count}` is the number of commands held so far.
+    pub input_held: String,
+    /// `{text}` is the input that was dropped.
+    pub input_dropped: String,
+    pub shutdown: String,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// Log file; empty logs to stderr only.
+    pub file: String,
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub level: String,
+}
+
+/// `[game]`: the game server the portal starts and supervises.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GameSection {
+    /// Start and supervise the game. When false, the game connects on its own.
+    pub autostart: bool,
+    /// Program and arguments. Empty: the `demo_game` binary next to the
+    /// portal's own executable.
+    pub command: Vec<String>,
+    /// Working directory of the game; empty keeps the portal's.
+    pub workdir: String,
+    /// Seconds a stopping game gets to exit before it is killed.
+    pub stop_timeout_secs: f64,
+    /// Longest pause between restarts of a game that keeps dying.
+    pub max_restart_delay_secs: f64,
+}
+
+impl Default for PortalSection {
+    fn default() -> Self {
+        PortalSection {
+            name: "Portal".into(),
+            status_file: None,
+        }
+    }
+}
+
+impl Default for TelnetSection {
+    fn default() -> Self {
+        TelnetSection {
+            listen: vec!["0.0.0.0:4000".into()],
+        }
+    }
+}
+
+impl Default for AmpSection {
+    fn default() -> Self {
+        AmpSection {
+            listen: "127.0.0.1:4006".into(),
+            secret: String::new(),
+            max_frame_bytes: 1 << 20,
+            hello_timeout_secs: 5.0,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connection_rate: 5.0,
+            max_command_rate: 80.0,
+            max_char_limit: 6000,
+            idle_timeout_secs: 3600,
+            output_buffer_bytes: 1 << 20,
+            held_input_commands: 100,
+            data_in_queue: 10_000,
+            connection_queue: 1000,
+            worker_stack_kib: 128,
+        }
+    }
+}
+
+impl Default for Messages {
+    fn default() -> Self {
+        Messages {
+            connection_queued: "Too many people are connecting right now; you are queued \
+                                and will be let in in about {seconds} seconds."
+                .into(),
+            connection_refused: "The portal is full right now. Please try again later.".into(),
+            command_rate: "You are sending commands too fast; that command was not run. \
+                           Slow down and try again."
+                .into(),
+            char_limit: "That line was too long ({limit} characters at most) and was not run."
+                .into(),
+            invalid_utf8: "Some characters you sent were not valid UTF-8 and were replaced.".into(),
+            idle_timeout: "You have been idle too long. Goodbye.".into(),
+            game_restarting: "The game is restarting. Stay connected; what you type now \
+                              will run when it is back."
+                .into(),
+            game_back: "The game is back.".into(),
+            game_down: "The game server stopped unexpectedly. It is being restarted; \
+                        stay connected."
+                .into(),
+            input_held: "(The game is away; your input is held: {count} waiting.)".into(),
+            input_dropped: "(Too much input while the game was away; dropped: {text})".into(),
+            shutdown: "The portal is shutting down. Goodbye.".into(),
+        }
+    }
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            file: "portal.log".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for GameSection {
+    fn default() -> Self {
+        GameSection {
+            autostart: true,
+            command: Vec::new(),
+            workdir: String::new(),
+            stop_timeout_secs: 10.0,
+            max_restart_delay_secs: 30.0,
+        }
+    }
+}
+
+/// Why a configuration was refused: which file, which key, and why.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// Dotted key path, e.g. `limits.max_command_rate`; empty when the file
+    /// as a whole is at fault.
+    pub key: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.reason)
+        } else {
+            write!(
+                f,
+                "{}: key `{}`: {}",
+                self.file.display(),
+                self.key,
+                self.reason
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Read and check a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            key: String::new(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parse and check configuration text; `path` is only used in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = parse_toml(text, path)?;
+        config.check().map_err(|(key, reason)| ConfigError {
+            file: path.to_owned(),
+            key: key.to_owned(),
+            reason,
+        })?;
+        Ok(config)
+    }
+
+    /// Value checks serde cannot express. Returns the offending key.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.telnet.listen.is_empty() {
+            return Err(("telnet.listen", "at least one address is needed".into()));
+        }
+        for addr in &self.telnet.listen {
+            parse_addr(addr).map_err(|e| ("telnet.listen", e))?;
+        }
+        let amp = parse_addr(&self.amp.listen).map_err(|e| ("amp.listen", e))?;
+        if !amp.ip().is_loopback() && self.amp.secret.is_empty() {
+            return Err((
+                "amp.secret",
+                format!("amp.listen {amp} is not loopback, so a secret is required"),
+            ));
+        }
+        check_positive("amp.max_frame_bytes", self.amp.max_frame_bytes as f64)?;
+        check_positive("amp.hello_timeout_secs", self.amp.hello_timeout_secs)?;
+        self.limits.check()?;
+        parse_level(&self.log.level).map_err(|e| ("log.level", e))?;
+        check_positive("game.stop_timeout_secs", self.game.stop_timeout_secs)?;
+        check_positive(
+            "game.max_restart_delay_secs",
+            self.game.max_restart_delay_secs,
+        )?;
+        Ok(())
+    }
+
+    /// The AMP listen address (checked by [`Config::parse`]).
+    pub fn amp_addr(&self) -> Result<SocketAddr, String> {
+        parse_addr(&self.amp.listen)
+    }
+}
+
+impl Limits {
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        check_positive("limits.max_connection_rate", self.max_connection_rate)?;
+        check_positive("limits.max_command_rate", self.max_command_rate)?;
+        check_positive("limits.max_char_limit", self.max_char_limit as f64)?;
+        check_positive(
+            "limits.output_buffer_bytes",
+            self.output_buffer_bytes as f64,
+        )?;
+        check_positive("limits.data_in_queue", self.data_in_queue as f64)?;
+        if self.worker_stack_kib < 64 {
+            return Err(("limits.worker_stack_kib", "must be at least 64".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Deserialize TOML, naming the key of the first bad value.
+fn parse_toml<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
+    let deserializer = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let reason = inner.message().to_owned();
+        let reason = match line_of(text, inner.span()) {
+            Some(line) => format!("{reason} (line {line})"),
+            None => reason,
+        };
+        ConfigError {
+            file: path.to_owned(),
+            key: if key == "." { String::new() } else { key },
+            reason,
+        }
+    })
+}
+
+fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> Option<usize> {
+    let start = span?.start;
+    Some(text.get(..start)?.matches('\n').count() + 1)
+}
+
+fn check_positive(key: &'static str, value: f64) -> Result<(), (&'static str, String)> {
+    if value > 0.0 && value.is_finite() {
+        Ok(())
+    } else {
+        Err((key, format!("must be a positive number, got {value}")))
+    }
+}
+
+/// Parse `ip:port`.
+pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
+    text.parse()
+        .map_err(|_| format!("`{text}` is not an address of the form ip:port"))
+}
+
+/// Parse a log level name.
+pub fn parse_level(text: &str) -> Result<log::LevelFilter, String> {
+    text.parse()
+        .map_err(|_| format!("`{text}` is not one of error, warn, info, debug, trace, off"))
+}
+
+/// Fill `{name}` placeholders in a message.
+pub fn fill(template: &str, name: &str, value: &str) -> String {
+    template.replace(&format!("{{{name}}}"), value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.conf"))
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn shipped_portal_conf_parses_to_the_defaults() {
+        let text = include_str!("../portal.conf");
+        let config = parse(text).unwrap();
+        assert_eq!(config.limits, Limits::default());
+        assert_eq!(config.amp, AmpSection::default());
+    }
+
+    #[test]
+    fn unknown_key_names_the_key() {
+        let err = parse("[limits]\nmax_comand_rate = 3\n").unwrap_err();
+        assert!(err.reason.contains("max_comand_rate"), "{err}");
+        assert!(err.to_string().starts_with("test.conf"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key_and_line() {
+        let err = parse("[limits]\n\nmax_command_rate = \"fast\"\n").unwrap_err();
+        assert_eq!(err.key, "limits.max_command_rate");
+        assert!(err.reason.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_names_the_key() {
+        let err = parse("[limits]\nmax_command_rate = -1\n").unwrap_err();
+        assert_eq!(err.key, "limits.max_command_rate");
+        let err = parse("[telnet]\nlisten = [\"localhost\"]\n").unwrap_err();
+        assert_eq!(err.key, "telnet.listen");
+        let err = parse("[log]\nlevel = \"loud\"\n").unwrap_err();
+        assert_eq!(err.key, "log.level");
+    }
+
+    #[test]
+    fn public_amp_address_needs_a_secret() {
+        let err = parse("[amp]\nlisten = \"0.0.0.0:4006\"\n").unwrap_err();
+        assert_eq!(err.key, "amp.secret");
+        assert!(parse("[amp]\nlisten = \"0.0.0.0:4006\"\nsecret = \"s3\"\n").is_ok());
+    }
+
+    #[test]
+    fn fill_replaces_placeholders() {
+        assert_eq!(fill("wait {seconds} s", "seconds", "3"), "wait 3 s");
+    }
+}

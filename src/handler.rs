@@ -1,0 +1,533 @@
+//! The session registry: the seed's `PortalSessionHandler`.
+//!
+//! One `Handler` is shared (in an `Arc`) by the acceptor, every session
+//! worker, the AMP reader and writer threads and the supervisor. It maps
+//! sessid → [`Entry`] (the session's sync record, the handle that reaches
+//! its worker thread, and input held while the game is away) and knows the
+//! state of the link to the game.
+//!
+//! Who calls what:
+//! - workers: [`Handler::connect`], [`Handler::sync`], [`Handler::data_in`],
+//!   [`Handler::disconnect`];
+//! - the AMP reader (messages from the game): `server_*`, [`Handler::data_out`],
+//!   and the link events [`Handler::link_up`], [`Handler::sync_request`],
+//!   [`Handler::link_down`];
+//! - the supervisor: [`Handler::begin_restart`], [`Handler::game_exited`];
+//! - the acceptor: [`Handler::generate_sessid`], [`Handler::flush_held`],
+//!   [`Handler::shutdown`].
+//!
+//! Input never skips the queue: a command goes to the AMP writer only when
+//! the link is synced and nothing older from that session is held, so a
+//! session's input always reaches the game in the order it was typed.
+
+use crate::amp::message::{Command, PortalMsg, StartMode};
+use crate::config::{fill, Config};
+use crate::session::worker::{self, WorkerHandle};
+use crate::session::Session;
+use crate::value::{Map, Value};
+use crossbeam_channel::{Sender, TrySendError};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+/// Requests to the portal's main loop (the acceptor) and the supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Shut the portal down gracefully.
+    Shutdown,
+    /// Restart the game server, keeping players connected.
+    ReloadGame,
+    /// Re-read portal.conf.
+    ReloadConfig,
+}
+
+/// Something that delivers [`Control`] requests to the main loop.
+pub type ControlSender = Arc<dyn Fn(Control) + Send + Sync>;
+
+/// Where the link to the game stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// No game linked.
+    Down,
+    /// A game passed the hello (or is being stopped): input is held.
+    Linked(u64),
+    /// The game has the sessions; input flows.
+    Ready(u64),
+}
+
+/// One registered session.
+struct Entry {
+    session: Session,
+    worker: WorkerHandle,
+    held: VecDeque<Command>,
+}
+
+struct Registry {
+    sessions: HashMap<u64, Entry>,
+    link: Link,
+    /// Told to the game in the next sync reply.
+    next_mode: StartMode,
+    /// Players were told the game is away; tell them when it is back.
+    away: bool,
+}
+
+/// The portal's session registry.
+pub struct Handler {
+    config: RwLock<Arc<Config>>,
+    next_sessid: AtomicU64,
+    registry: Mutex<Registry>,
+    amp_tx: Sender<PortalMsg>,
+    control: ControlSender,
+    any_held: AtomicBool,
+    live_workers: AtomicUsize,
+}
+
+impl Handler {
+    /// A handler sending to the AMP writer through `amp_tx` and asking the
+    /// main loop for shutdown/reloads through `control`.
+    pub fn new(config: Arc<Config>, amp_tx: Sender<PortalMsg>, control: ControlSender) -> Handler {
+        Handler {
+            config: RwLock::new(config),
+            next_sessid: AtomicU64::new(1),
+            registry: Mutex::new(Registry {
+                sessions: HashMap::new(),
+                link: Link::Down,
+                next_mode: StartMode::Start,
+                away: false,
+            }),
+            amp_tx,
+            control,
+            any_held: AtomicBool::new(false),
+            live_workers: AtomicUsize::new(0),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        match self.config.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Put a new configuration in force (SIGHUP).
+    pub fn set_config(&self, config: Arc<Config>) {
+        match self.config.write() {
+            Ok(mut guard) => *guard = config,
+            Err(poisoned) => *poisoned.into_inner() = config,
+        }
+    }
+
+    /// Ask the main loop for something.
+    pub fn request(&self, control: Control) {
+        (self.control)(control);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        // A panic while holding the lock leaves the map consistent (every
+        // update is a single insert/remove), so carry on with it.
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    // ---- the seed's methods, called from the client side ----
+
+    /// A sessid unique for this portal run; never reused.
+    pub fn generate_sessid(&self) -> u64 {
+        self.next_sessid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Register a new session and tell the game (PCONN).
+    pub fn connect(&self, session: Session, worker: WorkerHandle) {
+        let mut reg = self.lock();
+        if reg.away {
+            worker.text(&self.config().messages.game_restarting);
+        }
+        let linked = matches!(reg.link, Link::Ready(_));
+        let record = session.clone();
+        reg.sessions.insert(
+            session.sessid,
+            Entry {
+                session,
+                worker,
+                held: VecDeque::new(),
+            },
+        );
+        if linked {
+            self.send_amp(PortalMsg::Connect { session: record });
+        }
+    }
+
+    /// Update a session's protocol flags and tell the game (PCONNSYNC).
+    pub fn sync(&self, sessid: u64, protocol_flags: Map) {
+        let mut reg = self.lock();
+        let linked = matches!(reg.link, Link::Ready(_));
+        let Some(entry) = reg.sessions.get_mut(&sessid) else {
+            return;
+        };
+        entry.session.protocol_flags.extend(protocol_flags);
+        if linked {
+            let session = entry.session.clone();
+            self.send_amp(PortalMsg::ConnSync { session });
+        }
+    }
+
+    /// The client closed (or was closed by the portal): forget it and tell
+    /// the game (PDISCONN).
+    pub fn disconnect(&self, sessid: u64) {
+        let mut reg = self.lock();
+        if reg.sessions.remove(&sessid).is_some() && matches!(reg.link, Link::Ready(_)) {
+            self.send_amp(PortalMsg::Disconnect { sessid });
+        }
+    }
+
+    /// Close every session with `reason` and tell the game (PDISCONNALL).
+    pub fn disconnect_all(&self, reason: &str) {
+        let mut reg = self.lock();
+        for (_, entry) in reg.sessions.drain() {
+            entry.worker.close(reason);
+        }
+        if matches!(reg.link, Link::Ready(_)) {
+            self.send_amp(PortalMsg::DisconnectAll);
+        }
+    }
+
+    /// Input from a client, already checked against the size and rate
+    /// limits by its worker. Goes to the game, or is held in order while
+    /// the game is away or not keeping up.
+    pub fn data_in(&self, sessid: u64, commands: Vec<Command>, visible: bool) {
+        let now = crate::session::unix_now();
+        let config = self.config();
+        let mut reg = self.lock();
+        let ready = matches!(reg.link, Link::Ready(_));
+        let Some(entry) = reg.sessions.get_mut(&sessid) else {
+            return;
+        };
+        for _ in &commands {
+            entry.session.note_command(now, visible);
+        }
+        if ready && entry.held.is_empty() {
+            match self.amp_tx.try_send(PortalMsg::DataIn { sessid, commands }) {
+                Ok(()) => return,
+                Err(TrySendError::Full(PortalMsg::DataIn { commands, .. })) => {
+                    hold(entry, commands, &config, false);
+                    self.any_held.store(true, Ordering::Relaxed);
+                }
+                Err(_) => {}
+            }
+            return;
+        }
+        hold(entry, commands, &config, !ready);
+        self.any_held.store(true, Ordering::Relaxed);
+    }
+
+    /// Put commands the AMP writer could not deliver back at the front of
+    /// their session's held queue.
+    pub fn requeue(&self, sessid: u64, commands: Vec<Command>) {
+        let mut reg = self.lock();
+        if let Some(entry) = reg.sessions.get_mut(&sessid) {
+            for command in commands.into_iter().rev() {
+                entry.held.push_front(command);
+            }
+            self.any_held.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Send held input on, oldest first, while the link is ready and the
+    /// AMP queue has room. Called periodically by the acceptor.
+    pub fn flush_held(&self) {
+        if !self.any_held.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut reg = self.lock();
+        if matches!(reg.link, Link::Ready(_)) {
+            let all_sent = flush_entries(&mut reg.sessions, &self.amp_tx);
+            self.any_held.store(!all_sent, Ordering::Relaxed);
+        }
+    }
+
+    // ---- the seed's methods, called on behalf of the game ----
+
+    /// Output from the game for one session.
+    pub fn data_out(&self, sessid: u64, commands: Vec<Command>) {
+        let reg = self.lock();
+        match reg.sessions.get(&sessid) {
+            Some(entry) => entry.worker.send_out(commands),
+            None => log::debug!("data_out for unknown session {sessid}"),
+        }
+    }
+
+    /// The game closes one session, showing `reason` first (SDISCONN).
+    pub fn server_disconnect(&self, sessid: u64, reason: &str) {
+        if let Some(entry) = self.lock().sessions.remove(&sessid) {
+            entry.worker.close(reason);
+        }
+    }
+
+    /// The game closes every session (SDISCONNALL).
+    pub fn server_disconnect_all(&self, reason: &str) {
+        for (_, entry) in self.lock().sessions.drain() {
+            entry.worker.close(reason);
+        }
+    }
+
+    /// The game says a session logged in (SLOGIN): load its record.
+    pub fn server_logged_in(&self, data: &Session) {
+        if let Some(entry) = self.lock().sessions.get_mut(&data.sessid) {
+            entry.session.load_sync_data(data);
+        }
+    }
+
+    /// The game pushes session records (SSYNC); with `clean`, sessions it
+    /// does not list are closed.
+    pub fn server_session_sync(&self, sessions: &[Session], clean: bool) {
+        let mut reg = self.lock();
+        for data in sessions {
+            if let Some(entry) = reg.sessions.get_mut(&data.sessid) {
+                entry.session.load_sync_data(data);
+            }
+        }
+        if clean {
+            let known: Vec<u64> = sessions.iter().map(|s| s.sessid).collect();
+            reg.sessions.retain(|sessid, entry| {
+                let keep = known.contains(sessid);
+                if !keep {
+                    entry
+                        .worker
+                        .close("Your session is no longer known to the game.");
+                }
+                keep
+            });
+        }
+    }
+
+    /// The game asks for an outbound connection that behaves as a session
+    /// (SCONN). The protocol is looked up by key; an unknown key or bad
+    /// config is an error for the game, never a crash.
+    pub fn server_connect(
+        self: &Arc<Self>,
+        protocol_key: &str,
+        config: &Map,
+    ) -> Result<(), String> {
+        match protocol_key {
+            "telnet" => {
+                let target = outbound_target(config)?;
+                worker::spawn_outbound(self.clone(), target)
+                    .map_err(|e| format!("cannot start an outbound session: {e}"))
+            }
+            other => Err(format!(
+                "unknown protocol key `{other}` (known: {})",
+                OUTBOUND_PROTOCOLS.join(", ")
+            )),
+        }
+    }
+
+    /// Sessions logged in, or all sessions with `include_unloggedin`.
+    pub fn count_loggedin(&self, include_unloggedin: bool) -> usize {
+        let reg = self.lock();
+        reg.sessions
+            .values()
+            .filter(|e| include_unloggedin || e.session.logged_in)
+            .count()
+    }
+
+    /// Every session of one browser (web clients share a `csessid`).
+    pub fn sessions_from_csessid(&self, csessid: &str) -> Vec<Session> {
+        let reg = self.lock();
+        reg.sessions
+            .values()
+            .filter(|e| e.session.csessid.as_deref() == Some(csessid))
+            .map(|e| e.session.clone())
+            .collect()
+    }
+
+    /// A line of text to every session.
+    pub fn announce_all(&self, message: &str) {
+        for entry in self.lock().sessions.values() {
+            entry.worker.text(message);
+        }
+    }
+
+    /// A copy of one session's record.
+    pub fn session(&self, sessid: u64) -> Option<Session> {
+        self.lock().sessions.get(&sessid).map(|e| e.session.clone())
+    }
+
+    // ---- the link to the game ----
+
+    /// Whether a game is linked (a second one is refused).
+    pub fn is_linked(&self) -> bool {
+        !matches!(self.lock().link, Link::Down)
+    }
+
+    /// A game passed the hello on link `id`.
+    pub fn link_up(&self, id: u64) {
+        self.lock().link = Link::Linked(id);
+    }
+
+    /// The game asked for the sessions (PSYNC): answer with every record and
+    /// the start mode, then let held input flow, oldest first.
+    pub fn sync_request(&self, id: u64) {
+        let messages = self.config().messages.clone();
+        let mut reg = self.lock();
+        if reg.link == Link::Down {
+            return;
+        }
+        let sessions = reg.sessions.values().map(|e| e.session.clone()).collect();
+        let mode = std::mem::replace(&mut reg.next_mode, StartMode::Reconnect);
+        log::info!(
+            "game synced ({}), {} sessions",
+            mode.name(),
+            reg.sessions.len()
+        );
+        self.send_amp(PortalMsg::Sync { mode, sessions });
+        reg.link = Link::Ready(id);
+        if std::mem::replace(&mut reg.away, false) {
+            for entry in reg.sessions.values() {
+                entry.worker.text(&messages.game_back);
+            }
+        }
+        let all_sent = flush_entries(&mut reg.sessions, &self.amp_tx);
+        self.any_held.store(!all_sent, Ordering::Relaxed);
+    }
+
+    /// Link `id` closed. If nobody expected it, players are told the game is
+    /// down and the next start counts as a crash.
+    pub fn link_down(&self, id: u64) {
+        let messages = self.config().messages.clone();
+        let mut reg = self.lock();
+        if !matches!(reg.link, Link::Linked(i) | Link::Ready(i) if i == id) {
+            return;
+        }
+        reg.link = Link::Down;
+        if !reg.away {
+            log::warn!("the game closed the link unexpectedly");
+            mark_away(&mut reg, StartMode::Crash, &messages.game_down);
+        }
+    }
+
+    /// A restart is starting (`Reload`) : hold input from now on and tell
+    /// players. The caller then asks the game to stop.
+    pub fn begin_restart(&self, mode: StartMode) {
+        let messages = self.config().messages.clone();
+        let mut reg = self.lock();
+        if let Link::Ready(id) = reg.link {
+            reg.link = Link::Linked(id);
+        }
+        let text = match mode {
+            StartMode::Crash => &messages.game_down,
+            _ => &messages.game_restarting,
+        };
+        if reg.away {
+            reg.next_mode = mode;
+        } else {
+            mark_away(&mut reg, mode, text);
+        }
+    }
+
+    /// The supervisor saw the game process exit on its own.
+    pub fn game_exited(&self) {
+        self.begin_restart(StartMode::Crash);
+    }
+
+    /// Send a message to the game if the writer can take it. Messages other
+    /// than input are not held: the next sync reply carries the state.
+    pub fn send_amp(&self, message: PortalMsg) {
+        if let Err(e) = self.amp_tx.try_send(message) {
+            log::warn!("AMP queue full or closed; a message to the game was not sent: {e}");
+        }
+    }
+
+    // ---- shutdown ----
+
+    /// Tell every player, close every session, tell the game.
+    pub fn shutdown(&self) {
+        let reason = self.config().messages.shutdown.clone();
+        self.disconnect_all(&reason);
+    }
+
+    /// Count a worker thread in (true) or out (false).
+    pub fn worker_started(&self, started: bool) {
+        if started {
+            self.live_workers.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.live_workers.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Worker threads still running.
+    pub fn live_workers(&self) -> usize {
+        self.live_workers.load(Ordering::SeqCst)
+    }
+}
+
+/// Protocol keys `server_connect` can open.
+pub const OUTBOUND_PROTOCOLS: &[&str] = &["telnet"];
+
+/// `host` and `port` out of a `server_connect` config.
+fn outbound_target(config: &Map) -> Result<String, String> {
+    let host = config
+        .get("host")
+        .and_then(Value::as_str)
+        .ok_or("config needs a string `host`")?;
+    let port = config
+        .get("port")
+        .and_then(Value::as_int)
+        .filter(|p| (1..=65535).contains(p))
+        .ok_or("config needs an integer `port` between 1 and 65535")?;
+    Ok(format!("{host}:{port}"))
+}
+
+/// Tell everyone the game is away and remember how it will come back.
+fn mark_away(reg: &mut Registry, mode: StartMode, text: &str) {
+    reg.away = true;
+    reg.next_mode = mode;
+    for entry in reg.sessions.values() {
+        entry.worker.text(text);
+    }
+}
+
+/// Hold input for later, within the per-session cap; tell the player.
+fn hold(entry: &mut Entry, commands: Vec<Command>, config: &Config, game_away: bool) {
+    let cap = config.limits.held_input_commands;
+    for command in commands {
+        if entry.held.len() >= cap {
+            let text = command.first_str().unwrap_or(&command.name).to_owned();
+            log::warn!(
+                "session {}: held input full, dropped {text:?}",
+                entry.session.sessid
+            );
+            entry
+                .worker
+                .text(&fill(&config.messages.input_dropped, "text", &text));
+            continue;
+        }
+        entry.held.push_back(command);
+    }
+    if game_away {
+        let count = entry.held.len().to_string();
+        entry
+            .worker
+            .text(&fill(&config.messages.input_held, "count", &count));
+    }
+}
+
+/// Send every session's held input; false if some is still held.
+fn flush_entries(sessions: &mut HashMap<u64, Entry>, amp_tx: &Sender<PortalMsg>) -> bool {
+    for (sessid, entry) in sessions.iter_mut() {
+        if entry.held.is_empty() {
+            continue;
+        }
+        let commands: Vec<Command> = entry.held.drain(..).collect();
+        let message = PortalMsg::DataIn {
+            sessid: *sessid,
+            commands,
+        };
+        if let Err(TrySendError::Full(PortalMsg::DataIn { commands, .. })) =
+            amp_tx.try_send(message)
+        {
+            entry.held.extend(commands);
+            return false;
+        }
+    }
+    true
+}

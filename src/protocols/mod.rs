@@ -1,0 +1,4 @@
+//! Client protocols. Each is sans-IO: bytes in, data and replies out; the
+//! session worker does the reading and writing.
+
+pub mod telnet;

@@ -1,0 +1,516 @@
+//! The session worker: one thread per connection.
+//!
+//! The worker owns its connection's whole stack (socket, telnet state, line
+//! framer, command rate limiter, output buffer), so no lock guards protocol
+//! state. It waits on two things at once with a small `mio::Poll`: its
+//! socket, and a `Waker` that the AMP reader (through the [`Handler`]) pokes
+//! after pushing output into the worker's channel.
+//!
+//! ```text
+//!  socket ──► telnet ──► line framer ──► size/rate checks ──► Handler::data_in
+//!  socket ◄── output buffer ◄── render text ◄── channel ◄── Handler::data_out
+//! ```
+//!
+//! Started by the acceptor ([`spawn_inbound`]) and by `server_connect`
+//! ([`spawn_outbound`]).
+
+use crate::amp::message::{Command, PortalMsg};
+use crate::config::{fill, Config};
+use crate::handler::Handler;
+use crate::protocols::telnet::{encode_text, Telnet};
+use crate::session::framer::{Framed, LineFramer};
+use crate::session::Session;
+use crate::throttle::RateLimiter;
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SOCKET: Token = Token(0);
+const WAKE: Token = Token(1);
+
+/// How long a closing session may take to flush its last output.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// Shortest gap between two "too fast" notices to one player.
+const RATE_NOTICE_GAP: Duration = Duration::from_secs(1);
+
+/// What the rest of the portal sends to a worker.
+#[derive(Debug)]
+enum ToWorker {
+    /// Commands from the game to render.
+    Out(Vec<Command>),
+    /// Show the reason (if any), flush, close.
+    Close(String),
+}
+
+/// The registry's way to reach a worker: a channel and the worker's waker.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    tx: Sender<ToWorker>,
+    waker: Arc<Waker>,
+}
+
+impl WorkerHandle {
+    fn send(&self, message: ToWorker) {
+        if self.tx.send(message).is_ok() {
+            // A failed wake means the worker is gone; nothing to do.
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Output from the game.
+    pub fn send_out(&self, commands: Vec<Command>) {
+        self.send(ToWorker::Out(commands));
+    }
+
+    /// One line of text from the portal itself.
+    pub fn text(&self, text: &str) {
+        self.send_out(vec![Command::text(text)]);
+    }
+
+    /// Close the session after showing `reason`.
+    pub fn close(&self, reason: &str) {
+        self.send(ToWorker::Close(reason.to_owned()));
+    }
+}
+
+/// Why a worker ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Closing {
+    /// The peer closed or the socket failed.
+    PeerGone,
+    /// Someone asked (game, shutdown, idle timeout, overflow).
+    Asked,
+}
+
+/// A connection handed over by the acceptor.
+pub struct Inbound {
+    pub sessid: u64,
+    pub stream: std::net::TcpStream,
+    pub address: SocketAddr,
+    pub protocol_key: &'static str,
+}
+
+/// Start a worker thread for an accepted connection. On failure the stream
+/// is handed back so the caller can tell the client.
+pub fn spawn_inbound(handler: Arc<Handler>, inbound: Inbound) -> Result<(), (Inbound, io::Error)> {
+    let (tx, rx) = crossbeam_channel::bounded::<Inbound>(1);
+    let name = format!("session-{}", inbound.sessid);
+    let spawned = thread_builder(&handler, name).spawn(move || {
+        if let Ok(inbound) = rx.recv() {
+            run_guarded(handler, inbound.sessid, move |h| serve_inbound(h, inbound));
+        }
+    });
+    match spawned {
+        Ok(_) => tx.send(inbound).map_err(|e| {
+            let error = io::Error::other("worker thread ended before its start");
+            (e.into_inner(), error)
+        }),
+        Err(e) => Err((inbound, e)),
+    }
+}
+
+/// Start a worker that connects out to `target` and then behaves as a
+/// session (the seed's `server_connect`).
+pub fn spawn_outbound(handler: Arc<Handler>, target: String) -> io::Result<()> {
+    let sessid = handler.generate_sessid();
+    thread_builder(&handler, format!("session-{sessid}"))
+        .spawn(move || run_guarded(handler, sessid, move |h| serve_outbound(h, sessid, target)))
+        .map(|_| ())
+}
+
+fn thread_builder(handler: &Handler, name: String) -> std::thread::Builder {
+    let stack = handler.config().limits.worker_stack_kib * 1024;
+    std::thread::Builder::new().name(name).stack_size(stack)
+}
+
+/// Run a worker body, turning a panic into a logged, reported disconnect so
+/// one broken session never takes the portal down.
+fn run_guarded(handler: Arc<Handler>, sessid: u64, body: impl FnOnce(&Arc<Handler>)) {
+    handler.worker_started(true);
+    if catch_unwind(AssertUnwindSafe(|| body(&handler))).is_err() {
+        log::error!("session {sessid}: worker panicked; session closed");
+    }
+    handler.disconnect(sessid);
+    handler.worker_started(false);
+}
+
+fn serve_inbound(handler: &Arc<Handler>, inbound: Inbound) {
+    let Inbound {
+        sessid,
+        stream,
+        address,
+        protocol_key,
+    } = inbound;
+    let session = Session::init_session(sessid, protocol_key, &address.to_string());
+    match Worker::new(handler.clone(), stream, session, true) {
+        Ok(mut worker) => worker.run(),
+        Err(e) => log::warn!("session {sessid}: cannot set up its worker: {e}"),
+    }
+}
+
+fn serve_outbound(handler: &Arc<Handler>, sessid: u64, target: String) {
+    let stream = match connect_out(&target) {
+        Ok(stream) => stream,
+        Err(e) => {
+            let message = format!("cannot connect to {target}: {e}");
+            log::warn!("server_connect: {message}");
+            handler.send_amp(PortalMsg::Error {
+                request: "ServerConnect".into(),
+                message,
+            });
+            return;
+        }
+    };
+    log::info!("session {sessid}: outbound telnet connection to {target}");
+    let session = Session::init_session(sessid, "telnet", &target);
+    match Worker::new(handler.clone(), stream, session, false) {
+        Ok(mut worker) => worker.run(),
+        Err(e) => log::warn!("session {sessid}: cannot set up its worker: {e}"),
+    }
+}
+
+fn connect_out(target: &str) -> io::Result<std::net::TcpStream> {
+    use std::net::ToSocketAddrs;
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address found");
+    for addr in target.to_socket_addrs()? {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10)) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// One connection's state, owned by its thread.
+struct Worker {
+    sessid: u64,
+    handler: Arc<Handler>,
+    config: Arc<Config>,
+    poll: Poll,
+    stream: TcpStream,
+    rx: Receiver<ToWorker>,
+    telnet: Telnet,
+    framer: LineFramer,
+    limiter: RateLimiter,
+    rate_notice_at: Option<Instant>,
+    out: Vec<u8>,
+    writable_interest: bool,
+    last_input: Instant,
+    idle_timeout: bool,
+    closing: Option<(Closing, Instant)>,
+}
+
+impl Worker {
+    /// Register the socket and waker and the session with the handler.
+    fn new(
+        handler: Arc<Handler>,
+        stream: std::net::TcpStream,
+        session: Session,
+        idle_timeout: bool,
+    ) -> io::Result<Worker> {
+        stream.set_nonblocking(true)?;
+        stream.set_nodelay(true)?;
+        let mut stream = TcpStream::from_std(stream);
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut stream, SOCKET, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let config = handler.config();
+        let now = Instant::now();
+        let sessid = session.sessid;
+        handler.connect(session, WorkerHandle { tx, waker });
+        Ok(Worker {
+            sessid,
+            framer: LineFramer::new(config.limits.max_char_limit),
+            limiter: RateLimiter::new(config.limits.max_command_rate, now),
+            handler,
+            config,
+            poll,
+            stream,
+            rx,
+            telnet: Telnet::new(),
+            rate_notice_at: None,
+            out: Vec::new(),
+            writable_interest: false,
+            last_input: now,
+            idle_timeout,
+            closing: None,
+        })
+    }
+
+    /// The event loop: until the peer leaves or a close has flushed.
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(8);
+        loop {
+            let timeout = self.next_timeout(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log::warn!("session {}: poll failed: {e}", self.sessid);
+                return;
+            }
+            for event in events.iter() {
+                if event.token() == SOCKET && (event.is_readable() || event.is_read_closed()) {
+                    self.read_socket();
+                }
+            }
+            self.drain_channel();
+            self.check_idle(Instant::now());
+            self.flush();
+            if self.finished(Instant::now()) {
+                return self.finish_close();
+            }
+        }
+    }
+
+    /// After a requested close: send FIN, then read and discard what the
+    /// client still sends for a moment, so the kernel does not answer unread
+    /// input with a reset that could destroy our last message in flight.
+    fn finish_close(&mut self) {
+        if !matches!(self.closing, Some((Closing::Asked, _))) {
+            return;
+        }
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let mut events = Events::with_capacity(4);
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if self.poll.poll(&mut events, Some(left)).is_err() {
+                return;
+            }
+            loop {
+                match self.stream.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => return,
+                }
+            }
+        }
+    }
+
+    fn next_timeout(&self, now: Instant) -> Option<Duration> {
+        if let Some((_, since)) = &self.closing {
+            return Some((*since + CLOSE_LINGER).saturating_duration_since(now));
+        }
+        let idle = self.config.limits.idle_timeout_secs;
+        if self.idle_timeout && idle > 0 {
+            let deadline = self.last_input + Duration::from_secs(idle);
+            return Some(deadline.saturating_duration_since(now) + Duration::from_millis(10));
+        }
+        None
+    }
+
+    fn finished(&self, now: Instant) -> bool {
+        match &self.closing {
+            None => false,
+            Some((Closing::PeerGone, _)) => true,
+            Some((Closing::Asked, since)) => self.out.is_empty() || now >= *since + CLOSE_LINGER,
+        }
+    }
+
+    fn close(&mut self, why: Closing) {
+        if self.closing.is_none() || why == Closing::PeerGone {
+            self.closing = Some((why, Instant::now()));
+        }
+    }
+
+    // ---- input ----
+
+    fn read_socket(&mut self) {
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return self.close(Closing::PeerGone),
+                Ok(n) => self.handle_bytes(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::debug!("session {}: read failed: {e}", self.sessid);
+                    return self.close(Closing::PeerGone);
+                }
+            }
+        }
+    }
+
+    fn handle_bytes(&mut self, bytes: &[u8]) {
+        if self.closing.is_some() {
+            return;
+        }
+        self.last_input = Instant::now();
+        let mut data = Vec::with_capacity(bytes.len());
+        self.telnet.handle_input(bytes, &mut data);
+        let replies = self.telnet.take_transmit();
+        self.queue_bytes(&replies);
+        let mut framed = Vec::new();
+        self.framer.push(&data, &mut framed);
+        for item in framed {
+            match item {
+                Framed::Line(line) => self.handle_line(line),
+                Framed::TooLong => self.refuse_long_line(),
+            }
+        }
+    }
+
+    fn refuse_long_line(&mut self) {
+        log::info!(
+            "session {}: input line over max_char_limit refused",
+            self.sessid
+        );
+        let limit = self.config.limits.max_char_limit.to_string();
+        let text = fill(&self.config.messages.char_limit, "limit", &limit);
+        self.queue_text(&text, true);
+    }
+
+    fn handle_line(&mut self, line: Vec<u8>) {
+        if !line.is_empty() && line.iter().all(|&b| b == 0) {
+            let idle = Command::text("idle");
+            return self.handler.data_in(self.sessid, vec![idle], false);
+        }
+        let text = match String::from_utf8(line) {
+            Ok(text) => text,
+            Err(e) => self.replace_invalid_utf8(e.into_bytes()),
+        };
+        let now = Instant::now();
+        if !self.limiter.try_take(now) {
+            return self.refuse_fast_command(now);
+        }
+        self.handler
+            .data_in(self.sessid, vec![Command::text(text)], true);
+    }
+
+    fn replace_invalid_utf8(&mut self, bytes: Vec<u8>) -> String {
+        log::info!("session {}: invalid UTF-8 in input replaced", self.sessid);
+        let text = self.config.messages.invalid_utf8.clone();
+        self.queue_text(&text, true);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    fn refuse_fast_command(&mut self, now: Instant) {
+        let recent = self
+            .rate_notice_at
+            .is_some_and(|at| now.saturating_duration_since(at) < RATE_NOTICE_GAP);
+        if !recent {
+            log::info!("session {}: over max_command_rate", self.sessid);
+            self.rate_notice_at = Some(now);
+            let text = self.config.messages.command_rate.clone();
+            self.queue_text(&text, true);
+        }
+    }
+
+    fn check_idle(&mut self, now: Instant) {
+        let idle = self.config.limits.idle_timeout_secs;
+        if !self.idle_timeout || idle == 0 || self.closing.is_some() {
+            return;
+        }
+        if now.saturating_duration_since(self.last_input) >= Duration::from_secs(idle) {
+            log::info!("session {}: idle timeout", self.sessid);
+            let text = self.config.messages.idle_timeout.clone();
+            self.queue_text(&text, true);
+            self.close(Closing::Asked);
+        }
+    }
+
+    // ---- output ----
+
+    fn drain_channel(&mut self) {
+        while let Ok(message) = self.rx.try_recv() {
+            match message {
+                ToWorker::Out(commands) => self.render(commands),
+                ToWorker::Close(reason) => {
+                    if !reason.is_empty() {
+                        self.queue_text(&reason, true);
+                    }
+                    self.close(Closing::Asked);
+                }
+            }
+        }
+    }
+
+    fn render(&mut self, commands: Vec<Command>) {
+        for command in commands {
+            match command.name.as_str() {
+                "text" => {
+                    let text = command.first_str().unwrap_or_default().to_owned();
+                    self.queue_text(&text, true);
+                }
+                "prompt" => {
+                    let text = command.first_str().unwrap_or_default().to_owned();
+                    self.queue_text(&text, false);
+                }
+                other => log::debug!("session {}: no telnet output for `{other}`", self.sessid),
+            }
+        }
+    }
+
+    fn queue_text(&mut self, text: &str, newline: bool) {
+        let mut bytes = Vec::with_capacity(text.len() + 2);
+        encode_text(text, &mut bytes);
+        if newline && !text.ends_with('\n') {
+            bytes.extend_from_slice(b"\r\n");
+        }
+        self.queue_bytes(&bytes);
+    }
+
+    fn queue_bytes(&mut self, bytes: &[u8]) {
+        if self.out.len() + bytes.len() > self.config.limits.output_buffer_bytes {
+            log::warn!(
+                "session {}: client is not reading; output buffer full ({} bytes), closing",
+                self.sessid,
+                self.out.len()
+            );
+            self.out.clear();
+            self.close(Closing::PeerGone);
+            return;
+        }
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Write what the socket takes; ask for writability if some is left.
+    fn flush(&mut self) {
+        let mut written = 0;
+        while written < self.out.len() {
+            match self.stream.write(&self.out[written..]) {
+                Ok(0) => break,
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::debug!("session {}: write failed: {e}", self.sessid);
+                    self.out.clear();
+                    return self.close(Closing::PeerGone);
+                }
+            }
+        }
+        self.out.drain(..written);
+        self.set_writable_interest(!self.out.is_empty());
+    }
+
+    fn set_writable_interest(&mut self, wanted: bool) {
+        if wanted == self.writable_interest {
+            return;
+        }
+        let interest = if wanted {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        match self
+            .poll
+            .registry()
+            .reregister(&mut self.stream, SOCKET, interest)
+        {
+            Ok(()) => self.writable_interest = wanted,
+            Err(e) => log::warn!("session {}: cannot change interest: {e}", self.sessid),
+        }
+    }
+}

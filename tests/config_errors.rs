@@ -1,0 +1,55 @@
+//! A bad portal.conf stops the portal at start with file, key and reason.
+
+use std::process::Command;
+
+fn run_with(conf: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portal.conf");
+    std::fs::write(&path, conf).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_portal"))
+        .arg("--config")
+        .arg(&path)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        stderr.contains(&path.display().to_string()),
+        "names the file: {stderr}"
+    );
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn wrong_type_names_file_key_and_reason() {
+    let (code, stderr) = run_with("[limits]\nmax_command_rate = \"lots\"\n");
+    assert_eq!(code, 2);
+    assert!(stderr.contains("limits.max_command_rate"), "{stderr}");
+    assert!(stderr.contains("invalid type"), "{stderr}");
+}
+
+#[test]
+fn unknown_key_is_refused() {
+    let (code, stderr) = run_with("[telnet]\nlisten = [\"127.0.0.1:0\"]\nport = 4000\n");
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown field `port`"), "{stderr}");
+}
+
+#[test]
+fn impossible_value_is_refused() {
+    let (code, stderr) = run_with("[limits]\nmax_char_limit = 0\n");
+    assert_eq!(code, 2);
+    assert!(stderr.contains("limits.max_char_limit"), "{stderr}");
+    assert!(stderr.contains("positive"), "{stderr}");
+}
+
+#[test]
+fn missing_file_is_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_portal"))
+        .args(["--config", "/nonexistent/portal.conf"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/portal.conf") && stderr.contains("cannot read"));
+}

@@ -1,0 +1,382 @@
+//! Shared helpers for the end-to-end tests: start a real portal (and its
+//! real demo game child) on free loopback ports from a temporary config,
+//! and talk to it with raw telnet clients.
+//!
+//! Every wait is a condition polled until a deadline; nothing sleeps a fixed
+//! time. Dropping a [`Portal`] kills the portal and its game.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long any single expectation may take.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Poll `check` until it gives a value or `WAIT` passes.
+pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running portal with its temporary directory.
+pub struct Portal {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub telnet: SocketAddr,
+    pub amp: SocketAddr,
+}
+
+/// The config every test starts from: free ports, files in `dir`, the demo
+/// game with a fast password hash, throttles open. `extra` is appended
+/// (later TOML tables win only for keys not already set, so tests pass
+/// whole sections they change through `sections`).
+pub fn base_config(dir: &Path, autostart: bool) -> String {
+    let demo = env!("CARGO_BIN_EXE_demo_game");
+    let db = dir.join("game.sqlite3");
+    format!(
+        r#"
+[portal]
+name = "Test Portal"
+status_file = "{status}"
+
+[telnet]
+listen = ["127.0.0.1:0"]
+
+[amp]
+listen = "127.0.0.1:0"
+
+[log]
+file = "{log}"
+level = "debug"
+
+[game]
+autostart = {autostart}
+command = ["{demo}", "--db", "{db}", "--hash-cost", "fast"]
+stop_timeout_secs = 5.0
+"#,
+        status = dir.join("portal.status").display(),
+        log = dir.join("portal.log").display(),
+        db = db.display(),
+    )
+}
+
+impl Portal {
+    /// Start a portal with the demo game and the given `[limits]` and
+    /// `[messages]` lines (TOML body of a `[limits]` table).
+    pub fn start(limits: &str) -> Portal {
+        Portal::start_with(limits, true)
+    }
+
+    /// Start a portal; with `autostart` false the test plays the game.
+    pub fn start_with(limits: &str, autostart: bool) -> Portal {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut text = base_config(dir.path(), autostart);
+        text.push_str("\n[limits]\n");
+        if !limits.contains("max_connection_rate") {
+            text.push_str("max_connection_rate = 1000.0\n");
+        }
+        text.push_str(limits);
+        let conf = dir.path().join("portal.conf");
+        std::fs::write(&conf, text).expect("write config");
+        Portal::launch(dir, &conf)
+    }
+
+    /// Start the portal binary on an existing config.
+    pub fn launch(dir: tempfile::TempDir, conf: &Path) -> Portal {
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file");
+        let child = Command::new(env!("CARGO_BIN_EXE_portal"))
+            .arg("--config")
+            .arg(conf)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start portal");
+        let mut portal = Portal {
+            child,
+            dir,
+            telnet: "127.0.0.1:1".parse().unwrap(),
+            amp: "127.0.0.1:1".parse().unwrap(),
+        };
+        portal.telnet = portal.status("telnet").parse().expect("telnet address");
+        portal.amp = portal.status("amp").parse().expect("amp address");
+        portal
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A value from the status file, waiting until it is there.
+    pub fn status(&mut self, key: &str) -> String {
+        let path = self.path("portal.status");
+        let child = &mut self.child;
+        wait_for(&format!("status key {key}"), || {
+            if let Ok(Some(code)) = child.try_wait() {
+                panic!("portal exited early ({code})");
+            }
+            let text = std::fs::read_to_string(&path).ok()?;
+            text.lines().find_map(|line| {
+                let (k, v) = line.split_once(" = ")?;
+                (k == key).then(|| v.to_owned())
+            })
+        })
+    }
+
+    /// The running game's pid, once it is not `not`.
+    pub fn game_pid_other_than(&mut self, not: Option<i32>) -> i32 {
+        let path = self.path("portal.status");
+        wait_for("a game pid", || {
+            let text = std::fs::read_to_string(&path).ok()?;
+            let pid: i32 = text
+                .lines()
+                .find_map(|l| l.strip_prefix("game_pid = "))?
+                .parse()
+                .ok()?;
+            (Some(pid) != not).then_some(pid)
+        })
+    }
+
+    /// The portal log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path("portal.log")).unwrap_or_default()
+    }
+
+    /// Wait until the log contains `text`.
+    pub fn wait_log(&self, text: &str) {
+        wait_for(&format!("log line {text:?}"), || {
+            self.log().contains(text).then_some(())
+        });
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+
+    /// Wait for the portal to exit and return its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let child = &mut self.child;
+        wait_for("portal exit", || child.try_wait().ok().flatten()).code()
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(self.telnet)
+    }
+
+    /// A client that created `name` (password `pw123`) and is logged in.
+    pub fn player(&self, name: &str) -> Client {
+        let mut client = self.client();
+        client.expect("connect");
+        client.send(&format!("create {name} pw123"));
+        client.expect("The Portal Plaza");
+        client
+    }
+}
+
+impl Drop for Portal {
+    fn drop(&mut self) {
+        let game = std::fs::read_to_string(self.path("portal.status"))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("game_pid = ")?.parse().ok())
+            });
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(pid) = game {
+            // SAFETY: kill(2) on the game child this portal started.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// A raw telnet client that keeps what it has read.
+pub struct Client {
+    pub stream: TcpStream,
+    seen: Vec<u8>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect to portal");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+        Client {
+            stream,
+            seen: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\r\n").as_bytes());
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send to portal");
+    }
+
+    /// Read what is there; false once the portal has closed the socket.
+    pub fn pump(&mut self) -> bool {
+        let mut buf = [0u8; 65536];
+        match self.stream.read(&mut buf) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.seen.extend_from_slice(&buf[..n]);
+                true
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Wait until `text` arrives; return everything up to and including it
+    /// and forget it, so the next expect looks only at newer output.
+    pub fn expect(&mut self, text: &str) -> String {
+        let needle = text.as_bytes();
+        wait_for(
+            &format!("{text:?} (seen so far: {:?})", self.text()),
+            || {
+                if let Some(at) = find(&self.seen, needle) {
+                    let end = at + needle.len();
+                    let got: Vec<u8> = self.seen.drain(..end).collect();
+                    return Some(String::from_utf8_lossy(&got).into_owned());
+                }
+                self.pump();
+                None
+            },
+        )
+    }
+
+    /// Wait until the portal closes the connection; returns the rest.
+    pub fn expect_closed(&mut self) -> String {
+        wait_for("the portal to close the connection", || {
+            (!self.pump()).then_some(())
+        });
+        let rest = std::mem::take(&mut self.seen);
+        String::from_utf8_lossy(&rest).into_owned()
+    }
+
+    /// Everything unread so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.seen).into_owned()
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A game played by the test itself: raw AMP frames over a real socket.
+pub struct RawGame {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawGame {
+    /// Connect without saying anything yet.
+    pub fn connect(amp: SocketAddr) -> RawGame {
+        let stream = TcpStream::connect(amp).expect("connect to AMP");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+        RawGame {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Connect, hello, sync; returns the game and the sync reply.
+    pub fn link(amp: SocketAddr) -> (RawGame, portal::amp::message::PortalMsg) {
+        use portal::amp::message::{PortalMsg, ServerMsg, PROTOCOL_VERSION};
+        let mut game = RawGame::connect(amp);
+        game.send(&ServerMsg::Hello {
+            version: PROTOCOL_VERSION,
+            secret: String::new(),
+            name: "test".into(),
+        });
+        let welcome = game.recv();
+        assert!(matches!(welcome, PortalMsg::Welcome { .. }), "{welcome:?}");
+        game.send(&ServerMsg::SyncRequest);
+        let sync = game.recv();
+        (game, sync)
+    }
+
+    pub fn send(&mut self, message: &portal::amp::message::ServerMsg) {
+        let mut bytes = Vec::new();
+        portal::amp::codec::encode(message, &mut bytes).expect("encode");
+        self.stream.write_all(&bytes).expect("write frame");
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes);
+    }
+
+    /// The next message from the portal, or None once it closed the link.
+    pub fn try_recv(&mut self) -> Option<portal::amp::message::PortalMsg> {
+        use portal::amp::codec::{decode, Decoded};
+        wait_for("a frame from the portal", || {
+            match decode(&self.buf, 1 << 24) {
+                Decoded::Frame { message, used } => {
+                    self.buf.drain(..used);
+                    return Some(Some(message));
+                }
+                Decoded::NeedMore => {}
+                other => panic!("bad frame from the portal: {other:?}"),
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => Some(None),
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    None
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    None
+                }
+                Err(_) => Some(None),
+            }
+        })
+    }
+
+    pub fn recv(&mut self) -> portal::amp::message::PortalMsg {
+        self.try_recv().expect("the portal closed the link")
+    }
+
+    /// Skip messages until one matches.
+    pub fn recv_until(
+        &mut self,
+        mut want: impl FnMut(&portal::amp::message::PortalMsg) -> bool,
+    ) -> portal::amp::message::PortalMsg {
+        loop {
+            let message = self.recv();
+            if want(&message) {
+                return message;
+            }
+        }
+    }
+}
