@@ -46,6 +46,7 @@
 //! # }
 //! ```
 
+pub mod demo;
 mod link;
 mod sessions;
 
