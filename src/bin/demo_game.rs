@@ -18,7 +18,9 @@ fn main() {
         }
     };
     let config = ConfigBuilder::new().set_time_format_rfc3339().build();
-    // Only fails when a logger is already set, which cannot happen here.
-    let _ = WriteLogger::init(opts.log_level, config, std::io::stderr());
+    // One write per line, so the portal (which may share our stderr) never
+    // sees half lines. init only fails when a logger is already set.
+    let stderr = std::io::LineWriter::new(std::io::stderr());
+    let _ = WriteLogger::init(opts.log_level, config, stderr);
     std::process::exit(demo::run(&opts));
 }

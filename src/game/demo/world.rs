@@ -60,7 +60,7 @@ impl Game {
             self.check_restored_login(*sessid, *uid);
         }
         log::info!(
-            "{} start: {} sessions, {} logged in",
+            "started ({}): {} sessions, {} logged in",
             synced.mode.name(),
             self.sessions.len(),
             self.sessions.count_logged_in()
