@@ -1,1 +1,54 @@
-//! placeholder
+//! The game server's side of the AMP link.
+//!
+//! ```text
+//!   portal ──PortalMsg frames──► GameLink::recv ──► your game loop
+//!                                                    │ ServerSessions::apply
+//!   portal ◄──ServerMsg frames── GameLink::send ◄───┘ (DataOut, Login, …)
+//! ```
+//!
+//! This module is what a game written in Rust links against to sit behind
+//! the portal; the bundled demo game (`src/bin/demo_game.rs`, logic in
+//! [`demo`]) is its first user. It owns:
+//!
+//! - [`GameLink`]: a blocking, single-threaded TCP client for the link. It
+//!   connects (retrying while the portal starts), says hello with the
+//!   protocol version and shared secret, asks for the sync and hands back
+//!   the portal's [`Synced`] reply: the start mode and every session record,
+//!   so a restarted game knows who is logged in as whom;
+//! - [`ServerSessions`]: the game's copy of the session records, kept in
+//!   step by applying the portal's `Connect`/`ConnSync`/`Disconnect`/
+//!   `DisconnectAll`/`Sync` messages;
+//! - [`LinkError`]: the one error type of this boundary.
+//!
+//! It owns no threads and no game logic. The wire format is in
+//! [`crate::amp::message`] and [`crate::amp::codec`].
+//!
+//! ```no_run
+//! use portal::amp::message::PortalMsg;
+//! use portal::game::{GameLink, ServerSessions};
+//! use std::time::Duration;
+//!
+//! # fn main() -> Result<(), portal::game::LinkError> {
+//! let (mut link, synced) = GameLink::connect("127.0.0.1:4006", "", "mygame", Duration::from_secs(30))?;
+//! let mut sessions = ServerSessions::new();
+//! sessions.sync(synced.sessions);
+//! loop {
+//!     let msg = link.recv()?;
+//!     if sessions.apply(&msg) {
+//!         continue;
+//!     }
+//!     match msg {
+//!         PortalMsg::DataIn { sessid, .. } => link.text(sessid, "You said something.")?,
+//!         PortalMsg::Stop { .. } => return link.session_sync(sessions.records(), false),
+//!         _ => {}
+//!     }
+//! }
+//! # }
+//! ```
+
+pub mod demo;
+mod link;
+mod sessions;
+
+pub use link::{GameLink, LinkError, Synced, MAX_FRAME};
+pub use sessions::ServerSessions;

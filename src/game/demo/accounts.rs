@@ -1,0 +1,301 @@
+//! The demo game's account store: SQLite for the rows, argon2 for the
+//! passwords (PHC strings, so each hash records its own cost and a change
+//! of [`HashCost`] never locks anyone out).
+
+use super::command::{validate_name, validate_password};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::io::Read;
+use std::path::Path;
+
+/// How expensive password hashing is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashCost {
+    /// The argon2 crate's defaults (19 MiB, 2 passes): for real players.
+    Default,
+    /// The smallest argon2 parameters (8 KiB, 1 pass): for load tests that
+    /// create thousands of accounts. Not safe for real passwords.
+    Fast,
+    /// The default passes with this much memory (KiB).
+    MemoryKib(u32),
+}
+
+impl HashCost {
+    /// Parse `default`, `fast` or a memory size in KiB.
+    pub fn parse(text: &str) -> Option<HashCost> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "default" => Some(HashCost::Default),
+            "fast" => Some(HashCost::Fast),
+            other => other.parse().ok().map(HashCost::MemoryKib),
+        }
+    }
+
+    fn params(self) -> Result<Params, argon2::Error> {
+        match self {
+            HashCost::Default => Ok(Params::default()),
+            HashCost::Fast => Params::new(Params::MIN_M_COST, Params::MIN_T_COST, 1, None),
+            HashCost::MemoryKib(kib) => Params::new(kib, Params::DEFAULT_T_COST, 1, None),
+        }
+    }
+}
+
+/// One account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: i64,
+    /// The name as it was typed at creation.
+    pub name: String,
+    /// The first account ever created is the admin.
+    pub is_admin: bool,
+}
+
+/// Why an account operation failed. The first four are the player's
+/// mistakes and their `Display` is meant for the player.
+#[derive(Debug)]
+pub enum AccountError {
+    BadName(String),
+    BadPassword(String),
+    NameTaken,
+    WrongCredentials,
+    Db(rusqlite::Error),
+    Hash(String),
+}
+
+impl std::fmt::Display for AccountError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AccountError::BadName(why) | AccountError::BadPassword(why) => f.write_str(why),
+            AccountError::NameTaken => f.write_str("That name is already taken."),
+            AccountError::WrongCredentials => f.write_str("Incorrect name or password."),
+            AccountError::Db(e) => write!(f, "account database error: {e}"),
+            AccountError::Hash(e) => write!(f, "password hashing error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for AccountError {}
+
+impl From<rusqlite::Error> for AccountError {
+    fn from(e: rusqlite::Error) -> Self {
+        AccountError::Db(e)
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS accounts (
+    id        INTEGER PRIMARY KEY,
+    name      TEXT NOT NULL,
+    name_key  TEXT NOT NULL UNIQUE,
+    password  TEXT NOT NULL,
+    is_admin  INTEGER NOT NULL DEFAULT 0,
+    created   REAL NOT NULL
+);";
+
+/// Accounts in one SQLite file.
+pub struct AccountStore {
+    conn: Connection,
+    hasher: Argon2<'static>,
+}
+
+impl AccountStore {
+    /// Open (creating if needed) the store at `path`.
+    pub fn open(path: &Path, cost: HashCost) -> Result<AccountStore, AccountError> {
+        let conn = Connection::open(path)?;
+        // WAL + NORMAL: safe across a game crash, cheap enough for load tests.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(SCHEMA)?;
+        let params = cost
+            .params()
+            .map_err(|e| AccountError::Hash(e.to_string()))?;
+        let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        Ok(AccountStore { conn, hasher })
+    }
+
+    /// Create an account; the first one ever is the admin.
+    pub fn create(&mut self, name: &str, password: &str) -> Result<Account, AccountError> {
+        validate_name(name).map_err(AccountError::BadName)?;
+        validate_password(password).map_err(AccountError::BadPassword)?;
+        if self.find(name)?.is_some() {
+            return Err(AccountError::NameTaken);
+        }
+        let hash = self.hash(password)?;
+        let tx = self.conn.transaction()?;
+        let count: i64 = tx.query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))?;
+        tx.execute(
+            "INSERT INTO accounts (name, name_key, password, is_admin, created) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                name,
+                name.to_ascii_lowercase(),
+                hash,
+                count == 0,
+                crate::session::unix_now()
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(Account {
+            id,
+            name: name.to_owned(),
+            is_admin: count == 0,
+        })
+    }
+
+    /// Check a name and password; the same error for either being wrong.
+    pub fn authenticate(&self, name: &str, password: &str) -> Result<Account, AccountError> {
+        let Some((account, stored)) = self.find(name)? else {
+            return Err(AccountError::WrongCredentials);
+        };
+        let parsed = PasswordHash::new(&stored).map_err(|e| AccountError::Hash(e.to_string()))?;
+        match self.hasher.verify_password(password.as_bytes(), &parsed) {
+            Ok(()) => Ok(account),
+            Err(argon2::password_hash::Error::Password) => Err(AccountError::WrongCredentials),
+            Err(e) => Err(AccountError::Hash(e.to_string())),
+        }
+    }
+
+    /// The account with this id, if it exists.
+    pub fn get(&self, id: i64) -> Result<Option<Account>, AccountError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, name, is_admin FROM accounts WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(Account {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        is_admin: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(row)
+    }
+
+    /// The account and its stored hash, looked up case-insensitively.
+    fn find(&self, name: &str) -> Result<Option<(Account, String)>, AccountError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, name, is_admin, password FROM accounts WHERE name_key = ?1",
+                [name.to_ascii_lowercase()],
+                |r| {
+                    let account = Account {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        is_admin: r.get(2)?,
+                    };
+                    Ok((account, r.get(3)?))
+                },
+            )
+            .optional()?;
+        Ok(row)
+    }
+
+    fn hash(&self, password: &str) -> Result<String, AccountError> {
+        let salt = random_salt()?;
+        self.hasher
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| AccountError::Hash(e.to_string()))
+    }
+}
+
+/// A fresh 16-byte salt from the kernel's random source.
+fn random_salt() -> Result<SaltString, AccountError> {
+    let mut bytes = [0u8; argon2::password_hash::Salt::RECOMMENDED_LENGTH];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| AccountError::Hash(format!("cannot read /dev/urandom: {e}")))?;
+    SaltString::encode_b64(&bytes).map_err(|e| AccountError::Hash(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(dir: &tempfile::TempDir) -> AccountStore {
+        AccountStore::open(&dir.path().join("accounts.sqlite3"), HashCost::Fast).unwrap()
+    }
+
+    #[test]
+    fn first_account_is_admin_and_later_ones_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(&dir);
+        assert!(s.create("Anna", "pw123").unwrap().is_admin);
+        assert!(!s.create("bob", "pw123").unwrap().is_admin);
+    }
+
+    #[test]
+    fn names_are_unique_regardless_of_case() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(&dir);
+        s.create("Anna", "pw123").unwrap();
+        assert!(matches!(
+            s.create("aNNA", "other"),
+            Err(AccountError::NameTaken)
+        ));
+    }
+
+    #[test]
+    fn authenticate_checks_the_password_and_ignores_name_case() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(&dir);
+        let anna = s.create("Anna", "pw123").unwrap();
+        assert_eq!(s.authenticate("anna", "pw123").unwrap(), anna);
+        assert!(matches!(
+            s.authenticate("anna", "wrong"),
+            Err(AccountError::WrongCredentials)
+        ));
+        assert!(matches!(
+            s.authenticate("nobody", "pw123"),
+            Err(AccountError::WrongCredentials)
+        ));
+    }
+
+    #[test]
+    fn accounts_survive_reopening_even_with_another_hash_cost() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = store(&dir).create("anna", "pw123").unwrap().id;
+        let path = dir.path().join("accounts.sqlite3");
+        let s = AccountStore::open(&path, HashCost::MemoryKib(64)).unwrap();
+        assert_eq!(s.authenticate("ANNA", "pw123").unwrap().id, id);
+        assert_eq!(s.get(id).unwrap().unwrap().name, "anna");
+        assert_eq!(s.get(id + 100).unwrap(), None);
+    }
+
+    #[test]
+    fn stored_passwords_are_phc_strings_not_plain_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(&dir);
+        s.create("anna", "pw123").unwrap();
+        let (_, stored) = s.find("anna").unwrap().unwrap();
+        assert!(stored.starts_with("$argon2id$"), "{stored}");
+        assert!(!stored.contains("pw123"));
+    }
+
+    #[test]
+    fn invalid_names_and_passwords_are_refused_before_storing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(&dir);
+        assert!(matches!(
+            s.create("a", "pw123"),
+            Err(AccountError::BadName(_))
+        ));
+        assert!(matches!(
+            s.create("anna", "pw"),
+            Err(AccountError::BadPassword(_))
+        ));
+    }
+
+    #[test]
+    fn hash_cost_parses_names_and_sizes() {
+        assert_eq!(HashCost::parse("fast"), Some(HashCost::Fast));
+        assert_eq!(HashCost::parse("Default"), Some(HashCost::Default));
+        assert_eq!(HashCost::parse("4096"), Some(HashCost::MemoryKib(4096)));
+        assert_eq!(HashCost::parse("cheap"), None);
+    }
+}
