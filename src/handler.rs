@@ -74,6 +74,7 @@ struct Registry {
 /// The portal's session registry.
 pub struct Handler {
     config: RwLock<Arc<Config>>,
+    config_generation: AtomicU64,
     next_sessid: AtomicU64,
     registry: Mutex<Registry>,
     amp_tx: Sender<PortalMsg>,
@@ -88,6 +89,7 @@ impl Handler {
     pub fn new(config: Arc<Config>, amp_tx: Sender<PortalMsg>, control: ControlSender) -> Handler {
         Handler {
             config: RwLock::new(config),
+            config_generation: AtomicU64::new(0),
             next_sessid: AtomicU64::new(1),
             registry: Mutex::new(Registry {
                 sessions: HashMap::new(),
@@ -116,6 +118,13 @@ impl Handler {
             Ok(mut guard) => *guard = config,
             Err(poisoned) => *poisoned.into_inner() = config,
         }
+        self.config_generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Bumped by every [`Handler::set_config`], so workers can notice a
+    /// reload with one atomic load.
+    pub fn config_generation(&self) -> u64 {
+        self.config_generation.load(Ordering::Acquire)
     }
 
     /// Ask the main loop for something.

@@ -32,7 +32,7 @@ fn accounts_survive_a_new_connection() {
     anna.expect_closed();
 
     let mut again = portal.client();
-    again.expect("connect");
+    again.expect("create <name>");
     again.send("connect carol wrongpw");
     again.send("connect carol pw123");
     again.expect("The Portal Plaza");

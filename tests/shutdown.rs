@@ -30,7 +30,7 @@ fn sigterm_tells_players_and_exits_cleanly() {
 fn sigint_also_shuts_down_cleanly() {
     let mut portal = Portal::start("");
     let mut anna = portal.client();
-    anna.expect("connect");
+    anna.expect("create <name>");
     portal.signal(libc::SIGINT);
     assert!(anna.expect_closed().contains("shutting down"));
     assert_eq!(portal.wait_exit(), Some(0));

@@ -285,6 +285,7 @@ fn dispatch_frames(
 
 /// Act on one message from the game.
 fn dispatch(handler: &Arc<Handler>, id: u64, message: ServerMsg) {
+    log::trace!("AMP: from the game: {message:?}");
     match message {
         ServerMsg::Hello { .. } => log::warn!("AMP: unexpected second Hello ignored"),
         ServerMsg::SyncRequest => handler.sync_request(id),

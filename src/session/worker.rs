@@ -191,7 +191,11 @@ struct Worker {
     sessid: u64,
     handler: Arc<Handler>,
     config: Arc<Config>,
+    config_generation: u64,
     poll: Poll,
+    /// Kept for the worker's whole life: if the registry dropped the last
+    /// handle right after a wake, closing the eventfd would lose the wake.
+    _waker: Arc<Waker>,
     stream: TcpStream,
     rx: Receiver<ToWorker>,
     telnet: Telnet,
@@ -221,17 +225,24 @@ impl Worker {
             .register(&mut stream, SOCKET, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
         let (tx, rx) = crossbeam_channel::unbounded();
+        let config_generation = handler.config_generation();
         let config = handler.config();
         let now = Instant::now();
         let sessid = session.sessid;
-        handler.connect(session, WorkerHandle { tx, waker });
+        let handle = WorkerHandle {
+            tx,
+            waker: waker.clone(),
+        };
+        handler.connect(session, handle);
         Ok(Worker {
             sessid,
             framer: LineFramer::new(config.limits.max_char_limit),
             limiter: RateLimiter::new(config.limits.max_command_rate, now),
             handler,
             config,
+            config_generation,
             poll,
+            _waker: waker,
             stream,
             rx,
             telnet: Telnet::new(),
@@ -256,6 +267,7 @@ impl Worker {
                 log::warn!("session {}: poll failed: {e}", self.sessid);
                 return;
             }
+            self.refresh_config();
             for event in events.iter() {
                 if event.token() == SOCKET && (event.is_readable() || event.is_read_closed()) {
                     self.read_socket();
@@ -296,6 +308,19 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Pick up a reloaded portal.conf (SIGHUP): limits and messages apply
+    /// to sessions already connected.
+    fn refresh_config(&mut self) {
+        let generation = self.handler.config_generation();
+        if generation == self.config_generation {
+            return;
+        }
+        self.config_generation = generation;
+        self.config = self.handler.config();
+        self.limiter.set_rate(self.config.limits.max_command_rate);
+        self.framer.set_max(self.config.limits.max_char_limit);
     }
 
     fn next_timeout(&self, now: Instant) -> Option<Duration> {
@@ -427,6 +452,7 @@ impl Worker {
             match message {
                 ToWorker::Out(commands) => self.render(commands),
                 ToWorker::Close(reason) => {
+                    log::debug!("session {}: closing: {reason}", self.sessid);
                     if !reason.is_empty() {
                         self.queue_text(&reason, true);
                     }

@@ -180,7 +180,7 @@ impl Portal {
     /// A client that created `name` (password `pw123`) and is logged in.
     pub fn player(&self, name: &str) -> Client {
         let mut client = self.client();
-        client.expect("connect");
+        client.expect("create <name>");
         client.send(&format!("create {name} pw123"));
         client.expect("The Portal Plaza");
         client

@@ -6,7 +6,7 @@
 
 use super::accounts::{Account, AccountError, AccountStore};
 use super::command::{name_and_password, parse, Input};
-use crate::amp::message::{Command, PortalMsg, ServerMsg};
+use crate::amp::message::{Command, PortalMsg, ServerMsg, StartMode};
 use crate::game::{ServerSessions, Synced};
 use crate::session::{unix_now, Session};
 
@@ -59,12 +59,29 @@ impl Game {
         for (sessid, uid) in &logged_in {
             self.check_restored_login(*sessid, *uid);
         }
+        if synced.mode == StartMode::Start {
+            self.greet_unseen_sessions();
+        }
         log::info!(
             "started ({}): {} sessions, {} logged in",
             synced.mode.name(),
             self.sessions.len(),
             self.sessions.count_logged_in()
         );
+    }
+
+    /// On a first start, players who connected while the game was still
+    /// starting have seen nothing from it yet: show them the login screen.
+    fn greet_unseen_sessions(&mut self) {
+        let waiting: Vec<u64> = self
+            .sessions
+            .iter()
+            .filter(|s| !s.logged_in)
+            .map(|s| s.sessid)
+            .collect();
+        for sessid in waiting {
+            self.send_login_screen(sessid);
+        }
     }
 
     /// The session records.
