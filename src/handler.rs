@@ -540,3 +540,226 @@ fn flush_entries(sessions: &mut HashMap<u64, Entry>, amp_tx: &Sender<PortalMsg>)
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::worker::{test_handle, ToWorker};
+    use crossbeam_channel::Receiver;
+
+    struct Fixture {
+        handler: Arc<Handler>,
+        amp: Receiver<PortalMsg>,
+        controls: Arc<Mutex<Vec<Control>>>,
+    }
+
+    fn fixture(config: Config) -> Fixture {
+        let (tx, amp) = crossbeam_channel::bounded(16);
+        let controls = Arc::new(Mutex::new(Vec::new()));
+        let seen = controls.clone();
+        let control: ControlSender = Arc::new(move |c| seen.lock().unwrap().push(c));
+        let handler = Arc::new(Handler::new(Arc::new(config), tx, control));
+        Fixture {
+            handler,
+            amp,
+            controls,
+        }
+    }
+
+    /// Register a session; returns what its worker would receive.
+    fn session(f: &Fixture) -> (u64, Receiver<ToWorker>, mio::Poll) {
+        let (handle, rx, poll) = test_handle();
+        let sessid = f.handler.generate_sessid();
+        f.handler.connect(
+            Session::init_session(sessid, "telnet", "127.0.0.1:1"),
+            handle,
+        );
+        (sessid, rx, poll)
+    }
+
+    fn texts(rx: &Receiver<ToWorker>) -> Vec<String> {
+        rx.try_iter()
+            .flat_map(|m| match m {
+                ToWorker::Out(commands) => commands
+                    .iter()
+                    .filter_map(|c| c.first_str().map(str::to_owned))
+                    .collect(),
+                ToWorker::Close(reason) => vec![format!("CLOSE {reason}")],
+            })
+            .collect()
+    }
+
+    fn lines(messages: Vec<PortalMsg>) -> Vec<String> {
+        messages
+            .into_iter()
+            .flat_map(|m| match m {
+                PortalMsg::DataIn { commands, .. } => commands
+                    .iter()
+                    .filter_map(|c| c.first_str().map(str::to_owned))
+                    .collect(),
+                _ => vec![],
+            })
+            .collect()
+    }
+
+    fn link(f: &Fixture, id: u64) -> PortalMsg {
+        f.handler.link_up(id);
+        f.handler.sync_request(id);
+        f.amp.try_recv().expect("sync reply")
+    }
+
+    #[test]
+    fn sessids_are_never_reused() {
+        let f = fixture(Config::default());
+        let ids: Vec<u64> = (0..100).map(|_| f.handler.generate_sessid()).collect();
+        let mut unique = ids.clone();
+        unique.dedup();
+        assert_eq!(ids, unique);
+    }
+
+    #[test]
+    fn input_without_a_game_is_held_then_sent_in_order_after_sync() {
+        let f = fixture(Config::default());
+        let (sessid, rx, _poll) = session(&f);
+        for line in ["one", "two", "three"] {
+            f.handler.data_in(sessid, vec![Command::text(line)], true);
+        }
+        assert!(
+            f.amp.try_recv().is_err(),
+            "nothing reaches a game that is not there"
+        );
+        assert!(texts(&rx).iter().any(|t| t.contains("3 waiting")));
+        let PortalMsg::Sync { mode, sessions } = link(&f, 1) else {
+            panic!("expected the sync reply first")
+        };
+        assert_eq!(mode, StartMode::Start);
+        assert_eq!(sessions[0].cmd_total, 3);
+        assert_eq!(lines(f.amp.try_iter().collect()), ["one", "two", "three"]);
+    }
+
+    #[test]
+    fn overflowing_the_held_queue_tells_the_player_what_was_dropped() {
+        let mut config = Config::default();
+        config.limits.held_input_commands = 2;
+        let f = fixture(config);
+        let (sessid, rx, _poll) = session(&f);
+        for line in ["a", "b", "lost line"] {
+            f.handler.data_in(sessid, vec![Command::text(line)], true);
+        }
+        assert!(texts(&rx).iter().any(|t| t.contains("dropped: lost line")));
+        link(&f, 1);
+        assert_eq!(lines(f.amp.try_iter().collect()), ["a", "b"]);
+    }
+
+    #[test]
+    fn requeued_input_goes_out_before_newer_input() {
+        let f = fixture(Config::default());
+        let (sessid, _rx, _poll) = session(&f);
+        link(&f, 1);
+        f.handler.link_down(1);
+        f.handler
+            .requeue(sessid, vec![Command::text("old1"), Command::text("old2")]);
+        f.handler.data_in(sessid, vec![Command::text("new")], true);
+        let PortalMsg::Sync { mode, .. } = link(&f, 2) else {
+            panic!()
+        };
+        assert_eq!(
+            mode,
+            StartMode::Crash,
+            "an unexpected link loss counts as a crash"
+        );
+        assert_eq!(lines(f.amp.try_iter().collect()), ["old1", "old2", "new"]);
+    }
+
+    #[test]
+    fn a_restart_tells_players_and_the_return_too() {
+        let f = fixture(Config::default());
+        let (_sessid, rx, _poll) = session(&f);
+        link(&f, 1);
+        f.handler.begin_restart(StartMode::Reload);
+        f.handler.link_down(1);
+        let PortalMsg::Sync { mode, .. } = link(&f, 2) else {
+            panic!()
+        };
+        assert_eq!(mode, StartMode::Reload);
+        let told = texts(&rx);
+        assert!(told[0].contains("restarting"), "{told:?}");
+        assert_eq!(
+            told.len(),
+            2,
+            "no crash message for a planned restart: {told:?}"
+        );
+        assert!(told[1].contains("back"));
+    }
+
+    #[test]
+    fn session_sync_merges_and_clean_closes_unknown_sessions() {
+        let f = fixture(Config::default());
+        let (a, _rx_a, _pa) = session(&f);
+        let (_b, rx_b, _pb) = session(&f);
+        let mut record = f.handler.session(a).unwrap();
+        record.logged_in = true;
+        record.uname = Some("anna".into());
+        record.csessid = Some("browser-1".into());
+        f.handler.server_session_sync(&[record], true);
+        assert_eq!(f.handler.count_loggedin(false), 1);
+        assert_eq!(f.handler.count_loggedin(true), 1, "b was dropped");
+        assert!(texts(&rx_b)[0].starts_with("CLOSE"));
+        let found = f.handler.sessions_from_csessid("browser-1");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].uname.as_deref(), Some("anna"));
+    }
+
+    #[test]
+    fn server_disconnect_shows_the_reason_and_forgets_the_session() {
+        let f = fixture(Config::default());
+        let (sessid, rx, _poll) = session(&f);
+        link(&f, 1);
+        f.handler.server_disconnect(sessid, "Bye now");
+        assert_eq!(texts(&rx), ["CLOSE Bye now"]);
+        assert!(f.handler.session(sessid).is_none());
+        f.handler.disconnect(sessid);
+        assert!(
+            f.amp.try_recv().is_err(),
+            "no PDISCONN for a server-ordered close"
+        );
+    }
+
+    #[test]
+    fn client_disconnect_is_reported_to_the_game() {
+        let f = fixture(Config::default());
+        let (sessid, _rx, _poll) = session(&f);
+        link(&f, 1);
+        f.handler.disconnect(sessid);
+        assert_eq!(
+            f.amp.try_recv().ok(),
+            Some(PortalMsg::Disconnect { sessid })
+        );
+    }
+
+    #[test]
+    fn server_connect_with_unknown_key_or_bad_config_is_an_error() {
+        let f = fixture(Config::default());
+        let err = f.handler.server_connect("irc", &Map::new()).unwrap_err();
+        assert!(err.contains("unknown protocol key `irc`"), "{err}");
+        let err = f.handler.server_connect("telnet", &Map::new()).unwrap_err();
+        assert!(err.contains("host"), "{err}");
+    }
+
+    #[test]
+    fn announce_all_reaches_every_session() {
+        let f = fixture(Config::default());
+        let (_a, rx_a, _pa) = session(&f);
+        let (_b, rx_b, _pb) = session(&f);
+        f.handler.announce_all("hear ye");
+        assert_eq!(texts(&rx_a), ["hear ye"]);
+        assert_eq!(texts(&rx_b), ["hear ye"]);
+    }
+
+    #[test]
+    fn game_requests_reach_the_main_loop() {
+        let f = fixture(Config::default());
+        f.handler.request(Control::ReloadGame);
+        assert_eq!(*f.controls.lock().unwrap(), [Control::ReloadGame]);
+    }
+}

@@ -17,8 +17,16 @@ fn text_of(message: &PortalMsg) -> Option<(u64, String)> {
 }
 
 #[test]
-fn junk_and_oversized_frames_are_refused_and_logged() {
+fn junk_and_oversized_frames_are_refused_and_logged_while_play_goes_on() {
     let portal = Portal::start_with("", false);
+    let (mut game, _) = RawGame::link(portal.amp);
+    let mut player = portal.client();
+    let PortalMsg::Connect { session } =
+        game.recv_until(|m| matches!(m, PortalMsg::Connect { .. }))
+    else {
+        unreachable!()
+    };
+
     let mut junk = RawGame::connect(portal.amp);
     junk.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(junk.try_recv().is_none(), "junk is closed without a reply");
@@ -28,9 +36,22 @@ fn junk_and_oversized_frames_are_refused_and_logged() {
     big.send_raw(&[0x7f, 0xff, 0xff, 0xff, 0, 1, 2]);
     assert!(big.try_recv().is_none());
 
-    // A real game still links afterwards.
-    let (_game, sync) = RawGame::link(portal.amp);
-    assert!(matches!(sync, PortalMsg::Sync { .. }), "{sync:?}");
+    // The linked game and the player never noticed.
+    player.send("still playing");
+    let line = game.recv_until(|m| text_of(m).is_some());
+    assert_eq!(
+        text_of(&line),
+        Some((session.sessid, "still playing".into()))
+    );
+    game.send(&ServerMsg::DataOut {
+        sessid: session.sessid,
+        commands: vec![Command::text("heard you")],
+    });
+    player.expect("heard you");
+    assert!(
+        !player.text().contains("stopped"),
+        "no outage was announced"
+    );
 }
 
 #[test]

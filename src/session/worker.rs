@@ -40,7 +40,7 @@ const RATE_NOTICE_GAP: Duration = Duration::from_secs(1);
 
 /// What the rest of the portal sends to a worker.
 #[derive(Debug)]
-enum ToWorker {
+pub(crate) enum ToWorker {
     /// Commands from the game to render.
     Out(Vec<Command>),
     /// Show the reason (if any), flush, close.
@@ -76,6 +76,16 @@ impl WorkerHandle {
     pub fn close(&self, reason: &str) {
         self.send(ToWorker::Close(reason.to_owned()));
     }
+}
+
+/// A handle whose worker is the caller: for unit tests of the registry.
+/// The `Poll` must be kept alive as long as the handle is used.
+#[cfg(test)]
+pub(crate) fn test_handle() -> (WorkerHandle, Receiver<ToWorker>, Poll) {
+    let poll = Poll::new().expect("poll");
+    let waker = Arc::new(Waker::new(poll.registry(), WAKE).expect("waker"));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    (WorkerHandle { tx, waker }, rx, poll)
 }
 
 /// Why a worker ended.
