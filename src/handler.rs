@@ -279,10 +279,11 @@ impl Handler {
         }
     }
 
-    /// The game says a session logged in (SLOGIN): load its record.
+    /// The game says a session logged in (SLOGIN): load its record (the
+    /// game's fields; see [`Session::load_game_data`]).
     pub fn server_logged_in(&self, data: &Session) {
         if let Some(entry) = self.lock().sessions.get_mut(&data.sessid) {
-            entry.session.load_sync_data(data);
+            entry.session.load_game_data(data);
         }
     }
 
@@ -292,7 +293,7 @@ impl Handler {
         let mut reg = self.lock();
         for data in sessions {
             if let Some(entry) = reg.sessions.get_mut(&data.sessid) {
-                entry.session.load_sync_data(data);
+                entry.session.load_game_data(data);
             }
         }
         if clean {
@@ -431,6 +432,12 @@ impl Handler {
         } else {
             mark_away(&mut reg, mode, text);
         }
+    }
+
+    /// The game is being stopped for good (portal shutdown): its link
+    /// closing is expected, not an outage to announce.
+    pub fn expect_link_close(&self) {
+        self.lock().away = true;
     }
 
     /// The supervisor saw the game process exit on its own.

@@ -123,6 +123,9 @@ impl Game {
         let Some((mut child, _)) = self.child.take() else {
             return;
         };
+        if mode == StopMode::Shutdown {
+            self.handler.expect_link_close();
+        }
         self.handler.send_amp(PortalMsg::Stop { mode });
         let deadline =
             Instant::now() + Duration::from_secs_f64(self.config().game.stop_timeout_secs);

@@ -93,8 +93,26 @@ impl Session {
         self.protocol_flags.extend(incoming);
     }
 
+    /// Apply a record from the game on the portal side: the game owns who
+    /// is logged in (uid, uname, logged_in, puid) and `server_data`;
+    /// `protocol_flags` merge; the connection facts and counters the portal
+    /// keeps (address, browser id, times, cmd_total) stay ours, so an older
+    /// record from the game never rolls them back.
+    pub fn load_game_data(&mut self, data: &Session) {
+        self.uid = data.uid;
+        self.uname = data.uname.clone();
+        self.logged_in = data.logged_in;
+        self.puid = data.puid;
+        self.server_data = data.server_data.clone();
+        self.protocol_flags.extend(
+            data.protocol_flags
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+    }
+
     /// Record one command from the client; `visible` is false for idle
-    /// markers (empty or NUL-only lines).
+    /// markers (NUL-only lines, sent to the game as `idle`).
     pub fn note_command(&mut self, now: f64, visible: bool) {
         self.cmd_last = now;
         self.cmd_total += 1;
@@ -149,6 +167,23 @@ mod tests {
             ours.protocol_flags.get("ENCODING"),
             Some(&Value::from("utf-8"))
         );
+    }
+
+    #[test]
+    fn load_game_data_keeps_the_portals_counters() {
+        let mut ours = Session::init_session(7, "telnet", "127.0.0.1:5000");
+        ours.note_command(500.0, true);
+        let mut theirs = Session::init_session(7, "telnet", "elsewhere");
+        theirs.logged_in = true;
+        theirs.uname = Some("anna".into());
+        theirs.server_data.insert("hp".into(), Value::Int(3));
+        ours.load_game_data(&theirs);
+        assert!(ours.logged_in);
+        assert_eq!(ours.uname.as_deref(), Some("anna"));
+        assert_eq!(ours.cmd_total, 1);
+        assert_eq!(ours.cmd_last, 500.0);
+        assert_eq!(ours.address, "127.0.0.1:5000");
+        assert_eq!(ours.server_data.get("hp"), Some(&Value::Int(3)));
     }
 
     #[test]
