@@ -707,8 +707,10 @@ mod tests {
         let mut record = f.handler.session(a).unwrap();
         record.logged_in = true;
         record.uname = Some("anna".into());
-        record.csessid = Some("browser-1".into());
         f.handler.server_session_sync(&[record], true);
+        if let Some(entry) = f.handler.lock().sessions.get_mut(&a) {
+            entry.session.csessid = Some("browser-1".into());
+        }
         assert_eq!(f.handler.count_loggedin(false), 1);
         assert_eq!(f.handler.count_loggedin(true), 1, "b was dropped");
         assert!(texts(&rx_b)[0].starts_with("CLOSE"));
