@@ -1178,6 +1178,12 @@ mod tests {
     }
 
     #[test]
+    fn a_raw_bare_reset_ends_the_colour() {
+        assert_eq!(ansi16("|rred\x1b[m"), "\x1b[1m\x1b[31mred\x1b[m");
+        assert_eq!(ansi16("\x1b[m"), "\x1b[m");
+    }
+
+    #[test]
     fn other_raw_escapes_are_dropped() {
         // An MXP secure-mode switch and a screen clear.
         assert_eq!(mxp("\x1b[1z<SEND>x\x1b[2J"), "<SEND>x");
@@ -1204,5 +1210,116 @@ mod tests {
         assert_eq!(screenreader("+---+|/|| a |+|/+~~+"), "\r\n| a |\r\n~");
         assert_eq!(screenreader("|lclook|ltLook|le a-b"), "Look a-b");
         assert!(!screenreader("|#ff0000~~~x").contains('\x1b'));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Markup-heavy text: fragments that form, almost form, or break codes.
+        fn markup() -> impl Strategy<Value = String> {
+            let fragment = prop::sample::select(vec![
+                "|", "||", "r", "R", "[", "#", "f", "0", "5", "9", "=", "a", "!", "l", "c", "u",
+                "t", "e", "n", "/", "-", "+", "~", " ", "\n", "\x1b", "\x1b[", "m", "1;3", "z",
+                "é", "日本", "🦀", "<", "\"", "&",
+            ]);
+            prop::collection::vec(fragment, 0..40).prop_map(|parts| parts.concat())
+        }
+
+        fn any_text() -> impl Strategy<Value = String> {
+            prop_oneof![markup(), any::<String>()]
+        }
+
+        fn any_options() -> impl Strategy<Value = RenderOptions> {
+            let depth = prop::sample::select(vec![
+                ColorDepth::None,
+                ColorDepth::Ansi16,
+                ColorDepth::Xterm256,
+                ColorDepth::Truecolor,
+            ]);
+            (depth, any::<bool>(), any::<bool>()).prop_map(|(color, mxp, screenreader)| {
+                RenderOptions {
+                    color,
+                    mxp,
+                    screenreader,
+                }
+            })
+        }
+
+        /// Removes `ESC[…m` sequences, leaving the text a terminal shows.
+        fn without_sgr(text: &str) -> String {
+            let mut out = String::new();
+            let mut rest = text;
+            while let Some(at) = rest.find("\x1b[") {
+                out.push_str(&rest[..at]);
+                let after = &rest[at + 2..];
+                let end = after.find('m').expect("every SGR we send ends in m");
+                rest = &after[end + 1..];
+            }
+            out.push_str(rest);
+            out
+        }
+
+        proptest! {
+            #[test]
+            fn any_input_renders_without_panicking(text in any_text(), options in any_options()) {
+                let _ = render(&text, &options);
+                let _ = strip(&text);
+            }
+
+            #[test]
+            fn plain_output_never_contains_escape(text in any_text(), screenreader in any::<bool>()) {
+                let options = RenderOptions { color: ColorDepth::None, mxp: false, screenreader };
+                prop_assert!(!render(&text, &options).contains('\x1b'));
+                prop_assert!(!strip(&text).contains('\x1b'));
+            }
+
+            #[test]
+            fn plain_rendering_is_strip(text in any_text()) {
+                prop_assert_eq!(render(&text, &options(ColorDepth::None)), strip(&text));
+            }
+
+            #[test]
+            fn colour_never_changes_the_visible_text(text in any_text()) {
+                let plain = strip(&text);
+                for depth in [ColorDepth::Ansi16, ColorDepth::Xterm256, ColorDepth::Truecolor] {
+                    prop_assert_eq!(without_sgr(&render(&text, &options(depth))), plain.clone());
+                }
+            }
+
+            #[test]
+            fn colour_never_bleeds_past_the_end(text in any_text(), options in any_options()) {
+                let out = render(&text, &options);
+                if let (false, Some(at)) = (options.mxp, out.rfind('\x1b')) {
+                    // The last SGR sent is a reset (a raw `ESC[m` is one too).
+                    let last = &out[at..at + out[at..].find('m').expect("SGR ends in m") + 1];
+                    prop_assert!(matches!(last, "\x1b[0m" | "\x1b[m"), "{:?}", out);
+                }
+            }
+
+            #[test]
+            fn escaped_text_renders_verbatim(text in any_text(), options in any_options()) {
+                let text = text.replace('\x1b', "");
+                let options = RenderOptions { screenreader: false, ..options };
+                prop_assert_eq!(render(&escape(&text), &options), text.clone());
+                prop_assert_eq!(strip(&escape(&text)), text);
+            }
+
+            #[test]
+            fn stripping_twice_only_unescapes_again(text in any_text()) {
+                let once = strip(&text);
+                prop_assert_eq!(strip(&escape(&once)), once);
+            }
+
+            #[test]
+            fn mxp_output_opens_only_tags_it_closes(text in markup()) {
+                let options = RenderOptions { mxp: true, ..options(ColorDepth::None) };
+                let out = render(&text, &options);
+                let opens = out.matches("\x1b[4z<SEND ").count() + out.matches("\x1b[4z<A ").count();
+                let closes = out.matches("\x1b[4z</SEND>").count() + out.matches("\x1b[4z</A>").count();
+                prop_assert_eq!(opens, closes);
+                prop_assert_eq!(out.matches('\x1b').count(), 2 * opens);
+            }
+        }
     }
 }
