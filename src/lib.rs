@@ -25,6 +25,7 @@
 //! - [`session`]: the sync record both sides keep (the seed's `Session`);
 //! - [`amp`]: the link to the game: messages, codec, reader and writer;
 //! - [`protocols`]: the client protocols (telnet);
+//! - [`markup`]: Evennia colour markup rendered for each client;
 //! - [`supervisor`]: the game server child process;
 //! - [`game`]: the game's side of the link, used by the demo game.
 
@@ -33,6 +34,7 @@ pub mod amp;
 pub mod config;
 pub mod game;
 pub mod handler;
+pub mod markup;
 pub mod protocols;
 pub mod session;
 pub mod status;
