@@ -1,0 +1,1 @@
+//! Engine tests: scripted byte exchanges with exact reply bytes.
