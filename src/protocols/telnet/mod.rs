@@ -169,8 +169,9 @@ pub struct Telnet {
     /// The client agreed to MCCP2; it starts once TTYPE is done or Ready.
     compress_wanted: bool,
     inflater: Option<Inflater>,
-    /// MCCP3 streams that turned out corrupt (their input was dropped).
-    inflate_errors: u64,
+    /// The client's MCCP3 stream was corrupt: nothing after it can be read,
+    /// so all further input is dropped (the caller should close).
+    inflate_failed: bool,
     ttype: ttype::Ttype,
     naws_seen: bool,
     charset_pending: bool,
@@ -195,7 +196,7 @@ impl Telnet {
             deflater: None,
             compress_wanted: false,
             inflater: None,
-            inflate_errors: 0,
+            inflate_failed: false,
             ttype: ttype::Ttype::new(),
             naws_seen: false,
             charset_pending: false,
@@ -240,6 +241,9 @@ impl Telnet {
 
     /// Raw socket bytes (MCCP3-compressed ones included).
     pub fn handle_input(&mut self, input: &[u8], _now: Instant) {
+        if self.inflate_failed {
+            return;
+        }
         let mut rest = input;
         while !rest.is_empty() {
             match self.inflater.take() {
@@ -266,8 +270,8 @@ impl Telnet {
             }
             Inflated::End(used) => &input[used..],
             Inflated::Corrupt => {
-                self.inflate_errors += 1;
-                log::debug!("telnet: corrupt MCCP3 stream; input dropped");
+                self.inflate_failed = true;
+                log::debug!("telnet: corrupt MCCP3 stream; further input dropped");
                 &[]
             }
         }
@@ -424,6 +428,7 @@ impl Telnet {
         match self.ttype.receive(body, &mut self.flags) {
             ttype::Step::AskAgain => self.write(&ttype::REQUEST),
             ttype::Step::Done => self.start_compression(),
+            ttype::Step::Ignored => {}
         }
     }
 
@@ -684,9 +689,20 @@ impl Telnet {
         self.ready
     }
 
-    /// Subnegotiations dropped for size, and corrupt MCCP3 streams.
-    pub fn dropped(&self) -> (u64, u64) {
-        (self.parser.dropped(), self.inflate_errors)
+    /// Subnegotiations dropped for passing `max_subnegotiation`.
+    pub fn dropped_subnegotiations(&self) -> u64 {
+        self.parser.dropped()
+    }
+
+    /// True once the client's MCCP3 stream proved corrupt: input is ignored
+    /// from then on and the caller should close the connection.
+    pub fn input_failed(&self) -> bool {
+        self.inflate_failed
+    }
+
+    #[cfg(test)]
+    fn parser_body_capacity(&self) -> usize {
+        self.parser.body_capacity()
     }
 
     /// A line of input → text in the session's encoding, else the fallback

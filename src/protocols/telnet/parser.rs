@@ -86,6 +86,12 @@ impl Parser {
         !matches!(self.state, State::Data | State::Iac | State::Negotiate(_))
     }
 
+    /// Bytes the body buffer holds room for (tests check it stays capped).
+    #[cfg(test)]
+    pub(crate) fn body_capacity(&self) -> usize {
+        self.body.capacity()
+    }
+
     /// Feed one byte.
     pub fn push(&mut self, byte: u8) -> Option<Token> {
         let (next, token) = self.step(byte);

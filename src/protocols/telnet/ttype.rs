@@ -69,6 +69,9 @@ pub enum Step {
     AskAgain,
     /// The cycle is over (`TTYPE` flag set).
     Done,
+    /// Not an IS answer: nothing to do (never answered, so two servers
+    /// talking to each other cannot loop).
+    Ignored,
 }
 
 /// Where the TTYPE cycle is.
@@ -101,7 +104,7 @@ impl Ttype {
             return Step::Done;
         }
         let Some((&IS, name)) = body.split_first() else {
-            return Step::AskAgain;
+            return Step::Ignored;
         };
         let name = String::from_utf8_lossy(name).trim().to_owned();
         let repeated = self
