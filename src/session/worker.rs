@@ -17,7 +17,7 @@
 use crate::amp::message::{Command, PortalMsg};
 use crate::config::{fill, Config};
 use crate::handler::Handler;
-use crate::protocols::telnet::{encode_text, Telnet};
+use crate::protocols::telnet::legacy::{encode_text, Telnet};
 use crate::session::framer::{Framed, LineFramer};
 use crate::session::Session;
 use crate::throttle::RateLimiter;

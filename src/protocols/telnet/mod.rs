@@ -1,19 +1,64 @@
-//! Telnet (RFC 854/855), the byte-level part: separating data from IAC
-//! command sequences, and refusing every option the peer proposes.
+//! Telnet for MUD clients (RFC 854/855 with RFC 1143 option negotiation):
+//! one sans-IO engine per connection.
 //!
-//! Pure: bytes in through [`Telnet::handle_input`], data bytes out to the
-//! caller's buffer, negotiation replies collected for
-//! [`Telnet::take_transmit`]. Called by the session worker.
+//! ```text
+//!  socket bytes ─► handle_input ─► [MCCP3 inflate] ─► parser ─┬─► data ──────────► poll_event: Data
+//!                                                             ├─► WILL/DO… ─► options (Q method)
+//!                                                             └─► SB ─► naws, ttype, charset, environ,
+//!                                                                       gmcp/msdp ─► poll_event: Command
+//!  game output ─► send_text / send_prompt / send_oob / send_mssp ─┐
+//!  replies and offers ────────────────────────────────────────────┴─► [MCCP2 deflate] ─► poll_transmit
+//!  now ─► handle_timeout: 2 s negotiation deadline (Ready), NOP keepalive
+//! ```
+//!
+//! The engine reads no clock and touches no socket: the session worker feeds
+//! it bytes and the time, and writes what [`Telnet::poll_transmit`] returns.
+//! At start it offers every enabled option; [`TelnetEvent::Ready`] fires
+//! once, when every answer is in or the deadline passed, and the worker
+//! then syncs the session's [`Telnet::protocol_flags`] (named as Evennia
+//! names them) with the game. Compression (MCCP2) starts only after the
+//! TTYPE exchange or the deadline, as Evennia found some clients need.
+//!
+//! Options (one file each): ECHO, SGA and EOR here; [`naws`], [`ttype`]
+//! (MTTS), [`mccp`] (MCCP2 out, MCCP3 in), [`mssp`], [`gmcp`], [`msdp`],
+//! [`charset`], [`environ`] (NEW-ENVIRON/MNES); MXP is only switched on
+//! (the markup renderer writes its tags).
 //!
 //! ```
-//! use portal::protocols::telnet::Telnet;
-//! let mut telnet = Telnet::new();
-//! let mut data = Vec::new();
-//! // "hi", then IAC DO ECHO (255 253 1), then IAC IAC (a data 0xFF).
-//! telnet.handle_input(&[b'h', b'i', 255, 253, 1, 255, 255], &mut data);
-//! assert_eq!(data, [b'h', b'i', 255]);
-//! assert_eq!(telnet.take_transmit(), [255, 252, 1]); // IAC WONT ECHO
+//! use portal::protocols::telnet::{Telnet, TelnetEvent, TelnetSettings};
+//! use std::time::Instant;
+//! let now = Instant::now();
+//! let settings = TelnetSettings { mccp: false, ..TelnetSettings::default() };
+//! let mut telnet = Telnet::new(settings, now);
+//! let offers = telnet.poll_transmit().unwrap();
+//! assert_eq!(&offers[..6], [255, 251, 3, 255, 253, 24]); // IAC WILL SGA, IAC DO TTYPE
+//! // The client sends "hi", agrees to NAWS and reports 100x40.
+//! telnet.handle_input(b"hi\xff\xfb\x1f\xff\xfa\x1f\x00\x64\x00\x28\xff\xf0", now);
+//! assert!(matches!(telnet.poll_event(), Some(TelnetEvent::Data(d)) if d == b"hi"));
+//! let flags = telnet.protocol_flags();
+//! assert_eq!(flags["SCREENWIDTH"], portal::value::Value::Map(
+//!     [("0".to_string(), portal::value::Value::Int(100))].into_iter().collect()));
 //! ```
+
+pub mod charset;
+pub mod environ;
+pub mod gmcp;
+pub mod legacy;
+pub mod mccp;
+pub mod msdp;
+pub mod mssp;
+pub mod naws;
+pub mod options;
+pub mod parser;
+pub mod ttype;
+
+use crate::amp::message::Command;
+use crate::value::{Map, Value};
+use mccp::{Deflater, Inflated, Inflater, COMPRESS2, COMPRESS3};
+use options::{Options, Side};
+use parser::{Parser, Token};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 /// Interpret As Command.
 pub const IAC: u8 = 255;
@@ -25,193 +70,731 @@ pub const SB: u8 = 250;
 pub const GA: u8 = 249;
 pub const NOP: u8 = 241;
 pub const SE: u8 = 240;
+/// The EOR command (RFC 885), sent after a prompt once option 25 is on.
+pub const EOR_MARK: u8 = 239;
 
-/// Where the parser is inside a command sequence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Data,
-    Iac,
-    Negotiate(u8),
-    Sub,
-    SubIac,
+/// Option: we echo (RFC 857); on, the client stops echoing its input.
+pub const ECHO: u8 = 1;
+/// Option: suppress go-ahead (RFC 858).
+pub const SGA: u8 = 3;
+/// Option: end of record (RFC 885): prompts end with IAC EOR.
+pub const EOR: u8 = 25;
+/// Option: MUD eXtension Protocol.
+pub const MXP: u8 = 91;
+
+/// Every knob and limit of the telnet engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelnetSettings {
+    pub mccp: bool,
+    pub mssp: bool,
+    pub gmcp: bool,
+    pub msdp: bool,
+    pub mxp: bool,
+    pub charset: bool,
+    pub environ: bool,
+    pub naws: bool,
+    pub ttype: bool,
+    pub eor: bool,
+    /// How long to wait for negotiation answers before [`TelnetEvent::Ready`].
+    pub negotiation_timeout: Duration,
+    /// Largest subnegotiation body kept; longer ones are dropped and counted.
+    pub max_subnegotiation: usize,
+    /// Tried when input is not valid in the session's encoding.
+    pub fallback_encoding: String,
+    /// Gap between IAC NOP keepalives; zero turns them off.
+    pub nop_interval: Duration,
 }
 
-/// Telnet byte-stream state for one connection.
+impl Default for TelnetSettings {
+    fn default() -> Self {
+        TelnetSettings {
+            mccp: true,
+            mssp: true,
+            gmcp: true,
+            msdp: true,
+            mxp: true,
+            charset: true,
+            environ: true,
+            naws: true,
+            ttype: true,
+            eor: true,
+            negotiation_timeout: Duration::from_secs(2),
+            max_subnegotiation: 8 * 1024,
+            fallback_encoding: "latin-1".into(),
+            nop_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What the engine reports to its driver.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TelnetEvent {
+    /// Application bytes, in order (the worker frames lines).
+    Data(Vec<u8>),
+    /// An inbound GMCP or MSDP message, as a `data_in` command.
+    Command(Command),
+    /// Negotiation settled (every answer in, or the deadline passed).
+    /// Fires exactly once: sync the session then.
+    Ready,
+    /// A later change worth re-syncing (NAWS resize, late TTYPE, …).
+    FlagsChanged,
+    /// The client asked for MSSP: answer with [`Telnet::send_mssp`].
+    MsspRequest,
+}
+
+/// Whether the parser must stop because the rest of the input is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    Continue,
+    Inflate,
+}
+
+/// One connection's telnet state.
 #[derive(Debug)]
 pub struct Telnet {
-    state: State,
+    settings: TelnetSettings,
+    parser: Parser,
+    options: Options,
+    /// Our requests at start; `Ready` waits for their answers.
+    offered: Vec<(Side, u8)>,
+    flags: Map,
+    events: VecDeque<TelnetEvent>,
+    /// Data bytes for the next `Data` event.
+    data: Vec<u8>,
+    /// Bytes ready for the socket.
     transmit: Vec<u8>,
-    /// Subnegotiation bytes seen (discarded: no option is enabled).
-    sub_len: usize,
-}
-
-impl Default for Telnet {
-    fn default() -> Self {
-        Telnet::new()
-    }
+    /// Plain bytes waiting to be compressed (MCCP2 on).
+    uncompressed: Vec<u8>,
+    deflater: Option<Deflater>,
+    /// The client agreed to MCCP2; it starts once TTYPE is done or Ready.
+    compress_wanted: bool,
+    inflater: Option<Inflater>,
+    /// The client's MCCP3 stream was corrupt: nothing after it can be read,
+    /// so all further input is dropped (the caller should close).
+    inflate_failed: bool,
+    ttype: ttype::Ttype,
+    naws_seen: bool,
+    charset_pending: bool,
+    environ_pending: bool,
+    ready: bool,
+    deadline: Option<Instant>,
+    next_nop: Option<Instant>,
 }
 
 impl Telnet {
-    pub fn new() -> Telnet {
-        Telnet {
-            state: State::Data,
+    /// A new engine; the initial offers are queued for [`Telnet::poll_transmit`].
+    pub fn new(settings: TelnetSettings, now: Instant) -> Telnet {
+        let mut telnet = Telnet {
+            parser: Parser::new(settings.max_subnegotiation),
+            options: Options::new(),
+            offered: Vec::new(),
+            flags: initial_flags(),
+            events: VecDeque::new(),
+            data: Vec::new(),
             transmit: Vec::new(),
-            sub_len: 0,
-        }
-    }
-
-    /// Consume bytes from the peer; plain data is appended to `data`.
-    pub fn handle_input(&mut self, input: &[u8], data: &mut Vec<u8>) {
-        for &byte in input {
-            self.state = self.step(byte, data);
-        }
-    }
-
-    /// Replies to send to the peer, in order.
-    pub fn take_transmit(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.transmit)
-    }
-
-    fn step(&mut self, byte: u8, data: &mut Vec<u8>) -> State {
-        match (self.state, byte) {
-            (State::Data, IAC) => State::Iac,
-            (State::Data, _) => {
-                data.push(byte);
-                State::Data
-            }
-            (State::Iac, IAC) => {
-                data.push(IAC);
-                State::Data
-            }
-            (State::Iac, WILL | WONT | DO | DONT) => State::Negotiate(byte),
-            (State::Iac, SB) => {
-                self.sub_len = 0;
-                State::Sub
-            }
-            // NOP, GA, AYT, an unknown command: nothing to do.
-            (State::Iac, _) => State::Data,
-            (State::Negotiate(verb), option) => {
-                self.refuse(verb, option);
-                State::Data
-            }
-            (State::Sub, IAC) => State::SubIac,
-            (State::Sub, _) => {
-                self.sub_len += 1;
-                State::Sub
-            }
-            (State::SubIac, SE) => State::Data,
-            (State::SubIac, _) => State::Sub,
-        }
-    }
-
-    /// Every option is off on both sides: a request to turn one on is
-    /// refused, a notice that one is off needs no answer (RFC 1143: never
-    /// acknowledge a state we are already in).
-    fn refuse(&mut self, verb: u8, option: u8) {
-        let reply = match verb {
-            WILL => DONT,
-            DO => WONT,
-            _ => return,
+            uncompressed: Vec::new(),
+            deflater: None,
+            compress_wanted: false,
+            inflater: None,
+            inflate_failed: false,
+            ttype: ttype::Ttype::new(),
+            naws_seen: false,
+            charset_pending: false,
+            environ_pending: false,
+            ready: false,
+            deadline: Some(now + settings.negotiation_timeout),
+            next_nop: (!settings.nop_interval.is_zero()).then(|| now + settings.nop_interval),
+            settings,
         };
-        self.transmit.extend_from_slice(&[IAC, reply, option]);
+        telnet.offer_all();
+        telnet
+    }
+
+    /// Our opening offers, TTYPE before MCCP (as Evennia orders them).
+    fn offer_all(&mut self) {
+        let s = &self.settings;
+        let wanted = [
+            (Side::Us, SGA, true),
+            (Side::Him, ttype::TTYPE, s.ttype),
+            (Side::Him, naws::NAWS, s.naws),
+            (Side::Us, EOR, s.eor),
+            (Side::Us, charset::CHARSET, s.charset),
+            (Side::Him, environ::NEW_ENVIRON, s.environ),
+            (Side::Us, msdp::MSDP, s.msdp),
+            (Side::Us, gmcp::GMCP, s.gmcp),
+            (Side::Us, mssp::MSSP, s.mssp),
+            (Side::Us, MXP, s.mxp),
+            (Side::Us, COMPRESS2, s.mccp),
+            (Side::Us, COMPRESS3, s.mccp),
+        ];
+        for (side, option, on) in wanted {
+            if on {
+                self.offered.push((side, option));
+                if let Some(verb) = self.options.ask_enable(side, option) {
+                    self.write(&[IAC, verb, option]);
+                }
+            }
+        }
+    }
+
+    // ---- input ----
+
+    /// Raw socket bytes (MCCP3-compressed ones included).
+    pub fn handle_input(&mut self, input: &[u8], _now: Instant) {
+        if self.inflate_failed {
+            return;
+        }
+        let mut rest = input;
+        while !rest.is_empty() {
+            match self.inflater.take() {
+                Some(inflater) => rest = self.inflate(inflater, rest),
+                None => {
+                    let used = self.parse(rest);
+                    rest = &rest[used..];
+                }
+            }
+        }
+        self.flush_data();
+    }
+
+    /// Decompress MCCP3 input and parse it; returns the plain rest after the
+    /// end of the compressed stream, if any.
+    fn inflate<'a>(&mut self, mut inflater: Inflater, input: &'a [u8]) -> &'a [u8] {
+        let mut plain = Vec::new();
+        let outcome = inflater.decompress(input, &mut plain);
+        self.parse(&plain);
+        match outcome {
+            Inflated::More => {
+                self.inflater = Some(inflater);
+                &[]
+            }
+            Inflated::End(used) => &input[used..],
+            Inflated::Corrupt => {
+                self.inflate_failed = true;
+                log::debug!("telnet: corrupt MCCP3 stream; further input dropped");
+                &[]
+            }
+        }
+    }
+
+    /// Parse plain bytes until they end or MCCP3 starts; returns bytes used.
+    fn parse(&mut self, input: &[u8]) -> usize {
+        for (i, &byte) in input.iter().enumerate() {
+            let after = match self.parser.push(byte) {
+                None => After::Continue,
+                Some(Token::Data(b)) => {
+                    self.data.push(b);
+                    After::Continue
+                }
+                Some(token) => self.handle_token(token),
+            };
+            if after == After::Inflate {
+                return i + 1;
+            }
+        }
+        input.len()
+    }
+
+    fn handle_token(&mut self, token: Token) -> After {
+        self.flush_data();
+        let flags_before = self.ready.then(|| self.flags.clone());
+        let after = match token {
+            Token::Data(_) | Token::Command(_) => After::Continue,
+            Token::Negotiate(verb, option) => {
+                self.negotiate(verb, option);
+                After::Continue
+            }
+            Token::Sub(option, body) => self.subnegotiate(option, &body),
+            Token::SubDropped(option) => {
+                log::debug!("telnet: oversized subnegotiation for option {option} dropped");
+                After::Continue
+            }
+        };
+        self.check_ready();
+        if flags_before.is_some_and(|before| before != self.flags) {
+            self.push_event(TelnetEvent::FlagsChanged);
+        }
+        after
+    }
+
+    fn negotiate(&mut self, verb: u8, option: u8) {
+        let settings = &self.settings;
+        let outcome = self
+            .options
+            .receive(verb, option, |side, option| accepts(settings, side, option));
+        let reply = outcome.reply.map(|verb| [IAC, verb, option]);
+        match outcome.change {
+            // Turning off first: a compressed stream must end before the
+            // plain WONT that follows it.
+            Some(false) => {
+                self.option_changed(outcome.side, option, false);
+                self.write_opt(reply);
+            }
+            Some(true) => {
+                self.write_opt(reply);
+                self.option_changed(outcome.side, option, true);
+            }
+            None => self.write_opt(reply),
+        }
+    }
+
+    fn write_opt(&mut self, bytes: Option<[u8; 3]>) {
+        if let Some(bytes) = bytes {
+            self.write(&bytes);
+        }
+    }
+
+    /// Effects of one side of an option turning on or off.
+    fn option_changed(&mut self, side: Side, option: u8, on: bool) {
+        match (side, option) {
+            (Side::Us, SGA) => set_flag(&mut self.flags, "NOGOAHEAD", on),
+            (Side::Us, EOR) => set_flag(&mut self.flags, "EOR", on),
+            (Side::Us, COMPRESS2) if on => {
+                self.compress_wanted = true;
+                self.start_compression();
+            }
+            (Side::Us, COMPRESS2) => self.stop_compression(),
+            (Side::Us, mssp::MSSP) if on => self.push_event(TelnetEvent::MsspRequest),
+            (Side::Us, msdp::MSDP) => self.set_oob_flag("MSDP", on),
+            (Side::Us, gmcp::GMCP) => self.set_oob_flag("GMCP", on),
+            (Side::Us, MXP) => {
+                if on {
+                    self.write_sub(MXP, &[]);
+                }
+                set_flag(&mut self.flags, "MXP", on);
+            }
+            (Side::Us, charset::CHARSET) => {
+                if on {
+                    self.write_sub(charset::CHARSET, &charset::request());
+                }
+                self.charset_pending = on;
+            }
+            (Side::Him, ttype::TTYPE) if on => self.write(&ttype::REQUEST),
+            (Side::Him, ttype::TTYPE) => {
+                self.ttype.finish();
+                self.start_compression();
+            }
+            (Side::Him, naws::NAWS) => set_flag(&mut self.flags, "AUTORESIZE", on),
+            (Side::Him, environ::NEW_ENVIRON) => {
+                if on {
+                    self.write_sub(environ::NEW_ENVIRON, &environ::request());
+                }
+                self.environ_pending = on;
+            }
+            _ => {}
+        }
+    }
+
+    fn set_oob_flag(&mut self, name: &str, on: bool) {
+        set_flag(&mut self.flags, name, on);
+        let oob = self.options.enabled(Side::Us, gmcp::GMCP)
+            || self.options.enabled(Side::Us, msdp::MSDP);
+        set_flag(&mut self.flags, "OOB", oob);
+    }
+
+    fn subnegotiate(&mut self, option: u8, body: &[u8]) -> After {
+        let us = |o: &Options| o.enabled(Side::Us, option);
+        let him = |o: &Options| o.enabled(Side::Him, option);
+        match option {
+            ttype::TTYPE if him(&self.options) => self.receive_ttype(body),
+            naws::NAWS if him(&self.options) => self.receive_naws(body),
+            environ::NEW_ENVIRON if him(&self.options) => {
+                let vars = environ::parse(body);
+                environ::apply(&vars, &mut self.flags);
+                self.environ_pending = false;
+            }
+            charset::CHARSET if us(&self.options) || him(&self.options) => {
+                self.receive_charset(body)
+            }
+            gmcp::GMCP if us(&self.options) => {
+                let command = gmcp::decode(body);
+                self.push_event(TelnetEvent::Command(command));
+            }
+            msdp::MSDP if us(&self.options) => {
+                for command in msdp::decode(body) {
+                    self.push_event(TelnetEvent::Command(command));
+                }
+            }
+            COMPRESS3 if us(&self.options) && self.inflater.is_none() => {
+                self.inflater = Some(Inflater::new());
+                return After::Inflate;
+            }
+            _ => {}
+        }
+        After::Continue
+    }
+
+    fn receive_ttype(&mut self, body: &[u8]) {
+        match self.ttype.receive(body, &mut self.flags) {
+            ttype::Step::AskAgain => self.write(&ttype::REQUEST),
+            ttype::Step::Done => self.start_compression(),
+            ttype::Step::Ignored => {}
+        }
+    }
+
+    fn receive_naws(&mut self, body: &[u8]) {
+        let Some((width, height)) = naws::parse(body) else {
+            return;
+        };
+        self.naws_seen = true;
+        for (name, size) in [("SCREENWIDTH", width), ("SCREENHEIGHT", height)] {
+            if size > 0 {
+                self.flags.insert(name.into(), window_map(size.into()));
+            }
+        }
+    }
+
+    fn receive_charset(&mut self, body: &[u8]) {
+        match charset::parse(body) {
+            charset::Message::Accepted(name) => {
+                if let Some(codec) = charset::codec_name(&name) {
+                    self.set_encoding(codec);
+                }
+                self.charset_pending = false;
+            }
+            charset::Message::Rejected => self.charset_pending = false,
+            charset::Message::Request(names) => {
+                let (answer, codec) = charset::answer(&names);
+                self.write_sub(charset::CHARSET, &answer);
+                if let Some(codec) = codec {
+                    self.set_encoding(codec);
+                }
+            }
+            charset::Message::Other => {}
+        }
+    }
+
+    fn set_encoding(&mut self, codec: &str) {
+        self.flags.insert("ENCODING".into(), Value::from(codec));
+        set_flag(&mut self.flags, "UTF-8", codec == "utf-8");
+    }
+
+    /// Fire `Ready` once every answer we wait for is in.
+    fn check_ready(&mut self) {
+        if self.ready || !self.settled() {
+            return;
+        }
+        self.become_ready();
+    }
+
+    fn become_ready(&mut self) {
+        self.ready = true;
+        self.deadline = None;
+        self.push_event(TelnetEvent::Ready);
+        self.start_compression();
+    }
+
+    fn settled(&self) -> bool {
+        let answered = self
+            .offered
+            .iter()
+            .all(|&(side, option)| !self.options.pending(side, option));
+        let ttype_done = !self.options.enabled(Side::Him, ttype::TTYPE) || self.ttype.done();
+        let naws_done = !self.options.enabled(Side::Him, naws::NAWS) || self.naws_seen;
+        answered && ttype_done && naws_done && !self.charset_pending && !self.environ_pending
+    }
+
+    fn push_event(&mut self, event: TelnetEvent) {
+        self.flush_data();
+        self.events.push_back(event);
+    }
+
+    fn flush_data(&mut self) {
+        if !self.data.is_empty() {
+            let data = std::mem::take(&mut self.data);
+            self.events.push_back(TelnetEvent::Data(data));
+        }
+    }
+
+    /// The next event, in order.
+    pub fn poll_event(&mut self) -> Option<TelnetEvent> {
+        self.events.pop_front()
+    }
+
+    // ---- timers ----
+
+    /// The negotiation deadline and the keepalive.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.deadline.is_some_and(|deadline| now >= deadline) {
+            self.become_ready();
+        }
+        if let Some(at) = self.next_nop {
+            if now >= at {
+                self.send_nop();
+                self.next_nop = Some(now + self.settings.nop_interval);
+            }
+        }
+    }
+
+    /// When [`Telnet::handle_timeout`] next has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.deadline, self.next_nop) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ---- output ----
+
+    /// Game text: `\n` → CR LF, IAC doubled, encoded in the session's
+    /// encoding, with a line end added when missing (Evennia's
+    /// FORCEDENDLINE).
+    pub fn send_text(&mut self, text: &str) {
+        let mut bytes = self.encode_text(text);
+        if !bytes.ends_with(b"\n") {
+            bytes.extend_from_slice(b"\r\n");
+        }
+        self.write(&bytes);
+    }
+
+    /// A prompt: text with no added line end, then IAC EOR if the client
+    /// agreed to EOR, else IAC GA unless go-ahead is suppressed (Mudlet asks
+    /// for GA after prompts anyway: `NOPROMPTGOAHEAD` false).
+    pub fn send_prompt(&mut self, text: &str) {
+        let mut bytes = self.encode_text(text);
+        if self.options.enabled(Side::Us, EOR) {
+            bytes.extend_from_slice(&[IAC, EOR_MARK]);
+        } else if self.prompt_wants_ga() {
+            bytes.extend_from_slice(&[IAC, GA]);
+        }
+        self.write(&bytes);
+    }
+
+    fn prompt_wants_ga(&self) -> bool {
+        let no_ga = self.options.enabled(Side::Us, SGA);
+        let no_prompt_ga = self.flags.get("NOPROMPTGOAHEAD").map(Value::is_truthy);
+        !no_prompt_ga.unwrap_or(no_ga)
+    }
+
+    fn encode_text(&self, text: &str) -> Vec<u8> {
+        let mut crlf = String::with_capacity(text.len() + 8);
+        let mut previous = '\0';
+        for c in text.chars() {
+            if c == '\n' && previous != '\r' {
+                crlf.push('\r');
+            }
+            crlf.push(c);
+            previous = c;
+        }
+        let encoded = charset::encode(&crlf, self.encoding());
+        escape_iac(&encoded)
+    }
+
+    fn encoding(&self) -> &str {
+        self.flags
+            .get("ENCODING")
+            .and_then(Value::as_str)
+            .unwrap_or("utf-8")
+    }
+
+    /// An out-of-band command: GMCP if agreed, else MSDP if agreed; false
+    /// if neither (the caller drops it).
+    pub fn send_oob(&mut self, command: &Command) -> bool {
+        if self.options.enabled(Side::Us, gmcp::GMCP) {
+            self.write_sub(gmcp::GMCP, &gmcp::encode(command));
+        } else if self.options.enabled(Side::Us, msdp::MSDP) {
+            self.write_sub(msdp::MSDP, &msdp::encode(command));
+        } else {
+            return false;
+        }
+        true
+    }
+
+    /// Answer an MSSP request with `(name, values)` pairs.
+    pub fn send_mssp(&mut self, table: &[(String, Vec<String>)]) {
+        if self.options.enabled(Side::Us, mssp::MSSP) {
+            self.write(&mssp::encode(table));
+        }
+    }
+
+    /// `true`: we WILL ECHO, so the client stops echoing (passwords);
+    /// `false`: WONT ECHO, the client echoes again.
+    pub fn set_echo(&mut self, local_echo_off: bool) {
+        let verb = if local_echo_off {
+            self.options.ask_enable(Side::Us, ECHO)
+        } else {
+            self.options.ask_disable(Side::Us, ECHO)
+        };
+        if let Some(verb) = verb {
+            self.write(&[IAC, verb, ECHO]);
+        }
+    }
+
+    /// IAC NOP, a keepalive clients ignore.
+    pub fn send_nop(&mut self) {
+        self.write(&[IAC, NOP]);
+    }
+
+    /// Bytes for the socket (compressed when MCCP2 is on), until `None`.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        if let Some(deflater) = &mut self.deflater {
+            if !self.uncompressed.is_empty() {
+                deflater.compress(&self.uncompressed, &mut self.transmit);
+                self.uncompressed.clear();
+            }
+        }
+        (!self.transmit.is_empty()).then(|| std::mem::take(&mut self.transmit))
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        match self.deflater {
+            Some(_) => self.uncompressed.extend_from_slice(bytes),
+            None => self.transmit.extend_from_slice(bytes),
+        }
+    }
+
+    fn write_sub(&mut self, option: u8, body: &[u8]) {
+        let mut bytes = Vec::with_capacity(body.len() + 5);
+        bytes.extend_from_slice(&[IAC, SB, option]);
+        bytes.extend_from_slice(&escape_iac(body));
+        bytes.extend_from_slice(&[IAC, SE]);
+        self.write(&bytes);
+    }
+
+    /// Begin MCCP2 if the client agreed and TTYPE is over (or Ready).
+    fn start_compression(&mut self) {
+        let ttype_over = self.ttype.done() || self.ready;
+        if !self.compress_wanted || self.deflater.is_some() || !ttype_over {
+            return;
+        }
+        self.write_sub(COMPRESS2, &[]);
+        self.deflater = Some(Deflater::new());
+        set_flag(&mut self.flags, "MCCP", true);
+    }
+
+    /// End MCCP2: what is queued goes out compressed, then the stream ends.
+    fn stop_compression(&mut self) {
+        self.compress_wanted = false;
+        if let Some(deflater) = self.deflater.take() {
+            deflater.finish(&self.uncompressed, &mut self.transmit);
+            self.uncompressed.clear();
+        }
+        set_flag(&mut self.flags, "MCCP", false);
+    }
+
+    // ---- state ----
+
+    /// The session's protocol flags, with Evennia's names.
+    pub fn protocol_flags(&self) -> Map {
+        self.flags.clone()
+    }
+
+    /// Whether the client agreed to MXP.
+    pub fn mxp_enabled(&self) -> bool {
+        self.options.enabled(Side::Us, MXP)
+    }
+
+    /// Whether [`TelnetEvent::Ready`] has fired.
+    pub fn is_ready(&self) -> bool {
+        self.ready
+    }
+
+    /// Subnegotiations dropped for passing `max_subnegotiation`.
+    pub fn dropped_subnegotiations(&self) -> u64 {
+        self.parser.dropped()
+    }
+
+    /// True once the client's MCCP3 stream proved corrupt: input is ignored
+    /// from then on and the caller should close the connection.
+    pub fn input_failed(&self) -> bool {
+        self.inflate_failed
+    }
+
+    #[cfg(test)]
+    fn parser_body_capacity(&self) -> usize {
+        self.parser.body_capacity()
+    }
+
+    /// A line of input → text in the session's encoding, else the fallback
+    /// encoding; the bool says bytes were invalid in both and replaced.
+    pub fn decode_line(&self, line: &[u8]) -> (String, bool) {
+        if let Some(text) = charset::decode(line, self.encoding()) {
+            return (text, false);
+        }
+        if let Some(text) = charset::decode(line, &self.settings.fallback_encoding) {
+            return (text, false);
+        }
+        (String::from_utf8_lossy(line).into_owned(), true)
     }
 }
 
-/// Turn game text into telnet bytes: line breaks become CR LF and a data
-/// 0xFF is doubled so it cannot start a command.
-pub fn encode_text(text: &str, out: &mut Vec<u8>) {
-    let mut previous = 0u8;
-    for &byte in text.as_bytes() {
-        match byte {
-            b'\n' if previous != b'\r' => out.extend_from_slice(b"\r\n"),
-            IAC => out.extend_from_slice(&[IAC, IAC]),
-            _ => out.push(byte),
-        }
-        previous = byte;
+/// Whether we agree to an option the client proposes unasked.
+fn accepts(settings: &TelnetSettings, side: Side, option: u8) -> bool {
+    match side {
+        Side::Us => match option {
+            SGA => true,
+            EOR => settings.eor,
+            COMPRESS2 | COMPRESS3 => settings.mccp,
+            mssp::MSSP => settings.mssp,
+            msdp::MSDP => settings.msdp,
+            gmcp::GMCP => settings.gmcp,
+            MXP => settings.mxp,
+            charset::CHARSET => settings.charset,
+            // Unasked DO ECHO would make us echo the client's typing.
+            _ => false,
+        },
+        Side::Him => match option {
+            SGA => true,
+            ttype::TTYPE => settings.ttype,
+            naws::NAWS => settings.naws,
+            environ::NEW_ENVIRON => settings.environ,
+            charset::CHARSET => settings.charset,
+            _ => false,
+        },
     }
+}
+
+/// Flags before any negotiation, as Evennia starts a telnet session.
+fn initial_flags() -> Map {
+    let mut flags = Map::new();
+    flags.insert("ENCODING".into(), Value::from("utf-8"));
+    flags.insert("SCREENWIDTH".into(), window_map(78));
+    flags.insert("SCREENHEIGHT".into(), window_map(45));
+    for (name, on) in [
+        ("ANSI", true),
+        ("XTERM256", false),
+        ("TRUECOLOR", false),
+        ("UTF-8", true),
+        ("SCREENREADER", false),
+        ("TTYPE", false),
+        ("FORCEDENDLINE", true),
+        ("NOGOAHEAD", false),
+        ("NOPKEEPALIVE", true),
+        ("AUTORESIZE", false),
+        ("MCCP", false),
+        ("MXP", false),
+        ("GMCP", false),
+        ("MSDP", false),
+        ("OOB", false),
+        ("RAW", false),
+        ("NOCOLOR", false),
+    ] {
+        set_flag(&mut flags, name, on);
+    }
+    flags
+}
+
+/// Evennia keeps screen sizes per window id; window "0" is the main one.
+fn window_map(size: i64) -> Value {
+    Value::Map([("0".to_string(), Value::Int(size))].into_iter().collect())
+}
+
+/// Set a boolean protocol flag.
+pub(crate) fn set_flag(flags: &mut Map, name: &str, on: bool) {
+    flags.insert(name.to_owned(), Value::Bool(on));
+}
+
+/// Double every IAC so data cannot start a command.
+pub fn escape_iac(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    for &b in bytes {
+        out.push(b);
+        if b == IAC {
+            out.push(IAC);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn parse(input: &[u8]) -> (Vec<u8>, Vec<u8>) {
-        let mut telnet = Telnet::new();
-        let mut data = Vec::new();
-        telnet.handle_input(input, &mut data);
-        (data, telnet.take_transmit())
-    }
-
-    #[test]
-    fn plain_text_passes_through() {
-        assert_eq!(parse(b"look\r\n"), (b"look\r\n".to_vec(), vec![]));
-    }
-
-    #[test]
-    fn will_is_refused_with_dont_and_do_with_wont() {
-        let (data, replies) = parse(&[IAC, WILL, 31, IAC, DO, 3]);
-        assert!(data.is_empty());
-        assert_eq!(replies, [IAC, DONT, 31, IAC, WONT, 3]);
-    }
-
-    #[test]
-    fn wont_and_dont_are_not_answered() {
-        assert_eq!(parse(&[IAC, WONT, 1, IAC, DONT, 1]), (vec![], vec![]));
-    }
-
-    #[test]
-    fn subnegotiation_is_consumed() {
-        let (data, _) = parse(&[b'a', IAC, SB, 24, 0, b'x', IAC, IAC, IAC, SE, b'b']);
-        assert_eq!(data, b"ab");
-    }
-
-    #[test]
-    fn nop_and_unknown_commands_vanish() {
-        assert_eq!(parse(&[b'a', IAC, NOP, b'b', IAC, 17, b'c']).0, b"abc");
-    }
-
-    #[test]
-    fn lone_iac_at_a_packet_edge_waits_for_the_next_byte() {
-        let mut telnet = Telnet::new();
-        let mut data = Vec::new();
-        telnet.handle_input(b"x\xff", &mut data);
-        telnet.handle_input(b"\xffy", &mut data);
-        assert_eq!(data, b"x\xffy");
-    }
-
-    #[test]
-    fn encode_text_uses_crlf_and_escapes_iac() {
-        let mut out = Vec::new();
-        encode_text("a\nb\r\nc", &mut out);
-        assert_eq!(out, b"a\r\nb\r\nc");
-        let mut out = Vec::new();
-        encode_text("\u{ff}", &mut out);
-        assert_eq!(out, "\u{ff}".as_bytes(), "UTF-8 never contains a raw 0xFF");
-    }
-
-    proptest! {
-        #[test]
-        fn splitting_input_gives_the_same_data_and_replies(
-            input in proptest::collection::vec(any::<u8>(), 0..200),
-            cut in 0usize..200,
-        ) {
-            let whole = parse(&input);
-            let cut = cut.min(input.len());
-            let mut telnet = Telnet::new();
-            let mut data = Vec::new();
-            telnet.handle_input(&input[..cut], &mut data);
-            telnet.handle_input(&input[cut..], &mut data);
-            prop_assert_eq!((data, telnet.take_transmit()), whole);
-        }
-
-        #[test]
-        fn data_never_contains_a_command_byte_it_was_not_sent_as_data(
-            input in proptest::collection::vec(any::<u8>(), 0..200),
-        ) {
-            let (data, _) = parse(&input);
-            let escaped = input.windows(2).filter(|w| w == &[IAC, IAC]).count();
-            prop_assert!(data.iter().filter(|&&b| b == IAC).count() <= escaped);
-        }
-    }
-}
+mod tests;
