@@ -22,6 +22,9 @@ pub struct Config {
     pub messages: Messages,
     pub log: LogSection,
     pub game: GameSection,
+    /// `[mssp]`: extra MSSP keys (e.g. `CODEBASE`, `CONTACT`, `WEBSITE`)
+    /// sent besides NAME, PLAYERS and UPTIME.
+    pub mssp: std::collections::BTreeMap<String, String>,
 }
 
 /// `[portal]`: identity and run files.
@@ -41,6 +44,52 @@ pub struct PortalSection {
 pub struct TelnetSection {
     /// `interface:port` pairs to listen on. Port 0 picks a free port.
     pub listen: Vec<String>,
+    /// Seconds of silence towards a client before an IAC NOP keepalive is
+    /// sent (keeps NAT routers from dropping idle players); 0 disables.
+    pub keepalive_secs: u64,
+    /// Seconds to wait for the client's option answers before the session
+    /// is synced to the game anyway.
+    pub negotiation_timeout_secs: f64,
+    /// Encoding for clients that do not speak UTF-8 (e.g. `latin-1`).
+    pub fallback_encoding: String,
+    /// Largest telnet subnegotiation accepted, in bytes; longer ones are
+    /// discarded.
+    pub max_subnegotiation: usize,
+    /// Which options the portal offers.
+    pub options: TelnetOptions,
+}
+
+/// `[telnet.options]`: each option the portal offers, on or off.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelnetOptions {
+    pub naws: bool,
+    pub ttype: bool,
+    pub mccp: bool,
+    pub mssp: bool,
+    pub gmcp: bool,
+    pub msdp: bool,
+    pub mxp: bool,
+    pub charset: bool,
+    pub environ: bool,
+    pub eor: bool,
+}
+
+impl Default for TelnetOptions {
+    fn default() -> Self {
+        TelnetOptions {
+            naws: true,
+            ttype: true,
+            mccp: true,
+            mssp: true,
+            gmcp: true,
+            msdp: true,
+            mxp: true,
+            charset: true,
+            environ: true,
+            eor: true,
+        }
+    }
 }
 
 /// `[amp]`: the link to the game server.
@@ -145,6 +194,11 @@ impl Default for TelnetSection {
     fn default() -> Self {
         TelnetSection {
             listen: vec!["0.0.0.0:4000".into()],
+            keepalive_secs: 30,
+            negotiation_timeout_secs: 2.0,
+            fallback_encoding: "latin-1".into(),
+            max_subnegotiation: 8192,
+            options: TelnetOptions::default(),
         }
     }
 }
@@ -292,6 +346,20 @@ impl Config {
         }
         check_positive("amp.max_frame_bytes", self.amp.max_frame_bytes as f64)?;
         check_positive("amp.hello_timeout_secs", self.amp.hello_timeout_secs)?;
+        check_positive(
+            "telnet.negotiation_timeout_secs",
+            self.telnet.negotiation_timeout_secs,
+        )?;
+        check_positive(
+            "telnet.max_subnegotiation",
+            self.telnet.max_subnegotiation as f64,
+        )?;
+        if !KNOWN_ENCODINGS.contains(&self.telnet.fallback_encoding.as_str()) {
+            return Err((
+                "telnet.fallback_encoding",
+                format!("must be one of {}", KNOWN_ENCODINGS.join(", ")),
+            ));
+        }
         self.limits.check()?;
         parse_level(&self.log.level).map_err(|e| ("log.level", e))?;
         check_positive("game.stop_timeout_secs", self.game.stop_timeout_secs)?;
@@ -324,6 +392,9 @@ impl Limits {
         Ok(())
     }
 }
+
+/// Text encodings a session can use.
+pub const KNOWN_ENCODINGS: &[&str] = &["utf-8", "latin-1", "iso-8859-1", "ascii"];
 
 /// Deserialize TOML, naming the key of the first bad value.
 fn parse_toml<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
@@ -393,6 +464,11 @@ mod tests {
         let config = parse(text).unwrap();
         assert_eq!(config.limits, Limits::default());
         assert_eq!(config.amp, AmpSection::default());
+        assert_eq!(config.telnet, TelnetSection::default());
+        assert_eq!(
+            config.mssp.get("CODEBASE").map(String::as_str),
+            Some("Portal")
+        );
     }
 
     #[test]

@@ -81,6 +81,7 @@ pub struct Handler {
     control: ControlSender,
     any_held: AtomicBool,
     live_workers: AtomicUsize,
+    started_unix: f64,
 }
 
 impl Handler {
@@ -101,6 +102,7 @@ impl Handler {
             control,
             any_held: AtomicBool::new(false),
             live_workers: AtomicUsize::new(0),
+            started_unix: crate::session::unix_now(),
         }
     }
 
@@ -125,6 +127,11 @@ impl Handler {
     /// reload with one atomic load.
     pub fn config_generation(&self) -> u64 {
         self.config_generation.load(Ordering::Acquire)
+    }
+
+    /// When the portal started (Unix seconds; MSSP's UPTIME).
+    pub fn started_unix(&self) -> f64 {
+        self.started_unix
     }
 
     /// Ask the main loop for something.
@@ -283,7 +290,7 @@ impl Handler {
     /// game's fields; see [`Session::load_game_data`]).
     pub fn server_logged_in(&self, data: &Session) {
         if let Some(entry) = self.lock().sessions.get_mut(&data.sessid) {
-            entry.session.load_game_data(data);
+            load_from_game(entry, data);
         }
     }
 
@@ -293,7 +300,7 @@ impl Handler {
         let mut reg = self.lock();
         for data in sessions {
             if let Some(entry) = reg.sessions.get_mut(&data.sessid) {
-                entry.session.load_game_data(data);
+                load_from_game(entry, data);
             }
         }
         if clean {
@@ -493,6 +500,22 @@ fn outbound_target(config: &Map) -> Result<String, String> {
     Ok(format!("{host}:{port}"))
 }
 
+/// Load a record from the game; protocol flags the game changed (say, a
+/// screen reader toggle) are passed on to the worker, which renders with
+/// them.
+fn load_from_game(entry: &mut Entry, data: &Session) {
+    let changed: Map = data
+        .protocol_flags
+        .iter()
+        .filter(|(k, v)| entry.session.protocol_flags.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    entry.session.load_game_data(data);
+    if !changed.is_empty() {
+        entry.worker.set_flags(changed);
+    }
+}
+
 /// Tell everyone the game is away and remember how it will come back.
 fn mark_away(reg: &mut Registry, mode: StartMode, text: &str) {
     reg.away = true;
@@ -592,6 +615,7 @@ mod tests {
                     .filter_map(|c| c.first_str().map(str::to_owned))
                     .collect(),
                 ToWorker::Close(reason) => vec![format!("CLOSE {reason}")],
+                ToWorker::Flags(flags) => vec![format!("FLAGS {flags:?}")],
             })
             .collect()
     }

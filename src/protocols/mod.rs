@@ -1,4 +1,5 @@
 //! Client protocols. Each is sans-IO: bytes in, data and replies out; the
 //! session worker does the reading and writing.
 
+pub mod http_probe;
 pub mod telnet;

@@ -11,6 +11,7 @@
 //! belongs to the session worker thread ([`worker`]).
 
 pub mod framer;
+pub mod render;
 pub mod worker;
 
 use crate::value::{Map, Value};

@@ -7,8 +7,11 @@
 //! after pushing output into the worker's channel.
 //!
 //! ```text
-//!  socket ──► telnet ──► line framer ──► size/rate checks ──► Handler::data_in
-//!  socket ◄── output buffer ◄── render text ◄── channel ◄── Handler::data_out
+//!  socket ──► telnet engine ──► line framer ──► size/rate checks ──► Handler::data_in
+//!                 │ GMCP/MSDP commands ──────────► rate check ────────┘
+//!                 │ Ready / resize ──► Handler::sync (PCONNSYNC)
+//!  socket ◄── output buffer ◄── telnet engine (MCCP2) ◄── markup render ◄── channel
+//!                                                        ◄── Handler::data_out
 //! ```
 //!
 //! Started by the acceptor ([`spawn_inbound`]) and by `server_connect`
@@ -17,10 +20,13 @@
 use crate::amp::message::{Command, PortalMsg};
 use crate::config::{fill, Config};
 use crate::handler::Handler;
-use crate::protocols::telnet::legacy::{encode_text, Telnet};
+use crate::protocols::http_probe;
+use crate::protocols::telnet::{Telnet, TelnetEvent, TelnetSettings};
 use crate::session::framer::{Framed, LineFramer};
+use crate::session::render::render_for;
 use crate::session::Session;
 use crate::throttle::RateLimiter;
+use crate::value::Map;
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -45,6 +51,8 @@ pub(crate) enum ToWorker {
     Out(Vec<Command>),
     /// Show the reason (if any), flush, close.
     Close(String),
+    /// Protocol flags the game set for this session (e.g. SCREENREADER).
+    Flags(Map),
 }
 
 /// The registry's way to reach a worker: a channel and the worker's waker.
@@ -75,6 +83,11 @@ impl WorkerHandle {
     /// Close the session after showing `reason`.
     pub fn close(&self, reason: &str) {
         self.send(ToWorker::Close(reason.to_owned()));
+    }
+
+    /// Flags the game changed; they take part in rendering from now on.
+    pub fn set_flags(&self, flags: Map) {
+        self.send(ToWorker::Flags(flags));
     }
 }
 
@@ -157,7 +170,7 @@ fn serve_inbound(handler: &Arc<Handler>, inbound: Inbound) {
         protocol_key,
     } = inbound;
     let session = Session::init_session(sessid, protocol_key, &address.to_string());
-    match Worker::new(handler.clone(), stream, session, true) {
+    match Worker::new(handler.clone(), stream, session, Direction::Inbound) {
         Ok(mut worker) => worker.run(),
         Err(e) => log::warn!("session {sessid}: cannot set up its worker: {e}"),
     }
@@ -178,7 +191,7 @@ fn serve_outbound(handler: &Arc<Handler>, sessid: u64, target: String) {
     };
     log::info!("session {sessid}: outbound telnet connection to {target}");
     let session = Session::init_session(sessid, "telnet", &target);
-    match Worker::new(handler.clone(), stream, session, false) {
+    match Worker::new(handler.clone(), stream, session, Direction::Outbound) {
         Ok(mut worker) => worker.run(),
         Err(e) => log::warn!("session {sessid}: cannot set up its worker: {e}"),
     }
@@ -196,6 +209,38 @@ fn connect_out(target: &str) -> io::Result<std::net::TcpStream> {
     Err(last)
 }
 
+/// Who opened the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    /// A player connected to us: full telnet offers, idle timeout.
+    Inbound,
+    /// We connected out for the game: no offers, no idle timeout.
+    Outbound,
+}
+
+/// The telnet engine's settings from portal.conf.
+fn telnet_settings(config: &Config, direction: Direction) -> TelnetSettings {
+    let t = &config.telnet;
+    let on = direction == Direction::Inbound;
+    let o = &t.options;
+    TelnetSettings {
+        mccp: on && o.mccp,
+        mssp: on && o.mssp,
+        gmcp: on && o.gmcp,
+        msdp: on && o.msdp,
+        mxp: on && o.mxp,
+        charset: on && o.charset,
+        environ: on && o.environ,
+        naws: on && o.naws,
+        ttype: on && o.ttype,
+        eor: on && o.eor,
+        negotiation_timeout: Duration::from_secs_f64(t.negotiation_timeout_secs),
+        max_subnegotiation: t.max_subnegotiation,
+        fallback_encoding: t.fallback_encoding.clone(),
+        nop_interval: Duration::from_secs(t.keepalive_secs),
+    }
+}
+
 /// One connection's state, owned by its thread.
 struct Worker {
     sessid: u64,
@@ -209,13 +254,17 @@ struct Worker {
     stream: TcpStream,
     rx: Receiver<ToWorker>,
     telnet: Telnet,
+    /// Flags the game set (they win over the negotiated ones when rendering).
+    game_flags: Map,
     framer: LineFramer,
     limiter: RateLimiter,
     rate_notice_at: Option<Instant>,
+    dropped_subnegotiations: u64,
     out: Vec<u8>,
     writable_interest: bool,
     last_input: Instant,
-    idle_timeout: bool,
+    lines_seen: u64,
+    direction: Direction,
     closing: Option<(Closing, Instant)>,
 }
 
@@ -225,7 +274,7 @@ impl Worker {
         handler: Arc<Handler>,
         stream: std::net::TcpStream,
         session: Session,
-        idle_timeout: bool,
+        direction: Direction,
     ) -> io::Result<Worker> {
         stream.set_nonblocking(true)?;
         stream.set_nodelay(true)?;
@@ -239,12 +288,15 @@ impl Worker {
         let config = handler.config();
         let now = Instant::now();
         let sessid = session.sessid;
+        let telnet = Telnet::new(telnet_settings(&config, direction), now);
+        let mut session = session;
+        session.protocol_flags.extend(telnet.protocol_flags());
         let handle = WorkerHandle {
             tx,
             waker: waker.clone(),
         };
         handler.connect(session, handle);
-        Ok(Worker {
+        let mut worker = Worker {
             sessid,
             framer: LineFramer::new(config.limits.max_char_limit),
             limiter: RateLimiter::new(config.limits.max_command_rate, now),
@@ -255,14 +307,19 @@ impl Worker {
             _waker: waker,
             stream,
             rx,
-            telnet: Telnet::new(),
+            telnet,
+            game_flags: Map::new(),
             rate_notice_at: None,
+            dropped_subnegotiations: 0,
             out: Vec::new(),
             writable_interest: false,
             last_input: now,
-            idle_timeout,
+            lines_seen: 0,
+            direction,
             closing: None,
-        })
+        };
+        worker.take_transmit();
+        Ok(worker)
     }
 
     /// The event loop: until the peer leaves or a close has flushed.
@@ -283,8 +340,11 @@ impl Worker {
                     self.read_socket();
                 }
             }
+            let now = Instant::now();
+            self.telnet.handle_timeout(now);
+            self.pump_telnet();
             self.drain_channel();
-            self.check_idle(Instant::now());
+            self.check_idle(now);
             self.flush();
             if self.finished(Instant::now()) {
                 return self.finish_close();
@@ -338,11 +398,13 @@ impl Worker {
             return Some((*since + CLOSE_LINGER).saturating_duration_since(now));
         }
         let idle = self.config.limits.idle_timeout_secs;
-        if self.idle_timeout && idle > 0 {
-            let deadline = self.last_input + Duration::from_secs(idle);
-            return Some(deadline.saturating_duration_since(now) + Duration::from_millis(10));
-        }
-        None
+        let idle_deadline = (self.direction == Direction::Inbound && idle > 0)
+            .then(|| self.last_input + Duration::from_secs(idle) + Duration::from_millis(10));
+        let deadline = match (idle_deadline, self.telnet.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        deadline.map(|at| at.saturating_duration_since(now))
     }
 
     fn finished(&self, now: Instant) -> bool {
@@ -381,14 +443,55 @@ impl Worker {
         if self.closing.is_some() {
             return;
         }
-        self.last_input = Instant::now();
-        let mut data = Vec::with_capacity(bytes.len());
-        self.telnet.handle_input(bytes, &mut data);
-        let replies = self.telnet.take_transmit();
-        self.queue_bytes(&replies);
+        let now = Instant::now();
+        self.last_input = now;
+        self.telnet.handle_input(bytes, now);
+        self.pump_telnet();
+        if self.telnet.input_failed() {
+            log::warn!("session {}: corrupt MCCP3 input; closing", self.sessid);
+            self.close(Closing::PeerGone);
+        }
+    }
+
+    /// Act on everything the telnet engine has to report, then queue what
+    /// it has to send.
+    fn pump_telnet(&mut self) {
+        while let Some(event) = self.telnet.poll_event() {
+            match event {
+                TelnetEvent::Data(data) => self.handle_data(&data),
+                TelnetEvent::Command(command) => self.handle_oob(command),
+                TelnetEvent::Ready | TelnetEvent::FlagsChanged => {
+                    let flags = self.telnet.protocol_flags();
+                    self.handler.sync(self.sessid, flags);
+                }
+                TelnetEvent::MsspRequest => {
+                    let table = self.mssp_table();
+                    self.telnet.send_mssp(&table);
+                }
+            }
+        }
+        self.note_dropped_subnegotiations();
+        self.take_transmit();
+    }
+
+    fn note_dropped_subnegotiations(&mut self) {
+        let dropped = self.telnet.dropped_subnegotiations();
+        if dropped > self.dropped_subnegotiations {
+            self.dropped_subnegotiations = dropped;
+            log::info!(
+                "session {}: subnegotiation over max_subnegotiation dropped ({dropped} so far)",
+                self.sessid
+            );
+        }
+    }
+
+    fn handle_data(&mut self, data: &[u8]) {
         let mut framed = Vec::new();
-        self.framer.push(&data, &mut framed);
+        self.framer.push(data, &mut framed);
         for item in framed {
+            if self.closing.is_some() {
+                return;
+            }
             match item {
                 Framed::Line(line) => self.handle_line(line),
                 Framed::TooLong => self.refuse_long_line(),
@@ -403,31 +506,48 @@ impl Worker {
         );
         let limit = self.config.limits.max_char_limit.to_string();
         let text = fill(&self.config.messages.char_limit, "limit", &limit);
-        self.queue_text(&text, true);
+        self.say(&text);
     }
 
     fn handle_line(&mut self, line: Vec<u8>) {
+        self.lines_seen += 1;
+        if self.lines_seen == 1 && http_probe::is_http_request(&line) {
+            return self.answer_browser();
+        }
         if !line.is_empty() && line.iter().all(|&b| b == 0) {
             let idle = Command::text("idle");
             return self.handler.data_in(self.sessid, vec![idle], false);
         }
-        let text = match String::from_utf8(line) {
-            Ok(text) => text,
-            Err(e) => self.replace_invalid_utf8(e.into_bytes()),
-        };
+        let (text, replaced) = self.telnet.decode_line(&line);
+        if replaced {
+            log::info!("session {}: invalid input bytes replaced", self.sessid);
+            let notice = self.config.messages.invalid_utf8.clone();
+            self.say(&notice);
+        }
+        self.forward(Command::text(text));
+    }
+
+    /// An out-of-band (GMCP/MSDP) command: same rate limit as typed lines.
+    fn handle_oob(&mut self, command: Command) {
+        self.forward(command);
+    }
+
+    fn forward(&mut self, command: Command) {
         let now = Instant::now();
         if !self.limiter.try_take(now) {
             return self.refuse_fast_command(now);
         }
-        self.handler
-            .data_in(self.sessid, vec![Command::text(text)], true);
+        self.handler.data_in(self.sessid, vec![command], true);
     }
 
-    fn replace_invalid_utf8(&mut self, bytes: Vec<u8>) -> String {
-        log::info!("session {}: invalid UTF-8 in input replaced", self.sessid);
-        let text = self.config.messages.invalid_utf8.clone();
-        self.queue_text(&text, true);
-        String::from_utf8_lossy(&bytes).into_owned()
+    /// A browser on the telnet port: a short plain answer, then close.
+    fn answer_browser(&mut self) {
+        log::info!(
+            "session {}: HTTP request on a telnet port; answered and closed",
+            self.sessid
+        );
+        self.queue_bytes(http_probe::ANSWER.as_bytes());
+        self.close(Closing::Asked);
     }
 
     fn refuse_fast_command(&mut self, now: Instant) {
@@ -438,21 +558,40 @@ impl Worker {
             log::info!("session {}: over max_command_rate", self.sessid);
             self.rate_notice_at = Some(now);
             let text = self.config.messages.command_rate.clone();
-            self.queue_text(&text, true);
+            self.say(&text);
         }
     }
 
     fn check_idle(&mut self, now: Instant) {
         let idle = self.config.limits.idle_timeout_secs;
-        if !self.idle_timeout || idle == 0 || self.closing.is_some() {
+        if self.direction == Direction::Outbound || idle == 0 || self.closing.is_some() {
             return;
         }
         if now.saturating_duration_since(self.last_input) >= Duration::from_secs(idle) {
             log::info!("session {}: idle timeout", self.sessid);
             let text = self.config.messages.idle_timeout.clone();
-            self.queue_text(&text, true);
+            self.say(&text);
             self.close(Closing::Asked);
         }
+    }
+
+    /// The MSSP table: name, players, uptime, plus `[mssp]` keys.
+    fn mssp_table(&self) -> Vec<(String, Vec<String>)> {
+        let mut table = vec![
+            ("NAME".to_owned(), vec![self.config.portal.name.clone()]),
+            (
+                "PLAYERS".to_owned(),
+                vec![self.handler.count_loggedin(false).to_string()],
+            ),
+            (
+                "UPTIME".to_owned(),
+                vec![format!("{}", self.handler.started_unix() as u64)],
+            ),
+        ];
+        for (key, value) in &self.config.mssp {
+            table.push((key.clone(), vec![value.clone()]));
+        }
+        table
     }
 
     // ---- output ----
@@ -464,37 +603,65 @@ impl Worker {
                 ToWorker::Close(reason) => {
                     log::debug!("session {}: closing: {reason}", self.sessid);
                     if !reason.is_empty() {
-                        self.queue_text(&reason, true);
+                        self.say(&reason);
                     }
                     self.close(Closing::Asked);
                 }
+                ToWorker::Flags(flags) => self.game_flags.extend(flags),
             }
         }
+        self.take_transmit();
+    }
+
+    /// The flags output is rendered with: negotiated, then the game's.
+    fn render_flags(&self) -> Map {
+        let mut flags = self.telnet.protocol_flags();
+        flags.extend(self.game_flags.iter().map(|(k, v)| (k.clone(), v.clone())));
+        flags
     }
 
     fn render(&mut self, commands: Vec<Command>) {
+        let flags = self.render_flags();
         for command in commands {
             match command.name.as_str() {
-                "text" => {
-                    let text = command.first_str().unwrap_or_default().to_owned();
-                    self.queue_text(&text, true);
+                "text" | "prompt" => {
+                    let text = command.first_str().unwrap_or_default();
+                    let shown = render_for(text, &flags, &command.kwargs);
+                    if let Some(echo) = shown.echo {
+                        self.telnet.set_echo(!echo);
+                    }
+                    if command.name == "text" {
+                        self.telnet.send_text(&shown.text);
+                    } else {
+                        self.telnet.send_prompt(&shown.text);
+                    }
                 }
-                "prompt" => {
-                    let text = command.first_str().unwrap_or_default().to_owned();
-                    self.queue_text(&text, false);
+                _ => {
+                    if !self.telnet.send_oob(&command) {
+                        log::debug!(
+                            "session {}: `{}` dropped: the client has no GMCP or MSDP",
+                            self.sessid,
+                            command.name
+                        );
+                    }
                 }
-                other => log::debug!("session {}: no telnet output for `{other}`", self.sessid),
             }
         }
     }
 
-    fn queue_text(&mut self, text: &str, newline: bool) {
-        let mut bytes = Vec::with_capacity(text.len() + 2);
-        encode_text(text, &mut bytes);
-        if newline && !text.ends_with('\n') {
-            bytes.extend_from_slice(b"\r\n");
+    /// A line from the portal itself (limits, notices), shown as is.
+    fn say(&mut self, text: &str) {
+        let flags = self.render_flags();
+        let shown = render_for(text, &flags, &Map::new());
+        self.telnet.send_text(&shown.text);
+        self.take_transmit();
+    }
+
+    /// Move the telnet engine's output into the socket buffer.
+    fn take_transmit(&mut self) {
+        while let Some(bytes) = self.telnet.poll_transmit() {
+            self.queue_bytes(&bytes);
         }
-        self.queue_bytes(&bytes);
     }
 
     fn queue_bytes(&mut self, bytes: &[u8]) {

@@ -43,7 +43,6 @@
 pub mod charset;
 pub mod environ;
 pub mod gmcp;
-pub mod legacy;
 pub mod mccp;
 pub mod msdp;
 pub mod mssp;
@@ -427,8 +426,22 @@ impl Telnet {
     fn receive_ttype(&mut self, body: &[u8]) {
         match self.ttype.receive(body, &mut self.flags) {
             ttype::Step::AskAgain => self.write(&ttype::REQUEST),
-            ttype::Step::Done => self.start_compression(),
+            ttype::Step::Done => {
+                self.use_fallback_encoding_if_not_utf8();
+                self.start_compression();
+            }
             ttype::Step::Ignored => {}
+        }
+    }
+
+    /// MTTS said the client cannot do UTF-8 and no CHARSET/NEW-ENVIRON
+    /// answer named an encoding: use the configured fallback.
+    fn use_fallback_encoding_if_not_utf8(&mut self) {
+        let says_no_utf8 = self.flags.get("UTF-8") == Some(&Value::Bool(false));
+        let named = self.encoding() != "utf-8";
+        if says_no_utf8 && !named {
+            let fallback = self.settings.fallback_encoding.clone();
+            self.flags.insert("ENCODING".into(), Value::from(fallback));
         }
     }
 
@@ -705,16 +718,13 @@ impl Telnet {
         self.parser.body_capacity()
     }
 
-    /// A line of input → text in the session's encoding, else the fallback
-    /// encoding; the bool says bytes were invalid in both and replaced.
+    /// A line of input → text in the session's encoding; the bool says
+    /// some bytes were invalid in it and were replaced with U+FFFD.
     pub fn decode_line(&self, line: &[u8]) -> (String, bool) {
-        if let Some(text) = charset::decode(line, self.encoding()) {
-            return (text, false);
+        match charset::decode(line, self.encoding()) {
+            Some(text) => (text, false),
+            None => (String::from_utf8_lossy(line).into_owned(), true),
         }
-        if let Some(text) = charset::decode(line, &self.settings.fallback_encoding) {
-            return (text, false);
-        }
-        (String::from_utf8_lossy(line).into_owned(), true)
     }
 }
 

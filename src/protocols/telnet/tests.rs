@@ -324,18 +324,24 @@ fn a_client_charset_request_is_answered() {
 }
 
 #[test]
-fn decode_line_falls_back_then_replaces() {
+fn decode_line_replaces_invalid_bytes_in_the_session_encoding() {
     let (telnet, _) = engine(only(|_| {}));
     assert_eq!(telnet.decode_line("é".as_bytes()), ("é".to_string(), false));
-    assert_eq!(telnet.decode_line(b"caf\xe9"), ("café".to_string(), false));
-    let strict = Telnet::new(
-        only(|s| s.fallback_encoding = "ascii".into()),
-        Instant::now(),
-    );
     assert_eq!(
-        strict.decode_line(b"caf\xe9"),
+        telnet.decode_line(b"caf\xe9"),
         ("caf\u{fffd}".to_string(), true)
     );
+}
+
+#[test]
+fn mtts_without_utf8_switches_to_the_fallback_encoding() {
+    let (mut telnet, now) = engine(only(|s| s.ttype = true));
+    exchange(&mut telnet, now, &[IAC, WILL, 24]);
+    for answer in [&b"\x00OLDCLIENT"[..], b"\x00ANSI", b"\x00MTTS 1"] {
+        exchange(&mut telnet, now, &sub(24, answer));
+    }
+    assert_eq!(telnet.protocol_flags()["ENCODING"], Value::from("latin-1"));
+    assert_eq!(telnet.decode_line(b"caf\xe9"), ("café".to_string(), false));
 }
 
 // ---- NEW-ENVIRON ----

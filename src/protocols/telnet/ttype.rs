@@ -188,6 +188,9 @@ pub fn apply_mtts(answer: &str, flags: &mut Map) {
                     set_flag(flags, flag, true);
                 }
             }
+            // A client that reports its abilities and leaves out UTF-8
+            // gets the fallback encoding.
+            set_flag(flags, "UTF-8", bits & 4 != 0);
         }
         // Some clients send a word instead of a number: take it as a flag.
         Err(_) if !rest.is_empty() => set_flag(flags, &rest.to_uppercase(), true),
