@@ -44,7 +44,9 @@
 //! at start.
 
 pub mod accounts;
+pub mod client;
 pub mod command;
+pub mod markup;
 pub mod world;
 
 use crate::game::GameLink;
