@@ -5,6 +5,7 @@
 use portal::amp::codec::{decode, encode, Decoded};
 use portal::amp::message::{Command, PortalMsg, ServerMsg, StartMode, StopMode, PROTOCOL_VERSION};
 use portal::session::Session;
+use portal::value::Value;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -255,4 +256,72 @@ fn demo_game_exits_nonzero_when_the_portal_goes_away() {
     drop(portal);
     let status = game.wait();
     assert_eq!(status.code(), Some(1), "{status:?}");
+}
+
+/// The commands of the next `DataOut` to `sessid`, skipping anything else.
+fn next_commands(portal: &mut FakePortal, sessid: u64) -> Vec<Command> {
+    loop {
+        if let ServerMsg::DataOut {
+            sessid: to,
+            commands,
+        } = portal.expect()
+        {
+            if to == sessid {
+                return commands;
+            }
+        }
+    }
+}
+
+fn echo_option(command: &Command) -> Option<&Value> {
+    match command.kwargs.get("options")? {
+        Value::Map(options) => options.get("echo"),
+        _ => None,
+    }
+}
+
+#[test]
+fn demo_game_asks_for_the_password_with_echo_off_and_answers_gmcp_ping() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let game = GameProcess::start(&addr, &dir.path().join("demo.sqlite3"));
+    let mut portal = FakePortal::accept(&listener);
+    portal.handshake(StartMode::Start, vec![]);
+    let mut session = Session::init_session(1, "telnet", "127.0.0.1:40000");
+    session
+        .protocol_flags
+        .insert("GMCP".into(), Value::Bool(true));
+    portal.send(&PortalMsg::Connect { session });
+    next_commands(&mut portal, 1);
+
+    portal.input(1, "create");
+    let asked = next_commands(&mut portal, 1);
+    let name_prompt = asked.last().unwrap();
+    assert_eq!(name_prompt.name, "prompt");
+    assert_eq!(name_prompt.first_str(), Some("Name: "));
+    portal.input(1, "anna");
+    let asked = next_commands(&mut portal, 1);
+    assert_eq!(asked[0].first_str(), Some("Password: "));
+    assert_eq!(echo_option(&asked[0]), Some(&Value::Bool(false)));
+    portal.input(1, "pw123");
+    let restored = next_commands(&mut portal, 1);
+    assert_eq!(echo_option(&restored[0]), Some(&Value::Bool(true)));
+    let mut names = Vec::new();
+    while !names.iter().any(|n| n == "prompt") {
+        names.extend(next_commands(&mut portal, 1).into_iter().map(|c| c.name));
+    }
+    assert!(names.contains(&"char_vitals".to_owned()), "{names:?}");
+
+    let ping = Command {
+        name: "core_ping".into(),
+        args: vec![Value::Int(42)],
+        kwargs: Default::default(),
+    };
+    portal.send(&PortalMsg::DataIn {
+        sessid: 1,
+        commands: vec![ping.clone()],
+    });
+    assert_eq!(next_commands(&mut portal, 1), [ping]);
+    stop(&mut portal, game, StopMode::Shutdown);
 }

@@ -156,6 +156,11 @@ impl AccountStore {
         }
     }
 
+    /// Whether an account of this name exists (ignoring case).
+    pub fn exists(&self, name: &str) -> Result<bool, AccountError> {
+        Ok(self.find(name)?.is_some())
+    }
+
     /// The account with this id, if it exists.
     pub fn get(&self, id: i64) -> Result<Option<Account>, AccountError> {
         let row = self
@@ -234,6 +239,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = store(&dir);
         s.create("Anna", "pw123").unwrap();
+        assert!(s.exists("anna").unwrap());
+        assert!(!s.exists("bob").unwrap());
         assert!(matches!(
             s.create("aNNA", "other"),
             Err(AccountError::NameTaken)

@@ -10,9 +10,25 @@
 //! Evennia's default login screen and commands so MUD clients and load
 //! tools can drive it: before login `create <name> <password>`,
 //! `connect <name> <password>`, `look`, `help`, `quit`; after login `look`,
-//! `say <text>` (or `"text`), `who`, `echo <text>`, `help`, `quit`, and for
-//! the first account ever created, `reload` and `shutdown`. A line `idle`
-//! is a keepalive and is ignored.
+//! `say <text>` (or `"text`), `who`, `echo <text>`, `color`, `client`,
+//! `screenreader`, `help`, `quit`, and for the first account ever created,
+//! `reload` and `shutdown`. A line `idle` is a keepalive and is ignored.
+//!
+//! What it asks of the portal ([`world`] has the details):
+//!
+//! - output is written in Evennia colour markup ([`markup`]), which the
+//!   portal renders per client; anything a player typed is escaped, except
+//!   `echo`'s reply, sent with the `raw` option so it comes back exactly;
+//! - `create` or `connect` alone asks `Name: ` and then `Password: ` as
+//!   prompts, the second with the option `echo: false` so the client stops
+//!   showing what is typed, and turns echo back on after the password line;
+//! - every logged-in command but `echo` and `quit` ends with a `prompt`;
+//! - out-of-band: GMCP `Core.Ping` (`core_ping`) is answered with its own
+//!   payload, `Core.Hello` is remembered, and clients with GMCP or MSDP get
+//!   `char_vitals` after login and `look`;
+//! - `client` reports the session's `protocol_flags` ([`client`]);
+//!   `screenreader` flips `SCREENREADER` there and pushes the record back
+//!   with a `SessionSync`.
 //!
 //! Accounts live in SQLite ([`accounts`]); passwords are argon2id PHC
 //! strings.
@@ -44,7 +60,9 @@
 //! at start.
 
 pub mod accounts;
+pub mod client;
 pub mod command;
+pub mod markup;
 pub mod world;
 
 use crate::game::GameLink;

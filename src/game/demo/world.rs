@@ -5,20 +5,47 @@
 //! [`Game::take_outbox`]. No sockets here, so every rule is unit-tested.
 
 use super::accounts::{Account, AccountError, AccountStore};
-use super::command::{name_and_password, parse, Input};
+use super::client::{self, flag_on, wants_oob, SCREENREADER};
+use super::command::{name_and_password, parse, validate_name, Input};
+use super::markup::{escape, link, palette, wrap};
 use crate::amp::message::{Command, PortalMsg, ServerMsg, StartMode};
 use crate::game::{ServerSessions, Synced};
 use crate::session::{unix_now, Session};
+use crate::value::{Map, Value};
+use std::collections::HashMap;
 
 /// The one room.
 const ROOM_NAME: &str = "The Portal Plaza";
 const ROOM_DESC: &str = "Worn flagstones spread out around a tall archway of \
 humming blue light: the portal itself. Travellers step through it and out \
 again, and nobody ever seems to leave for long.";
+/// The width descriptions are wrapped to when the client did not say.
+const DEFAULT_WIDTH: usize = 78;
 /// How many other names `look` lists before summing up the rest.
 const LOOK_NAMES: usize = 20;
 /// What the player sees when their connection is closed on request.
 pub const GOODBYE: &str = "Goodbye!";
+/// The interactive login's prompts.
+pub const NAME_PROMPT: &str = "Name: ";
+pub const PASSWORD_PROMPT: &str = "Password: ";
+/// The prompt after every logged-in command (but `echo` and `quit`).
+pub const PROMPT: &str = "|gHP 10/10|n > ";
+/// The demo's fixed vitals, sent as `char_vitals` to GMCP/MSDP clients.
+const HP: i64 = 10;
+/// The `screenreader` command's replies.
+pub const SCREENREADER_ON: &str = "Screenreader mode is now on.";
+pub const SCREENREADER_OFF: &str = "Screenreader mode is now off.";
+/// How much of a client's self-description (GMCP `Core.Hello`) is kept.
+const HELLO_MAX: usize = 64;
+
+/// Where a session is in the interactive `connect`/`create` dialogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LoginStage {
+    /// "Name:" was asked.
+    Name { create: bool },
+    /// "Password:" was asked, with the client's local echo off.
+    Password { create: bool, name: String },
+}
 
 /// What the run loop should do after a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +61,8 @@ pub struct Game {
     accounts: AccountStore,
     sessions: ServerSessions,
     outbox: Vec<ServerMsg>,
+    /// Sessions in the middle of an interactive login.
+    login: HashMap<u64, LoginStage>,
 }
 
 impl Game {
@@ -44,6 +73,7 @@ impl Game {
             accounts,
             sessions: ServerSessions::new(),
             outbox: Vec::new(),
+            login: HashMap::new(),
         }
     }
 
@@ -119,6 +149,13 @@ impl Game {
                 log::warn!("ignoring a handshake message after the handshake: {msg:?}");
             }
             other => {
+                match &other {
+                    PortalMsg::Disconnect { sessid } => {
+                        self.login.remove(sessid);
+                    }
+                    PortalMsg::DisconnectAll | PortalMsg::Sync { .. } => self.login.clear(),
+                    _ => {}
+                }
                 self.sessions.apply(&other);
             }
         }
@@ -158,12 +195,16 @@ impl Game {
     fn data_in(&mut self, sessid: u64, commands: &[Command]) {
         for command in commands {
             if command.name != "text" {
-                log::debug!("session {sessid}: ignoring {:?} input", command.name);
+                self.oob(sessid, command);
                 continue;
             }
             let Some(text) = command.first_str() else {
                 continue;
             };
+            if text.is_empty() {
+                // An empty line: it answers (cancels) a login question.
+                self.line(sessid, "");
+            }
             for line in text.lines() {
                 self.line(sessid, line);
             }
@@ -179,19 +220,66 @@ impl Game {
         let visible = !matches!(input, Input::Idle);
         session.note_command(unix_now(), visible);
         let logged_in = session.logged_in;
-        if let Input::Command { verb, args } = input {
+        let echo = matches!(&input, Input::Command { verb, .. } if verb == "echo");
+        if visible && self.login.contains_key(&sessid) {
+            self.login_answer(sessid, line);
+        } else if let Input::Command { verb, args } = input {
             if logged_in {
                 self.player_command(sessid, &verb, args);
             } else {
                 self.login_command(sessid, &verb, args);
             }
+        } else {
+            return;
+        }
+        let now_logged_in = self.sessions.get(sessid).is_some_and(|s| s.logged_in);
+        if now_logged_in && !self.login.contains_key(&sessid) && !echo {
+            self.prompt(sessid);
+        }
+    }
+
+    // ---- out-of-band (GMCP/MSDP) ---------------------------------------
+
+    /// An inbound OOB command. Never answered with text.
+    fn oob(&mut self, sessid: u64, command: &Command) {
+        let Some(session) = self.sessions.get_mut(sessid) else {
+            log::debug!("{:?} for unknown session {sessid}", command.name);
+            return;
+        };
+        match command.name.as_str() {
+            // GMCP Core.Ping: answer with the same payload.
+            "core_ping" => self.outbox.push(ServerMsg::DataOut {
+                sessid,
+                commands: vec![command.clone()],
+            }),
+            "core_hello" => {
+                let client = hello_field(command, "client", 0);
+                let version = hello_field(command, "version", 1);
+                log::info!("session {sessid}: client says it is {client:?} version {version:?}");
+                for (key, value) in [
+                    (client::HELLO_CLIENT, client),
+                    (client::HELLO_VERSION, version),
+                ] {
+                    match value {
+                        Some(v) => session.server_data.insert(key.into(), Value::Str(v)),
+                        None => session.server_data.remove(key),
+                    };
+                }
+            }
+            other => log::debug!("session {sessid}: ignoring out-of-band {other:?}"),
         }
     }
 
     // ---- before login ------------------------------------------------
 
     fn login_command(&mut self, sessid: u64, verb: &str, args: &str) {
+        let create = matches!(verb, "create" | "cr");
+        let connect = matches!(verb, "connect" | "conn" | "con" | "co");
         match verb {
+            _ if (create || connect) && args.is_empty() => self.ask_name(sessid, create),
+            _ if (create || connect) && !args.contains(char::is_whitespace) => {
+                self.ask_password(sessid, create, args)
+            }
             "create" | "cr" => self.create(sessid, args),
             "connect" | "conn" | "con" | "co" => self.connect(sessid, args),
             "look" | "l" => self.send_login_screen(sessid),
@@ -200,10 +288,71 @@ impl Game {
             _ => self.text(
                 sessid,
                 format!(
-                    "Unknown command '{verb}'. Try \"create <name> <password>\", \
-                     \"connect <name> <password>\" or \"help\"."
+                    "Unknown command '{}'. Try \"create <name> <password>\", \
+                     \"connect <name> <password>\" or \"help\".",
+                    escape(verb)
                 ),
             ),
+        }
+    }
+
+    /// Start the interactive dialogue: ask for the account name.
+    fn ask_name(&mut self, sessid: u64, create: bool) {
+        self.login.insert(sessid, LoginStage::Name { create });
+        let what = if create {
+            "Creating a new account"
+        } else {
+            "Logging in"
+        };
+        self.text(sessid, format!("{what}. Enter an empty line to cancel."));
+        self.send_prompt(sessid, NAME_PROMPT, None);
+    }
+
+    /// Ask for the password with the client's local echo turned off.
+    fn ask_password(&mut self, sessid: u64, create: bool, name: &str) {
+        if let Err(why) = validate_name(name) {
+            return self.text(sessid, why);
+        }
+        if create {
+            match self.accounts.exists(name) {
+                Ok(false) => {}
+                Ok(true) => return self.account_error(sessid, AccountError::NameTaken),
+                Err(e) => return self.account_error(sessid, e),
+            }
+        }
+        let name = name.to_owned();
+        self.login
+            .insert(sessid, LoginStage::Password { create, name });
+        self.send_prompt(sessid, PASSWORD_PROMPT, Some(false));
+    }
+
+    /// A line typed during the interactive dialogue.
+    fn login_answer(&mut self, sessid: u64, line: &str) {
+        let Some(stage) = self.login.remove(&sessid) else {
+            return;
+        };
+        match stage {
+            LoginStage::Name { create } => {
+                let name = line.trim();
+                if name.is_empty() {
+                    return self.text(sessid, "Cancelled.");
+                }
+                self.ask_password(sessid, create, name);
+            }
+            LoginStage::Password { create, name } => {
+                // The player's Enter was not echoed: end their line, and
+                // turn local echo back on.
+                self.text_with(sessid, "", &[("echo", true)]);
+                let password = line.trim();
+                if password.is_empty() {
+                    return self.text(sessid, "Cancelled.");
+                }
+                if create {
+                    self.create_account(sessid, &name, password);
+                } else {
+                    self.authenticate(sessid, &name, password);
+                }
+            }
         }
     }
 
@@ -211,6 +360,10 @@ impl Game {
         let Some((name, password)) = name_and_password(args) else {
             return self.text(sessid, "Usage: create <name> <password>");
         };
+        self.create_account(sessid, name, password);
+    }
+
+    fn create_account(&mut self, sessid: u64, name: &str, password: &str) {
         match self.accounts.create(name, password) {
             Ok(account) => {
                 log::info!("session {sessid} created account {}", account.name);
@@ -228,6 +381,10 @@ impl Game {
         let Some((name, password)) = name_and_password(args) else {
             return self.text(sessid, "Usage: connect <name> <password>");
         };
+        self.authenticate(sessid, name, password);
+    }
+
+    fn authenticate(&mut self, sessid: u64, name: &str, password: &str) {
         match self.accounts.authenticate(name, password) {
             Ok(account) => self.log_in(sessid, account),
             Err(e) => self.account_error(sessid, e),
@@ -260,19 +417,27 @@ impl Game {
         let room = self.room_text(sessid);
         self.text(
             sessid,
-            format!("Welcome, {}! You are logged in.\n\n{room}", account.name),
+            format!(
+                "|wWelcome, {}!|n You are logged in.\n\n{room}",
+                escape(&account.name)
+            ),
         );
+        self.vitals(sessid);
     }
 
     fn send_login_screen(&mut self, sessid: u64) {
-        let rule = "=".repeat(60);
+        let rule = format!("|b{}|n", "=".repeat(60));
         let screen = format!(
-            "{rule}\n Welcome to {name}!\n\n\
-             \x20Create an account:  create <name> <password>\n\
-             \x20Log in:             connect <name> <password>\n\
-             \x20Help:               help\n\
-             \x20Leave:              quit\n{rule}",
-            name = self.name
+            "{rule}\n Welcome to |c{name}|n!\n\n\
+             \x20Create an account:  |wcreate <name> <password>|n\n\
+             \x20Log in:             |wconnect <name> <password>|n\n\
+             \x20                    (or just |wcreate|n or |wconnect|n: you will be asked,\n\
+             \x20                    and your password will not be shown)\n\
+             \x20Help:               {help}\n\
+             \x20Leave:              {quit}\n{rule}",
+            name = escape(&self.name),
+            help = link("help", "help"),
+            quit = link("quit", "quit"),
         );
         self.text(sessid, screen);
     }
@@ -284,35 +449,61 @@ impl Game {
             "look" | "l" => {
                 let room = self.room_text(sessid);
                 self.text(sessid, room);
+                self.vitals(sessid);
             }
             "say" => self.say(sessid, args),
             "who" => self.who(sessid),
             "echo" if args.is_empty() => self.text(sessid, "Usage: echo <text>"),
-            "echo" => self.text(sessid, args),
-            "help" | "h" | "?" => self.text(sessid, PLAYER_HELP),
+            // Exactly as typed, never interpreted: load tools time it.
+            "echo" => self.text_with(sessid, args, &[("raw", true)]),
+            "color" | "colour" => self.color(sessid),
+            "screenreader" => self.screenreader(sessid, args),
+            "client" | "term" => self.client(sessid),
+            "help" | "h" | "?" => self.text(sessid, player_help()),
             "quit" | "q" | "qui" => self.quit(sessid),
             "reload" | "shutdown" => self.admin(sessid, verb),
             "create" | "connect" => self.text(sessid, "You are already logged in."),
             _ => self.text(
                 sessid,
-                format!("Command '{verb}' is not available. Type \"help\" for help."),
+                format!(
+                    "Command '{}' is not available. Type \"{}\" for help.",
+                    escape(verb),
+                    link("help", "help")
+                ),
             ),
         }
     }
 
     fn room_text(&self, sessid: u64) -> String {
         let me = self.sessions.get(sessid).and_then(|s| s.uid);
-        let others = self.names_online(|s| s.uid != me);
+        let others: Vec<String> = self
+            .names_online(|s| s.uid != me)
+            .iter()
+            .map(|name| format!("|y{}|n", escape(name)))
+            .collect();
         let present = match others.len() {
             0 => "You are alone here.".to_owned(),
-            n if n <= LOOK_NAMES => format!("Also here: {}.", others.join(", ")),
+            n if n <= LOOK_NAMES => format!("|wAlso here:|n {}.", others.join(", ")),
             n => format!(
-                "Also here: {} and {} others.",
+                "|wAlso here:|n {} and {} others.",
                 others[..LOOK_NAMES].join(", "),
                 n - LOOK_NAMES
             ),
         };
-        format!("{ROOM_NAME}\n{ROOM_DESC}\n{present}")
+        let width = self
+            .sessions
+            .get(sessid)
+            .and_then(client::screen_width)
+            .unwrap_or(DEFAULT_WIDTH);
+        let desc = wrap(ROOM_DESC, width);
+        format!(
+            "|c{ROOM_NAME}|n\n{desc}\n\
+             |wExits:|n none; the only way out is {quit}. Try {who} or {help}.\n\
+             {present}",
+            quit = link("quit", "quit"),
+            who = link("who", "who"),
+            help = link("help", "help"),
+        )
     }
 
     /// Distinct names of logged-in sessions passing `keep`, sorted.
@@ -339,8 +530,9 @@ impl Game {
             .map(|s| s.sessid)
             .filter(|&id| id != sessid)
             .collect();
+        let speech = escape(speech);
         self.text(sessid, format!("You say, \"{speech}\""));
-        let heard = format!("{speaker} says, \"{speech}\"");
+        let heard = format!("{} says, \"{speech}\"", escape(&speaker));
         for id in listeners {
             self.text(id, heard.clone());
         }
@@ -348,10 +540,10 @@ impl Game {
 
     fn who(&mut self, sessid: u64) {
         let names = self.names_online(|_| true);
-        let mut text = String::from("Accounts online:\n");
+        let mut text = String::from("|wAccounts online:|n\n");
         for name in &names {
             text.push_str("  ");
-            text.push_str(name);
+            text.push_str(&escape(name));
             text.push('\n');
         }
         let count = names.len();
@@ -361,6 +553,7 @@ impl Game {
     }
 
     fn quit(&mut self, sessid: u64) {
+        self.login.remove(&sessid);
         self.outbox.push(ServerMsg::Disconnect {
             sessid,
             reason: GOODBYE.to_owned(),
@@ -402,32 +595,211 @@ impl Game {
             .unwrap_or_else(|| "Someone".to_owned())
     }
 
+    /// `color`: the palette, with swatches the client's encoding can show.
+    fn color(&mut self, sessid: u64) {
+        let utf8 = self.sessions.get(sessid).is_some_and(client::is_utf8);
+        self.text(sessid, palette(if utf8 { '\u{2588}' } else { '#' }));
+    }
+
+    /// `screenreader [on|off]`: flip (or set) the SCREENREADER protocol
+    /// flag and tell the portal, which then renders for a screen reader.
+    fn screenreader(&mut self, sessid: u64, args: &str) {
+        let Some(session) = self.sessions.get_mut(sessid) else {
+            return;
+        };
+        let on = match args.to_ascii_lowercase().as_str() {
+            "" => !flag_on(session, SCREENREADER),
+            "on" => true,
+            "off" => false,
+            _ => return self.text(sessid, "Usage: screenreader [on|off]"),
+        };
+        session
+            .protocol_flags
+            .insert(SCREENREADER.into(), Value::Bool(on));
+        let record = session.get_sync_data();
+        self.outbox.push(ServerMsg::SessionSync {
+            sessions: vec![record],
+            clean: false,
+        });
+        self.text(
+            sessid,
+            if on {
+                SCREENREADER_ON
+            } else {
+                SCREENREADER_OFF
+            },
+        );
+    }
+
+    /// `client`: what the portal negotiated with this player's client.
+    fn client(&mut self, sessid: u64) {
+        if let Some(session) = self.sessions.get(sessid) {
+            let report = client::report(session);
+            self.text(sessid, report);
+        }
+    }
+
+    /// The demo's vitals as OOB data, for clients that take GMCP or MSDP.
+    fn vitals(&mut self, sessid: u64) {
+        if !self.sessions.get(sessid).is_some_and(wants_oob) {
+            return;
+        }
+        let mut kwargs = Map::new();
+        kwargs.insert("hp".into(), Value::Int(HP));
+        kwargs.insert("maxhp".into(), Value::Int(HP));
+        self.attach(
+            sessid,
+            Command {
+                name: "char_vitals".into(),
+                args: Vec::new(),
+                kwargs,
+            },
+        );
+    }
+
+    /// The prompt that ends a logged-in command's output.
+    fn prompt(&mut self, sessid: u64) {
+        self.send_prompt(sessid, PROMPT, None);
+    }
+
+    /// A `prompt` command, optionally turning the client's local echo on
+    /// or off.
+    fn send_prompt(&mut self, sessid: u64, text: &str, echo: Option<bool>) {
+        let kwargs = match echo {
+            Some(on) => options(&[("echo", on)]),
+            None => Map::new(),
+        };
+        let prompt = Command {
+            name: "prompt".into(),
+            args: vec![Value::from(text)],
+            kwargs,
+        };
+        self.attach(sessid, prompt);
+    }
+
+    /// Add a command to the output just queued for `sessid`, so a reply,
+    /// its OOB data and its prompt travel in one message; or queue it on
+    /// its own when something else was queued last.
+    fn attach(&mut self, sessid: u64, command: Command) {
+        if let Some(ServerMsg::DataOut {
+            sessid: to,
+            commands,
+        }) = self.outbox.last_mut()
+        {
+            if *to == sessid {
+                commands.push(command);
+                return;
+            }
+        }
+        self.outbox.push(ServerMsg::DataOut {
+            sessid,
+            commands: vec![command],
+        });
+    }
+
     fn text(&mut self, sessid: u64, text: impl Into<String>) {
         self.outbox.push(ServerMsg::DataOut {
             sessid,
             commands: vec![Command::text(text)],
         });
     }
+
+    /// A text with Evennia-style options (`echo`, `raw`, …).
+    fn text_with(&mut self, sessid: u64, text: impl Into<String>, opts: &[(&str, bool)]) {
+        let mut command = Command::text(text);
+        command.kwargs = options(opts);
+        self.outbox.push(ServerMsg::DataOut {
+            sessid,
+            commands: vec![command],
+        });
+    }
 }
 
-const LOGIN_HELP: &str = "You are not logged in. Commands:\n\
+/// `kwargs` holding `{"options": {key: bool, …}}`.
+fn options(opts: &[(&str, bool)]) -> Map {
+    let options: Map = opts
+        .iter()
+        .map(|(key, on)| ((*key).to_owned(), Value::Bool(*on)))
+        .collect();
+    let mut kwargs = Map::new();
+    kwargs.insert("options".into(), Value::Map(options));
+    kwargs
+}
+
+/// A `Core.Hello` field: GMCP objects arrive as kwargs; a client that sent
+/// a list has it as args. Control characters dropped, length capped.
+fn hello_field(command: &Command, key: &str, position: usize) -> Option<String> {
+    let value = command
+        .kwargs
+        .get(key)
+        .or_else(|| command.args.get(position))?;
+    let text = match value {
+        Value::Str(s) => s.clone(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        _ => return None,
+    };
+    let text: String = text
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(HELLO_MAX)
+        .collect();
+    (!text.is_empty()).then_some(text)
+}
+
+const LOGIN_HELP: &str = "|wYou are not logged in.|n Commands:\n\
   create <name> <password>   make a new account and log in\n\
   connect <name> <password>  log in to your account\n\
+  create, connect            the same, asking for the name and then the\n\
+                             password (which is not shown as you type)\n\
   look                       show the welcome screen again\n\
   quit                       leave\n\
 Names are 3-30 letters, digits or underscores; passwords at least 3 characters.";
 
-const PLAYER_HELP: &str = "Commands:\n\
-  look           look around\n\
-  say <text>     say something to everyone here (or: \"<text>)\n\
-  who            list who is online\n\
-  echo <text>    repeat text back to you\n\
-  quit           leave the game\n\
-Admin only: reload (restart the game, keeping everyone connected), shutdown.";
+/// The logged-in help; the commands are clickable in clients with links.
+fn player_help() -> String {
+    const WIDTH: usize = 23;
+    let rows: [(&str, &str, &str); 9] = [
+        ("look", "", "look around (also: l)"),
+        (
+            "say",
+            " <text>",
+            "say something to everyone here (or: \"<text>)",
+        ),
+        ("who", "", "list who is online"),
+        ("echo", " <text>", "repeat text back to you, exactly"),
+        ("color", "", "show the colour codes (also: colour)"),
+        (
+            "client",
+            "",
+            "what your client and the portal agreed (also: term)",
+        ),
+        (
+            "screenreader",
+            " [on|off]",
+            "simpler output for screen readers",
+        ),
+        ("help", "", "this help"),
+        ("quit", "", "leave the game"),
+    ];
+    let mut out = String::from("|wCommands:|n\n");
+    for (command, usage, what) in rows {
+        let shown = command.len() + usage.len();
+        let pad = " ".repeat(WIDTH.saturating_sub(shown).max(1));
+        out.push_str(&format!(
+            "  {}{}{pad}{what}\n",
+            link(command, command),
+            escape(usage)
+        ));
+    }
+    out.push_str("Admin only: reload (restart the game, keeping everyone connected), shutdown.");
+    out
+}
 
 #[cfg(test)]
 mod tests {
     use super::super::accounts::HashCost;
+    use super::super::markup::strip;
     use super::*;
     use crate::amp::message::{StartMode, StopMode};
 
@@ -469,16 +841,41 @@ mod tests {
         }
     }
 
-    fn texts_for(out: &[ServerMsg], who: u64) -> Vec<String> {
+    /// Every command sent to `who`, in order.
+    fn commands_for(out: &[ServerMsg], who: u64) -> Vec<Command> {
         out.iter()
             .filter_map(|m| match m {
-                ServerMsg::DataOut { sessid, commands } if *sessid == who => commands
-                    .first()
-                    .and_then(|c| c.first_str())
-                    .map(str::to_owned),
+                ServerMsg::DataOut { sessid, commands } if *sessid == who => Some(commands.clone()),
                 _ => None,
             })
+            .flatten()
             .collect()
+    }
+
+    /// The texts (not prompts or OOB) sent to `who`, markup stripped.
+    fn texts_for(out: &[ServerMsg], who: u64) -> Vec<String> {
+        commands_for(out, who)
+            .iter()
+            .filter(|c| c.name == "text")
+            .map(|c| strip(c.first_str().unwrap_or_default()))
+            .collect()
+    }
+
+    /// The prompts sent to `who`.
+    fn prompts_for(out: &[ServerMsg], who: u64) -> Vec<String> {
+        commands_for(out, who)
+            .iter()
+            .filter(|c| c.name == "prompt")
+            .map(|c| c.first_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// The `options` of a command's kwargs.
+    fn options_of(command: &Command) -> Map {
+        match command.kwargs.get("options") {
+            Some(Value::Map(options)) => options.clone(),
+            _ => Map::new(),
+        }
     }
 
     #[test]
@@ -513,7 +910,6 @@ mod tests {
     fn bad_create_and_connect_get_clear_errors_and_stay_logged_out() {
         let mut f = fixture();
         f.connect(1);
-        assert_eq!(f.texts(1, "create"), ["Usage: create <name> <password>"]);
         assert!(f.texts(1, "create a! pw123")[0].contains("name"));
         assert!(f.texts(1, "create anna pw")[0].contains("password"));
         f.texts(1, "create anna pw123");
@@ -651,5 +1047,389 @@ mod tests {
             commands,
         });
         assert_eq!(texts_for(&game.take_outbox(), 1), ["back"]);
+    }
+
+    fn oob(name: &str, args: Vec<Value>, kwargs: &[(&str, Value)]) -> Command {
+        Command {
+            name: name.into(),
+            args,
+            kwargs: kwargs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        }
+    }
+
+    impl Fixture {
+        fn send(&mut self, sessid: u64, command: Command) -> Vec<ServerMsg> {
+            let commands = vec![command];
+            self.game.handle(PortalMsg::DataIn { sessid, commands });
+            self.game.take_outbox()
+        }
+
+        fn set_flag(&mut self, sessid: u64, key: &str, value: Value) {
+            let mut record = self.game.sessions().get(sessid).unwrap().clone();
+            record.protocol_flags.insert(key.into(), value);
+            self.game.handle(PortalMsg::ConnSync { session: record });
+            assert!(self.game.take_outbox().is_empty());
+        }
+    }
+
+    #[test]
+    fn echo_is_one_raw_text_exactly_as_typed_without_a_prompt() {
+        let mut f = fixture();
+        f.logged_in(1, "anna");
+        let out = f.say(1, "echo |rred|n ||x |lcquit|ltq|le");
+        let expected = Command {
+            name: "text".into(),
+            args: vec![Value::from("|rred|n ||x |lcquit|ltq|le")],
+            kwargs: options(&[("raw", true)]),
+        };
+        let reply = ServerMsg::DataOut {
+            sessid: 1,
+            commands: vec![expected],
+        };
+        assert_eq!(out, [reply]);
+    }
+
+    #[test]
+    fn logged_in_commands_end_with_a_prompt_in_the_same_message() {
+        let mut f = fixture();
+        f.connect(1);
+        let out = f.say(1, "look");
+        assert!(prompts_for(&out, 1).is_empty(), "no prompt before login");
+        let out = f.say(1, "create anna pw123");
+        assert_eq!(prompts_for(&out, 1), [PROMPT]);
+        for line in ["look", "who", "help", "dance", "say hi", "color", "client"] {
+            let out = f.say(1, line);
+            assert_eq!(prompts_for(&out, 1), [PROMPT], "after {line}");
+            let last = commands_for(&out, 1).pop().unwrap();
+            assert_eq!(last.name, "prompt", "the prompt comes last after {line}");
+        }
+        // look's reply and its prompt are one DataOut
+        match f.say(1, "look").as_slice() {
+            [ServerMsg::DataOut { commands, .. }] => {
+                let names: Vec<&str> = commands.iter().map(|c| c.name.as_str()).collect();
+                assert_eq!(names, ["text", "prompt"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(prompts_for(&f.say(1, "echo x"), 1).is_empty());
+        assert!(prompts_for(&f.say(1, "quit"), 1).is_empty());
+    }
+
+    #[test]
+    fn interactive_connect_hides_the_password() {
+        let mut f = fixture();
+        f.logged_in(1, "anna");
+        f.connect(2);
+        let out = f.say(2, "connect");
+        assert_eq!(prompts_for(&out, 2), [NAME_PROMPT]);
+        assert!(texts_for(&out, 2)[0].contains("empty line to cancel"));
+        let out = f.say(2, "Anna");
+        let commands = commands_for(&out, 2);
+        assert_eq!(commands.len(), 1, "{commands:?}");
+        assert_eq!(commands[0].name, "prompt");
+        assert_eq!(commands[0].first_str(), Some(PASSWORD_PROMPT));
+        assert_eq!(
+            options_of(&commands[0]).get("echo"),
+            Some(&Value::Bool(false))
+        );
+
+        let out = f.say(2, "pw123");
+        let commands = commands_for(&out, 2);
+        assert_eq!(commands[0].name, "text");
+        assert_eq!(
+            options_of(&commands[0]).get("echo"),
+            Some(&Value::Bool(true))
+        );
+        assert!(out.iter().any(|m| matches!(m, ServerMsg::Login { .. })));
+        assert!(texts_for(&out, 2).join("\n").contains("Welcome, anna!"));
+        assert_eq!(prompts_for(&out, 2), [PROMPT]);
+        assert!(
+            !format!("{out:?}").contains("pw123"),
+            "the password is not echoed"
+        );
+        assert!(f.game.sessions().get(2).unwrap().logged_in);
+    }
+
+    #[test]
+    fn interactive_connect_with_a_wrong_password_restores_echo_and_starts_over() {
+        let mut f = fixture();
+        f.logged_in(1, "anna");
+        f.connect(2);
+        f.say(2, "connect anna");
+        assert!(
+            f.game.login.contains_key(&2),
+            "a name skips to the password"
+        );
+        let out = f.say(2, "nope");
+        let commands = commands_for(&out, 2);
+        assert_eq!(
+            options_of(&commands[0]).get("echo"),
+            Some(&Value::Bool(true))
+        );
+        assert_eq!(texts_for(&out, 2), ["", "Incorrect name or password."]);
+        assert!(!f.game.sessions().get(2).unwrap().logged_in);
+        assert!(prompts_for(&out, 2).is_empty());
+        // the dialogue is over: the next line is a command again
+        assert!(f.texts(2, "look")[0].contains("Welcome to Demo"));
+    }
+
+    #[test]
+    fn interactive_create_checks_the_name_before_asking_the_password() {
+        let mut f = fixture();
+        f.logged_in(1, "anna");
+        f.connect(2);
+        f.say(2, "create");
+        assert_eq!(f.texts(2, "ANNA"), ["That name is already taken."]);
+        f.say(2, "cr");
+        assert!(f.texts(2, "no way")[0].contains("letters, digits"));
+        f.say(2, "create");
+        let out = f.say(2, "bob");
+        assert_eq!(prompts_for(&out, 2), [PASSWORD_PROMPT]);
+        let out = f.say(2, "  secret words ");
+        let texts = texts_for(&out, 2);
+        assert!(
+            texts.contains(&"A new account 'bob' was created.".to_owned()),
+            "{texts:?}"
+        );
+        f.connect(3);
+        assert!(f.texts(3, "connect bob secret words")[0].contains("Welcome, bob!"));
+    }
+
+    #[test]
+    fn empty_lines_cancel_and_idle_markers_do_not_answer() {
+        let mut f = fixture();
+        f.connect(1);
+        f.say(1, "connect");
+        assert!(f.say(1, "idle").is_empty());
+        assert_eq!(f.texts(1, ""), ["Cancelled."]);
+        f.say(1, "create anna");
+        let out = f.say(1, " ");
+        assert_eq!(texts_for(&out, 1), ["", "Cancelled."]);
+        assert_eq!(
+            options_of(&commands_for(&out, 1)[0]).get("echo"),
+            Some(&Value::Bool(true))
+        );
+        assert!(f.game.login.is_empty());
+    }
+
+    #[test]
+    fn disconnecting_forgets_the_dialogue() {
+        let mut f = fixture();
+        f.connect(1);
+        f.connect(2);
+        f.say(1, "connect");
+        f.say(2, "create bob");
+        f.game.handle(PortalMsg::Disconnect { sessid: 1 });
+        assert!(!f.game.login.contains_key(&1));
+        assert!(f.game.login.contains_key(&2));
+        f.game.handle(PortalMsg::DisconnectAll);
+        assert!(f.game.login.is_empty());
+        f.connect(3);
+        f.say(3, "connect");
+        f.game.handle(PortalMsg::Sync {
+            mode: StartMode::Reload,
+            sessions: vec![],
+        });
+        assert!(f.game.login.is_empty());
+    }
+
+    #[test]
+    fn player_text_is_escaped_so_nobody_injects_markup() {
+        let mut f = fixture();
+        f.logged_in(1, "anna");
+        f.logged_in(2, "bob");
+        let out = f.say(1, "say |rred |lcquit|ltclick|le");
+        let raw = |who| commands_for(&out, who)[0].first_str().unwrap().to_owned();
+        assert_eq!(raw(1), "You say, \"||rred ||lcquit||ltclick||le\"");
+        assert_eq!(raw(2), "anna says, \"||rred ||lcquit||ltclick||le\"");
+        let out = f.say(1, "|rdance");
+        assert!(commands_for(&out, 1)[0]
+            .first_str()
+            .unwrap()
+            .contains("'||rdance'"));
+    }
+
+    #[test]
+    fn look_is_coloured_with_links_and_sends_vitals_to_oob_clients() {
+        let mut f = fixture();
+        f.logged_in(1, "anna");
+        f.logged_in(2, "bob");
+        let out = f.say(1, "look");
+        let commands = commands_for(&out, 1);
+        let room = commands[0].first_str().unwrap();
+        assert!(room.starts_with(&format!("|c{ROOM_NAME}|n\n")), "{room}");
+        assert!(room.contains("|ybob|n"), "{room}");
+        assert!(room.contains("|lcwho|ltwho|le"), "{room}");
+        assert!(
+            strip(room).lines().all(|l| l.len() <= DEFAULT_WIDTH),
+            "{room}"
+        );
+        let mut narrow = Map::new();
+        narrow.insert("0".into(), Value::Int(40));
+        f.set_flag(1, "SCREENWIDTH", Value::Map(narrow));
+        let room = f.texts(1, "look")[0].clone();
+        let desc: Vec<&str> = room
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.starts_with("Exits"))
+            .collect();
+        assert!(
+            desc.len() > 3 && desc.iter().all(|l| l.len() <= 40),
+            "{room}"
+        );
+        assert!(!commands.iter().any(|c| c.name == "char_vitals"));
+
+        f.set_flag(1, "GMCP", Value::Bool(true));
+        let out = f.say(1, "l");
+        let names: Vec<String> = commands_for(&out, 1).into_iter().map(|c| c.name).collect();
+        assert_eq!(names, ["text", "char_vitals", "prompt"]);
+        let vitals = &commands_for(&out, 1)[1];
+        assert_eq!(vitals.kwargs.get("hp"), Some(&Value::Int(10)));
+        assert_eq!(vitals.kwargs.get("maxhp"), Some(&Value::Int(10)));
+    }
+
+    #[test]
+    fn login_sends_vitals_when_the_client_speaks_msdp() {
+        let mut f = fixture();
+        f.connect(1);
+        f.set_flag(1, "MSDP", Value::Bool(true));
+        let out = f.say(1, "create anna pw123");
+        assert!(commands_for(&out, 1)
+            .iter()
+            .any(|c| c.name == "char_vitals"));
+    }
+
+    #[test]
+    fn screenreader_toggles_the_flag_and_syncs_it_to_the_portal() {
+        let mut f = fixture();
+        f.logged_in(1, "anna");
+        let out = f.say(1, "screenreader");
+        match &out[0] {
+            ServerMsg::SessionSync { sessions, clean } => {
+                assert!(!clean);
+                assert_eq!(sessions.len(), 1);
+                assert_eq!(sessions[0].sessid, 1);
+                assert!(sessions[0].logged_in);
+                let flag = sessions[0].protocol_flags.get(SCREENREADER);
+                assert_eq!(flag, Some(&Value::Bool(true)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(texts_for(&out, 1), [SCREENREADER_ON]);
+        assert_eq!(f.texts(1, "screenreader"), [SCREENREADER_OFF]);
+        assert_eq!(f.texts(1, "screenreader off"), [SCREENREADER_OFF]);
+        assert_eq!(f.texts(1, "SCREENREADER ON"), [SCREENREADER_ON]);
+        let flags = &f.game.sessions().get(1).unwrap().protocol_flags;
+        assert_eq!(flags.get(SCREENREADER), Some(&Value::Bool(true)));
+        assert!(f.texts(1, "client").join("").contains("SCREENREADER: yes"));
+        let out = f.say(1, "screenreader maybe");
+        assert!(!out
+            .iter()
+            .any(|m| matches!(m, ServerMsg::SessionSync { .. })));
+    }
+
+    #[test]
+    fn client_reports_what_the_portal_negotiated() {
+        let mut f = fixture();
+        f.logged_in(1, "anna");
+        let mut size = Map::new();
+        size.insert("0".into(), Value::Int(132));
+        f.set_flag(1, "SCREENWIDTH", Value::Map(size));
+        f.set_flag(1, "CLIENTNAME", Value::from("Mudlet"));
+        f.set_flag(1, "XTERM256", Value::Bool(true));
+        let report = f.texts(1, "term").join("\n");
+        assert!(report.contains("Screen: 132x45\n"), "{report}");
+        assert!(report.contains("Client: Mudlet\n"), "{report}");
+        assert!(report.contains("XTERM256: yes\n"), "{report}");
+        assert!(report.contains("MCCP: no\n"), "{report}");
+    }
+
+    #[test]
+    fn core_ping_is_answered_with_the_same_payload_even_before_login() {
+        let mut f = fixture();
+        f.connect(1);
+        let ping = oob("core_ping", vec![Value::Int(7)], &[("x", Value::from("y"))]);
+        let out = f.send(1, ping.clone());
+        let reply = ServerMsg::DataOut {
+            sessid: 1,
+            commands: vec![ping],
+        };
+        assert_eq!(out, [reply]);
+    }
+
+    #[test]
+    fn core_hello_is_remembered_and_shown_by_client() {
+        let mut f = fixture();
+        f.connect(1);
+        let hello = oob(
+            "core_hello",
+            vec![],
+            &[
+                ("client", Value::from("Mudlet")),
+                ("version", Value::from("4.17")),
+            ],
+        );
+        assert!(f.send(1, hello).is_empty(), "OOB input gets no text reply");
+        let data = &f.game.sessions().get(1).unwrap().server_data;
+        assert_eq!(data.get(client::HELLO_CLIENT), Some(&Value::from("Mudlet")));
+        assert_eq!(data.get(client::HELLO_VERSION), Some(&Value::from("4.17")));
+        f.say(1, "create anna pw123");
+        assert!(f
+            .texts(1, "client")
+            .join("\n")
+            .contains("Client: Mudlet 4.17\n"));
+    }
+
+    #[test]
+    fn unknown_oob_is_ignored_silently() {
+        let mut f = fixture();
+        f.logged_in(1, "anna");
+        assert!(f.send(1, oob("char_login", vec![], &[])).is_empty());
+        assert!(f.send(9, oob("core_ping", vec![], &[])).is_empty());
+        let long = "x".repeat(500);
+        f.send(1, oob("core_hello", vec![Value::from(long)], &[]));
+        let data = &f.game.sessions().get(1).unwrap().server_data;
+        let kept = data
+            .get(client::HELLO_CLIENT)
+            .and_then(Value::as_str)
+            .unwrap();
+        assert_eq!(kept.len(), HELLO_MAX);
+        assert_eq!(data.get(client::HELLO_VERSION), None);
+    }
+
+    #[test]
+    fn color_shows_the_palette_in_blocks_the_encoding_can_carry() {
+        let mut f = fixture();
+        f.logged_in(1, "anna");
+        let out = f.say(1, "colour");
+        let palette = commands_for(&out, 1)[0].first_str().unwrap().to_owned();
+        assert!(palette.contains("||r") && palette.contains("||[r"));
+        assert!(palette.contains("|555\u{2588}"));
+        f.set_flag(1, "ENCODING", Value::from("latin-1"));
+        let out = f.say(1, "color");
+        let palette = commands_for(&out, 1)[0].first_str().unwrap().to_owned();
+        assert!(palette.contains("|555#") && !palette.contains('\u{2588}'));
+    }
+
+    #[test]
+    fn help_lists_the_new_commands_as_links() {
+        let mut f = fixture();
+        f.logged_in(1, "anna");
+        let out = f.say(1, "help");
+        let help = commands_for(&out, 1)[0].first_str().unwrap().to_owned();
+        for command in ["look", "color", "client", "screenreader"] {
+            assert!(help.contains(&link(command, command)), "{command}: {help}");
+        }
+        let shown = texts_for(&out, 1)[0].clone();
+        assert!(
+            shown.contains("  screenreader [on|off]  simpler"),
+            "{shown}"
+        );
+        assert!(shown.lines().all(|l| l.chars().count() <= 80), "{shown}");
+        f.connect(2);
+        assert!(f.texts(2, "help")[0].contains("not shown as you type"));
     }
 }
