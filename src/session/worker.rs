@@ -238,6 +238,7 @@ fn telnet_settings(config: &Config, direction: Direction) -> TelnetSettings {
         max_subnegotiation: t.max_subnegotiation,
         fallback_encoding: t.fallback_encoding.clone(),
         nop_interval: Duration::from_secs(t.keepalive_secs),
+        passive: !on,
     }
 }
 
@@ -520,7 +521,16 @@ impl Worker {
         }
         let (text, replaced) = self.telnet.decode_line(&line);
         if replaced {
-            log::info!("session {}: invalid input bytes replaced", self.sessid);
+            let encoding = self.telnet.protocol_flags().get("ENCODING").cloned();
+            let encoding = encoding
+                .as_ref()
+                .and_then(|v| v.as_str())
+                .unwrap_or("utf-8");
+            log::info!(
+                "session {}: invalid {} in input replaced",
+                self.sessid,
+                encoding.to_uppercase()
+            );
             let notice = self.config.messages.invalid_utf8.clone();
             self.say(&notice);
         }

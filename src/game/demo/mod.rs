@@ -23,7 +23,7 @@
 //!   prompts, the second with the option `echo: false` so the client stops
 //!   showing what is typed, and turns echo back on after the password line;
 //! - every logged-in command but `echo` and `quit` ends with a `prompt`;
-//! - out-of-band: GMCP `Core.Ping` (`core_ping`) is answered with its own
+//! - out-of-band: GMCP `Core.Ping` (`ping`, as Evennia's portal names it) is answered with its own
 //!   payload, `Core.Hello` is remembered, and clients with GMCP or MSDP get
 //!   `char_vitals` after login and `look`;
 //! - `client` reports the session's `protocol_flags` ([`client`]);

@@ -247,12 +247,13 @@ impl Game {
             return;
         };
         match command.name.as_str() {
-            // GMCP Core.Ping: answer with the same payload.
-            "core_ping" => self.outbox.push(ServerMsg::DataOut {
+            // GMCP Core.Ping (Evennia's portal names it `ping`): answer
+            // with the same payload.
+            "ping" | "core_ping" => self.outbox.push(ServerMsg::DataOut {
                 sessid,
                 commands: vec![command.clone()],
             }),
-            "core_hello" => {
+            "hello" | "core_hello" => {
                 let client = hello_field(command, "client", 0);
                 let version = hello_field(command, "version", 1);
                 log::info!("session {sessid}: client says it is {client:?} version {version:?}");

@@ -98,10 +98,13 @@ pub struct TelnetSettings {
     pub negotiation_timeout: Duration,
     /// Largest subnegotiation body kept; longer ones are dropped and counted.
     pub max_subnegotiation: usize,
-    /// Tried when input is not valid in the session's encoding.
+    /// Used when the client's MTTS answer says it cannot do UTF-8.
     pub fallback_encoding: String,
     /// Gap between IAC NOP keepalives; zero turns them off.
     pub nop_interval: Duration,
+    /// Offer nothing at start (our side of an outbound connection): only
+    /// answer what the peer asks.
+    pub passive: bool,
 }
 
 impl Default for TelnetSettings {
@@ -121,6 +124,7 @@ impl Default for TelnetSettings {
             max_subnegotiation: 8 * 1024,
             fallback_encoding: "latin-1".into(),
             nop_interval: Duration::from_secs(30),
+            passive: false,
         }
     }
 }
@@ -211,6 +215,9 @@ impl Telnet {
 
     /// Our opening offers, TTYPE before MCCP (as Evennia orders them).
     fn offer_all(&mut self) {
+        if self.settings.passive {
+            return;
+        }
         let s = &self.settings;
         let wanted = [
             (Side::Us, SGA, true),
