@@ -41,6 +41,11 @@ pub struct Portal {
 /// (later TOML tables win only for keys not already set, so tests pass
 /// whole sections they change through `sections`).
 pub fn base_config(dir: &Path, autostart: bool) -> String {
+    base_config_with(dir, autostart, "")
+}
+
+/// [`base_config`] with extra lines in its `[telnet]` section.
+pub fn base_config_with(dir: &Path, autostart: bool, telnet: &str) -> String {
     let demo = env!("CARGO_BIN_EXE_demo_game");
     let db = dir.join("game.sqlite3");
     format!(
@@ -51,6 +56,7 @@ status_file = "{status}"
 
 [telnet]
 listen = ["127.0.0.1:0"]
+{telnet}
 
 [amp]
 listen = "127.0.0.1:0"
@@ -79,8 +85,17 @@ impl Portal {
 
     /// Start a portal; with `autostart` false the test plays the game.
     pub fn start_with(limits: &str, autostart: bool) -> Portal {
+        Portal::start_full(limits, autostart, "")
+    }
+
+    /// Start a portal with extra `[limits]` lines and extra `[telnet]` lines.
+    pub fn start_sections(limits: &str, telnet: &str) -> Portal {
+        Portal::start_full(limits, true, telnet)
+    }
+
+    fn start_full(limits: &str, autostart: bool, telnet: &str) -> Portal {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut text = base_config(dir.path(), autostart);
+        let mut text = base_config_with(dir.path(), autostart, telnet);
         text.push_str("\n[limits]\n");
         if !limits.contains("max_connection_rate") {
             text.push_str("max_connection_rate = 1000.0\n");
@@ -267,6 +282,24 @@ impl Client {
                 None
             },
         )
+    }
+
+    /// Wait until `needle` bytes arrive; return everything up to and
+    /// including them and forget it.
+    pub fn expect_bytes(&mut self, needle: &[u8]) -> Vec<u8> {
+        wait_for(&format!("bytes {needle:?}"), || {
+            if let Some(at) = find(&self.seen, needle) {
+                return Some(self.seen.drain(..at + needle.len()).collect());
+            }
+            self.pump();
+            None
+        })
+    }
+
+    /// Everything received so far, raw, and forget it.
+    pub fn take_raw(&mut self) -> Vec<u8> {
+        self.pump();
+        std::mem::take(&mut self.seen)
     }
 
     /// Wait until the portal closes the connection; returns the rest.

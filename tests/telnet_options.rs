@@ -1,0 +1,290 @@
+//! Telnet option negotiation end to end: a scripted client answers the
+//! portal's offers and checks the bytes, and the demo game reports what it
+//! learned (`client` shows the negotiated flags).
+
+mod support;
+use support::{Client, Portal};
+
+const IAC: u8 = 255;
+const DONT: u8 = 254;
+const DO: u8 = 253;
+const WONT: u8 = 252;
+const WILL: u8 = 251;
+const SB: u8 = 250;
+const GA: u8 = 249;
+const NOP: u8 = 241;
+const SE: u8 = 240;
+const EOR: u8 = 239;
+const ECHO: u8 = 1;
+const TTYPE: u8 = 24;
+const EOR_OPT: u8 = 25;
+const NAWS: u8 = 31;
+const MSSP: u8 = 70;
+const COMPRESS2: u8 = 86;
+const GMCP: u8 = 201;
+
+/// Text with ANSI colour escapes removed.
+fn plain(text: &str) -> String {
+    let mut out = String::new();
+    let mut in_escape = false;
+    for c in text.chars() {
+        match (in_escape, c) {
+            (false, '\x1b') => in_escape = true,
+            (false, c) => out.push(c),
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+        }
+    }
+    out
+}
+
+fn sub(option: u8, body: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![IAC, SB, option];
+    bytes.extend_from_slice(body);
+    bytes.extend_from_slice(&[IAC, SE]);
+    bytes
+}
+
+fn naws(width: u16, height: u16) -> Vec<u8> {
+    let mut body = width.to_be_bytes().to_vec();
+    body.extend_from_slice(&height.to_be_bytes());
+    sub(NAWS, &body)
+}
+
+fn login(client: &mut Client, name: &str) {
+    client.expect("create <name>");
+    create(client, name);
+}
+
+fn create(client: &mut Client, name: &str) {
+    client.send(&format!("create {name} pw123"));
+    client.expect("Plaza");
+}
+
+/// Read the portal's opening offers and answer every one, agreeing only to
+/// the options in `accept`, as a real client does.
+fn answer_offers(client: &mut Client, accept: &[u8]) {
+    let offers = client.expect_bytes(b"create <name>");
+    let mut reply = Vec::new();
+    for w in offers.windows(3).filter(|w| w[0] == IAC) {
+        let ok = accept.contains(&w[2]);
+        match w[1] {
+            WILL => reply.extend_from_slice(&[IAC, if ok { DO } else { DONT }, w[2]]),
+            DO => reply.extend_from_slice(&[IAC, if ok { WILL } else { WONT }, w[2]]),
+            _ => {}
+        }
+    }
+    client.send_raw(&reply);
+}
+
+#[test]
+fn the_portal_offers_its_options_at_connect() {
+    let portal = Portal::start("");
+    let mut client = portal.client();
+    client.expect_bytes(&[IAC, DO, TTYPE]);
+    let offers = client.expect_bytes(b"create <name>");
+    for offer in [
+        [IAC, DO, NAWS],
+        [IAC, WILL, GMCP],
+        [IAC, WILL, MSSP],
+        [IAC, WILL, COMPRESS2],
+    ] {
+        assert!(offers.windows(3).any(|w| w == offer), "{offer:?} offered");
+    }
+}
+
+#[test]
+fn ttype_mtts_and_naws_reach_the_game_and_a_resize_resyncs() {
+    let portal = Portal::start("");
+    let mut client = portal.client();
+    answer_offers(&mut client, &[TTYPE, NAWS]);
+    client.send_raw(&naws(120, 40));
+    let ask = [IAC, SB, TTYPE, 1, IAC, SE];
+    client.expect_bytes(&ask);
+    client.send_raw(&sub(TTYPE, b"\x00MUDLET 4.17"));
+    client.expect_bytes(&ask);
+    client.send_raw(&sub(TTYPE, b"\x00XTERM-256COLOR"));
+    client.expect_bytes(&ask);
+    client.send_raw(&sub(TTYPE, b"\x00MTTS 2319"));
+    create(&mut client, "anna");
+    client.send("client");
+    let report = plain(&client.expect("SCREENREADER"));
+    assert!(report.contains("MUDLET"), "{report}");
+    assert!(report.contains("Screen: 120x40"), "{report}");
+    assert!(report.contains("XTERM256: yes"), "{report}");
+
+    client.send_raw(&naws(100, 30));
+    support::wait_for("the resize to reach the game", || {
+        client.send("client");
+        let report = client.expect("SCREENREADER");
+        report.contains("Screen: 100x30").then_some(())
+    });
+}
+
+#[test]
+fn mccp2_output_decompresses_with_an_independent_zlib() {
+    let portal = Portal::start("");
+    let mut client = portal.client();
+    client.send_raw(&[IAC, WONT, TTYPE, IAC, DO, COMPRESS2]);
+    let start = sub(COMPRESS2, &[]);
+    client.expect_bytes(&start);
+    client.send("create zed pw123");
+    let mut compressed = Vec::new();
+    let text = support::wait_for("compressed output with the room", || {
+        compressed.extend(client.take_raw());
+        let text = python_inflate(&compressed);
+        text.contains("The Portal Plaza").then_some(text)
+    });
+    assert!(text.contains("was created"), "{text}");
+}
+
+/// Inflate with Python's zlib (the C library), not the portal's own.
+fn python_inflate(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stream.bin");
+    std::fs::write(&path, bytes).unwrap();
+    let script = "import sys, zlib\n\
+        d = zlib.decompressobj()\n\
+        sys.stdout.buffer.write(d.decompress(open(sys.argv[1], 'rb').read()))\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn gmcp_round_trips_through_the_game() {
+    let portal = Portal::start("");
+    let mut client = portal.client();
+    client.send_raw(&[IAC, DO, GMCP]);
+    client.expect("create <name>");
+    client.send_raw(&sub(
+        GMCP,
+        br#"Core.Hello {"client": "TestClient", "version": "9.1"}"#,
+    ));
+    client.send_raw(&sub(GMCP, br#"Core.Ping {"seq": 42}"#));
+    let reply = client.expect_bytes(&[IAC, SE]);
+    let body = String::from_utf8_lossy(&reply);
+    assert!(body.contains("Core.Ping"), "{body}");
+    assert!(body.contains("\"seq\": 42"), "{body}");
+    create(&mut client, "gmcp");
+    client.send("client");
+    let report = client.expect("SCREENREADER");
+    assert!(report.contains("TestClient"), "{report}");
+}
+
+#[test]
+fn mssp_answers_with_a_well_formed_table() {
+    let portal = Portal::start("");
+    let mut client = portal.client();
+    client.send_raw(&[IAC, DO, MSSP]);
+    client.expect_bytes(&[IAC, SB, MSSP]);
+    let body = client.expect_bytes(&[IAC, SE]);
+    let body = &body[..body.len() - 2];
+    assert_eq!(body.first(), Some(&1), "the table starts with MSSP_VAR");
+    let mut table = std::collections::BTreeMap::new();
+    for field in body.split(|b| *b == 1).skip(1) {
+        let mut parts = field.split(|b| *b == 2);
+        let name = String::from_utf8(parts.next().unwrap().to_vec()).unwrap();
+        let values: Vec<String> = parts
+            .map(|v| String::from_utf8(v.to_vec()).unwrap())
+            .collect();
+        assert!(!values.is_empty(), "{name} has a value");
+        table.insert(name, values);
+    }
+    assert_eq!(table["NAME"], ["Test Portal"]);
+    assert!(table["PLAYERS"][0].parse::<u32>().is_ok(), "{table:?}");
+    assert!(table["UPTIME"][0].parse::<u64>().is_ok(), "{table:?}");
+}
+
+#[test]
+fn the_password_is_not_echoed() {
+    let portal = Portal::start("");
+    let mut client = portal.client();
+    client.expect("create <name>");
+    client.send("create");
+    client.expect("Name:");
+    client.send("secretive");
+    let seen = client.expect_bytes(b"Password:");
+    assert!(
+        seen.windows(3).any(|w| w == [IAC, WILL, ECHO]),
+        "echo turned off"
+    );
+    client.send_raw(&[IAC, DO, ECHO]);
+    client.send("hunter22");
+    client.expect_bytes(&[IAC, WONT, ECHO]);
+    client.expect("was created");
+}
+
+#[test]
+fn prompts_end_with_ga_or_with_eor_once_agreed() {
+    let portal = Portal::start("");
+    let mut plain = portal.client();
+    login(&mut plain, "gaga");
+    plain.expect_bytes(&[b'>', b' ', IAC, GA]);
+
+    let mut eor = portal.client();
+    eor.send_raw(&[IAC, DO, EOR_OPT]);
+    login(&mut eor, "eorer");
+    eor.expect_bytes(&[b'>', b' ', IAC, EOR]);
+}
+
+#[test]
+fn colour_follows_the_client_and_screenreader_strips_it() {
+    let portal = Portal::start("");
+    let mut client = portal.client();
+    client.send_raw(&[IAC, WONT, TTYPE]);
+    login(&mut client, "colourful");
+    client.send("look");
+    let look = client.expect("Exits");
+    assert!(look.contains("\x1b["), "ANSI colour by default: {look:?}");
+    client.send("screenreader on");
+    client.expect("now on");
+    client.send("look");
+    let look = client.expect("Exits");
+    assert!(
+        !look.contains('\x1b'),
+        "no escapes for a screen reader: {look:?}"
+    );
+}
+
+#[test]
+fn http_on_the_telnet_port_gets_a_plain_answer_and_is_closed() {
+    let portal = Portal::start("");
+    let mut browser = portal.client();
+    browser.send_raw(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let answer = browser.expect_closed();
+    assert!(answer.contains("MUD client"), "{answer}");
+    portal.wait_log("HTTP request on a telnet port");
+    let mut player = portal.client();
+    player.expect("create <name>");
+}
+
+#[test]
+fn idle_clients_get_nop_keepalives() {
+    let portal = Portal::start_sections("", "keepalive_secs = 1\n");
+    let mut client = portal.client();
+    client.expect("create <name>");
+    client.expect_bytes(&[IAC, NOP]);
+}
+
+#[test]
+fn refused_options_are_not_answered_twice() {
+    let portal = Portal::start("");
+    let mut client = portal.client();
+    // An option nobody offered: refused once, a repeat of the refusal is
+    // not answered again (RFC 1143: no loops).
+    client.send_raw(&[IAC, WILL, 99]);
+    client.expect_bytes(&[IAC, DONT, 99]);
+    client.send_raw(&[IAC, WONT, 99, IAC, WONT, 99]);
+    client.expect("create <name>");
+    let rest = client.take_raw();
+    assert!(!rest.windows(3).any(|w| w == [IAC, DONT, 99]), "{rest:?}");
+}
