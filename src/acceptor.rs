@@ -56,13 +56,16 @@ impl ControlQueue {
 pub struct Listener {
     pub socket: TcpListener,
     pub protocol_key: &'static str,
+    /// For `telnet/ssl`: the TLS configuration new connections get, and the
+    /// index of its `[[tls]]` entry (to reload it on SIGHUP).
+    pub tls: Option<(usize, Arc<rustls::ServerConfig>)>,
 }
 
 /// A client waiting for its turn.
 struct Queued {
     stream: std::net::TcpStream,
     address: SocketAddr,
-    protocol_key: &'static str,
+    listener: usize,
 }
 
 /// The acceptor's state.
@@ -193,8 +196,30 @@ impl Acceptor {
             log::set_max_level(level);
         }
         self.limiter.set_rate(new.limits.max_connection_rate);
+        self.reload_certificates(&new);
         self.handler.set_config(Arc::new(new));
         log::info!("config reloaded from {}", self.config_path.display());
+    }
+
+    /// Load every TLS listener's certificate and key again; new
+    /// connections get the new ones, existing sessions keep theirs. A pair
+    /// that fails to load keeps the old one and is logged.
+    fn reload_certificates(&mut self, config: &Config) {
+        for listener in &mut self.listeners {
+            let Some((index, current)) = &mut listener.tls else {
+                continue;
+            };
+            let Some(entry) = config.tls.get(*index) else {
+                continue;
+            };
+            match crate::tls::load_server_config(&entry.cert, &entry.key) {
+                Ok(fresh) => {
+                    *current = fresh;
+                    log::info!("TLS certificate reloaded for {}", entry.listen);
+                }
+                Err(e) => log::error!("TLS certificate reload refused, keeping the old one: {e}"),
+            }
+        }
     }
 
     // ---- accepting ----
@@ -207,10 +232,9 @@ impl Acceptor {
             let Some(listener) = self.listeners.get(index) else {
                 return;
             };
-            let key = listener.protocol_key;
             match listener.socket.accept() {
                 Ok((stream, address)) => {
-                    self.admit(std::net::TcpStream::from(stream), address, key)
+                    self.admit(std::net::TcpStream::from(stream), address, index)
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -221,10 +245,10 @@ impl Acceptor {
     }
 
     /// Start the session now, or queue it with a message.
-    fn admit(&mut self, stream: std::net::TcpStream, address: SocketAddr, key: &'static str) {
+    fn admit(&mut self, stream: std::net::TcpStream, address: SocketAddr, listener: usize) {
         let now = Instant::now();
         if self.queue.is_empty() && self.limiter.try_take(now) {
-            return self.start_session(stream, address, key);
+            return self.start_session(stream, address, listener);
         }
         let config = self.handler.config();
         if self.queue.len() >= config.limits.connection_queue {
@@ -238,35 +262,41 @@ impl Acceptor {
             &format!("{wait:.0}"),
         );
         let mut stream = stream;
-        let _ = stream.write_all(format!("{text}\r\n").as_bytes());
+        if !self.is_tls(listener) {
+            // A TLS client cannot read plain text before its handshake.
+            let _ = stream.write_all(format!("{text}\r\n").as_bytes());
+        }
         log::info!("connection from {address} queued (about {wait:.0} s)");
         self.queue.push_back(Queued {
             stream,
             address,
-            protocol_key: key,
+            listener,
         });
     }
 
     fn release_queue(&mut self, now: Instant) {
         while !self.queue.is_empty() && self.limiter.try_take(now) {
             if let Some(q) = self.queue.pop_front() {
-                self.start_session(q.stream, q.address, q.protocol_key);
+                self.start_session(q.stream, q.address, q.listener);
             }
         }
     }
 
-    fn start_session(
-        &mut self,
-        stream: std::net::TcpStream,
-        address: SocketAddr,
-        key: &'static str,
-    ) {
+    fn is_tls(&self, listener: usize) -> bool {
+        self.listeners.get(listener).is_some_and(|l| l.tls.is_some())
+    }
+
+    fn start_session(&mut self, stream: std::net::TcpStream, address: SocketAddr, listener: usize) {
+        let Some(from) = self.listeners.get(listener) else {
+            return;
+        };
         let sessid = self.handler.generate_sessid();
         let inbound = Inbound {
             sessid,
             stream,
             address,
-            protocol_key: key,
+            protocol_key: from.protocol_key,
+            tls: from.tls.as_ref().map(|(_, config)| config.clone()),
         };
         if let Err((inbound, e)) = spawn_inbound(self.handler.clone(), inbound) {
             log::error!("cannot start a session thread for {address}: {e}; client refused");
@@ -323,6 +353,10 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut keys = Vec::new();
     if old.telnet.listen != new.telnet.listen {
         keys.push("telnet.listen");
+    }
+    let tls_addrs = |c: &Config| c.tls.iter().map(|t| t.listen.clone()).collect::<Vec<_>>();
+    if tls_addrs(old) != tls_addrs(new) {
+        keys.push("tls.listen");
     }
     if old.amp.listen != new.amp.listen {
         keys.push("amp.listen");

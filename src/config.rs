@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     pub portal: PortalSection,
     pub telnet: TelnetSection,
+    /// `[[tls]]`: telnet over TLS listeners (protocol key `telnet/ssl`).
+    pub tls: Vec<TlsListener>,
     pub amp: AmpSection,
     pub limits: Limits,
     pub messages: Messages,
@@ -57,6 +59,18 @@ pub struct TelnetSection {
     pub max_subnegotiation: usize,
     /// Which options the portal offers.
     pub options: TelnetOptions,
+}
+
+/// One `[[tls]]` listener: where, and with which certificate.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsListener {
+    /// `interface:port`.
+    pub listen: String,
+    /// PEM certificate chain (leaf first), re-read on SIGHUP.
+    pub cert: PathBuf,
+    /// PEM private key of the leaf certificate, re-read on SIGHUP.
+    pub key: PathBuf,
 }
 
 /// `[telnet.options]`: each option the portal offers, on or off.
@@ -130,6 +144,8 @@ pub struct Limits {
     pub connection_queue: usize,
     /// Stack size of each session worker thread, in KiB.
     pub worker_stack_kib: usize,
+    /// Seconds a TLS client gets to finish its handshake.
+    pub tls_handshake_timeout_secs: f64,
 }
 
 /// `[messages]`: what players are told.
@@ -226,6 +242,7 @@ impl Default for Limits {
             data_in_queue: 10_000,
             connection_queue: 1000,
             worker_stack_kib: 128,
+            tls_handshake_timeout_secs: 10.0,
         }
     }
 }
@@ -337,6 +354,9 @@ impl Config {
         for addr in &self.telnet.listen {
             parse_addr(addr).map_err(|e| ("telnet.listen", e))?;
         }
+        for tls in &self.tls {
+            parse_addr(&tls.listen).map_err(|e| ("tls.listen", e))?;
+        }
         let amp = parse_addr(&self.amp.listen).map_err(|e| ("amp.listen", e))?;
         if !amp.ip().is_loopback() && self.amp.secret.is_empty() {
             return Err((
@@ -386,6 +406,10 @@ impl Limits {
             self.output_buffer_bytes as f64,
         )?;
         check_positive("limits.data_in_queue", self.data_in_queue as f64)?;
+        check_positive(
+            "limits.tls_handshake_timeout_secs",
+            self.tls_handshake_timeout_secs,
+        )?;
         if self.worker_stack_kib < 64 {
             return Err(("limits.worker_stack_kib", "must be at least 64".into()));
         }

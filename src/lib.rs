@@ -40,4 +40,5 @@ pub mod session;
 pub mod status;
 pub mod supervisor;
 pub mod throttle;
+pub mod tls;
 pub mod value;

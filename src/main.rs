@@ -171,6 +171,23 @@ fn bind_listeners(config: &Config, status: &StatusFile) -> Result<Vec<Listener>,
         listeners.push(Listener {
             socket,
             protocol_key: "telnet",
+            tls: None,
+        });
+    }
+    for (i, entry) in config.tls.iter().enumerate() {
+        let tls = portal::tls::load_server_config(&entry.cert, &entry.key)
+            .map_err(|e| format!("bad TLS listener {}: {e}", entry.listen))?;
+        let addr = parse_addr(&entry.listen)?;
+        let socket = mio::net::TcpListener::bind(addr)
+            .map_err(|e| format!("cannot listen for telnet/ssl on {addr}: {e}"))?;
+        let bound = socket.local_addr().map_err(|e| e.to_string())?;
+        log::info!("telnet/ssl listening on {bound}");
+        let key = if i == 0 { "tls".to_owned() } else { format!("tls{i}") };
+        status.set(&key, &bound.to_string());
+        listeners.push(Listener {
+            socket,
+            protocol_key: "telnet/ssl",
+            tls: Some((i, tls)),
         });
     }
     Ok(listeners)

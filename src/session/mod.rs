@@ -12,6 +12,7 @@
 
 pub mod framer;
 pub mod render;
+pub mod transport;
 pub mod worker;
 
 use crate::value::{Map, Value};

@@ -24,13 +24,14 @@ use crate::protocols::http_probe;
 use crate::protocols::telnet::{Telnet, TelnetEvent, TelnetSettings};
 use crate::session::framer::{Framed, LineFramer};
 use crate::session::render::render_for;
+use crate::session::transport::{ReadEnd, Transport};
 use crate::session::Session;
 use crate::throttle::RateLimiter;
 use crate::value::Map;
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -116,6 +117,8 @@ pub struct Inbound {
     pub stream: std::net::TcpStream,
     pub address: SocketAddr,
     pub protocol_key: &'static str,
+    /// The listener's TLS configuration, for `telnet/ssl`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Start a worker thread for an accepted connection. On failure the stream
@@ -168,9 +171,15 @@ fn serve_inbound(handler: &Arc<Handler>, inbound: Inbound) {
         stream,
         address,
         protocol_key,
+        tls,
     } = inbound;
+    let transport = match tls.map(rustls::ServerConnection::new).transpose() {
+        Ok(Some(conn)) => Transport::Tls(Box::new(conn)),
+        Ok(None) => Transport::Plain,
+        Err(e) => return log::warn!("session {sessid}: cannot start TLS: {e}"),
+    };
     let session = Session::init_session(sessid, protocol_key, &address.to_string());
-    match Worker::new(handler.clone(), stream, session, Direction::Inbound) {
+    match Worker::new(handler.clone(), stream, transport, session, Direction::Inbound) {
         Ok(mut worker) => worker.run(),
         Err(e) => log::warn!("session {sessid}: cannot set up its worker: {e}"),
     }
@@ -191,7 +200,7 @@ fn serve_outbound(handler: &Arc<Handler>, sessid: u64, target: String) {
     };
     log::info!("session {sessid}: outbound telnet connection to {target}");
     let session = Session::init_session(sessid, "telnet", &target);
-    match Worker::new(handler.clone(), stream, session, Direction::Outbound) {
+    match Worker::new(handler.clone(), stream, Transport::Plain, session, Direction::Outbound) {
         Ok(mut worker) => worker.run(),
         Err(e) => log::warn!("session {sessid}: cannot set up its worker: {e}"),
     }
@@ -253,6 +262,8 @@ struct Worker {
     /// handle right after a wake, closing the eventfd would lose the wake.
     _waker: Arc<Waker>,
     stream: TcpStream,
+    transport: Transport,
+    started: Instant,
     rx: Receiver<ToWorker>,
     telnet: Telnet,
     /// Flags the game set (they win over the negotiated ones when rendering).
@@ -274,6 +285,7 @@ impl Worker {
     fn new(
         handler: Arc<Handler>,
         stream: std::net::TcpStream,
+        transport: Transport,
         session: Session,
         direction: Direction,
     ) -> io::Result<Worker> {
@@ -307,6 +319,8 @@ impl Worker {
             poll,
             _waker: waker,
             stream,
+            transport,
+            started: now,
             rx,
             telnet,
             game_flags: Map::new(),
@@ -346,6 +360,7 @@ impl Worker {
             self.pump_telnet();
             self.drain_channel();
             self.check_idle(now);
+            self.check_handshake(now);
             self.flush();
             if self.finished(Instant::now()) {
                 return self.finish_close();
@@ -360,6 +375,8 @@ impl Worker {
         if !matches!(self.closing, Some((Closing::Asked, _))) {
             return;
         }
+        self.transport.close_notify();
+        let _ = self.transport.write(&mut self.stream, &mut self.out);
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
         let deadline = Instant::now() + Duration::from_millis(500);
         let mut events = Events::with_capacity(4);
@@ -401,10 +418,13 @@ impl Worker {
         let idle = self.config.limits.idle_timeout_secs;
         let idle_deadline = (self.direction == Direction::Inbound && idle > 0)
             .then(|| self.last_input + Duration::from_secs(idle) + Duration::from_millis(10));
-        let deadline = match (idle_deadline, self.telnet.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let handshake = self.transport.is_handshaking().then(|| {
+            self.started + Duration::from_secs_f64(self.config.limits.tls_handshake_timeout_secs)
+        });
+        let deadline = [idle_deadline, self.telnet.poll_timeout(), handshake]
+            .into_iter()
+            .flatten()
+            .min();
         deadline.map(|at| at.saturating_duration_since(now))
     }
 
@@ -412,7 +432,9 @@ impl Worker {
         match &self.closing {
             None => false,
             Some((Closing::PeerGone, _)) => true,
-            Some((Closing::Asked, since)) => self.out.is_empty() || now >= *since + CLOSE_LINGER,
+            Some((Closing::Asked, since)) => {
+                !self.transport.wants_write(&self.out) || now >= *since + CLOSE_LINGER
+            }
         }
     }
 
@@ -425,18 +447,48 @@ impl Worker {
     // ---- input ----
 
     fn read_socket(&mut self) {
-        let mut buf = [0u8; 4096];
-        loop {
-            match self.stream.read(&mut buf) {
-                Ok(0) => return self.close(Closing::PeerGone),
-                Ok(n) => self.handle_bytes(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    log::debug!("session {}: read failed: {e}", self.sessid);
-                    return self.close(Closing::PeerGone);
-                }
-            }
+        let mut data = Vec::new();
+        let end = self.transport.read(&mut self.stream, &mut data);
+        if !data.is_empty() {
+            self.handle_bytes(&data);
+        }
+        match end {
+            ReadEnd::WouldBlock => {}
+            ReadEnd::Closed => self.close(Closing::PeerGone),
+            ReadEnd::Failed(reason) => self.transport_failed(&reason),
+        }
+    }
+
+    /// A broken connection: for TLS, a bad handshake (a plain-text client,
+    /// garbage) or record. What rustls queued (an alert) is flushed first.
+    fn transport_failed(&mut self, reason: &str) {
+        if self.transport.is_handshaking() {
+            let count = crate::tls::count_handshake_failure();
+            log::info!(
+                "session {}: TLS handshake failed ({count} so far): {reason}",
+                self.sessid
+            );
+        } else {
+            log::info!("session {}: connection failed: {reason}", self.sessid);
+        }
+        self.out.clear();
+        let _ = self.transport.write(&mut self.stream, &mut self.out);
+        self.close(Closing::PeerGone);
+    }
+
+    /// Drop a TLS client that has not finished its handshake in time.
+    fn check_handshake(&mut self, now: Instant) {
+        if !self.transport.is_handshaking() || self.closing.is_some() {
+            return;
+        }
+        let limit = Duration::from_secs_f64(self.config.limits.tls_handshake_timeout_secs);
+        if now.saturating_duration_since(self.started) >= limit {
+            let count = crate::tls::count_handshake_failure();
+            log::info!(
+                "session {}: TLS handshake not finished in {limit:?}; dropped ({count} so far)",
+                self.sessid
+            );
+            self.close(Closing::PeerGone);
         }
     }
 
@@ -690,22 +742,13 @@ impl Worker {
 
     /// Write what the socket takes; ask for writability if some is left.
     fn flush(&mut self) {
-        let mut written = 0;
-        while written < self.out.len() {
-            match self.stream.write(&self.out[written..]) {
-                Ok(0) => break,
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    log::debug!("session {}: write failed: {e}", self.sessid);
-                    self.out.clear();
-                    return self.close(Closing::PeerGone);
-                }
-            }
+        if let Err(e) = self.transport.write(&mut self.stream, &mut self.out) {
+            log::debug!("session {}: write failed: {e}", self.sessid);
+            self.out.clear();
+            return self.close(Closing::PeerGone);
         }
-        self.out.drain(..written);
-        self.set_writable_interest(!self.out.is_empty());
+        let wanted = self.transport.wants_write(&self.out);
+        self.set_writable_interest(wanted);
     }
 
     fn set_writable_interest(&mut self, wanted: bool) {

@@ -93,6 +93,12 @@ impl Portal {
         Portal::start_full(limits, true, telnet)
     }
 
+    /// Start a portal with extra `[limits]` lines and whole extra tables
+    /// (e.g. `[[tls]]`) appended to the config.
+    pub fn start_tables(limits: &str, tables: &str) -> Portal {
+        Portal::start_full(&format!("{limits}\n{tables}"), true, "")
+    }
+
     fn start_full(limits: &str, autostart: bool, telnet: &str) -> Portal {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut text = base_config_with(dir.path(), autostart, telnet);

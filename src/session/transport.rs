@@ -1,0 +1,152 @@
+//! The byte pipe under a session: a plain TCP socket, or TLS over it.
+//!
+//! Owned by the session worker, which calls [`Transport::read`] when the
+//! socket is readable and [`Transport::write`] to push its output buffer.
+//! For TLS the worker's thread owns the whole `rustls::ServerConnection`,
+//! so no lock is ever taken around TLS state.
+
+use mio::net::TcpStream;
+use rustls::ServerConnection;
+use std::io::{self, Read, Write};
+
+/// How a read ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// Nothing more to read now.
+    WouldBlock,
+    /// The peer closed the connection.
+    Closed,
+    /// The connection failed (for TLS: a bad handshake or record).
+    Failed(String),
+}
+
+/// Plain or TLS.
+pub enum Transport {
+    Plain,
+    Tls(Box<ServerConnection>),
+}
+
+impl Transport {
+    /// Read everything available, appending the plaintext to `data`.
+    pub fn read(&mut self, stream: &mut TcpStream, data: &mut Vec<u8>) -> ReadEnd {
+        match self {
+            Transport::Plain => read_plain(stream, data),
+            Transport::Tls(conn) => read_tls(conn, stream, data),
+        }
+    }
+
+    /// Write as much of `out` as the socket takes; written bytes are removed.
+    pub fn write(&mut self, stream: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
+        match self {
+            Transport::Plain => write_plain(stream, out),
+            Transport::Tls(conn) => write_tls(conn, stream, out),
+        }
+    }
+
+    /// Whether something is waiting for the socket to become writable.
+    pub fn wants_write(&self, out: &[u8]) -> bool {
+        match self {
+            Transport::Plain => !out.is_empty(),
+            Transport::Tls(conn) => !out.is_empty() || conn.wants_write(),
+        }
+    }
+
+    /// True while a TLS handshake is still going on.
+    pub fn is_handshaking(&self) -> bool {
+        match self {
+            Transport::Plain => false,
+            Transport::Tls(conn) => conn.is_handshaking(),
+        }
+    }
+
+    /// Queue TLS close_notify (a clean end the client can tell from a cut).
+    pub fn close_notify(&mut self) {
+        if let Transport::Tls(conn) = self {
+            conn.send_close_notify();
+        }
+    }
+}
+
+fn read_plain(stream: &mut TcpStream, data: &mut Vec<u8>) -> ReadEnd {
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return ReadEnd::Closed,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadEnd::WouldBlock,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return ReadEnd::Failed(e.to_string()),
+        }
+    }
+}
+
+fn read_tls(conn: &mut ServerConnection, stream: &mut TcpStream, data: &mut Vec<u8>) -> ReadEnd {
+    loop {
+        match conn.read_tls(stream) {
+            Ok(0) => {
+                take_plaintext(conn, data);
+                return ReadEnd::Closed;
+            }
+            Ok(_) => {
+                if let Err(e) = conn.process_new_packets() {
+                    // rustls queued an alert; the caller flushes it and closes.
+                    return ReadEnd::Failed(e.to_string());
+                }
+                if take_plaintext(conn, data) {
+                    return ReadEnd::Closed;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadEnd::WouldBlock,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return ReadEnd::Failed(e.to_string()),
+        }
+    }
+}
+
+/// Move decrypted bytes into `data`; true once the peer sent close_notify.
+fn take_plaintext(conn: &mut ServerConnection, data: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match conn.reader().read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+fn write_plain(stream: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
+    let mut written = 0;
+    let result = loop {
+        if written == out.len() {
+            break Ok(());
+        }
+        match stream.write(&out[written..]) {
+            Ok(0) => break Ok(()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    out.drain(..written);
+    result
+}
+
+fn write_tls(conn: &mut ServerConnection, stream: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
+    if !out.is_empty() {
+        let taken = conn.writer().write(out)?;
+        out.drain(..taken);
+    }
+    while conn.wants_write() {
+        match conn.write_tls(stream) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
