@@ -9,7 +9,7 @@
 //! a message and a log line; the loop never spins.
 //!
 //! Control requests (shutdown, game reload, config reload) arrive from
-//! signals (SIGUSR1, SIGHUP here; SIGINT/SIGTERM via `ctrlc` in `main.rs`)
+//! signals (SIGTERM, SIGUSR1, SIGHUP here; SIGINT via `ctrlc` in `main.rs`)
 //! and from the game over AMP, through [`ControlQueue`].
 
 use crate::config::{fill, Config};
@@ -20,7 +20,7 @@ use crate::throttle::RateLimiter;
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
-use signal_hook::consts::{SIGHUP, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -105,7 +105,7 @@ impl Acceptor {
             poll.registry()
                 .register(&mut listener.socket, Token(i), Interest::READABLE)?;
         }
-        let mut signals = Signals::new([SIGHUP, SIGUSR1])?;
+        let mut signals = Signals::new([SIGHUP, SIGTERM, SIGUSR1])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         let rate = handler.config().limits.max_connection_rate;
@@ -166,6 +166,7 @@ impl Acceptor {
             match signal {
                 SIGUSR1 => self.apply(Control::ReloadGame),
                 SIGHUP => self.apply(Control::ReloadConfig),
+                SIGTERM => self.handler.request(Control::Shutdown),
                 _ => {}
             }
         }

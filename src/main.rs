@@ -117,8 +117,9 @@ fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         .map_err(|e| format!("cannot start the AMP link: {e}"))?;
 
     let on_signal = control.clone();
+    // SIGINT here; SIGTERM, SIGHUP and SIGUSR1 are read by the acceptor.
     ctrlc::set_handler(move || on_signal.send(Control::Shutdown))
-        .map_err(|e| format!("cannot install the SIGINT/SIGTERM handler: {e}"))?;
+        .map_err(|e| format!("cannot install the SIGINT handler: {e}"))?;
 
     let mut acceptor = Acceptor::new(poll, listeners, control_rx, handler.clone(), config_path)
         .map_err(|e| format!("cannot start the acceptor: {e}"))?;
