@@ -284,7 +284,9 @@ impl Acceptor {
     }
 
     fn is_tls(&self, listener: usize) -> bool {
-        self.listeners.get(listener).is_some_and(|l| l.tls.is_some())
+        self.listeners
+            .get(listener)
+            .is_some_and(|l| l.tls.is_some())
     }
 
     fn start_session(&mut self, stream: std::net::TcpStream, address: SocketAddr, listener: usize) {

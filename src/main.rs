@@ -183,7 +183,11 @@ fn bind_listeners(config: &Config, status: &StatusFile) -> Result<Vec<Listener>,
             .map_err(|e| format!("cannot listen for telnet/ssl on {addr}: {e}"))?;
         let bound = socket.local_addr().map_err(|e| e.to_string())?;
         log::info!("telnet/ssl listening on {bound}");
-        let key = if i == 0 { "tls".to_owned() } else { format!("tls{i}") };
+        let key = if i == 0 {
+            "tls".to_owned()
+        } else {
+            format!("tls{i}")
+        };
         status.set(&key, &bound.to_string());
         listeners.push(Listener {
             socket,

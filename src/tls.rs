@@ -37,12 +37,9 @@ impl fmt::Display for TlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TlsError::File { path, reason } => write!(f, "{}: {reason}", path.display()),
-            TlsError::Pair { cert, key, reason } => write!(
-                f,
-                "{} with {}: {reason}",
-                cert.display(),
-                key.display()
-            ),
+            TlsError::Pair { cert, key, reason } => {
+                write!(f, "{} with {}: {reason}", cert.display(), key.display())
+            }
         }
     }
 }
@@ -144,6 +141,9 @@ mod tests {
         let junk = dir.path().join("junk.crt");
         std::fs::write(&junk, "not a certificate").unwrap();
         let err = load_server_config(&junk, &key).unwrap_err().to_string();
-        assert!(err.contains("junk.crt") && err.contains("no certificate"), "{err}");
+        assert!(
+            err.contains("junk.crt") && err.contains("no certificate"),
+            "{err}"
+        );
     }
 }

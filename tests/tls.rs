@@ -67,7 +67,8 @@ impl TlsClient {
         let name = "localhost".try_into().unwrap();
         let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
         let sock = TcpStream::connect(addr).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
         TlsClient {
             stream: rustls::StreamOwned::new(conn, sock),
             seen: Vec::new(),
@@ -181,7 +182,11 @@ fn python_ssl_connects_and_reads_the_login_screen() {
         .output()
         .expect("python3 runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("TLSv1.3 True"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("TLSv1.3 True"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -200,7 +205,9 @@ fn plain_text_and_truncated_handshakes_are_dropped_while_tls_play_goes_on() {
     tp.portal.wait_log("TLS handshake failed");
 
     let mut truncated = TcpStream::connect(tp.tls).unwrap();
-    truncated.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+    truncated
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .unwrap();
     truncated
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -268,5 +275,30 @@ fn a_mismatched_key_stops_the_portal_at_start_naming_the_files() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("portal.crt") && stderr.contains("other/portal.key"), "{stderr}");
+    assert!(
+        stderr.contains("portal.crt") && stderr.contains("other/portal.key"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_make_cert_script_makes_a_pair_the_portal_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-cert"))
+        .arg(dir.path())
+        .arg("mud.example")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("[[tls]]"));
+    let loaded = portal::tls::load_server_config(
+        &dir.path().join("portal.crt"),
+        &dir.path().join("portal.key"),
+    );
+    assert!(loaded.is_ok(), "{:?}", loaded.err());
 }

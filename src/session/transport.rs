@@ -134,7 +134,11 @@ fn write_plain(stream: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
     result
 }
 
-fn write_tls(conn: &mut ServerConnection, stream: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
+fn write_tls(
+    conn: &mut ServerConnection,
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
     if !out.is_empty() {
         let taken = conn.writer().write(out)?;
         out.drain(..taken);

@@ -179,7 +179,13 @@ fn serve_inbound(handler: &Arc<Handler>, inbound: Inbound) {
         Err(e) => return log::warn!("session {sessid}: cannot start TLS: {e}"),
     };
     let session = Session::init_session(sessid, protocol_key, &address.to_string());
-    match Worker::new(handler.clone(), stream, transport, session, Direction::Inbound) {
+    match Worker::new(
+        handler.clone(),
+        stream,
+        transport,
+        session,
+        Direction::Inbound,
+    ) {
         Ok(mut worker) => worker.run(),
         Err(e) => log::warn!("session {sessid}: cannot set up its worker: {e}"),
     }
@@ -200,7 +206,13 @@ fn serve_outbound(handler: &Arc<Handler>, sessid: u64, target: String) {
     };
     log::info!("session {sessid}: outbound telnet connection to {target}");
     let session = Session::init_session(sessid, "telnet", &target);
-    match Worker::new(handler.clone(), stream, Transport::Plain, session, Direction::Outbound) {
+    match Worker::new(
+        handler.clone(),
+        stream,
+        Transport::Plain,
+        session,
+        Direction::Outbound,
+    ) {
         Ok(mut worker) => worker.run(),
         Err(e) => log::warn!("session {sessid}: cannot set up its worker: {e}"),
     }
