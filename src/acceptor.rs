@@ -9,18 +9,26 @@
 //! a message and a log line; the loop never spins.
 //!
 //! Control requests (shutdown, game reload, config reload) arrive from
-//! signals (SIGUSR1, SIGHUP here; SIGINT/SIGTERM via `ctrlc` in `main.rs`)
-//! and from the game over AMP, through [`ControlQueue`].
+//! signals (SIGTERM, SIGUSR1, SIGHUP here; SIGINT via `ctrlc` in `main.rs`)
+//! and from the game over AMP, through [`ControlQueue`]. The `portal stop`,
+//! `reload` and `reload-server` commands send those same signals, so an
+//! admin's `shutdown`/`reload` in the game and the command line take one
+//! path: a [`Control`] applied here.
+//!
+//! The loop also writes the periodic stats line (`[log]
+//! stats_interval_secs`) and, on SIGHUP, reopens the log file.
 
 use crate::config::{fill, Config};
 use crate::handler::{Control, Handler};
+use crate::logfile::LogFile;
 use crate::session::worker::{spawn_inbound, Inbound};
+use crate::stats::{rate, Counters, Stats};
 use crate::supervisor::Supervisor;
 use crate::throttle::RateLimiter;
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
-use signal_hook::consts::{SIGHUP, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -78,6 +86,9 @@ pub struct Acceptor {
     queue: VecDeque<Queued>,
     paused_until: Option<Instant>,
     spare_fd: Option<std::fs::File>,
+    log_file: Option<LogFile>,
+    /// When the last stats line was written, and the counters then.
+    last_stats: (Instant, Counters),
 }
 
 /// Create the poll and the control queue the rest of the portal uses to
@@ -102,7 +113,7 @@ impl Acceptor {
             poll.registry()
                 .register(&mut listener.socket, Token(i), Interest::READABLE)?;
         }
-        let mut signals = Signals::new([SIGHUP, SIGUSR1])?;
+        let mut signals = Signals::new([SIGHUP, SIGUSR1, SIGTERM])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         let rate = handler.config().limits.max_connection_rate;
@@ -118,12 +129,19 @@ impl Acceptor {
             queue: VecDeque::new(),
             paused_until: None,
             spare_fd: open_spare(),
+            log_file: None,
+            last_stats: (Instant::now(), Counters::default()),
         })
     }
 
     /// Hand the supervisor to the loop (it forwards reload requests).
     pub fn set_supervisor(&mut self, supervisor: Option<Supervisor>) {
         self.supervisor = supervisor;
+    }
+
+    /// The log file SIGHUP reopens.
+    pub fn set_log_file(&mut self, log_file: Option<LogFile>) {
+        self.log_file = log_file;
     }
 
     /// Run until shutdown is requested; returns the supervisor so the caller
@@ -154,15 +172,19 @@ impl Acceptor {
             self.resume_after_pause();
             self.release_queue(Instant::now());
             self.handler.flush_held();
+            self.log_stats_when_due(Instant::now());
         }
     }
 
+    /// Signals become the same requests the game and `portal` commands
+    /// make; shutdown goes through the queue so the loop ends in one place.
     fn read_signals(&mut self) {
         let pending: Vec<i32> = self.signals.pending().collect();
         for signal in pending {
             match signal {
                 SIGUSR1 => self.apply(Control::ReloadGame),
                 SIGHUP => self.apply(Control::ReloadConfig),
+                SIGTERM => self.handler.request(Control::Shutdown),
                 _ => {}
             }
         }
@@ -179,12 +201,19 @@ impl Acceptor {
         }
     }
 
-    /// SIGHUP: re-read portal.conf and put what can change live in force.
+    /// SIGHUP: reopen the log file (logrotate), then re-read portal.conf
+    /// and put what can change live in force.
     fn reload_config(&mut self) {
+        self.reopen_log();
+        let stats = self.handler.stats();
         let new = match Config::load(&self.config_path) {
             Ok(config) => config,
-            Err(e) => return log::error!("config reload refused, keeping the old one: {e}"),
+            Err(e) => {
+                Stats::add(&stats.config_reload_failures, 1);
+                return log::error!("config reload refused, keeping the old one: {e}");
+            }
         };
+        Stats::add(&stats.config_reloads, 1);
         let old = self.handler.config();
         for key in restart_only_changes(&old, &new) {
             log::warn!("config reload: `{key}` changed; that takes effect at the next restart");
@@ -195,6 +224,43 @@ impl Acceptor {
         self.limiter.set_rate(new.limits.max_connection_rate);
         self.handler.set_config(Arc::new(new));
         log::info!("config reloaded from {}", self.config_path.display());
+    }
+
+    fn reopen_log(&self) {
+        let Some(log_file) = &self.log_file else {
+            return;
+        };
+        match log_file.reopen() {
+            Ok(()) => log::info!("log file {} reopened", log_file.path().display()),
+            Err(e) => log::error!(
+                "cannot reopen the log file {}: {e}; still writing to the old one",
+                log_file.path().display()
+            ),
+        }
+    }
+
+    /// One stats line every `[log] stats_interval_secs` (0 = never).
+    fn log_stats_when_due(&mut self, now: Instant) {
+        let interval = self.handler.config().log.stats_interval_secs;
+        let (since, before) = self.last_stats;
+        let elapsed = now.saturating_duration_since(since);
+        if interval == 0 || elapsed < Duration::from_secs(interval) {
+            return;
+        }
+        let after = self.handler.stats().snapshot();
+        self.last_stats = (now, after);
+        let secs = elapsed.as_secs_f64();
+        log::info!(
+            "stats: sessions {}, logged in {}, commands/s {:.1}, bytes/s in {:.0} out {:.0}, \
+             held input {}, queued connections {}",
+            self.handler.count_loggedin(true),
+            self.handler.count_loggedin(false),
+            rate(before.commands, after.commands, secs),
+            rate(before.bytes_in, after.bytes_in, secs),
+            rate(before.bytes_out, after.bytes_out, secs),
+            self.handler.held_input(),
+            self.queue.len(),
+        );
     }
 
     // ---- accepting ----
@@ -210,6 +276,7 @@ impl Acceptor {
             let key = listener.protocol_key;
             match listener.socket.accept() {
                 Ok((stream, address)) => {
+                    Stats::add(&self.handler.stats().connections_accepted, 1);
                     self.admit(std::net::TcpStream::from(stream), address, key)
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -229,6 +296,7 @@ impl Acceptor {
         let config = self.handler.config();
         if self.queue.len() >= config.limits.connection_queue {
             log::warn!("connection queue full; refused {address}");
+            Stats::add(&self.handler.stats().connections_refused, 1);
             return refuse(stream, &config.messages.connection_refused);
         }
         let wait = self.limiter.wait_for(self.queue.len() + 1).max(1.0);
@@ -240,19 +308,34 @@ impl Acceptor {
         let mut stream = stream;
         let _ = stream.write_all(format!("{text}\r\n").as_bytes());
         log::info!("connection from {address} queued (about {wait:.0} s)");
+        Stats::add(&self.handler.stats().connections_throttled, 1);
         self.queue.push_back(Queued {
             stream,
             address,
             protocol_key: key,
         });
+        self.note_queue_length();
     }
 
     fn release_queue(&mut self, now: Instant) {
+        let mut released = false;
         while !self.queue.is_empty() && self.limiter.try_take(now) {
             if let Some(q) = self.queue.pop_front() {
                 self.start_session(q.stream, q.address, q.protocol_key);
+                released = true;
             }
         }
+        if released {
+            self.note_queue_length();
+        }
+    }
+
+    fn note_queue_length(&self) {
+        let stats = self.handler.stats();
+        let length = self.queue.len() as u64;
+        stats
+            .connections_queued_now
+            .store(length, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn start_session(
@@ -270,6 +353,7 @@ impl Acceptor {
         };
         if let Err((inbound, e)) = spawn_inbound(self.handler.clone(), inbound) {
             log::error!("cannot start a session thread for {address}: {e}; client refused");
+            Stats::add(&self.handler.stats().connections_refused, 1);
             let text = self.handler.config().messages.connection_refused.clone();
             refuse(inbound.stream, &text);
         }
@@ -284,6 +368,7 @@ impl Acceptor {
         if let Some(listener) = self.listeners.get(index) {
             if let Ok((stream, address)) = listener.socket.accept() {
                 log::warn!("refused {address}: no descriptors left");
+                Stats::add(&self.handler.stats().connections_refused, 1);
                 let text = self.handler.config().messages.connection_refused.clone();
                 refuse(std::net::TcpStream::from(stream), &text);
             }
@@ -335,6 +420,15 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if old.portal.status_file != new.portal.status_file {
         keys.push("portal.status_file");
+    }
+    if old.portal.pidfile != new.portal.pidfile {
+        keys.push("portal.pidfile");
+    }
+    if old.portal.control_socket != new.portal.control_socket {
+        keys.push("portal.control_socket");
+    }
+    if old.limits.data_in_queue != new.limits.data_in_queue {
+        keys.push("limits.data_in_queue");
     }
     keys
 }

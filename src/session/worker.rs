@@ -25,6 +25,7 @@ use crate::protocols::telnet::{Telnet, TelnetEvent, TelnetSettings};
 use crate::session::framer::{Framed, LineFramer};
 use crate::session::render::render_for;
 use crate::session::Session;
+use crate::stats::Stats;
 use crate::throttle::RateLimiter;
 use crate::value::Map;
 use crossbeam_channel::{Receiver, Sender};
@@ -429,7 +430,10 @@ impl Worker {
         loop {
             match self.stream.read(&mut buf) {
                 Ok(0) => return self.close(Closing::PeerGone),
-                Ok(n) => self.handle_bytes(&buf[..n]),
+                Ok(n) => {
+                    Stats::add(&self.handler.stats().bytes_in, n as u64);
+                    self.handle_bytes(&buf[..n]);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -545,8 +549,10 @@ impl Worker {
     fn forward(&mut self, command: Command) {
         let now = Instant::now();
         if !self.limiter.try_take(now) {
+            Stats::add(&self.handler.stats().commands_refused, 1);
             return self.refuse_fast_command(now);
         }
+        Stats::add(&self.handler.stats().commands, 1);
         self.handler.data_in(self.sessid, vec![command], true);
     }
 
@@ -705,6 +711,9 @@ impl Worker {
             }
         }
         self.out.drain(..written);
+        if written > 0 {
+            Stats::add(&self.handler.stats().bytes_out, written as u64);
+        }
         self.set_writable_interest(!self.out.is_empty());
     }
 
