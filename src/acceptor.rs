@@ -91,6 +91,13 @@ pub struct Acceptor {
     last_stats: (Instant, Counters),
 }
 
+/// Start catching SIGHUP, SIGUSR1 and SIGTERM. Call this first thing, so a
+/// `portal reload` or `stop` right after start is queued, not fatal (their
+/// default action ends the process); the loop reads them once it runs.
+pub fn catch_signals() -> io::Result<Signals> {
+    Signals::new([SIGHUP, SIGUSR1, SIGTERM])
+}
+
 /// Create the poll and the control queue the rest of the portal uses to
 /// reach the main loop.
 pub fn control_queue() -> io::Result<(Poll, ControlQueue, Receiver<Control>)> {
@@ -101,9 +108,10 @@ pub fn control_queue() -> io::Result<(Poll, ControlQueue, Receiver<Control>)> {
 }
 
 impl Acceptor {
-    /// Register listeners and signals on `poll`.
+    /// Register listeners and signals (from [`catch_signals`]) on `poll`.
     pub fn new(
         poll: Poll,
+        mut signals: Signals,
         mut listeners: Vec<Listener>,
         control_rx: Receiver<Control>,
         handler: Arc<Handler>,
@@ -113,7 +121,6 @@ impl Acceptor {
             poll.registry()
                 .register(&mut listener.socket, Token(i), Interest::READABLE)?;
         }
-        let mut signals = Signals::new([SIGHUP, SIGUSR1, SIGTERM])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         let rate = handler.config().limits.max_connection_rate;

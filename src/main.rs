@@ -180,6 +180,12 @@ fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Resul
         env!("CARGO_PKG_VERSION"),
         std::process::id()
     );
+    let signals = acceptor::catch_signals()
+        .map_err(|e| format!("cannot install the signal handlers: {e}"))?;
+    let (poll, control, control_rx) = acceptor::control_queue().map_err(|e| e.to_string())?;
+    let on_signal = control.clone();
+    ctrlc::set_handler(move || on_signal.send(Control::Shutdown))
+        .map_err(|e| format!("cannot install the SIGINT handler: {e}"))?;
     // Held to the end of `run`: dropping it removes the file.
     let _pidfile = match config.pidfile_path(&config_path) {
         Some(path) => Some(PidFile::create(&path)?),
@@ -192,12 +198,12 @@ fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Resul
     let amp_listener = bind_amp(&config, &status)?;
     let amp_addr = amp_listener.local_addr().map_err(|e| e.to_string())?;
 
-    let (poll, control, control_rx) = acceptor::control_queue().map_err(|e| e.to_string())?;
     let (amp_tx, amp_rx) = crossbeam_channel::bounded(config.limits.data_in_queue);
     let to_main = control.clone();
     let control_sender: ControlSender = Arc::new(move |c| to_main.send(c));
     let handler = Arc::new(Handler::new(config.clone(), amp_tx, control_sender));
-    // Before the other threads start: binding sets the umask for a moment.
+    // Before the threads that create files start: binding the socket sets
+    // the umask for a moment.
     let _control_socket = match config.control_socket_path(&config_path) {
         Some(path) => Some(portal::control::serve(&path, handler.clone())?),
         None => None,
@@ -205,12 +211,15 @@ fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Resul
     amp::link::start(amp_listener, handler.clone(), amp_rx)
         .map_err(|e| format!("cannot start the AMP link: {e}"))?;
 
-    let on_signal = control.clone();
-    ctrlc::set_handler(move || on_signal.send(Control::Shutdown))
-        .map_err(|e| format!("cannot install the SIGINT handler: {e}"))?;
-
-    let mut acceptor = Acceptor::new(poll, listeners, control_rx, handler.clone(), config_path)
-        .map_err(|e| format!("cannot start the acceptor: {e}"))?;
+    let mut acceptor = Acceptor::new(
+        poll,
+        signals,
+        listeners,
+        control_rx,
+        handler.clone(),
+        config_path,
+    )
+    .map_err(|e| format!("cannot start the acceptor: {e}"))?;
     let supervisor = if config.game.autostart {
         let s = Supervisor::start(handler.clone(), amp_addr, status.clone())
             .map_err(|e| format!("cannot start the supervisor: {e}"))?;
