@@ -10,11 +10,19 @@
 //!
 //! Control requests (shutdown, game reload, config reload) arrive from
 //! signals (SIGTERM, SIGUSR1, SIGHUP here; SIGINT via `ctrlc` in `main.rs`)
-//! and from the game over AMP, through [`ControlQueue`].
+//! and from the game over AMP, through [`ControlQueue`]. The `portal stop`,
+//! `reload` and `reload-server` commands send those same signals, so an
+//! admin's `shutdown`/`reload` in the game and the command line take one
+//! path: a [`Control`] applied here.
+//!
+//! The loop also writes the periodic stats line (`[log]
+//! stats_interval_secs`) and, on SIGHUP, reopens the log file.
 
 use crate::config::{fill, Config};
 use crate::handler::{Control, Handler};
+use crate::logfile::LogFile;
 use crate::session::worker::{spawn_inbound, Inbound};
+use crate::stats::{rate, Counters, Stats};
 use crate::supervisor::Supervisor;
 use crate::throttle::RateLimiter;
 use crossbeam_channel::{Receiver, Sender};
@@ -81,6 +89,16 @@ pub struct Acceptor {
     queue: VecDeque<Queued>,
     paused_until: Option<Instant>,
     spare_fd: Option<std::fs::File>,
+    log_file: Option<LogFile>,
+    /// When the last stats line was written, and the counters then.
+    last_stats: (Instant, Counters),
+}
+
+/// Start catching SIGHUP, SIGUSR1 and SIGTERM. Call this first thing, so a
+/// `portal reload` or `stop` right after start is queued, not fatal (their
+/// default action ends the process); the loop reads them once it runs.
+pub fn catch_signals() -> io::Result<Signals> {
+    Signals::new([SIGHUP, SIGUSR1, SIGTERM])
 }
 
 /// Create the poll and the control queue the rest of the portal uses to
@@ -93,9 +111,10 @@ pub fn control_queue() -> io::Result<(Poll, ControlQueue, Receiver<Control>)> {
 }
 
 impl Acceptor {
-    /// Register listeners and signals on `poll`.
+    /// Register listeners and signals (from [`catch_signals`]) on `poll`.
     pub fn new(
         poll: Poll,
+        mut signals: Signals,
         mut listeners: Vec<Listener>,
         control_rx: Receiver<Control>,
         handler: Arc<Handler>,
@@ -105,7 +124,6 @@ impl Acceptor {
             poll.registry()
                 .register(&mut listener.socket, Token(i), Interest::READABLE)?;
         }
-        let mut signals = Signals::new([SIGHUP, SIGTERM, SIGUSR1])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         let rate = handler.config().limits.max_connection_rate;
@@ -121,12 +139,19 @@ impl Acceptor {
             queue: VecDeque::new(),
             paused_until: None,
             spare_fd: open_spare(),
+            log_file: None,
+            last_stats: (Instant::now(), Counters::default()),
         })
     }
 
     /// Hand the supervisor to the loop (it forwards reload requests).
     pub fn set_supervisor(&mut self, supervisor: Option<Supervisor>) {
         self.supervisor = supervisor;
+    }
+
+    /// The log file SIGHUP reopens.
+    pub fn set_log_file(&mut self, log_file: Option<LogFile>) {
+        self.log_file = log_file;
     }
 
     /// Run until shutdown is requested; returns the supervisor so the caller
@@ -157,9 +182,12 @@ impl Acceptor {
             self.resume_after_pause();
             self.release_queue(Instant::now());
             self.handler.flush_held();
+            self.log_stats_when_due(Instant::now());
         }
     }
 
+    /// Signals become the same requests the game and `portal` commands
+    /// make; shutdown goes through the queue so the loop ends in one place.
     fn read_signals(&mut self) {
         let pending: Vec<i32> = self.signals.pending().collect();
         for signal in pending {
@@ -183,12 +211,19 @@ impl Acceptor {
         }
     }
 
-    /// SIGHUP: re-read portal.conf and put what can change live in force.
+    /// SIGHUP: reopen the log file (logrotate), then re-read portal.conf
+    /// and put what can change live in force.
     fn reload_config(&mut self) {
+        self.reopen_log();
+        let stats = self.handler.stats();
         let new = match Config::load(&self.config_path) {
             Ok(config) => config,
-            Err(e) => return log::error!("config reload refused, keeping the old one: {e}"),
+            Err(e) => {
+                Stats::add(&stats.config_reload_failures, 1);
+                return log::error!("config reload refused, keeping the old one: {e}");
+            }
         };
+        Stats::add(&stats.config_reloads, 1);
         let old = self.handler.config();
         for key in restart_only_changes(&old, &new) {
             log::warn!("config reload: `{key}` changed; that takes effect at the next restart");
@@ -223,6 +258,43 @@ impl Acceptor {
         }
     }
 
+    fn reopen_log(&self) {
+        let Some(log_file) = &self.log_file else {
+            return;
+        };
+        match log_file.reopen() {
+            Ok(()) => log::info!("log file {} reopened", log_file.path().display()),
+            Err(e) => log::error!(
+                "cannot reopen the log file {}: {e}; still writing to the old one",
+                log_file.path().display()
+            ),
+        }
+    }
+
+    /// One stats line every `[log] stats_interval_secs` (0 = never).
+    fn log_stats_when_due(&mut self, now: Instant) {
+        let interval = self.handler.config().log.stats_interval_secs;
+        let (since, before) = self.last_stats;
+        let elapsed = now.saturating_duration_since(since);
+        if interval == 0 || elapsed < Duration::from_secs(interval) {
+            return;
+        }
+        let after = self.handler.stats().snapshot();
+        self.last_stats = (now, after);
+        let secs = elapsed.as_secs_f64();
+        log::info!(
+            "stats: sessions {}, logged in {}, commands/s {:.1}, bytes/s in {:.0} out {:.0}, \
+             held input {}, queued connections {}",
+            self.handler.count_loggedin(true),
+            self.handler.count_loggedin(false),
+            rate(before.commands, after.commands, secs),
+            rate(before.bytes_in, after.bytes_in, secs),
+            rate(before.bytes_out, after.bytes_out, secs),
+            self.handler.held_input(),
+            self.queue.len(),
+        );
+    }
+
     // ---- accepting ----
 
     fn accept_all(&mut self, index: usize) {
@@ -235,6 +307,7 @@ impl Acceptor {
             };
             match listener.socket.accept() {
                 Ok((stream, address)) => {
+                    Stats::add(&self.handler.stats().connections_accepted, 1);
                     self.admit(std::net::TcpStream::from(stream), address, index)
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -254,6 +327,7 @@ impl Acceptor {
         let config = self.handler.config();
         if self.queue.len() >= config.limits.connection_queue {
             log::warn!("connection queue full; refused {address}");
+            Stats::add(&self.handler.stats().connections_refused, 1);
             return refuse(stream, &config.messages.connection_refused);
         }
         let wait = self.limiter.wait_for(self.queue.len() + 1).max(1.0);
@@ -268,19 +342,34 @@ impl Acceptor {
             let _ = stream.write_all(format!("{text}\r\n").as_bytes());
         }
         log::info!("connection from {address} queued (about {wait:.0} s)");
+        Stats::add(&self.handler.stats().connections_throttled, 1);
         self.queue.push_back(Queued {
             stream,
             address,
             listener,
         });
+        self.note_queue_length();
     }
 
     fn release_queue(&mut self, now: Instant) {
+        let mut released = false;
         while !self.queue.is_empty() && self.limiter.try_take(now) {
             if let Some(q) = self.queue.pop_front() {
                 self.start_session(q.stream, q.address, q.listener);
+                released = true;
             }
         }
+        if released {
+            self.note_queue_length();
+        }
+    }
+
+    fn note_queue_length(&self) {
+        let stats = self.handler.stats();
+        let length = self.queue.len() as u64;
+        stats
+            .connections_queued_now
+            .store(length, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn is_tls(&self, listener: usize) -> bool {
@@ -303,6 +392,7 @@ impl Acceptor {
         };
         if let Err((inbound, e)) = spawn_inbound(self.handler.clone(), inbound) {
             log::error!("cannot start a session thread for {address}: {e}; client refused");
+            Stats::add(&self.handler.stats().connections_refused, 1);
             let text = self.handler.config().messages.connection_refused.clone();
             refuse(inbound.stream, &text);
         }
@@ -317,6 +407,7 @@ impl Acceptor {
         if let Some(listener) = self.listeners.get(index) {
             if let Ok((stream, address)) = listener.socket.accept() {
                 log::warn!("refused {address}: no descriptors left");
+                Stats::add(&self.handler.stats().connections_refused, 1);
                 let text = self.handler.config().messages.connection_refused.clone();
                 refuse(std::net::TcpStream::from(stream), &text);
             }
@@ -372,6 +463,15 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if old.portal.status_file != new.portal.status_file {
         keys.push("portal.status_file");
+    }
+    if old.portal.pidfile != new.portal.pidfile {
+        keys.push("portal.pidfile");
+    }
+    if old.portal.control_socket != new.portal.control_socket {
+        keys.push("portal.control_socket");
+    }
+    if old.limits.data_in_queue != new.limits.data_in_queue {
+        keys.push("limits.data_in_queue");
     }
     keys
 }

@@ -38,6 +38,14 @@ pub struct PortalSection {
     /// If set, the portal writes its bound addresses and the game's pid here
     /// (`key = value` lines), rewritten whenever they change.
     pub status_file: Option<PathBuf>,
+    /// Pid file written at start and removed at a clean exit; empty = none.
+    /// A relative path is taken from the directory of portal.conf, so the
+    /// `portal stop|reload|status --config PATH` commands find it from
+    /// anywhere.
+    pub pidfile: PathBuf,
+    /// Unix socket (mode 0600) answering `portal status`; empty = none.
+    /// Relative paths as for `pidfile`.
+    pub control_socket: PathBuf,
 }
 
 /// `[telnet]`: plain telnet listeners.
@@ -178,6 +186,8 @@ pub struct LogSection {
     pub file: String,
     /// `error`, `warn`, `info`, `debug` or `trace`.
     pub level: String,
+    /// Seconds between two stats lines in the log; 0 = none.
+    pub stats_interval_secs: u64,
 }
 
 /// `[game]`: the game server the portal starts and supervises.
@@ -202,6 +212,8 @@ impl Default for PortalSection {
         PortalSection {
             name: "Portal".into(),
             status_file: None,
+            pidfile: "portal.pid".into(),
+            control_socket: "portal.sock".into(),
         }
     }
 }
@@ -280,6 +292,7 @@ impl Default for LogSection {
         LogSection {
             file: "portal.log".into(),
             level: "info".into(),
+            stats_interval_secs: 300,
         }
     }
 }
@@ -390,6 +403,17 @@ impl Config {
         Ok(())
     }
 
+    /// `[portal] pidfile` as a path to use; `None` when turned off.
+    /// `config_path` is the file this config was read from.
+    pub fn pidfile_path(&self, config_path: &Path) -> Option<PathBuf> {
+        beside_config(config_path, &self.portal.pidfile)
+    }
+
+    /// `[portal] control_socket` as a path to use; `None` when turned off.
+    pub fn control_socket_path(&self, config_path: &Path) -> Option<PathBuf> {
+        beside_config(config_path, &self.portal.control_socket)
+    }
+
     /// The AMP listen address (checked by [`Config::parse`]).
     pub fn amp_addr(&self) -> Result<SocketAddr, String> {
         parse_addr(&self.amp.listen)
@@ -452,6 +476,16 @@ fn check_positive(key: &'static str, value: f64) -> Result<(), (&'static str, St
     }
 }
 
+/// An empty path is "off"; a relative one is taken from the directory
+/// holding the config file.
+fn beside_config(config_path: &Path, path: &Path) -> Option<PathBuf> {
+    if path.as_os_str().is_empty() {
+        return None;
+    }
+    let dir = config_path.parent().unwrap_or(Path::new(""));
+    Some(dir.join(path))
+}
+
 /// Parse `ip:port`.
 pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
     text.parse()
@@ -489,6 +523,8 @@ mod tests {
         assert_eq!(config.limits, Limits::default());
         assert_eq!(config.amp, AmpSection::default());
         assert_eq!(config.telnet, TelnetSection::default());
+        assert_eq!(config.portal, PortalSection::default());
+        assert_eq!(config.log, LogSection::default());
         assert_eq!(
             config.mssp.get("CODEBASE").map(String::as_str),
             Some("Portal")
@@ -524,6 +560,24 @@ mod tests {
         let err = parse("[amp]\nlisten = \"0.0.0.0:4006\"\n").unwrap_err();
         assert_eq!(err.key, "amp.secret");
         assert!(parse("[amp]\nlisten = \"0.0.0.0:4006\"\nsecret = \"s3\"\n").is_ok());
+    }
+
+    #[test]
+    fn run_files_sit_beside_the_config_unless_absolute_or_off() {
+        let config = parse("[portal]\ncontrol_socket = \"/run/p.sock\"\n").unwrap();
+        let conf = Path::new("/srv/mud/portal.conf");
+        assert_eq!(
+            config.pidfile_path(conf),
+            Some(PathBuf::from("/srv/mud/portal.pid"))
+        );
+        assert_eq!(
+            config.control_socket_path(conf),
+            Some(PathBuf::from("/run/p.sock"))
+        );
+        let off = parse("[portal]\npidfile = \"\"\n").unwrap();
+        assert_eq!(off.pidfile_path(conf), None);
+        let here = Config::default().pidfile_path(Path::new("portal.conf"));
+        assert_eq!(here, Some(PathBuf::from("portal.pid")));
     }
 
     #[test]

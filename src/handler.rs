@@ -24,9 +24,10 @@ use crate::amp::message::{Command, PortalMsg, StartMode};
 use crate::config::{fill, Config};
 use crate::session::worker::{self, WorkerHandle};
 use crate::session::Session;
+use crate::stats::Stats;
 use crate::value::{Map, Value};
 use crossbeam_channel::{Sender, TrySendError};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -82,6 +83,8 @@ pub struct Handler {
     any_held: AtomicBool,
     live_workers: AtomicUsize,
     started_unix: f64,
+    started: std::time::Instant,
+    stats: Stats,
 }
 
 impl Handler {
@@ -103,6 +106,8 @@ impl Handler {
             any_held: AtomicBool::new(false),
             live_workers: AtomicUsize::new(0),
             started_unix: crate::session::unix_now(),
+            started: std::time::Instant::now(),
+            stats: Stats::default(),
         }
     }
 
@@ -132,6 +137,16 @@ impl Handler {
     /// When the portal started (Unix seconds; MSSP's UPTIME).
     pub fn started_unix(&self) -> f64 {
         self.started_unix
+    }
+
+    /// How long the portal has been up.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    /// The portal's counters (see [`crate::stats`]).
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// Ask the main loop for something.
@@ -355,6 +370,32 @@ impl Handler {
             .filter(|e| e.session.csessid.as_deref() == Some(csessid))
             .map(|e| e.session.clone())
             .collect()
+    }
+
+    /// Sessions per protocol key.
+    pub fn sessions_by_protocol(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for entry in self.lock().sessions.values() {
+            *counts
+                .entry(entry.session.protocol_key.clone())
+                .or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Commands held (game away or not keeping up), over all sessions.
+    pub fn held_input(&self) -> usize {
+        self.lock().sessions.values().map(|e| e.held.len()).sum()
+    }
+
+    /// The link to the game: `down`, `linked` (hello done, sessions not yet
+    /// synced, or being stopped) or `ready`.
+    pub fn link_state(&self) -> &'static str {
+        match self.lock().link {
+            Link::Down => "down",
+            Link::Linked(_) => "linked",
+            Link::Ready(_) => "ready",
+        }
     }
 
     /// A line of text to every session.

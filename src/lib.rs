@@ -27,16 +27,23 @@
 //! - [`protocols`]: the client protocols (telnet);
 //! - [`markup`]: Evennia colour markup rendered for each client;
 //! - [`supervisor`]: the game server child process;
+//! - [`pidfile`], [`control`], [`stats`], [`logfile`]: operating the
+//!   portal (pid file, the `portal status` socket, counters, reopenable log);
 //! - [`game`]: the game's side of the link, used by the demo game.
 
 pub mod acceptor;
 pub mod amp;
+pub mod cli;
 pub mod config;
+pub mod control;
 pub mod game;
 pub mod handler;
+pub mod logfile;
 pub mod markup;
+pub mod pidfile;
 pub mod protocols;
 pub mod session;
+pub mod stats;
 pub mod status;
 pub mod supervisor;
 pub mod throttle;

@@ -1,10 +1,15 @@
-//! `portal`: args → config → logging → listeners → AMP link → game
-//! supervisor → signals → the acceptor's loop → graceful shutdown.
+//! `portal`: args → config → logging → pid file → listeners → control
+//! socket → AMP link → game supervisor → signals → the acceptor's loop →
+//! graceful shutdown. `portal stop|reload|reload-server|status` control a
+//! running portal instead (see [`portal::cli`]).
 
 use portal::acceptor::{self, Acceptor, Listener};
 use portal::amp;
+use portal::cli;
 use portal::config::{parse_addr, parse_level, Config};
 use portal::handler::{Control, ControlSender, Handler};
+use portal::logfile::LogFile;
+use portal::pidfile::PidFile;
 use portal::status::StatusFile;
 use portal::supervisor::Supervisor;
 use std::path::PathBuf;
@@ -12,25 +17,57 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: portal [start] [--config PATH]\n\
+const USAGE: &str = "usage: portal [COMMAND] [--config PATH]\n\
 \n\
-Runs the MUD portal in the foreground with the given config file\n\
-(default: portal.conf in the current directory).\n\
-Signals: SIGINT/SIGTERM shut down gracefully, SIGHUP re-reads the config,\n\
-SIGUSR1 restarts the game server keeping every player connected.";
+commands:\n\
+  start            run the portal in the foreground (the default)\n\
+  stop [--timeout SECS]\n\
+                   shut the running portal down gracefully (SIGTERM) and wait\n\
+  reload           re-read the config and reopen the log (SIGHUP)\n\
+  reload-server    restart the game server keeping every player (SIGUSR1)\n\
+  status           show the running portal's state, game, sessions, counters\n\
+\n\
+--config PATH: the portal's config file (default: portal.conf in the current\n\
+directory); the commands find the running portal through its pidfile and\n\
+control_socket. Exit codes: 0 done, 1 failed, 2 usage or config error,\n\
+3 the portal is not running.";
+
+/// What the command line asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Subcommand {
+    Start,
+    Stop,
+    Reload,
+    ReloadServer,
+    Status,
+}
+
+struct Args {
+    command: Subcommand,
+    config_path: PathBuf,
+    timeout: Option<Duration>,
+}
 
 /// How long shutdown waits for sessions to flush their last output.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(3);
 
 fn main() -> ExitCode {
-    let config_path = match parse_args(std::env::args().skip(1).collect()) {
-        Ok(Some(path)) => path,
+    let args = match parse_args(std::env::args().skip(1).collect()) {
+        Ok(Some(args)) => args,
         Ok(None) => return ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("portal: {message}\n\n{USAGE}");
             return ExitCode::from(2);
         }
     };
+    let config_path = args.config_path;
+    match args.command {
+        Subcommand::Start => {}
+        Subcommand::Stop => return ExitCode::from(cli::stop(&config_path, args.timeout)),
+        Subcommand::Reload => return ExitCode::from(cli::reload(&config_path)),
+        Subcommand::ReloadServer => return ExitCode::from(cli::reload_server(&config_path)),
+        Subcommand::Status => return ExitCode::from(cli::status(&config_path)),
+    }
     let config = match Config::load(&config_path) {
         Ok(config) => config,
         Err(e) => {
@@ -38,11 +75,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = init_logging(&config) {
-        eprintln!("portal: cannot start logging: {e}");
-        return ExitCode::from(2);
-    }
-    match run(config, config_path) {
+    let log_file = match init_logging(&config) {
+        Ok(log_file) => log_file,
+        Err(e) => {
+            eprintln!("portal: cannot start logging: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(config, config_path, log_file) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
@@ -53,14 +93,38 @@ fn main() -> ExitCode {
 }
 
 /// `Ok(None)` when the arguments asked only for help or the version.
-fn parse_args(args: Vec<String>) -> Result<Option<PathBuf>, String> {
+fn parse_args(args: Vec<String>) -> Result<Option<Args>, String> {
     let mut path = PathBuf::from("portal.conf");
+    let mut command = None;
+    let mut timeout = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
+        let named = match arg.as_str() {
+            "start" => Some(Subcommand::Start),
+            "stop" => Some(Subcommand::Stop),
+            "reload" => Some(Subcommand::Reload),
+            "reload-server" => Some(Subcommand::ReloadServer),
+            "status" => Some(Subcommand::Status),
+            _ => None,
+        };
+        if let Some(named) = named {
+            if command.replace(named).is_some() {
+                return Err(format!("`{arg}`: only one command at a time"));
+            }
+            continue;
+        }
         match arg.as_str() {
-            "start" => {}
             "--config" | "-c" => {
                 path = args.next().ok_or("--config needs a path")?.into();
+            }
+            "--timeout" => {
+                let text = args.next().ok_or("--timeout needs a number of seconds")?;
+                let secs: f64 = text
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                    .ok_or_else(|| format!("--timeout: `{text}` is not a number of seconds"))?;
+                timeout = Some(Duration::from_secs_f64(secs));
             }
             "--help" | "-h" => {
                 println!("{USAGE}");
@@ -73,34 +137,60 @@ fn parse_args(args: Vec<String>) -> Result<Option<PathBuf>, String> {
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
-    Ok(Some(path))
+    let command = command.unwrap_or(Subcommand::Start);
+    if timeout.is_some() && command != Subcommand::Stop {
+        return Err("--timeout only goes with `stop`".into());
+    }
+    Ok(Some(Args {
+        command,
+        config_path: path,
+        timeout,
+    }))
 }
 
-fn init_logging(config: &Config) -> Result<(), String> {
+/// Log to stderr and, if configured, to a file SIGHUP can reopen (returned).
+/// The loggers pass everything; `log::set_max_level` is the one filter, so
+/// a reload can raise the level as well as lower it.
+fn init_logging(config: &Config) -> Result<Option<LogFile>, String> {
     use simplelog::{CombinedLogger, SharedLogger, WriteLogger};
     let level = parse_level(&config.log.level)?;
+    let all = log::LevelFilter::Trace;
     let log_config = simplelog::ConfigBuilder::new()
         .set_time_format_rfc3339()
         .set_thread_level(log::LevelFilter::Off)
         .set_target_level(log::LevelFilter::Off)
         .build();
-    let mut loggers: Vec<Box<dyn SharedLogger>> = vec![WriteLogger::new(
-        level,
-        log_config.clone(),
-        std::io::stderr(),
-    )];
+    let mut loggers: Vec<Box<dyn SharedLogger>> =
+        vec![WriteLogger::new(all, log_config.clone(), std::io::stderr())];
+    let mut log_file = None;
     if !config.log.file.is_empty() {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&config.log.file)
+        let file = LogFile::open(config.log.file.as_ref())
             .map_err(|e| format!("cannot open log file {}: {e}", config.log.file))?;
-        loggers.push(WriteLogger::new(level, log_config, file));
+        loggers.push(WriteLogger::new(all, log_config, file.clone()));
+        log_file = Some(file);
     }
-    CombinedLogger::init(loggers).map_err(|e| e.to_string())
+    CombinedLogger::init(loggers).map_err(|e| e.to_string())?;
+    log::set_max_level(level);
+    Ok(log_file)
 }
 
-fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
+fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Result<(), String> {
+    log::info!(
+        "portal {} starting (pid {})",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    );
+    let signals = acceptor::catch_signals()
+        .map_err(|e| format!("cannot install the signal handlers: {e}"))?;
+    let (poll, control, control_rx) = acceptor::control_queue().map_err(|e| e.to_string())?;
+    let on_signal = control.clone();
+    ctrlc::set_handler(move || on_signal.send(Control::Shutdown))
+        .map_err(|e| format!("cannot install the SIGINT handler: {e}"))?;
+    // Held to the end of `run`: dropping it removes the file.
+    let _pidfile = match config.pidfile_path(&config_path) {
+        Some(path) => Some(PidFile::create(&path)?),
+        None => None,
+    };
     raise_file_limit();
     let config = Arc::new(config);
     let status = Arc::new(StatusFile::new(config.portal.status_file.clone()));
@@ -108,21 +198,28 @@ fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     let amp_listener = bind_amp(&config, &status)?;
     let amp_addr = amp_listener.local_addr().map_err(|e| e.to_string())?;
 
-    let (poll, control, control_rx) = acceptor::control_queue().map_err(|e| e.to_string())?;
     let (amp_tx, amp_rx) = crossbeam_channel::bounded(config.limits.data_in_queue);
     let to_main = control.clone();
     let control_sender: ControlSender = Arc::new(move |c| to_main.send(c));
     let handler = Arc::new(Handler::new(config.clone(), amp_tx, control_sender));
+    // Before the threads that create files start: binding the socket sets
+    // the umask for a moment.
+    let _control_socket = match config.control_socket_path(&config_path) {
+        Some(path) => Some(portal::control::serve(&path, handler.clone())?),
+        None => None,
+    };
     amp::link::start(amp_listener, handler.clone(), amp_rx)
         .map_err(|e| format!("cannot start the AMP link: {e}"))?;
 
-    let on_signal = control.clone();
-    // SIGINT here; SIGTERM, SIGHUP and SIGUSR1 are read by the acceptor.
-    ctrlc::set_handler(move || on_signal.send(Control::Shutdown))
-        .map_err(|e| format!("cannot install the SIGINT handler: {e}"))?;
-
-    let mut acceptor = Acceptor::new(poll, listeners, control_rx, handler.clone(), config_path)
-        .map_err(|e| format!("cannot start the acceptor: {e}"))?;
+    let mut acceptor = Acceptor::new(
+        poll,
+        signals,
+        listeners,
+        control_rx,
+        handler.clone(),
+        config_path,
+    )
+    .map_err(|e| format!("cannot start the acceptor: {e}"))?;
     let supervisor = if config.game.autostart {
         let s = Supervisor::start(handler.clone(), amp_addr, status.clone())
             .map_err(|e| format!("cannot start the supervisor: {e}"))?;
@@ -132,6 +229,7 @@ fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         None
     };
     acceptor.set_supervisor(supervisor);
+    acceptor.set_log_file(log_file);
     let supervisor = acceptor
         .run()
         .map_err(|e| format!("acceptor failed: {e}"))?;

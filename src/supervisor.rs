@@ -8,6 +8,7 @@
 use crate::amp::message::{PortalMsg, StartMode, StopMode};
 use crate::config::Config;
 use crate::handler::Handler;
+use crate::stats::{GameState, GameStatus};
 use crate::status::StatusFile;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::net::SocketAddr;
@@ -76,6 +77,8 @@ struct Game {
     child: Option<(Child, Instant)>,
     restart_at: Option<Instant>,
     delay: Duration,
+    /// Whether the game was ever started (later starts count as restarts).
+    started_once: bool,
 }
 
 impl Game {
@@ -87,10 +90,17 @@ impl Game {
             child: None,
             restart_at: Some(Instant::now()),
             delay: MIN_RESTART_DELAY,
+            started_once: false,
         }
     }
 
+    /// Record the game's state for `portal status`.
+    fn record(&self, change: impl FnOnce(&mut GameStatus)) {
+        self.handler.stats().update_game(change);
+    }
+
     fn run(&mut self, rx: Receiver<Request>) {
+        self.record(|g| g.state = GameState::Starting);
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(Request::Reload) => self.reload(),
@@ -113,7 +123,12 @@ impl Game {
     fn reload(&mut self) {
         log::info!("restarting the game server (players stay connected)");
         self.handler.begin_restart(StartMode::Reload);
+        self.record(|g| g.state = GameState::Restarting);
         self.stop(StopMode::Reload);
+        self.record(|g| {
+            g.pid = None;
+            g.since = None;
+        });
         self.restart_at = Some(Instant::now());
         self.delay = MIN_RESTART_DELAY;
     }
@@ -125,6 +140,7 @@ impl Game {
         };
         if mode == StopMode::Shutdown {
             self.handler.expect_link_close();
+            self.record(|g| g.state = GameState::Stopped);
         }
         self.handler.send_amp(PortalMsg::Stop { mode });
         let deadline =
@@ -157,6 +173,12 @@ impl Game {
         let ran = started.elapsed();
         self.child = None;
         log::warn!("game server exited unexpectedly ({status}) after {ran:.1?}");
+        self.record(|g| {
+            g.state = GameState::Down;
+            g.pid = None;
+            g.since = None;
+            g.crashes += 1;
+        });
         self.handler.game_exited();
         self.schedule_restart(ran);
     }
@@ -169,7 +191,9 @@ impl Game {
             (self.delay * 2).min(max)
         };
         log::info!("restarting the game server in {:.1?}", self.delay);
-        self.restart_at = Some(Instant::now() + self.delay);
+        let at = Instant::now() + self.delay;
+        self.restart_at = Some(at);
+        self.record(|g| g.next_start = Some(at));
     }
 
     fn start_when_due(&mut self) {
@@ -181,10 +205,20 @@ impl Game {
             Ok(child) => {
                 log::info!("game server started, pid {}", child.id());
                 self.status.set("game_pid", &child.id().to_string());
-                self.child = Some((child, Instant::now()));
+                let (pid, now) = (child.id(), Instant::now());
+                let restart = std::mem::replace(&mut self.started_once, true);
+                self.record(|g| {
+                    g.state = GameState::Running;
+                    g.pid = Some(pid);
+                    g.since = Some(now);
+                    g.next_start = None;
+                    g.restarts += u64::from(restart);
+                });
+                self.child = Some((child, now));
             }
             Err(e) => {
                 log::error!("cannot start the game server: {e}");
+                self.record(|g| g.state = GameState::Down);
                 self.handler.game_exited();
                 self.schedule_restart(Duration::ZERO);
             }

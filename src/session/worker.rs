@@ -26,6 +26,7 @@ use crate::session::framer::{Framed, LineFramer};
 use crate::session::render::render_for;
 use crate::session::transport::{ReadEnd, Transport};
 use crate::session::Session;
+use crate::stats::Stats;
 use crate::throttle::RateLimiter;
 use crate::value::Map;
 use crossbeam_channel::{Receiver, Sender};
@@ -462,6 +463,7 @@ impl Worker {
         let mut data = Vec::new();
         let end = self.transport.read(&mut self.stream, &mut data);
         if !data.is_empty() {
+            Stats::add(&self.handler.stats().bytes_in, data.len() as u64);
             self.handle_bytes(&data);
         }
         match end {
@@ -609,8 +611,10 @@ impl Worker {
     fn forward(&mut self, command: Command) {
         let now = Instant::now();
         if !self.limiter.try_take(now) {
+            Stats::add(&self.handler.stats().commands_refused, 1);
             return self.refuse_fast_command(now);
         }
+        Stats::add(&self.handler.stats().commands, 1);
         self.handler.data_in(self.sessid, vec![command], true);
     }
 
@@ -754,10 +758,15 @@ impl Worker {
 
     /// Write what the socket takes; ask for writability if some is left.
     fn flush(&mut self) {
+        let before = self.out.len();
         if let Err(e) = self.transport.write(&mut self.stream, &mut self.out) {
             log::debug!("session {}: write failed: {e}", self.sessid);
             self.out.clear();
             return self.close(Closing::PeerGone);
+        }
+        let written = before.saturating_sub(self.out.len());
+        if written > 0 {
+            Stats::add(&self.handler.stats().bytes_out, written as u64);
         }
         let wanted = self.transport.wants_write(&self.out);
         self.set_writable_interest(wanted);

@@ -34,6 +34,8 @@ pub struct Portal {
     pub dir: tempfile::TempDir,
     pub telnet: SocketAddr,
     pub amp: SocketAddr,
+    /// The config file the portal was started with.
+    pub conf: PathBuf,
 }
 
 /// The config every test starts from: free ports, files in `dir`, the demo
@@ -129,10 +131,27 @@ impl Portal {
             dir,
             telnet: "127.0.0.1:1".parse().unwrap(),
             amp: "127.0.0.1:1".parse().unwrap(),
+            conf: conf.to_owned(),
         };
         portal.telnet = portal.status("telnet").parse().expect("telnet address");
         portal.amp = portal.status("amp").parse().expect("amp address");
         portal
+    }
+
+    /// Run `portal ARGS --config <this portal's config>` from another
+    /// directory (so relative paths must be found through the config).
+    pub fn cli(&self, args: &[&str]) -> CliOutput {
+        cli(&self.conf, args)
+    }
+
+    /// `portal status`, parsed; waits for the control socket to answer
+    /// (it opens just after the listeners the status file reports).
+    pub fn status_report(&self) -> Status {
+        let out = wait_for("`portal status` to answer", || {
+            let out = self.cli(&["status"]);
+            (out.code == 0).then_some(out)
+        });
+        Status::parse(&out.stdout)
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -418,4 +437,86 @@ impl RawGame {
             }
         }
     }
+}
+
+/// What a `portal` command printed, and its exit code.
+#[derive(Debug)]
+pub struct CliOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run `portal ARGS --config CONF` with the working directory elsewhere.
+pub fn cli(conf: &Path, args: &[&str]) -> CliOutput {
+    let out = Command::new(env!("CARGO_BIN_EXE_portal"))
+        .args(args)
+        .arg("--config")
+        .arg(conf)
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run portal command");
+    CliOutput {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `portal status` output: `topic: word word ...` lines.
+#[derive(Debug)]
+pub struct Status {
+    pub lines: Vec<(String, Vec<String>)>,
+}
+
+impl Status {
+    pub fn parse(text: &str) -> Status {
+        let lines = text
+            .lines()
+            .map(|line| {
+                let (topic, rest) = line.split_once(':').expect("topic: words");
+                let words = rest.split_whitespace().map(str::to_owned).collect();
+                (topic.to_owned(), words)
+            })
+            .collect();
+        Status { lines }
+    }
+
+    /// The words of a topic's line.
+    pub fn words(&self, topic: &str) -> &[String] {
+        self.lines
+            .iter()
+            .find(|(t, _)| t == topic)
+            .map(|(_, w)| w.as_slice())
+            .unwrap_or_else(|| panic!("no `{topic}` line in {self:?}"))
+    }
+
+    /// The first word of a topic (a state or a count).
+    pub fn first(&self, topic: &str) -> &str {
+        &self.words(topic)[0]
+    }
+
+    /// The word after `label` on a topic's line.
+    pub fn value(&self, topic: &str, label: &str) -> Option<&str> {
+        let words = self.words(topic);
+        let at = words.iter().position(|w| w == label)?;
+        words.get(at + 1).map(String::as_str)
+    }
+
+    /// A number after `label`.
+    pub fn number(&self, topic: &str, label: &str) -> u64 {
+        self.value(topic, label)
+            .unwrap_or_else(|| panic!("no `{label}` in `{topic}`: {self:?}"))
+            .parse()
+            .expect("a number")
+    }
+}
+
+/// A pid no process has: a child that was started and reaped.
+pub fn dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().expect("run true");
+    let pid = child.id();
+    child.wait().expect("reap true");
+    pid
 }

@@ -1,0 +1,268 @@
+//! The control socket: how `portal status` asks a running portal.
+//!
+//! A Unix stream socket (`[portal] control_socket`, default `portal.sock`
+//! beside portal.conf) created with mode 0600, so only the user running the
+//! portal can connect; connections from another uid are also refused by
+//! their peer credentials. One small thread answers, one request at a
+//! time: the client sends one line (`status`), the portal writes the answer
+//! and closes. Everything in the answer comes from the registry, the
+//! counters and the supervisor's record, so it works while the game is
+//! down.
+//!
+//! Stopping and reloading do not go through here: `portal stop`, `reload`
+//! and `reload-server` send SIGTERM, SIGHUP and SIGUSR1 to the pid in the
+//! pid file, which end in the same `Control` requests as the game's own
+//! `shutdown` and `reload`.
+//!
+//! The status answer is plain text, one line per topic, `topic:` then
+//! space-separated words; a number always follows its label:
+//!
+//! ```text
+//! portal: running  version 0.1.0  pid 4242  uptime 1h2m3s  uptime_secs 3723
+//! game: running  pid 4250  uptime 12m5s  uptime_secs 725  restarts 1  crashes 0  link ready
+//! sessions: 3  telnet 3
+//! logged_in: 2
+//! connections: accepted 10  throttled 2  refused 0  queued 0  tls_handshake_failures 0
+//! traffic: bytes_in 1234  bytes_out 56789  commands 42  commands_refused 0
+//! held_input: 0
+//! config: reloads 1  failed_reloads 0
+//! limits: max_connection_rate 5  max_command_rate 80  max_char_limit 6000 ...
+//! ```
+
+use crate::handler::Handler;
+use crate::stats::{human_duration, GameState};
+use std::fmt::Write as _;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long either side waits on the other.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest request line accepted.
+const MAX_REQUEST: u64 = 256;
+
+/// The bound control socket; its file is removed when this is dropped.
+pub struct ControlSocket {
+    path: PathBuf,
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Bind the socket at `path` (mode 0600) and start the thread answering
+/// it. Call while holding the pid file: a leftover socket file at `path`
+/// then belongs to a portal that is gone, and is replaced.
+pub fn serve(path: &Path, handler: Arc<Handler>) -> Result<ControlSocket, String> {
+    let listener = bind_private(path)
+        .map_err(|e| format!("cannot create the control socket {}: {e}", path.display()))?;
+    let socket = ControlSocket {
+        path: path.to_owned(),
+    };
+    std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || answer_forever(listener, handler))
+        .map_err(|e| format!("cannot start the control thread: {e}"))?;
+    log::info!("control socket at {}", path.display());
+    Ok(socket)
+}
+
+fn bind_private(path: &Path) -> io::Result<UnixListener> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if is_socket(&meta) => std::fs::remove_file(path)?,
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a file that is not a socket is in the way",
+            ))
+        }
+        Err(_) => {}
+    }
+    // Create the socket file unreadable to others from the start (umask),
+    // then set the mode explicitly.
+    // SAFETY: umask only swaps the process's file creation mask.
+    let old = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above; restores the mask.
+    unsafe { libc::umask(old) };
+    let listener = bound?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+fn is_socket(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    meta.file_type().is_socket()
+}
+
+fn answer_forever(listener: UnixListener, handler: Arc<Handler>) {
+    for stream in listener.incoming() {
+        match stream {
+            Ok(stream) => {
+                if let Err(e) = answer(stream, &handler) {
+                    log::debug!("control socket: {e}");
+                }
+            }
+            Err(e) => {
+                log::warn!("control socket: accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+fn answer(stream: UnixStream, handler: &Handler) -> io::Result<()> {
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    if !same_user(&stream) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "refused a peer running as another user",
+        ));
+    }
+    let mut line = String::new();
+    BufReader::new((&stream).take(MAX_REQUEST)).read_line(&mut line)?;
+    let reply = match line.trim() {
+        "status" => status_report(handler),
+        other => format!("error: unknown request `{other}` (known: status)\n"),
+    };
+    (&stream).write_all(reply.as_bytes())
+}
+
+/// Whether the peer runs as our effective user (Linux peer credentials).
+#[cfg(target_os = "linux")]
+fn same_user(stream: &UnixStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `cred`.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    // SAFETY: geteuid cannot fail.
+    rc == 0 && cred.uid == unsafe { libc::geteuid() }
+}
+
+/// Elsewhere the socket file's mode (0600) is the only guard.
+#[cfg(not(target_os = "linux"))]
+fn same_user(_stream: &UnixStream) -> bool {
+    true
+}
+
+/// Ask the portal listening on `path`; returns its whole answer.
+pub fn request(path: &Path, what: &str) -> io::Result<String> {
+    let mut stream = UnixStream::connect(path)?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    stream.write_all(format!("{what}\n").as_bytes())?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer)
+}
+
+/// The `status` answer (format in the module docs).
+pub fn status_report(handler: &Handler) -> String {
+    let mut out = String::new();
+    let uptime = handler.uptime().as_secs();
+    let _ = writeln!(
+        out,
+        "portal: running  version {}  pid {}  uptime {}  uptime_secs {uptime}",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        human_duration(uptime),
+    );
+    let _ = writeln!(out, "game: {}", game_line(handler));
+    let by_protocol = handler.sessions_by_protocol();
+    let total: usize = by_protocol.values().sum();
+    let _ = write!(out, "sessions: {total}");
+    for (key, count) in &by_protocol {
+        let _ = write!(out, "  {key} {count}");
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "logged_in: {}", handler.count_loggedin(false));
+    let c = handler.stats().snapshot();
+    let _ = writeln!(
+        out,
+        "connections: accepted {}  throttled {}  refused {}  queued {}  tls_handshake_failures {}",
+        c.connections_accepted,
+        c.connections_throttled,
+        c.connections_refused,
+        c.connections_queued_now,
+        crate::tls::handshake_failures()
+    );
+    let _ = writeln!(
+        out,
+        "traffic: bytes_in {}  bytes_out {}  commands {}  commands_refused {}",
+        c.bytes_in, c.bytes_out, c.commands, c.commands_refused
+    );
+    let _ = writeln!(out, "held_input: {}", handler.held_input());
+    let _ = writeln!(
+        out,
+        "config: reloads {}  failed_reloads {}",
+        c.config_reloads, c.config_reload_failures
+    );
+    let _ = writeln!(out, "limits: {}", limits_line(handler));
+    out
+}
+
+fn game_line(handler: &Handler) -> String {
+    let game = handler.stats().game();
+    let link = handler.link_state();
+    if game.state == GameState::External {
+        // Not ours to run: "running" means a game is linked.
+        let state = if link == "down" { "down" } else { "running" };
+        return format!("{state}  supervised no  link {link}");
+    }
+    let mut line = game.state.name().to_owned();
+    if let Some(pid) = game.pid {
+        let _ = write!(line, "  pid {pid}");
+    }
+    if let Some(since) = game.since {
+        let up = since.elapsed().as_secs();
+        let _ = write!(line, "  uptime {}  uptime_secs {up}", human_duration(up));
+    }
+    let _ = write!(
+        line,
+        "  restarts {}  crashes {}",
+        game.restarts, game.crashes
+    );
+    if let Some(at) = game.next_start {
+        let wait = at.saturating_duration_since(Instant::now()).as_secs_f64();
+        let _ = write!(line, "  next_start_in {wait:.1}s");
+    }
+    let _ = write!(line, "  link {link}");
+    line
+}
+
+fn limits_line(handler: &Handler) -> String {
+    let config = handler.config();
+    let l = &config.limits;
+    format!(
+        "max_connection_rate {}  max_command_rate {}  max_char_limit {}  \
+         idle_timeout_secs {}  output_buffer_bytes {}  held_input_commands {}  \
+         data_in_queue {}  connection_queue {}",
+        l.max_connection_rate,
+        l.max_command_rate,
+        l.max_char_limit,
+        l.idle_timeout_secs,
+        l.output_buffer_bytes,
+        l.held_input_commands,
+        l.data_in_queue,
+        l.connection_queue,
+    )
+}
