@@ -182,6 +182,12 @@ impl Acceptor {
             self.resume_after_pause();
             self.release_queue(Instant::now());
             self.handler.flush_held();
+            if self.handler.heartbeat(Instant::now()) {
+                match &self.supervisor {
+                    Some(supervisor) => supervisor.kill_hung(),
+                    None => log::error!("the unsupervised game is not responding"),
+                }
+            }
             self.log_stats_when_due(Instant::now());
         }
     }

@@ -127,6 +127,8 @@ pub struct AmpSection {
     pub max_frame_bytes: usize,
     /// Seconds a new link may take to send its hello.
     pub hello_timeout_secs: f64,
+    /// Seconds between heartbeat pings to the game.
+    pub heartbeat_secs: f64,
 }
 
 /// `[limits]`: every cap the portal enforces.
@@ -171,6 +173,9 @@ pub struct Messages {
     pub game_restarting: String,
     pub game_back: String,
     pub game_down: String,
+    pub game_not_responding: String,
+    /// `{text}` lists the commands the game may not have run.
+    pub input_lost: String,
     /// `{count}` is the number of commands held so far.
     pub input_held: String,
     /// `{text}` is the input that was dropped.
@@ -205,6 +210,9 @@ pub struct GameSection {
     pub stop_timeout_secs: f64,
     /// Longest pause between restarts of a game that keeps dying.
     pub max_restart_delay_secs: f64,
+    /// Seconds a heartbeat may go unanswered before the game is taken for
+    /// hung and restarted; 0 never.
+    pub unresponsive_secs: f64,
 }
 
 impl Default for PortalSection {
@@ -238,6 +246,7 @@ impl Default for AmpSection {
             secret: String::new(),
             max_frame_bytes: 1 << 20,
             hello_timeout_secs: 5.0,
+            heartbeat_secs: 1.0,
         }
     }
 }
@@ -280,6 +289,12 @@ impl Default for Messages {
             game_down: "The game server stopped unexpectedly. It is being restarted; \
                         stay connected."
                 .into(),
+            game_not_responding: "The game is not responding. Your input is held; \
+                                  if it stays silent it will be restarted."
+                .into(),
+            input_lost: "(The game stopped before it confirmed these commands; they may not \
+                         have run: {text})"
+                .into(),
             input_held: "(The game is away; your input is held: {count} waiting.)".into(),
             input_dropped: "(Too much input while the game was away; dropped: {text})".into(),
             shutdown: "The portal is shutting down. Goodbye.".into(),
@@ -305,6 +320,7 @@ impl Default for GameSection {
             workdir: String::new(),
             stop_timeout_secs: 10.0,
             max_restart_delay_secs: 30.0,
+            unresponsive_secs: 30.0,
         }
     }
 }
@@ -379,6 +395,13 @@ impl Config {
         }
         check_positive("amp.max_frame_bytes", self.amp.max_frame_bytes as f64)?;
         check_positive("amp.hello_timeout_secs", self.amp.hello_timeout_secs)?;
+        check_positive("amp.heartbeat_secs", self.amp.heartbeat_secs)?;
+        if self.game.unresponsive_secs < 0.0 || !self.game.unresponsive_secs.is_finite() {
+            return Err((
+                "game.unresponsive_secs",
+                "must be 0 (off) or positive".into(),
+            ));
+        }
         check_positive(
             "telnet.negotiation_timeout_secs",
             self.telnet.negotiation_timeout_secs,

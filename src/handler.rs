@@ -30,6 +30,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
 
 /// Requests to the portal's main loop (the acceptor) and the supervisor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +62,17 @@ struct Entry {
     session: Session,
     worker: WorkerHandle,
     held: VecDeque<Command>,
+    /// Input sent to the game and not yet confirmed by a heartbeat answer,
+    /// tagged with the ping that will confirm it. If the game dies first,
+    /// the player is told which commands it may not have run.
+    inflight: VecDeque<(u64, Command)>,
+    /// The player was told the game is not keeping up; reset when input
+    /// flows again.
+    told_slow: bool,
 }
+
+/// At most this many unconfirmed commands are remembered per session.
+const MAX_INFLIGHT: usize = 1000;
 
 struct Registry {
     sessions: HashMap<u64, Entry>,
@@ -70,6 +81,12 @@ struct Registry {
     next_mode: StartMode,
     /// Players were told the game is away; tell them when it is back.
     away: bool,
+    /// The seq of the next heartbeat ping.
+    ping_seq: u64,
+    /// The ping waiting for its answer, and when it was sent.
+    ping_out: Option<(u64, Instant)>,
+    /// When the last ping was sent.
+    last_ping: Option<Instant>,
 }
 
 /// The portal's session registry.
@@ -100,6 +117,9 @@ impl Handler {
                 link: Link::Down,
                 next_mode: StartMode::Start,
                 away: false,
+                ping_seq: 1,
+                ping_out: None,
+                last_ping: None,
             }),
             amp_tx,
             control,
@@ -181,6 +201,8 @@ impl Handler {
                 session,
                 worker,
                 held: VecDeque::new(),
+                inflight: VecDeque::new(),
+                told_slow: false,
             },
         );
         if linked {
@@ -230,6 +252,7 @@ impl Handler {
         let config = self.config();
         let mut reg = self.lock();
         let ready = matches!(reg.link, Link::Ready(_));
+        let epoch = reg.ping_seq;
         let Some(entry) = reg.sessions.get_mut(&sessid) else {
             return;
         };
@@ -237,10 +260,15 @@ impl Handler {
             entry.session.note_command(now, visible);
         }
         if ready && entry.held.is_empty() {
+            let sent = commands.clone();
             match self.amp_tx.try_send(PortalMsg::DataIn { sessid, commands }) {
-                Ok(()) => return,
+                Ok(()) => {
+                    note_inflight(entry, epoch, sent);
+                    entry.told_slow = false;
+                }
                 Err(TrySendError::Full(PortalMsg::DataIn { commands, .. })) => {
                     hold(entry, commands, &config, false);
+                    tell_slow(entry, &config);
                     self.any_held.store(true, Ordering::Relaxed);
                 }
                 Err(_) => {}
@@ -256,6 +284,9 @@ impl Handler {
     pub fn requeue(&self, sessid: u64, commands: Vec<Command>) {
         let mut reg = self.lock();
         if let Some(entry) = reg.sessions.get_mut(&sessid) {
+            // They never reached the game: not in flight any more.
+            let keep = entry.inflight.len().saturating_sub(commands.len());
+            entry.inflight.truncate(keep);
             for command in commands.into_iter().rev() {
                 entry.held.push_front(command);
             }
@@ -271,7 +302,8 @@ impl Handler {
         }
         let mut reg = self.lock();
         if matches!(reg.link, Link::Ready(_)) {
-            let all_sent = flush_entries(&mut reg.sessions, &self.amp_tx);
+            let epoch = reg.ping_seq;
+            let all_sent = flush_entries(&mut reg.sessions, &self.amp_tx, epoch);
             self.any_held.store(!all_sent, Ordering::Relaxed);
         }
     }
@@ -444,8 +476,71 @@ impl Handler {
                 entry.worker.text(&messages.game_back);
             }
         }
-        let all_sent = flush_entries(&mut reg.sessions, &self.amp_tx);
+        reg.ping_out = None;
+        reg.last_ping = None;
+        let epoch = reg.ping_seq;
+        let all_sent = flush_entries(&mut reg.sessions, &self.amp_tx, epoch);
         self.any_held.store(!all_sent, Ordering::Relaxed);
+    }
+
+    // ---- the heartbeat ----
+
+    /// Called by the acceptor on every tick: ping the game every
+    /// `[amp] heartbeat_secs`. Returns true once a ping has gone unanswered
+    /// for `[game] unresponsive_secs`: players are then told, input is
+    /// held, and the caller has the game restarted.
+    pub fn heartbeat(&self, now: Instant) -> bool {
+        let config = self.config();
+        let mut reg = self.lock();
+        if !matches!(reg.link, Link::Ready(_)) {
+            return false;
+        }
+        if let Some((_, sent)) = reg.ping_out {
+            let limit = config.game.unresponsive_secs;
+            if limit > 0.0 && now.saturating_duration_since(sent).as_secs_f64() >= limit {
+                log::error!("the game has not answered a heartbeat for {limit} s; restarting it");
+                if let Link::Ready(id) = reg.link {
+                    reg.link = Link::Linked(id);
+                }
+                reg.ping_out = None;
+                mark_away(
+                    &mut reg,
+                    StartMode::Crash,
+                    &config.messages.game_not_responding,
+                );
+                return true;
+            }
+            return false;
+        }
+        let interval = Duration::from_secs_f64(config.amp.heartbeat_secs);
+        if reg
+            .last_ping
+            .is_none_or(|at| now.saturating_duration_since(at) >= interval)
+        {
+            let seq = reg.ping_seq;
+            reg.ping_seq += 1;
+            reg.ping_out = Some((seq, now));
+            reg.last_ping = Some(now);
+            self.send_amp(PortalMsg::Ping { seq });
+        }
+        false
+    }
+
+    /// The game answered ping `seq`: everything sent before it was handled.
+    pub fn pong(&self, seq: u64) {
+        let mut reg = self.lock();
+        if reg.ping_out.is_some_and(|(out, _)| out <= seq) {
+            reg.ping_out = None;
+        }
+        for entry in reg.sessions.values_mut() {
+            while entry
+                .inflight
+                .front()
+                .is_some_and(|(epoch, _)| *epoch <= seq)
+            {
+                entry.inflight.pop_front();
+            }
+        }
     }
 
     /// Link `id` closed. If nobody expected it, players are told the game is
@@ -457,10 +552,12 @@ impl Handler {
             return;
         }
         reg.link = Link::Down;
+        reg.ping_out = None;
         if !reg.away {
             log::warn!("the game closed the link unexpectedly");
             mark_away(&mut reg, StartMode::Crash, &messages.game_down);
         }
+        report_unconfirmed(&mut reg, &messages.input_lost);
     }
 
     /// A restart is starting (`Reload`) : hold input from now on and tell
@@ -470,6 +567,12 @@ impl Handler {
         let mut reg = self.lock();
         if let Link::Ready(id) = reg.link {
             reg.link = Link::Linked(id);
+            // The game answers this before it handles the stop that
+            // follows, confirming every command sent so far.
+            let seq = reg.ping_seq;
+            reg.ping_seq += 1;
+            reg.ping_out = None;
+            self.send_amp(PortalMsg::Ping { seq });
         }
         let text = match mode {
             StartMode::Crash => &messages.game_down,
@@ -557,6 +660,51 @@ fn load_from_game(entry: &mut Entry, data: &Session) {
     }
 }
 
+/// Remember commands sent to the game until a heartbeat confirms them.
+fn note_inflight(entry: &mut Entry, epoch: u64, commands: Vec<Command>) {
+    for command in commands {
+        if entry.inflight.len() >= MAX_INFLIGHT {
+            entry.inflight.pop_front();
+        }
+        entry.inflight.push_back((epoch, command));
+    }
+}
+
+/// Tell a player (once per episode) that the game is not keeping up and
+/// their input is being held.
+fn tell_slow(entry: &mut Entry, config: &Config) {
+    if !std::mem::replace(&mut entry.told_slow, true) {
+        log::warn!(
+            "session {}: AMP queue full; input held",
+            entry.session.sessid
+        );
+        entry.worker.text(&config.messages.game_not_responding);
+    }
+}
+
+/// The game went away without confirming some input: tell each player
+/// which commands it may not have run, so nothing is lost silently.
+fn report_unconfirmed(reg: &mut Registry, template: &str) {
+    for entry in reg.sessions.values_mut() {
+        if entry.inflight.is_empty() {
+            continue;
+        }
+        let lost: Vec<String> = entry
+            .inflight
+            .drain(..)
+            .map(|(_, c)| c.first_str().unwrap_or(&c.name).to_owned())
+            .collect();
+        log::warn!(
+            "session {}: {} commands unconfirmed when the game went away",
+            entry.session.sessid,
+            lost.len()
+        );
+        entry
+            .worker
+            .text(&fill(template, "text", &lost.join(" | ")));
+    }
+}
+
 /// Tell everyone the game is away and remember how it will come back.
 fn mark_away(reg: &mut Registry, mode: StartMode, text: &str) {
     reg.away = true;
@@ -592,21 +740,31 @@ fn hold(entry: &mut Entry, commands: Vec<Command>, config: &Config, game_away: b
 }
 
 /// Send every session's held input; false if some is still held.
-fn flush_entries(sessions: &mut HashMap<u64, Entry>, amp_tx: &Sender<PortalMsg>) -> bool {
+fn flush_entries(
+    sessions: &mut HashMap<u64, Entry>,
+    amp_tx: &Sender<PortalMsg>,
+    epoch: u64,
+) -> bool {
     for (sessid, entry) in sessions.iter_mut() {
         if entry.held.is_empty() {
             continue;
         }
         let commands: Vec<Command> = entry.held.drain(..).collect();
+        let sent = commands.clone();
         let message = PortalMsg::DataIn {
             sessid: *sessid,
             commands,
         };
-        if let Err(TrySendError::Full(PortalMsg::DataIn { commands, .. })) =
-            amp_tx.try_send(message)
-        {
-            entry.held.extend(commands);
-            return false;
+        match amp_tx.try_send(message) {
+            Ok(()) => {
+                note_inflight(entry, epoch, sent);
+                entry.told_slow = false;
+            }
+            Err(TrySendError::Full(PortalMsg::DataIn { commands, .. })) => {
+                entry.held.extend(commands);
+                return false;
+            }
+            Err(_) => {}
         }
     }
     true
@@ -677,7 +835,10 @@ mod tests {
     fn link(f: &Fixture, id: u64) -> PortalMsg {
         f.handler.link_up(id);
         f.handler.sync_request(id);
-        f.amp.try_recv().expect("sync reply")
+        f.amp
+            .try_iter()
+            .find(|m| matches!(m, PortalMsg::Sync { .. }))
+            .expect("sync reply")
     }
 
     #[test]
@@ -818,6 +979,45 @@ mod tests {
         assert!(err.contains("unknown protocol key `irc`"), "{err}");
         let err = f.handler.server_connect("telnet", &Map::new()).unwrap_err();
         assert!(err.contains("host"), "{err}");
+    }
+
+    #[test]
+    fn unconfirmed_input_is_reported_when_the_game_dies_and_confirmed_input_is_not() {
+        let f = fixture(Config::default());
+        let (sessid, rx, _poll) = session(&f);
+        link(&f, 1);
+        f.handler
+            .data_in(sessid, vec![Command::text("confirmed")], true);
+        let now = Instant::now();
+        assert!(!f.handler.heartbeat(now));
+        let ping = f.amp.try_iter().find_map(|m| match m {
+            PortalMsg::Ping { seq } => Some(seq),
+            _ => None,
+        });
+        f.handler.pong(ping.expect("a ping was sent"));
+        f.handler
+            .data_in(sessid, vec![Command::text("in flight")], true);
+        f.handler.link_down(1);
+        let told = texts(&rx);
+        let report = told
+            .iter()
+            .find(|t| t.contains("may not have run"))
+            .unwrap();
+        assert!(report.ends_with("run: in flight)"), "{report}");
+    }
+
+    #[test]
+    fn an_unanswered_ping_past_the_limit_reports_a_hung_game() {
+        let mut config = Config::default();
+        config.game.unresponsive_secs = 2.0;
+        let f = fixture(config);
+        let (_sessid, rx, _poll) = session(&f);
+        link(&f, 1);
+        let t0 = Instant::now();
+        assert!(!f.handler.heartbeat(t0));
+        assert!(!f.handler.heartbeat(t0 + Duration::from_secs(1)));
+        assert!(f.handler.heartbeat(t0 + Duration::from_secs(3)));
+        assert!(texts(&rx).iter().any(|t| t.contains("not responding")));
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub enum Request {
     Reload,
     /// Stop the game for good (portal shutdown).
     Stop,
+    /// The game stopped answering heartbeats: kill it and start it again.
+    KillHung,
 }
 
 /// A handle on the supervisor thread.
@@ -58,6 +60,11 @@ impl Supervisor {
     /// Ask for a game restart.
     pub fn reload(&self) {
         let _ = self.tx.send(Request::Reload);
+    }
+
+    /// The game is hung: kill it and start it again.
+    pub fn kill_hung(&self) {
+        let _ = self.tx.send(Request::KillHung);
     }
 
     /// Stop the game and wait for the supervisor to finish.
@@ -104,6 +111,7 @@ impl Game {
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(Request::Reload) => self.reload(),
+                Ok(Request::KillHung) => self.kill_hung(),
                 Ok(Request::Stop) | Err(RecvTimeoutError::Disconnected) => {
                     return self.stop(StopMode::Shutdown)
                 }
@@ -155,6 +163,18 @@ impl Game {
         log::warn!("game server did not stop in time; killing it");
         let _ = child.kill();
         let _ = child.wait();
+    }
+
+    /// A game that stopped answering (an endless loop, SIGSTOP, a deadlock)
+    /// cannot be asked to stop: kill it; `check_exit` then restarts it like
+    /// after a crash.
+    fn kill_hung(&mut self) {
+        if let Some((child, _)) = self.child.as_mut() {
+            log::warn!("killing the unresponsive game server (pid {})", child.id());
+            let _ = child.kill();
+            let _ = child.wait();
+            self.delay = MIN_RESTART_DELAY / 2;
+        }
     }
 
     /// Notice a game that died on its own and schedule its restart.

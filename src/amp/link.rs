@@ -308,6 +308,7 @@ fn dispatch(handler: &Arc<Handler>, id: u64, message: ServerMsg) {
         ServerMsg::Reload => handler.request(Control::ReloadGame),
         ServerMsg::Shutdown => handler.request(Control::Shutdown),
         ServerMsg::DataOut { sessid, commands } => handler.data_out(sessid, commands),
+        ServerMsg::Pong { seq } => handler.pong(seq),
     }
 }
 
@@ -371,7 +372,9 @@ fn encode_into(message: &PortalMsg, bytes: &mut Vec<u8>) {
 /// Input that did not reach the game goes back to be held; the rest is
 /// carried by the next sync.
 fn give_back(handler: &Handler, batch: Vec<PortalMsg>) {
-    for message in batch {
+    // Newest first: each requeue goes to the front of its session's queue,
+    // so the oldest ends up first again.
+    for message in batch.into_iter().rev() {
         if let PortalMsg::DataIn { sessid, commands } = message {
             handler.requeue(sessid, commands);
         }

@@ -102,6 +102,9 @@ pub enum ServerMsg {
     Shutdown,
     /// Output for one session.
     DataOut { sessid: u64, commands: Vec<Command> },
+    /// Answer to [`PortalMsg::Ping`], sent once every frame received before
+    /// that ping has been handled.
+    Pong { seq: u64 },
 }
 
 /// Messages from the portal to the game server.
@@ -132,4 +135,8 @@ pub enum PortalMsg {
     /// A request from the game failed (e.g. `ServerConnect` with an
     /// unknown protocol key).
     Error { request: String, message: String },
+    /// Heartbeat: the game answers `Pong { seq }` after handling every
+    /// earlier frame. No answer within `[game] unresponsive_secs` and the
+    /// game is restarted; the answer also confirms the input sent before.
+    Ping { seq: u64 },
 }

@@ -247,8 +247,15 @@ impl GameLink {
     fn read_message(&mut self, timeout: Option<Duration>) -> Result<Option<PortalMsg>, LinkError> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
-            if let Some(msg) = self.decode_buffered()? {
-                return Ok(Some(msg));
+            match self.decode_buffered()? {
+                // The heartbeat is answered here, for every game: frames are
+                // handled in order, so everything before the ping is done.
+                Some(PortalMsg::Ping { seq }) => {
+                    self.send(&ServerMsg::Pong { seq })?;
+                    continue;
+                }
+                Some(msg) => return Ok(Some(msg)),
+                None => {}
             }
             let left = match deadline {
                 None => None,

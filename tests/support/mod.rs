@@ -101,6 +101,17 @@ impl Portal {
         Portal::start_full(&format!("{limits}\n{tables}"), true, "")
     }
 
+    /// Start a portal whose config text is first passed through `edit`.
+    pub fn start_edited(limits: &str, edit: impl Fn(String) -> String) -> Portal {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut text = base_config_with(dir.path(), true, "");
+        text.push_str("\n[limits]\nmax_connection_rate = 1000.0\n");
+        text.push_str(limits);
+        let conf = dir.path().join("portal.conf");
+        std::fs::write(&conf, edit(text)).expect("write config");
+        Portal::launch(dir, &conf)
+    }
+
     fn start_full(limits: &str, autostart: bool, telnet: &str) -> Portal {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut text = base_config_with(dir.path(), autostart, telnet);
