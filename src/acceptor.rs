@@ -69,11 +69,13 @@ pub struct Listener {
     pub tls: Option<(usize, Arc<rustls::ServerConfig>)>,
 }
 
-/// A client waiting for its turn.
-struct Queued {
+/// An accepted client not yet handed to a worker (maybe waiting its turn).
+struct Pending {
     stream: std::net::TcpStream,
     address: SocketAddr,
     listener: usize,
+    /// Counted against its address's caps (not allowlisted).
+    counted: bool,
 }
 
 /// The acceptor's state.
@@ -86,9 +88,11 @@ pub struct Acceptor {
     supervisor: Option<Supervisor>,
     config_path: PathBuf,
     limiter: RateLimiter,
-    queue: VecDeque<Queued>,
+    queue: VecDeque<Pending>,
     paused_until: Option<Instant>,
     spare_fd: Option<std::fs::File>,
+    /// When login timeouts were last checked.
+    last_sweep: Instant,
     log_file: Option<LogFile>,
     /// When the last stats line was written, and the counters then.
     last_stats: (Instant, Counters),
@@ -139,6 +143,7 @@ impl Acceptor {
             queue: VecDeque::new(),
             paused_until: None,
             spare_fd: open_spare(),
+            last_sweep: Instant::now(),
             log_file: None,
             last_stats: (Instant::now(), Counters::default()),
         })
@@ -182,6 +187,7 @@ impl Acceptor {
             self.resume_after_pause();
             self.release_queue(Instant::now());
             self.handler.flush_held();
+            self.sweep_when_due(Instant::now());
             if self.handler.heartbeat(Instant::now()) {
                 match &self.supervisor {
                     Some(supervisor) => supervisor.kill_hung(),
@@ -327,14 +333,28 @@ impl Acceptor {
     /// Start the session now, or queue it with a message.
     fn admit(&mut self, stream: std::net::TcpStream, address: SocketAddr, listener: usize) {
         let now = Instant::now();
-        if self.queue.is_empty() && self.limiter.try_take(now) {
-            return self.start_session(stream, address, listener);
-        }
         let config = self.handler.config();
+        let counted = match self.handler.reserve_ip(address.ip(), now) {
+            Ok(counted) => counted,
+            Err(why) => {
+                log::warn!("refused {address}: over the per-address cap ({why:?})");
+                Stats::add(&self.handler.stats().connections_refused, 1);
+                return refuse(stream, &config.messages.too_many_from_address);
+            }
+        };
+        let pending = Pending {
+            stream,
+            address,
+            listener,
+            counted,
+        };
+        if self.queue.is_empty() && self.limiter.try_take(now) {
+            return self.start_session(pending);
+        }
         if self.queue.len() >= config.limits.connection_queue {
             log::warn!("connection queue full; refused {address}");
             Stats::add(&self.handler.stats().connections_refused, 1);
-            return refuse(stream, &config.messages.connection_refused);
+            return self.refuse_pending(pending, &config.messages.connection_refused);
         }
         let wait = self.limiter.wait_for(self.queue.len() + 1).max(1.0);
         let text = fill(
@@ -342,26 +362,22 @@ impl Acceptor {
             "seconds",
             &format!("{wait:.0}"),
         );
-        let mut stream = stream;
+        let mut pending = pending;
         if !self.is_tls(listener) {
             // A TLS client cannot read plain text before its handshake.
-            let _ = stream.write_all(format!("{text}\r\n").as_bytes());
+            let _ = pending.stream.write_all(format!("{text}\r\n").as_bytes());
         }
         log::info!("connection from {address} queued (about {wait:.0} s)");
         Stats::add(&self.handler.stats().connections_throttled, 1);
-        self.queue.push_back(Queued {
-            stream,
-            address,
-            listener,
-        });
+        self.queue.push_back(pending);
         self.note_queue_length();
     }
 
     fn release_queue(&mut self, now: Instant) {
         let mut released = false;
         while !self.queue.is_empty() && self.limiter.try_take(now) {
-            if let Some(q) = self.queue.pop_front() {
-                self.start_session(q.stream, q.address, q.listener);
+            if let Some(pending) = self.queue.pop_front() {
+                self.start_session(pending);
                 released = true;
             }
         }
@@ -384,24 +400,50 @@ impl Acceptor {
             .is_some_and(|l| l.tls.is_some())
     }
 
-    fn start_session(&mut self, stream: std::net::TcpStream, address: SocketAddr, listener: usize) {
-        let Some(from) = self.listeners.get(listener) else {
-            return;
+    fn start_session(&mut self, pending: Pending) {
+        let Some(from) = self.listeners.get(pending.listener) else {
+            return self.release_pending(&pending);
         };
-        let sessid = self.handler.generate_sessid();
+        let address = pending.address;
         let inbound = Inbound {
-            sessid,
-            stream,
+            sessid: self.handler.generate_sessid(),
+            stream: pending.stream,
             address,
             protocol_key: from.protocol_key,
             tls: from.tls.as_ref().map(|(_, config)| config.clone()),
+            counted_ip: pending.counted,
         };
         if let Err((inbound, e)) = spawn_inbound(self.handler.clone(), inbound) {
             log::error!("cannot start a session thread for {address}: {e}; client refused");
             Stats::add(&self.handler.stats().connections_refused, 1);
+            if inbound.counted_ip {
+                self.handler.release_ip(address.ip());
+            }
             let text = self.handler.config().messages.connection_refused.clone();
             refuse(inbound.stream, &text);
         }
+    }
+
+    /// Once a second: close players who did not log in in time.
+    fn sweep_when_due(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.last_sweep) >= Duration::from_secs(1) {
+            self.last_sweep = now;
+            self.handler
+                .sweep_login_timeouts(crate::session::unix_now());
+        }
+    }
+
+    /// Give back a pending client's per-address count.
+    fn release_pending(&self, pending: &Pending) {
+        if pending.counted {
+            self.handler.release_ip(pending.address.ip());
+        }
+    }
+
+    /// Refuse a pending client with `text`, giving back its count.
+    fn refuse_pending(&self, pending: Pending, text: &str) {
+        self.release_pending(&pending);
+        refuse(pending.stream, text);
     }
 
     /// EMFILE/ENFILE: free the spare descriptor, accept and refuse one

@@ -156,6 +156,14 @@ pub struct Limits {
     pub worker_stack_kib: usize,
     /// Seconds a TLS client gets to finish its handshake.
     pub tls_handshake_timeout_secs: f64,
+    /// Sessions one address may have open at once.
+    pub max_sessions_per_ip: usize,
+    /// New connections one address may make per minute.
+    pub max_connections_per_ip_per_minute: f64,
+    /// Addresses exempt from the per-address caps.
+    pub ip_allowlist: Vec<String>,
+    /// Seconds a connection may stay without logging in; 0 disables.
+    pub login_timeout_secs: u64,
 }
 
 /// `[messages]`: what players are told.
@@ -165,6 +173,9 @@ pub struct Messages {
     /// `{seconds}` is replaced by the estimated wait.
     pub connection_queued: String,
     pub connection_refused: String,
+    /// Told to a client whose address is over its per-address cap.
+    pub too_many_from_address: String,
+    pub login_timeout: String,
     pub command_rate: String,
     /// `{limit}` is replaced by `max_char_limit`.
     pub char_limit: String,
@@ -264,6 +275,10 @@ impl Default for Limits {
             connection_queue: 1000,
             worker_stack_kib: 128,
             tls_handshake_timeout_secs: 10.0,
+            max_sessions_per_ip: 20,
+            max_connections_per_ip_per_minute: 30.0,
+            ip_allowlist: vec!["127.0.0.1".into(), "::1".into()],
+            login_timeout_secs: 300,
         }
     }
 }
@@ -275,6 +290,10 @@ impl Default for Messages {
                                 and will be let in in about {seconds} seconds."
                 .into(),
             connection_refused: "The portal is full right now. Please try again later.".into(),
+            too_many_from_address: "Too many connections from your address. \
+                                    Please try again in a minute."
+                .into(),
+            login_timeout: "You took too long to log in. Goodbye.".into(),
             command_rate: "You are sending commands too fast; that command was not run. \
                            Slow down and try again."
                 .into(),
@@ -444,6 +463,13 @@ impl Config {
 }
 
 impl Limits {
+    /// Whether `ip` is exempt from the per-address caps.
+    pub fn allowlisted(&self, ip: std::net::IpAddr) -> bool {
+        self.ip_allowlist
+            .iter()
+            .any(|a| a.parse::<std::net::IpAddr>() == Ok(ip))
+    }
+
     fn check(&self) -> Result<(), (&'static str, String)> {
         check_positive("limits.max_connection_rate", self.max_connection_rate)?;
         check_positive("limits.max_command_rate", self.max_command_rate)?;
@@ -457,6 +483,22 @@ impl Limits {
             "limits.tls_handshake_timeout_secs",
             self.tls_handshake_timeout_secs,
         )?;
+        check_positive(
+            "limits.max_sessions_per_ip",
+            self.max_sessions_per_ip as f64,
+        )?;
+        check_positive(
+            "limits.max_connections_per_ip_per_minute",
+            self.max_connections_per_ip_per_minute,
+        )?;
+        for ip in &self.ip_allowlist {
+            ip.parse::<std::net::IpAddr>().map_err(|_| {
+                (
+                    "limits.ip_allowlist",
+                    format!("`{ip}` is not an IP address"),
+                )
+            })?;
+        }
         if self.worker_stack_kib < 64 {
             return Err(("limits.worker_stack_kib", "must be at least 64".into()));
         }

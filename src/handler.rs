@@ -25,9 +25,11 @@ use crate::config::{fill, Config};
 use crate::session::worker::{self, WorkerHandle};
 use crate::session::Session;
 use crate::stats::Stats;
+use crate::throttle::{IpRefusal, PerIpLimits};
 use crate::value::{Map, Value};
 use crossbeam_channel::{Sender, TrySendError};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
@@ -69,6 +71,9 @@ struct Entry {
     /// The player was told the game is not keeping up; reset when input
     /// flows again.
     told_slow: bool,
+    /// When a player who has not logged in is closed (Unix seconds);
+    /// `None` for outbound sessions or with the timeout off.
+    login_deadline: Option<f64>,
 }
 
 /// At most this many unconfirmed commands are remembered per session.
@@ -102,6 +107,7 @@ pub struct Handler {
     started_unix: f64,
     started: std::time::Instant,
     stats: Stats,
+    ip_limits: Mutex<PerIpLimits>,
 }
 
 impl Handler {
@@ -128,6 +134,7 @@ impl Handler {
             started_unix: crate::session::unix_now(),
             started: std::time::Instant::now(),
             stats: Stats::default(),
+            ip_limits: Mutex::new(PerIpLimits::default()),
         }
     }
 
@@ -188,10 +195,15 @@ impl Handler {
     }
 
     /// Register a new session and tell the game (PCONN).
-    pub fn connect(&self, session: Session, worker: WorkerHandle) {
+    /// `inbound` sessions (players) get the login timeout; outbound ones
+    /// opened for the game do not.
+    pub fn connect(&self, session: Session, worker: WorkerHandle, inbound: bool) {
+        let config = self.config();
+        let timeout = config.limits.login_timeout_secs;
+        let login_deadline = (inbound && timeout > 0).then_some(session.conn_time + timeout as f64);
         let mut reg = self.lock();
         if reg.away {
-            worker.text(&self.config().messages.game_restarting);
+            worker.text(&config.messages.game_restarting);
         }
         let linked = matches!(reg.link, Link::Ready(_));
         let record = session.clone();
@@ -203,6 +215,7 @@ impl Handler {
                 held: VecDeque::new(),
                 inflight: VecDeque::new(),
                 told_slow: false,
+                login_deadline,
             },
         );
         if linked {
@@ -383,6 +396,51 @@ impl Handler {
                 OUTBOUND_PROTOCOLS.join(", ")
             )),
         }
+    }
+
+    /// Close players who have not logged in by their deadline (slow or
+    /// silent clients, slowloris). Called about once a second.
+    pub fn sweep_login_timeouts(&self, now_unix: f64) {
+        let text = self.config().messages.login_timeout.clone();
+        let mut reg = self.lock();
+        for entry in reg.sessions.values_mut() {
+            let due = entry.login_deadline.is_some_and(|at| now_unix >= at);
+            if due && !entry.session.logged_in {
+                log::info!(
+                    "session {}: not logged in in time; closed",
+                    entry.session.sessid
+                );
+                entry.login_deadline = None;
+                entry.worker.close(&text);
+            }
+        }
+    }
+
+    /// Count a new connection from `ip` against the per-address caps, unless
+    /// the address is allowlisted. `Ok(true)`: counted, release it with
+    /// [`Handler::release_ip`] when the session ends.
+    pub fn reserve_ip(&self, ip: IpAddr, now: Instant) -> Result<bool, IpRefusal> {
+        let config = self.config();
+        let limits = &config.limits;
+        if limits.allowlisted(ip) {
+            return Ok(false);
+        }
+        let mut ip_limits = self.ip_limits.lock().unwrap_or_else(|p| p.into_inner());
+        ip_limits.prune(now);
+        ip_limits
+            .reserve(
+                ip,
+                now,
+                limits.max_sessions_per_ip,
+                limits.max_connections_per_ip_per_minute,
+            )
+            .map(|()| true)
+    }
+
+    /// A session counted by [`Handler::reserve_ip`] ended.
+    pub fn release_ip(&self, ip: IpAddr) {
+        let mut ip_limits = self.ip_limits.lock().unwrap_or_else(|p| p.into_inner());
+        ip_limits.release(ip);
     }
 
     /// Sessions logged in, or all sessions with `include_unloggedin`.
@@ -802,6 +860,7 @@ mod tests {
         f.handler.connect(
             Session::init_session(sessid, "telnet", "127.0.0.1:1"),
             handle,
+            true,
         );
         (sessid, rx, poll)
     }

@@ -4,7 +4,73 @@
 //! session worker one for its commands (`max_command_rate`). Time comes in
 //! as an argument; nothing here reads the clock.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
+
+/// Why a connection from one address was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpRefusal {
+    /// The address already has `max_sessions_per_ip` sessions.
+    TooManySessions,
+    /// The address connected more than `max_connections_per_ip_per_minute`.
+    TooFast,
+}
+
+/// Per-address caps: concurrent sessions and connection rate.
+#[derive(Debug, Default)]
+pub struct PerIpLimits {
+    sessions: HashMap<IpAddr, usize>,
+    rates: HashMap<IpAddr, RateLimiter>,
+}
+
+impl PerIpLimits {
+    /// Count a new connection from `ip` if its caps allow it; the caller
+    /// must [`PerIpLimits::release`] it when the session ends.
+    pub fn reserve(
+        &mut self,
+        ip: IpAddr,
+        now: Instant,
+        max_sessions: usize,
+        per_minute: f64,
+    ) -> Result<(), IpRefusal> {
+        let open = self.sessions.get(&ip).copied().unwrap_or(0);
+        if open >= max_sessions {
+            return Err(IpRefusal::TooManySessions);
+        }
+        let limiter = self
+            .rates
+            .entry(ip)
+            .or_insert_with(|| RateLimiter::with_burst(per_minute / 60.0, per_minute, now));
+        if !limiter.try_take(now) {
+            return Err(IpRefusal::TooFast);
+        }
+        self.sessions.insert(ip, open + 1);
+        Ok(())
+    }
+
+    /// A session from `ip` ended.
+    pub fn release(&mut self, ip: IpAddr) {
+        if let Some(open) = self.sessions.get_mut(&ip) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                self.sessions.remove(&ip);
+            }
+        }
+    }
+
+    /// Forget rate state of addresses quiet for a while (bounded memory).
+    pub fn prune(&mut self, now: Instant) {
+        self.rates.retain(|_, limiter| {
+            now.saturating_duration_since(limiter.last) < Duration::from_secs(120)
+        });
+    }
+
+    /// Sessions open from `ip`.
+    pub fn sessions_from(&self, ip: IpAddr) -> usize {
+        self.sessions.get(&ip).copied().unwrap_or(0)
+    }
+}
 
 /// A token bucket refilling `rate` tokens per second, holding at most one
 /// second's worth (so a burst never exceeds the configured rate).
@@ -13,6 +79,8 @@ pub struct RateLimiter {
     rate: f64,
     tokens: f64,
     last: Instant,
+    /// Largest number of tokens held; defaults to one second's worth.
+    burst: Option<f64>,
 }
 
 impl RateLimiter {
@@ -22,6 +90,17 @@ impl RateLimiter {
             rate,
             tokens: rate.max(1.0),
             last: now,
+            burst: None,
+        }
+    }
+
+    /// A full bucket holding at most `burst` tokens.
+    pub fn with_burst(rate: f64, burst: f64, now: Instant) -> RateLimiter {
+        RateLimiter {
+            rate,
+            tokens: burst.max(1.0),
+            last: now,
+            burst: Some(burst.max(1.0)),
         }
     }
 
@@ -32,7 +111,7 @@ impl RateLimiter {
     }
 
     fn capacity(&self) -> f64 {
-        self.rate.max(1.0)
+        self.burst.unwrap_or(self.rate.max(1.0))
     }
 
     fn refill(&mut self, now: Instant) {
@@ -110,6 +189,44 @@ mod tests {
         assert!(limiter.try_take(t0));
         assert!(!limiter.try_take(t0 + Duration::from_secs(1)));
         assert!(limiter.try_take(t0 + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn per_ip_session_cap_counts_and_releases() {
+        let t0 = Instant::now();
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let other: IpAddr = "10.0.0.2".parse().unwrap();
+        let mut limits = PerIpLimits::default();
+        assert_eq!(limits.reserve(ip, t0, 2, 100.0), Ok(()));
+        assert_eq!(limits.reserve(ip, t0, 2, 100.0), Ok(()));
+        assert_eq!(
+            limits.reserve(ip, t0, 2, 100.0),
+            Err(IpRefusal::TooManySessions)
+        );
+        assert_eq!(
+            limits.reserve(other, t0, 2, 100.0),
+            Ok(()),
+            "other addresses unaffected"
+        );
+        limits.release(ip);
+        assert_eq!(limits.reserve(ip, t0, 2, 100.0), Ok(()));
+        assert_eq!(limits.sessions_from(ip), 2);
+    }
+
+    #[test]
+    fn per_ip_rate_allows_a_minutes_burst_then_refuses() {
+        let t0 = Instant::now();
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let mut limits = PerIpLimits::default();
+        for _ in 0..3 {
+            assert_eq!(limits.reserve(ip, t0, 100, 3.0), Ok(()));
+            limits.release(ip);
+        }
+        assert_eq!(limits.reserve(ip, t0, 100, 3.0), Err(IpRefusal::TooFast));
+        assert_eq!(
+            limits.reserve(ip, t0 + Duration::from_secs(20), 100, 3.0),
+            Ok(())
+        );
     }
 
     #[test]

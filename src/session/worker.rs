@@ -120,6 +120,8 @@ pub struct Inbound {
     pub protocol_key: &'static str,
     /// The listener's TLS configuration, for `telnet/ssl`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Counted against the per-address caps: released when the worker ends.
+    pub counted_ip: bool,
 }
 
 /// Start a worker thread for an accepted connection. On failure the stream
@@ -129,7 +131,12 @@ pub fn spawn_inbound(handler: Arc<Handler>, inbound: Inbound) -> Result<(), (Inb
     let name = format!("session-{}", inbound.sessid);
     let spawned = thread_builder(&handler, name).spawn(move || {
         if let Ok(inbound) = rx.recv() {
+            let release = inbound.counted_ip.then(|| inbound.address.ip());
+            let h = handler.clone();
             run_guarded(handler, inbound.sessid, move |h| serve_inbound(h, inbound));
+            if let Some(ip) = release {
+                h.release_ip(ip);
+            }
         }
     });
     match spawned {
@@ -173,6 +180,7 @@ fn serve_inbound(handler: &Arc<Handler>, inbound: Inbound) {
         address,
         protocol_key,
         tls,
+        counted_ip: _,
     } = inbound;
     let transport = match tls.map(rustls::ServerConnection::new).transpose() {
         Ok(Some(conn)) => Transport::Tls(Box::new(conn)),
@@ -188,7 +196,14 @@ fn serve_inbound(handler: &Arc<Handler>, inbound: Inbound) {
         Direction::Inbound,
     ) {
         Ok(mut worker) => worker.run(),
-        Err(e) => log::warn!("session {sessid}: cannot set up its worker: {e}"),
+        Err((e, stream)) => {
+            log::warn!("session {sessid}: cannot set up its worker ({e}); client refused");
+            if let Some(mut stream) = stream {
+                use std::io::Write;
+                let text = handler.config().messages.connection_refused.clone();
+                let _ = stream.write_all(format!("{text}\r\n").as_bytes());
+            }
+        }
     }
 }
 
@@ -215,7 +230,7 @@ fn serve_outbound(handler: &Arc<Handler>, sessid: u64, target: String) {
         Direction::Outbound,
     ) {
         Ok(mut worker) => worker.run(),
-        Err(e) => log::warn!("session {sessid}: cannot set up its worker: {e}"),
+        Err((e, _)) => log::warn!("session {sessid}: cannot set up its worker: {e}"),
     }
 }
 
@@ -264,6 +279,10 @@ fn telnet_settings(config: &Config, direction: Direction) -> TelnetSettings {
     }
 }
 
+/// Why a worker could not start, with the client's stream when it can
+/// still be told.
+type SetupError = (io::Error, Option<std::net::TcpStream>);
+
 /// One connection's state, owned by its thread.
 struct Worker {
     sessid: u64,
@@ -301,14 +320,24 @@ impl Worker {
         transport: Transport,
         session: Session,
         direction: Direction,
-    ) -> io::Result<Worker> {
-        stream.set_nonblocking(true)?;
-        stream.set_nodelay(true)?;
+    ) -> Result<Worker, SetupError> {
+        // The poll and waker first: if descriptors have run out, the stream
+        // is still ours to tell the client why.
+        let poll = match Poll::new() {
+            Ok(poll) => poll,
+            Err(e) => return Err((e, Some(stream))),
+        };
+        let waker = match Waker::new(poll.registry(), WAKE) {
+            Ok(waker) => Arc::new(waker),
+            Err(e) => return Err((e, Some(stream))),
+        };
+        let no_stream = |e: io::Error| (e, None);
+        stream.set_nonblocking(true).map_err(no_stream)?;
+        stream.set_nodelay(true).map_err(no_stream)?;
         let mut stream = TcpStream::from_std(stream);
-        let poll = Poll::new()?;
         poll.registry()
-            .register(&mut stream, SOCKET, Interest::READABLE)?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+            .register(&mut stream, SOCKET, Interest::READABLE)
+            .map_err(no_stream)?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let config_generation = handler.config_generation();
         let config = handler.config();
@@ -321,7 +350,7 @@ impl Worker {
             tx,
             waker: waker.clone(),
         };
-        handler.connect(session, handle);
+        handler.connect(session, handle, direction == Direction::Inbound);
         let mut worker = Worker {
             sessid,
             framer: LineFramer::new(config.limits.max_char_limit),
@@ -789,5 +818,35 @@ impl Worker {
             Ok(()) => self.writable_interest = wanted,
             Err(e) => log::warn!("session {}: cannot change interest: {e}", self.sessid),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::amp::message::PortalMsg;
+    use crate::handler::ControlSender;
+
+    #[test]
+    fn a_panicking_worker_is_caught_and_its_session_reported_closed() {
+        let (tx, amp) = crossbeam_channel::bounded(16);
+        let control: ControlSender = Arc::new(|_| {});
+        let handler = Arc::new(Handler::new(Arc::new(Config::default()), tx, control));
+        handler.link_up(1);
+        handler.sync_request(1);
+        let (handle, _rx, _poll) = test_handle();
+        let sessid = handler.generate_sessid();
+        handler.connect(
+            Session::init_session(sessid, "telnet", "127.0.0.1:9"),
+            handle,
+            true,
+        );
+        run_guarded(handler.clone(), sessid, |_| panic!("a bug in one session"));
+        assert!(handler.session(sessid).is_none(), "the session is gone");
+        assert_eq!(handler.live_workers(), 0);
+        let reported = amp
+            .try_iter()
+            .any(|m| m == PortalMsg::Disconnect { sessid });
+        assert!(reported, "the game was told");
     }
 }

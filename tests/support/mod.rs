@@ -127,8 +127,40 @@ impl Portal {
 
     /// Start the portal binary on an existing config.
     pub fn launch(dir: tempfile::TempDir, conf: &Path) -> Portal {
+        Portal::launch_with_fd_limit(dir, conf, None)
+    }
+
+    /// Start a portal (default test config plus `limits`) whose open-file
+    /// limit, soft and hard, is `files`: it cannot raise it.
+    pub fn start_with_fd_limit(limits: &str, files: u64) -> Portal {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut text = base_config(dir.path(), true);
+        text.push_str("\n[limits]\nmax_connection_rate = 1000.0\n");
+        text.push_str(limits);
+        let conf = dir.path().join("portal.conf");
+        std::fs::write(&conf, text).expect("write config");
+        Portal::launch_with_fd_limit(dir, &conf, Some(files))
+    }
+
+    fn launch_with_fd_limit(dir: tempfile::TempDir, conf: &Path, files: Option<u64>) -> Portal {
+        use std::os::unix::process::CommandExt;
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file");
-        let child = Command::new(env!("CARGO_BIN_EXE_portal"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_portal"));
+        if let Some(files) = files {
+            // SAFETY: setrlimit in the child between fork and exec only
+            // touches the struct passed.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: files,
+                        rlim_max: files,
+                    };
+                    libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+                    Ok(())
+                });
+            }
+        }
+        let child = command
             .arg("--config")
             .arg(conf)
             .current_dir(dir.path())
