@@ -24,11 +24,15 @@
 //! - [`handler`]: the session registry (the seed's `PortalSessionHandler`);
 //! - [`session`]: the sync record both sides keep (the seed's `Session`);
 //! - [`amp`]: the link to the game: messages, codec, reader and writer;
-//! - [`protocols`]: the client protocols (telnet);
+//! - [`protocols`]: the client protocols (telnet, spotting HTTP);
+//! - [`tls`] and [`session::transport`]: telnet over TLS (rustls);
+//! - [`throttle`]: rate limits and per-address caps;
 //! - [`markup`]: Evennia colour markup rendered for each client;
 //! - [`supervisor`]: the game server child process;
-//! - [`pidfile`], [`control`], [`stats`], [`logfile`]: operating the
-//!   portal (pid file, the `portal status` socket, counters, reopenable log);
+//! - [`cli`], [`pidfile`], [`control`], [`stats`], [`logfile`], [`status`]:
+//!   operating the portal (subcommands, pid file, the `portal status`
+//!   socket, counters, reopenable log, status file);
+//! - [`value`]: the dynamic value type carried over AMP;
 //! - [`game`]: the game's side of the link, used by the demo game.
 
 pub mod acceptor;
