@@ -2,7 +2,7 @@
 //!
 //! One `Handler` is shared (in an `Arc`) by the acceptor, every session
 //! worker, the AMP reader and writer threads and the supervisor. It maps
-//! sessid → [`Entry`] (the session's sync record, the handle that reaches
+//! sessid → an entry (the session's sync record, the handle that reaches
 //! its worker thread, and input held while the game is away) and knows the
 //! state of the link to the game.
 //!
