@@ -32,6 +32,7 @@
 pub mod acceptor;
 pub mod amp;
 pub mod config;
+pub mod dummyrunner;
 pub mod game;
 pub mod handler;
 pub mod markup;
