@@ -6,7 +6,7 @@ use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Raise the soft open-file limit to the hard one: every player is a socket.
-fn raise_file_limit() -> u64 {
+fn raise_file_limit() -> libc::rlim_t {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -20,7 +20,7 @@ fn raise_file_limit() -> u64 {
         libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
     }
-    limit.rlim_cur as u64
+    limit.rlim_cur
 }
 
 fn main() {
@@ -40,7 +40,7 @@ fn main() {
         }
     };
     let files = raise_file_limit();
-    if files > 0 && (files as usize) < opts.clients + 64 {
+    if files > 0 && files < (opts.clients + 64) as libc::rlim_t {
         eprintln!(
             "dummyrunner: warning: the open-file limit is {files}, too low for {} clients",
             opts.clients
