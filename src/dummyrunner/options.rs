@@ -14,6 +14,7 @@ usage: dummyrunner [HOST:PORT] [options]      (default 127.0.0.1:4000)
   --profile SPEC       action weights (look=30,say=5,who=5,echo=40,idle=15,relog=5)
   --report-every SECS  progress line period (5)
   --json               print a JSON summary on stdout (progress goes to stderr)
+  --returning         the accounts exist already: log in with --connect-cmd
   --no-login           only connect and wait for the login screen (idle sessions)
   --prefix NAME        account name prefix (dr + a per-run id); names are PREFIX_INDEX
   --password PW        account password (Dummy-runner-9)
@@ -27,6 +28,7 @@ usage: dummyrunner [HOST:PORT] [options]      (default 127.0.0.1:4000)
   --drain SECS         after the run, wait this long for unanswered echoes (5)
   --signal PID:SIG:AT  send signal SIG to PID AT seconds into the run and report
                        how long until every player's next echo was answered
+  --exec-at SECS:CMD   like --signal, but run `sh -c CMD` (e.g. a game's reload)
   --seed N             random seed (1)";
 
 /// Everything a run needs.
@@ -42,6 +44,7 @@ pub struct Options {
     pub report_every: Duration,
     pub json: bool,
     pub no_login: bool,
+    pub returning: bool,
     pub prefix: String,
     pub password: String,
     pub screen: String,
@@ -53,6 +56,7 @@ pub struct Options {
     pub warmup: Duration,
     pub drain: Duration,
     pub signal: Option<(i32, i32, Duration)>,
+    pub exec_at: Option<(Duration, String)>,
     pub seed: u64,
 }
 
@@ -78,6 +82,7 @@ impl Options {
             report_every: Duration::from_secs(5),
             json: false,
             no_login: false,
+            returning: false,
             prefix: format!("dr{}", base36(run_id % 36u64.pow(6))),
             password: "Dummy-runner-9".into(),
             screen: "create".into(),
@@ -89,6 +94,7 @@ impl Options {
             warmup: Duration::ZERO,
             drain: Duration::from_secs(5),
             signal: None,
+            exec_at: None,
             seed: 1,
         }
     }
@@ -130,6 +136,7 @@ pub fn parse(args: impl IntoIterator<Item = String>, run_id: u64) -> Result<Invo
             "-h" | "--help" => return Ok(Invocation::Help),
             "--json" => o.json = true,
             "--no-login" => o.no_login = true,
+            "--returning" => o.returning = true,
             flag if flag.starts_with("--") => {
                 let v = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
                 match flag {
@@ -151,6 +158,11 @@ pub fn parse(args: impl IntoIterator<Item = String>, run_id: u64) -> Result<Invo
                     "--warmup" => o.warmup = secs(flag, &v)?,
                     "--drain" => o.drain = secs(flag, &v)?,
                     "--seed" => o.seed = number(flag, &v)?,
+                    "--exec-at" => {
+                        let (at, cmd) =
+                            v.split_once(':').ok_or("--exec-at wants SECONDS:COMMAND")?;
+                        o.exec_at = Some((secs(flag, at)?, cmd.to_owned()));
+                    }
                     "--signal" => o.signal = Some(parse_signal(&v)?),
                     other => return Err(format!("unknown option {other:?}")),
                 }

@@ -148,7 +148,7 @@ pub fn run(opts: &Options, progress: Box<dyn Write + '_>) -> io::Result<Report> 
             stream: None,
             reader: LineReader::new(MAX_LINE),
             out: Vec::new(),
-            returning: false,
+            returning: opts.returning,
             login_started: None,
             echo_seq: 0,
             outstanding: VecDeque::new(),
@@ -596,21 +596,42 @@ impl<'a> Runner<'a> {
     }
 
     fn maybe_signal(&mut self, now: Instant) {
-        let Some((pid, signal, at)) = self.opts.signal else {
-            return;
-        };
-        if self.signal_sent.is_some() || now < self.start + at {
+        if self.signal_sent.is_some() {
             return;
         }
-        // SAFETY: kill(2) has no memory effects; the pid is the user's choice.
-        let result = unsafe { libc::kill(pid, signal) };
-        let _ = writeln!(
-            self.progress,
-            "sent signal {signal} to {pid} at {:.1}s{}",
-            at.as_secs_f64(),
-            if result == 0 { "" } else { " (failed)" }
-        );
-        self.signal_sent = Some(now);
+        if let Some((pid, signal, at)) = self.opts.signal {
+            if now < self.start + at {
+                return;
+            }
+            // SAFETY: kill(2) has no memory effects; the pid is the user's choice.
+            let result = unsafe { libc::kill(pid, signal) };
+            let _ = writeln!(
+                self.progress,
+                "sent signal {signal} to {pid} at {:.1}s{}",
+                at.as_secs_f64(),
+                if result == 0 { "" } else { " (failed)" }
+            );
+            self.signal_sent = Some(now);
+        } else if let Some((at, cmd)) = &self.opts.exec_at {
+            if now < self.start + *at {
+                return;
+            }
+            let spawned = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .spawn();
+            let _ = writeln!(
+                self.progress,
+                "ran {cmd:?} at {:.1}s{}",
+                at.as_secs_f64(),
+                if spawned.is_ok() { "" } else { " (failed)" }
+            );
+            // Not waited for here: the loop keeps serving the players.
+            drop(spawned);
+            self.signal_sent = Some(now);
+        }
     }
 
     fn check_login_timeouts(&mut self, now: Instant) {
