@@ -9,7 +9,7 @@ idle timeout off, and one extra command, `echo <text>`, that replies with
 the text so lag is measured the same way as on the portal. Then migrates,
 starts it, runs the scenarios, and stops it.
 """
-import os, pathlib, shutil, socket, subprocess, sys, tempfile, time
+import os, pathlib, shutil, signal, socket, subprocess, sys, tempfile, time
 
 ECHO_COMMAND = '''
 
@@ -78,7 +78,9 @@ IDLE_TIMEOUT = -1
 """)
         with open(self.game / "commands" / "default_cmdsets.py", "a") as f:
             f.write(ECHO_COMMAND)
-        self.env = dict(os.environ, EVENNIA_SUPERUSER_USERNAME="benchadmin",
+        # The launcher runs `twistd` from PATH: the virtualenv's bin first.
+        path = f"{venv / 'bin'}:{os.environ.get('PATH', '')}"
+        self.env = dict(os.environ, PATH=path, EVENNIA_SUPERUSER_USERNAME="benchadmin",
                         EVENNIA_SUPERUSER_PASSWORD="Bench-admin-pw-9",
                         EVENNIA_SUPERUSER_EMAIL="bench@example.com")
         self.addr = f"127.0.0.1:{telnet}"
@@ -114,17 +116,23 @@ IDLE_TIMEOUT = -1
         self.bench["wait_for"]("Evennia to listen", up, timeout=120)
 
     def stop(self):
-        try:
-            self.run("stop")
-        finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        pids = [p for p in (self.pidfile("portal"), self.pidfile("server")) if p]
+        subprocess.run([self.evennia, "stop"], cwd=self.game, env=self.env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        # Whatever `evennia stop` left behind (only the pids this game wrote).
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def run(args, sizes, rates, q, bench):
     target = Evennia(bench)
     print(f"bench: Evennia {target.version} on {target.addr} (portal {target.pid}, "
           f"server {target.pidfile('server')})", file=sys.stderr)
-    bench["DR_EXTRA"][:] = ["--logged-in", "Limbo", "--login-timeout", 120]
+    bench["DR_EXTRA"][:] = ["--logged-in", "Limbo", "--login-timeout", "120"]
     pids = {"portal": lambda: target.pid, "game": lambda: target.pidfile("server")}
     results = {"version": target.version}
     try:
@@ -134,7 +142,8 @@ def run(args, sizes, rates, q, bench):
         results["dummyrunner"] = bench["default_profile"](
             target, q["dr_clients"], q["dr_secs"] + 20, pids, warmup=25)
         print(f"bench: evennia dummyrunner {results['dummyrunner']}", file=sys.stderr)
-        reload = f"cd {target.game} && {target.evennia} reload >/dev/null 2>&1"
+        reload = (f"cd {target.game} && PATH={target.env['PATH']} "
+                  f"{target.evennia} reload >/dev/null 2>&1")
         results["restart"] = bench["restart"](
             target, q["rs_clients"], q["rs_secs"] + 20, q["rs_at"] + 15,
             trigger=["--exec-at", f"{q['rs_at'] + 15}:{reload}"])
