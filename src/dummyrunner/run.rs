@@ -470,6 +470,10 @@ impl<'a> Runner<'a> {
             Phase::Creating | Phase::LoggingIn if line.contains(&opts.logged_in) => {
                 self.on_logged_in(index);
             }
+            // Some games (Evennia 5) ask to confirm a new account.
+            Phase::Creating if lower.contains("y]/n") || lower.contains("[y/n]") => {
+                self.send(index, "y");
+            }
             // Some games make the account and then ask for `connect`.
             Phase::Creating
                 if lower.contains("connect ") && lower.contains(&client.name.to_lowercase()) =>
