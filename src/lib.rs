@@ -33,6 +33,7 @@
 //!   operating the portal (subcommands, pid file, the `portal status`
 //!   socket, counters, reopenable log, status file);
 //! - [`value`]: the dynamic value type carried over AMP;
+//! - [`dummyrunner`]: the load tester's simulated players (`src/bin/dummyrunner.rs`);
 //! - [`game`]: the game's side of the link, used by the demo game.
 
 pub mod acceptor;
@@ -40,6 +41,7 @@ pub mod amp;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod dummyrunner;
 pub mod game;
 pub mod handler;
 pub mod logfile;
