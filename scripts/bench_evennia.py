@@ -170,7 +170,11 @@ def compare(targets):
                 ps["portal_rss_kib"], es["portal_rss_kib"])
     for pr, er in zip(p.get("round_trip", []), e.get("round_trip", [])):
         t = pr["target_rate"]
-        row(f"echo {t}/s: achieved/s", pr["achieved_rate"], er["achieved_rate"])
+        row(f"echo {t}/s: answered/s", pr["achieved_rate"], er["achieved_rate"])
+        if not er.get("answered") or not pr.get("answered"):
+            # Nothing answered: lag and CPU per round trip mean nothing.
+            row(f"echo {t}/s: lag p99 ms", pr["lag_p99_ms"], "none answered")
+            continue
         row(f"echo {t}/s: lag p99 ms", pr["lag_p99_ms"], er["lag_p99_ms"])
         row(f"echo {t}/s: portal CPU µs/rt", pr["portal_cpu_us_per_rt"],
             er["portal_cpu_us_per_rt"])
