@@ -21,7 +21,7 @@
 use crate::config::{fill, Config};
 use crate::handler::{Control, Handler};
 use crate::logfile::LogFile;
-use crate::session::worker::{spawn_inbound, Inbound};
+use crate::session::worker::{spawn_inbound, Inbound, WEB_PROTOCOL_KEY};
 use crate::stats::{rate, Counters, Stats};
 use crate::supervisor::Supervisor;
 use crate::throttle::RateLimiter;
@@ -339,7 +339,8 @@ impl Acceptor {
             Err(why) => {
                 log::warn!("refused {address}: over the per-address cap ({why:?})");
                 Stats::add(&self.handler.stats().connections_refused, 1);
-                return refuse(stream, &config.messages.too_many_from_address);
+                let web = self.is_web(listener);
+                return refuse(stream, &config.messages.too_many_from_address, web);
             }
         };
         let pending = Pending {
@@ -363,8 +364,9 @@ impl Acceptor {
             &format!("{wait:.0}"),
         );
         let mut pending = pending;
-        if !self.is_tls(listener) {
-            // A TLS client cannot read plain text before its handshake.
+        if !self.is_tls(listener) && !self.is_web(listener) {
+            // A TLS client cannot read plain text before its handshake,
+            // and a browser waits for its HTTP answer.
             let _ = pending.stream.write_all(format!("{text}\r\n").as_bytes());
         }
         log::info!("connection from {address} queued (about {wait:.0} s)");
@@ -394,6 +396,12 @@ impl Acceptor {
             .store(length, std::sync::atomic::Ordering::Relaxed);
     }
 
+    fn is_web(&self, listener: usize) -> bool {
+        self.listeners
+            .get(listener)
+            .is_some_and(|l| l.protocol_key == WEB_PROTOCOL_KEY)
+    }
+
     fn is_tls(&self, listener: usize) -> bool {
         self.listeners
             .get(listener)
@@ -420,7 +428,7 @@ impl Acceptor {
                 self.handler.release_ip(address.ip());
             }
             let text = self.handler.config().messages.connection_refused.clone();
-            refuse(inbound.stream, &text);
+            refuse(inbound.stream, &text, from.protocol_key == WEB_PROTOCOL_KEY);
         }
     }
 
@@ -443,7 +451,8 @@ impl Acceptor {
     /// Refuse a pending client with `text`, giving back its count.
     fn refuse_pending(&self, pending: Pending, text: &str) {
         self.release_pending(&pending);
-        refuse(pending.stream, text);
+        let web = self.is_web(pending.listener);
+        refuse(pending.stream, text, web);
     }
 
     /// EMFILE/ENFILE: free the spare descriptor, accept and refuse one
@@ -457,7 +466,8 @@ impl Acceptor {
                 log::warn!("refused {address}: no descriptors left");
                 Stats::add(&self.handler.stats().connections_refused, 1);
                 let text = self.handler.config().messages.connection_refused.clone();
-                refuse(std::net::TcpStream::from(stream), &text);
+                let web = listener.protocol_key == WEB_PROTOCOL_KEY;
+                refuse(std::net::TcpStream::from(stream), &text, web);
             }
         }
         self.spare_fd = open_spare();
@@ -474,9 +484,15 @@ impl Acceptor {
     }
 }
 
-/// Tell a client why it cannot come in, and close it.
-fn refuse(mut stream: std::net::TcpStream, text: &str) {
-    let _ = stream.write_all(format!("{text}\r\n").as_bytes());
+/// Tell a client why it cannot come in, and close it: a line of text, or
+/// for a browser an HTTP 503 answer.
+fn refuse(mut stream: std::net::TcpStream, text: &str, web: bool) {
+    let bytes = if web {
+        crate::protocols::http::Response::error(503, text).to_bytes(false)
+    } else {
+        format!("{text}\r\n").into_bytes()
+    };
+    let _ = stream.write_all(&bytes);
     let _ = stream.shutdown(std::net::Shutdown::Both);
 }
 
@@ -496,9 +512,15 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.telnet.listen != new.telnet.listen {
         keys.push("telnet.listen");
     }
-    let tls_addrs = |c: &Config| c.tls.iter().map(|t| t.listen.clone()).collect::<Vec<_>>();
+    let tls_addrs = |c: &Config| {
+        let listeners = c.tls.iter().map(|t| (t.listen.clone(), t.serve));
+        listeners.collect::<Vec<_>>()
+    };
     if tls_addrs(old) != tls_addrs(new) {
         keys.push("tls.listen");
+    }
+    if old.web.listen != new.web.listen {
+        keys.push("web.listen");
     }
     if old.amp.listen != new.amp.listen {
         keys.push("amp.listen");

@@ -19,6 +19,7 @@ pub struct Config {
     pub telnet: TelnetSection,
     /// `[[tls]]`: telnet over TLS listeners (protocol key `telnet/ssl`).
     pub tls: Vec<TlsListener>,
+    pub web: WebSection,
     pub amp: AmpSection,
     pub limits: Limits,
     pub messages: Messages,
@@ -79,6 +80,47 @@ pub struct TlsListener {
     pub cert: PathBuf,
     /// PEM private key of the leaf certificate, re-read on SIGHUP.
     pub key: PathBuf,
+    /// What the listener serves: `telnet` (telnet/ssl, the default) or
+    /// `web` (the web client over https/wss).
+    #[serde(default)]
+    pub serve: Serve,
+}
+
+/// What a TLS listener serves.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Serve {
+    #[default]
+    Telnet,
+    Web,
+}
+
+/// `[web]`: the web client (HTTP page + websocket sessions).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSection {
+    /// `interface:port` pairs serving the page and its websocket; empty =
+    /// no web client.
+    pub listen: Vec<String>,
+    /// Origins (`https://mud.example.com`) whose pages may open a
+    /// websocket; empty = only the portal's own page; `"*"` = any.
+    pub allowed_origins: Vec<String>,
+    /// Largest HTTP request head, in bytes.
+    pub max_request_bytes: usize,
+    /// Largest websocket frame, and whole message, in bytes.
+    pub max_frame_bytes: usize,
+    pub max_message_bytes: usize,
+    /// Seconds a client may take to send a request head (and between
+    /// requests on a kept-alive connection).
+    pub http_timeout_secs: f64,
+    /// Seconds between websocket pings.
+    pub ping_interval_secs: f64,
+    /// Seconds a pong may take; a client that stays silent is dropped.
+    pub pong_timeout_secs: f64,
+    /// Days the browser id cookie lives.
+    pub cookie_max_age_days: u64,
+    /// Out-of-band command names accepted from web clients (Evennia format).
+    pub commands: Vec<String>,
 }
 
 /// `[telnet.options]`: each option the portal offers, on or off.
@@ -250,6 +292,40 @@ impl Default for TelnetSection {
     }
 }
 
+impl Default for WebSection {
+    fn default() -> Self {
+        WebSection {
+            listen: vec!["0.0.0.0:4001".into()],
+            allowed_origins: Vec::new(),
+            max_request_bytes: 8192,
+            max_frame_bytes: 64 << 10,
+            max_message_bytes: 64 << 10,
+            http_timeout_secs: 10.0,
+            ping_interval_secs: 20.0,
+            pong_timeout_secs: 20.0,
+            cookie_max_age_days: 30,
+            commands: [
+                "echo",
+                "ping",
+                "hello",
+                "client_options",
+                "get_client_options",
+                "get_inputfuncs",
+                "login",
+                "logout",
+                "webclient_options",
+                "repeat",
+                "unrepeat",
+                "monitor",
+                "unmonitor",
+                "browser_sessid",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
 impl Default for AmpSection {
     fn default() -> Self {
         AmpSection {
@@ -405,6 +481,7 @@ impl Config {
         for tls in &self.tls {
             parse_addr(&tls.listen).map_err(|e| ("tls.listen", e))?;
         }
+        self.web.check()?;
         let amp = parse_addr(&self.amp.listen).map_err(|e| ("amp.listen", e))?;
         if !amp.ip().is_loopback() && self.amp.secret.is_empty() {
             return Err((
@@ -459,6 +536,29 @@ impl Config {
     /// The AMP listen address (checked by [`Config::parse`]).
     pub fn amp_addr(&self) -> Result<SocketAddr, String> {
         parse_addr(&self.amp.listen)
+    }
+}
+
+impl WebSection {
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        for addr in &self.listen {
+            parse_addr(addr).map_err(|e| ("web.listen", e))?;
+        }
+        for origin in &self.allowed_origins {
+            if origin != "*" && !origin.contains("://") {
+                return Err((
+                    "web.allowed_origins",
+                    format!("`{origin}` is not an origin like https://mud.example.com (or \"*\")"),
+                ));
+            }
+        }
+        check_positive("web.max_request_bytes", self.max_request_bytes as f64)?;
+        check_positive("web.max_frame_bytes", self.max_frame_bytes as f64)?;
+        check_positive("web.max_message_bytes", self.max_message_bytes as f64)?;
+        check_positive("web.http_timeout_secs", self.http_timeout_secs)?;
+        check_positive("web.ping_interval_secs", self.ping_interval_secs)?;
+        check_positive("web.pong_timeout_secs", self.pong_timeout_secs)?;
+        Ok(())
     }
 }
 

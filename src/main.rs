@@ -6,10 +6,11 @@
 use portal::acceptor::{self, Acceptor, Listener};
 use portal::amp;
 use portal::cli;
-use portal::config::{parse_addr, parse_level, Config};
+use portal::config::{parse_addr, parse_level, Config, Serve};
 use portal::handler::{Control, ControlSender, Handler};
 use portal::logfile::LogFile;
 use portal::pidfile::PidFile;
+use portal::session::worker::WEB_PROTOCOL_KEY;
 use portal::status::StatusFile;
 use portal::supervisor::Supervisor;
 use std::path::PathBuf;
@@ -273,27 +274,52 @@ fn bind_listeners(config: &Config, status: &StatusFile) -> Result<Vec<Listener>,
             tls: None,
         });
     }
+    for (i, text) in config.web.listen.iter().enumerate() {
+        let addr = parse_addr(text)?;
+        let socket = mio::net::TcpListener::bind(addr)
+            .map_err(|e| format!("cannot listen for the web client on {addr}: {e}"))?;
+        let bound = socket.local_addr().map_err(|e| e.to_string())?;
+        log::info!("web client listening on http://{bound}/");
+        status.set(&numbered("web", i), &bound.to_string());
+        listeners.push(Listener {
+            socket,
+            protocol_key: WEB_PROTOCOL_KEY,
+            tls: None,
+        });
+    }
     for (i, entry) in config.tls.iter().enumerate() {
         let tls = portal::tls::load_server_config(&entry.cert, &entry.key)
             .map_err(|e| format!("bad TLS listener {}: {e}", entry.listen))?;
         let addr = parse_addr(&entry.listen)?;
-        let socket = mio::net::TcpListener::bind(addr)
-            .map_err(|e| format!("cannot listen for telnet/ssl on {addr}: {e}"))?;
-        let bound = socket.local_addr().map_err(|e| e.to_string())?;
-        log::info!("telnet/ssl listening on {bound}");
-        let key = if i == 0 {
-            "tls".to_owned()
-        } else {
-            format!("tls{i}")
+        let (what, protocol_key, key) = match entry.serve {
+            Serve::Telnet => ("telnet/ssl", "telnet/ssl", numbered("tls", i)),
+            Serve::Web => (
+                "the web client (https)",
+                WEB_PROTOCOL_KEY,
+                numbered("wss", i),
+            ),
         };
+        let socket = mio::net::TcpListener::bind(addr)
+            .map_err(|e| format!("cannot listen for {what} on {addr}: {e}"))?;
+        let bound = socket.local_addr().map_err(|e| e.to_string())?;
+        log::info!("{what} listening on {bound}");
         status.set(&key, &bound.to_string());
         listeners.push(Listener {
             socket,
-            protocol_key: "telnet/ssl",
+            protocol_key,
             tls: Some((i, tls)),
         });
     }
     Ok(listeners)
+}
+
+/// `name` for the first listener of a kind, `name1`, `name2`… after it.
+fn numbered(name: &str, i: usize) -> String {
+    if i == 0 {
+        name.to_owned()
+    } else {
+        format!("{name}{i}")
+    }
 }
 
 fn bind_amp(config: &Config, status: &StatusFile) -> Result<std::net::TcpListener, String> {

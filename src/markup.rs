@@ -1323,3 +1323,14 @@ mod tests {
         }
     }
 }
+
+// TEMPORARY (replaced by the HTML renderer on branch web-ui before landing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HtmlOptions {
+    pub color: bool,
+    pub screenreader: bool,
+}
+
+pub fn render_html(text: &str, _options: &HtmlOptions) -> String {
+    crate::session::render::escape_html(&strip(text))
+}

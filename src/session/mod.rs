@@ -11,6 +11,7 @@
 //! belongs to the session worker thread ([`worker`]).
 
 pub mod framer;
+pub mod protocol;
 pub mod render;
 pub mod transport;
 pub mod worker;

@@ -8,7 +8,7 @@
 //! game's per-message `options` (Evennia's `send_text` options: `raw`,
 //! `nocolor`, `xterm256`, `truecolor`, `screenreader`, `mxp`, `echo`).
 
-use crate::markup::{render, ColorDepth, RenderOptions};
+use crate::markup::{render, render_html, ColorDepth, HtmlOptions, RenderOptions};
 use crate::value::{Map, Value};
 
 /// What the worker does with one piece of game text.
@@ -21,29 +21,49 @@ pub struct Rendered {
     pub echo: Option<bool>,
 }
 
+/// The game's per-message `options` over the client's flags.
+struct Choices<'a> {
+    options: Map,
+    flags: &'a Map,
+}
+
+impl<'a> Choices<'a> {
+    fn new(flags: &'a Map, kwargs: &Map) -> Choices<'a> {
+        let options = match kwargs.get("options") {
+            Some(Value::Map(options)) => options.clone(),
+            _ => Map::new(),
+        };
+        Choices { options, flags }
+    }
+
+    /// The option `name` if the game set it, else the client's `flag`.
+    fn pick(&self, name: &str, flag: &str) -> bool {
+        self.options
+            .get(name)
+            .or_else(|| self.flags.get(flag))
+            .is_some_and(Value::is_truthy)
+    }
+
+    fn echo(&self) -> Option<bool> {
+        match self.options.get("echo") {
+            Some(Value::Null) | None => None,
+            Some(value) => Some(value.is_truthy()),
+        }
+    }
+}
+
 /// Render `text` for a client with `flags`, honouring the command's
 /// `kwargs["options"]`.
 pub fn render_for(text: &str, flags: &Map, kwargs: &Map) -> Rendered {
-    let options = match kwargs.get("options") {
-        Some(Value::Map(options)) => options.clone(),
-        _ => Map::new(),
-    };
-    let pick = |name: &str, flag: &str| -> bool {
-        options
-            .get(name)
-            .or_else(|| flags.get(flag))
-            .is_some_and(Value::is_truthy)
-    };
-    let echo = match options.get("echo") {
-        Some(Value::Null) | None => None,
-        Some(value) => Some(value.is_truthy()),
-    };
-    if pick("raw", "RAW") {
+    let choices = Choices::new(flags, kwargs);
+    let echo = choices.echo();
+    if choices.pick("raw", "RAW") {
         return Rendered {
             text: text.to_owned(),
             echo,
         };
     }
+    let pick = |name: &str, flag: &str| choices.pick(name, flag);
     let screenreader = pick("screenreader", "SCREENREADER");
     let color = if screenreader || pick("nocolor", "NOCOLOR") {
         ColorDepth::None
@@ -65,6 +85,46 @@ pub fn render_for(text: &str, flags: &Map, kwargs: &Map) -> Rendered {
         text: render(text, &options),
         echo,
     }
+}
+
+/// Render `text` as HTML for the web page: colours unless `nocolor`,
+/// screen-reader plain text, `raw` shown escaped but otherwise verbatim.
+pub fn render_html_for(text: &str, flags: &Map, kwargs: &Map) -> Rendered {
+    let choices = Choices::new(flags, kwargs);
+    let echo = choices.echo();
+    if choices.pick("raw", "RAW") {
+        return Rendered {
+            text: escape_html(text),
+            echo,
+        };
+    }
+    let options = HtmlOptions {
+        color: !choices.pick("nocolor", "NOCOLOR"),
+        screenreader: choices.pick("screenreader", "SCREENREADER"),
+    };
+    Rendered {
+        text: render_html(text, &options),
+        echo,
+    }
+}
+
+/// Text shown as is in HTML: the five special characters become entities
+/// and control characters other than line breaks and tabs are dropped.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -140,5 +200,27 @@ mod tests {
         assert_eq!(out.echo, Some(false));
         let out = render_for("ok", &Map::new(), &options(&[("echo", Value::Bool(true))]));
         assert_eq!(out.echo, Some(true));
+    }
+
+    #[test]
+    fn html_output_escapes_raw_text_and_honours_nocolor() {
+        let raw = render_html_for(
+            "<b>|r",
+            &Map::new(),
+            &options(&[("raw", Value::Bool(true))]),
+        );
+        assert_eq!(raw.text, "&lt;b&gt;|r");
+        let plain = render_html_for(
+            "|rred",
+            &Map::new(),
+            &options(&[("nocolor", Value::Bool(true))]),
+        );
+        assert_eq!(plain.text, "red");
+        let hidden = render_html_for(
+            "Password:",
+            &Map::new(),
+            &options(&[("echo", Value::Bool(false))]),
+        );
+        assert_eq!(hidden.echo, Some(false));
     }
 }

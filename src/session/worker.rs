@@ -22,8 +22,9 @@ use crate::config::{fill, Config};
 use crate::handler::Handler;
 use crate::protocols::http_probe;
 use crate::protocols::telnet::{Telnet, TelnetEvent, TelnetSettings};
+use crate::protocols::websocket::{WebEngine, WebEvent, WebSettings};
 use crate::session::framer::{Framed, LineFramer};
-use crate::session::render::render_for;
+use crate::session::protocol::Protocol;
 use crate::session::transport::{ReadEnd, Transport};
 use crate::session::Session;
 use crate::stats::Stats;
@@ -188,13 +189,12 @@ fn serve_inbound(handler: &Arc<Handler>, inbound: Inbound) {
         Err(e) => return log::warn!("session {sessid}: cannot start TLS: {e}"),
     };
     let session = Session::init_session(sessid, protocol_key, &address.to_string());
-    match Worker::new(
-        handler.clone(),
-        stream,
-        transport,
-        session,
-        Direction::Inbound,
-    ) {
+    let direction = if protocol_key == WEB_PROTOCOL_KEY {
+        Direction::Web
+    } else {
+        Direction::Inbound
+    };
+    match Worker::new(handler.clone(), stream, transport, session, direction) {
         Ok(mut worker) => worker.run(),
         Err((e, stream)) => {
             log::warn!("session {sessid}: cannot set up its worker ({e}); client refused");
@@ -246,11 +246,16 @@ fn connect_out(target: &str) -> io::Result<std::net::TcpStream> {
     Err(last)
 }
 
-/// Who opened the connection.
+/// The protocol key of web listener sessions.
+pub const WEB_PROTOCOL_KEY: &str = "webclient/websocket";
+
+/// Who opened the connection, and how it speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Direction {
     /// A player connected to us: full telnet offers, idle timeout.
     Inbound,
+    /// A browser on the web listener: HTTP, then a websocket session.
+    Web,
     /// We connected out for the game: no offers, no idle timeout.
     Outbound,
 }
@@ -258,7 +263,7 @@ enum Direction {
 /// The telnet engine's settings from portal.conf.
 fn telnet_settings(config: &Config, direction: Direction) -> TelnetSettings {
     let t = &config.telnet;
-    let on = direction == Direction::Inbound;
+    let on = direction != Direction::Outbound;
     let o = &t.options;
     TelnetSettings {
         mccp: on && o.mccp,
@@ -279,6 +284,45 @@ fn telnet_settings(config: &Config, direction: Direction) -> TelnetSettings {
     }
 }
 
+/// The web engine's settings from portal.conf; `secure` for a TLS
+/// listener.
+fn web_settings(config: &Config, secure: bool) -> WebSettings {
+    let w = &config.web;
+    WebSettings {
+        allowed_origins: w.allowed_origins.clone(),
+        commands: w.commands.clone(),
+        max_request_bytes: w.max_request_bytes,
+        max_frame_bytes: w.max_frame_bytes,
+        max_message_bytes: w.max_message_bytes,
+        http_timeout: Duration::from_secs_f64(w.http_timeout_secs),
+        ping_interval: Duration::from_secs_f64(w.ping_interval_secs),
+        pong_timeout: Duration::from_secs_f64(w.pong_timeout_secs),
+        fresh_csessid: random_token(),
+        cookie_max_age_secs: w.cookie_max_age_days * 24 * 3600,
+        secure,
+    }
+}
+
+/// 128 random bits from the kernel as 32 hex digits (a browser id).
+fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        // SAFETY: the pointer and length describe the unfilled part of
+        // `bytes`, which getrandom(2) writes at most that much of.
+        let n = unsafe {
+            libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
+        };
+        if n <= 0 {
+            // Only EINTR is expected here (the kernel has been seeded
+            // long before a browser connects); try again.
+            continue;
+        }
+        filled += n as usize;
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Why a worker could not start, with the client's stream when it can
 /// still be told.
 type SetupError = (io::Error, Option<std::net::TcpStream>);
@@ -297,7 +341,10 @@ struct Worker {
     transport: Transport,
     started: Instant,
     rx: Receiver<ToWorker>,
-    telnet: Telnet,
+    protocol: Protocol,
+    /// For web sessions: the record and handle to register once the
+    /// websocket is open (a page fetch never becomes a session).
+    unregistered: Option<(Session, WorkerHandle)>,
     /// Flags the game set (they win over the negotiated ones when rendering).
     game_flags: Map,
     framer: LineFramer,
@@ -343,14 +390,25 @@ impl Worker {
         let config = handler.config();
         let now = Instant::now();
         let sessid = session.sessid;
-        let telnet = Telnet::new(telnet_settings(&config, direction), now);
+        let protocol = if direction == Direction::Web {
+            let secure = matches!(transport, Transport::Tls(_));
+            Protocol::Web(Box::new(WebEngine::new(web_settings(&config, secure), now)))
+        } else {
+            let telnet = Telnet::new(telnet_settings(&config, direction), now);
+            Protocol::Telnet(Box::new(telnet))
+        };
         let mut session = session;
-        session.protocol_flags.extend(telnet.protocol_flags());
         let handle = WorkerHandle {
             tx,
             waker: waker.clone(),
         };
-        handler.connect(session, handle, direction == Direction::Inbound);
+        let mut unregistered = None;
+        if direction == Direction::Web {
+            unregistered = Some((session, handle));
+        } else {
+            session.protocol_flags.extend(protocol.protocol_flags());
+            handler.connect(session, handle, direction == Direction::Inbound);
+        }
         let mut worker = Worker {
             sessid,
             framer: LineFramer::new(config.limits.max_char_limit),
@@ -364,7 +422,8 @@ impl Worker {
             transport,
             started: now,
             rx,
-            telnet,
+            protocol,
+            unregistered,
             game_flags: Map::new(),
             rate_notice_at: None,
             dropped_subnegotiations: 0,
@@ -398,8 +457,8 @@ impl Worker {
                 }
             }
             let now = Instant::now();
-            self.telnet.handle_timeout(now);
-            self.pump_telnet();
+            self.protocol.handle_timeout(now);
+            self.pump();
             self.drain_channel();
             self.check_idle(now);
             self.check_handshake(now);
@@ -458,12 +517,12 @@ impl Worker {
             return Some((*since + CLOSE_LINGER).saturating_duration_since(now));
         }
         let idle = self.config.limits.idle_timeout_secs;
-        let idle_deadline = (self.direction == Direction::Inbound && idle > 0)
+        let idle_deadline = (self.direction != Direction::Outbound && idle > 0)
             .then(|| self.last_input + Duration::from_secs(idle) + Duration::from_millis(10));
         let handshake = self.transport.is_handshaking().then(|| {
             self.started + Duration::from_secs_f64(self.config.limits.tls_handshake_timeout_secs)
         });
-        let deadline = [idle_deadline, self.telnet.poll_timeout(), handshake]
+        let deadline = [idle_deadline, self.protocol.poll_timeout(), handshake]
             .into_iter()
             .flatten()
             .min();
@@ -541,37 +600,116 @@ impl Worker {
         }
         let now = Instant::now();
         self.last_input = now;
-        self.telnet.handle_input(bytes, now);
-        self.pump_telnet();
-        if self.telnet.input_failed() {
+        self.protocol.handle_input(bytes, now);
+        self.pump();
+        if matches!(&self.protocol, Protocol::Telnet(t) if t.input_failed()) {
             log::warn!("session {}: corrupt MCCP3 input; closing", self.sessid);
             self.close(Closing::PeerGone);
         }
     }
 
-    /// Act on everything the telnet engine has to report, then queue what
-    /// it has to send.
+    /// Act on everything the protocol engine has to report, then queue
+    /// what it has to send.
+    fn pump(&mut self) {
+        match &self.protocol {
+            Protocol::Telnet(_) => self.pump_telnet(),
+            Protocol::Web(_) => self.pump_web(),
+        }
+        self.take_transmit();
+    }
+
     fn pump_telnet(&mut self) {
-        while let Some(event) = self.telnet.poll_event() {
+        loop {
+            let Protocol::Telnet(telnet) = &mut self.protocol else {
+                return;
+            };
+            let Some(event) = telnet.poll_event() else {
+                break;
+            };
             match event {
                 TelnetEvent::Data(data) => self.handle_data(&data),
                 TelnetEvent::Command(command) => self.handle_oob(command),
                 TelnetEvent::Ready | TelnetEvent::FlagsChanged => {
-                    let flags = self.telnet.protocol_flags();
+                    let flags = self.protocol.protocol_flags();
                     self.handler.sync(self.sessid, flags);
                 }
                 TelnetEvent::MsspRequest => {
                     let table = self.mssp_table();
-                    self.telnet.send_mssp(&table);
+                    if let Protocol::Telnet(telnet) = &mut self.protocol {
+                        telnet.send_mssp(&table);
+                    }
                 }
             }
         }
         self.note_dropped_subnegotiations();
-        self.take_transmit();
+    }
+
+    fn pump_web(&mut self) {
+        loop {
+            let Protocol::Web(web) = &mut self.protocol else {
+                return;
+            };
+            let Some(event) = web.poll_event() else {
+                return;
+            };
+            match event {
+                WebEvent::Served {
+                    status,
+                    method,
+                    path,
+                } => log::debug!("session {}: HTTP {method} {path} → {status}", self.sessid),
+                WebEvent::Opened { csessid, format } => self.open_web_session(csessid, format),
+                WebEvent::Line(line) => self.handle_web_line(line),
+                WebEvent::Command(command) => self.handle_oob(command),
+                WebEvent::Refused(why) => {
+                    log::info!("session {}: web client message refused: {why}", self.sessid)
+                }
+                WebEvent::Closed(why) => {
+                    log::debug!("session {}: web connection ends: {why}", self.sessid);
+                    self.close(Closing::Asked);
+                }
+            }
+        }
+    }
+
+    /// The websocket is open: register the session and sync its flags.
+    fn open_web_session(
+        &mut self,
+        csessid: String,
+        format: crate::protocols::websocket::format::Format,
+    ) {
+        let Some((mut session, handle)) = self.unregistered.take() else {
+            return;
+        };
+        log::info!(
+            "session {}: websocket from {} ({})",
+            self.sessid,
+            session.address,
+            format.subprotocol()
+        );
+        session.csessid = Some(csessid);
+        session
+            .protocol_flags
+            .extend(self.protocol.protocol_flags());
+        self.last_input = Instant::now();
+        self.handler.connect(session, handle, true);
+        let flags = self.protocol.protocol_flags();
+        self.handler.sync(self.sessid, flags);
+    }
+
+    /// A line from a web client: same limits as a telnet line.
+    fn handle_web_line(&mut self, line: String) {
+        if line.chars().count() > self.config.limits.max_char_limit {
+            return self.refuse_long_line();
+        }
+        self.forward(Command::text(line));
     }
 
     fn note_dropped_subnegotiations(&mut self) {
-        let dropped = self.telnet.dropped_subnegotiations();
+        let Protocol::Telnet(telnet) = &self.protocol else {
+            return;
+        };
+        let dropped = telnet.dropped_subnegotiations();
         if dropped > self.dropped_subnegotiations {
             self.dropped_subnegotiations = dropped;
             log::info!(
@@ -614,9 +752,12 @@ impl Worker {
             let idle = Command::text("idle");
             return self.handler.data_in(self.sessid, vec![idle], false);
         }
-        let (text, replaced) = self.telnet.decode_line(&line);
+        let Protocol::Telnet(telnet) = &self.protocol else {
+            return;
+        };
+        let (text, replaced) = telnet.decode_line(&line);
         if replaced {
-            let encoding = self.telnet.protocol_flags().get("ENCODING").cloned();
+            let encoding = telnet.protocol_flags().get("ENCODING").cloned();
             let encoding = encoding
                 .as_ref()
                 .and_then(|v| v.as_str())
@@ -671,7 +812,8 @@ impl Worker {
 
     fn check_idle(&mut self, now: Instant) {
         let idle = self.config.limits.idle_timeout_secs;
-        if self.direction == Direction::Outbound || idle == 0 || self.closing.is_some() {
+        let waiting = self.unregistered.is_some();
+        if self.direction == Direction::Outbound || idle == 0 || self.closing.is_some() || waiting {
             return;
         }
         if now.saturating_duration_since(self.last_input) >= Duration::from_secs(idle) {
@@ -712,6 +854,8 @@ impl Worker {
                     if !reason.is_empty() {
                         self.say(&reason);
                     }
+                    let going_away = reason == self.config.messages.shutdown;
+                    self.protocol.close(&reason, going_away);
                     self.close(Closing::Asked);
                 }
                 ToWorker::Flags(flags) => self.game_flags.extend(flags),
@@ -722,7 +866,7 @@ impl Worker {
 
     /// The flags output is rendered with: negotiated, then the game's.
     fn render_flags(&self) -> Map {
-        let mut flags = self.telnet.protocol_flags();
+        let mut flags = self.protocol.protocol_flags();
         flags.extend(self.game_flags.iter().map(|(k, v)| (k.clone(), v.clone())));
         flags
     }
@@ -731,22 +875,11 @@ impl Worker {
         let flags = self.render_flags();
         for command in commands {
             match command.name.as_str() {
-                "text" | "prompt" => {
-                    let text = command.first_str().unwrap_or_default();
-                    let shown = render_for(text, &flags, &command.kwargs);
-                    if let Some(echo) = shown.echo {
-                        self.telnet.set_echo(!echo);
-                    }
-                    if command.name == "text" {
-                        self.telnet.send_text(&shown.text);
-                    } else {
-                        self.telnet.send_prompt(&shown.text);
-                    }
-                }
+                "text" | "prompt" => self.protocol.show_text(&command, &flags),
                 _ => {
-                    if !self.telnet.send_oob(&command) {
+                    if !self.protocol.send_oob(&command) {
                         log::debug!(
-                            "session {}: `{}` dropped: the client has no GMCP or MSDP",
+                            "session {}: `{}` dropped: the client has no out-of-band channel",
                             self.sessid,
                             command.name
                         );
@@ -759,14 +892,13 @@ impl Worker {
     /// A line from the portal itself (limits, notices), shown as is.
     fn say(&mut self, text: &str) {
         let flags = self.render_flags();
-        let shown = render_for(text, &flags, &Map::new());
-        self.telnet.send_text(&shown.text);
+        self.protocol.notice(text, &flags);
         self.take_transmit();
     }
 
-    /// Move the telnet engine's output into the socket buffer.
+    /// Move the protocol engine's output into the socket buffer.
     fn take_transmit(&mut self) {
-        while let Some(bytes) = self.telnet.poll_transmit() {
+        while let Some(bytes) = self.protocol.poll_transmit() {
             self.queue_bytes(&bytes);
         }
     }

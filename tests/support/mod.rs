@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod web;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -34,6 +36,8 @@ pub struct Portal {
     pub dir: tempfile::TempDir,
     pub telnet: SocketAddr,
     pub amp: SocketAddr,
+    /// The web client's HTTP/websocket listener.
+    pub web: SocketAddr,
     /// The config file the portal was started with.
     pub conf: PathBuf,
 }
@@ -59,6 +63,9 @@ status_file = "{status}"
 [telnet]
 listen = ["127.0.0.1:0"]
 {telnet}
+
+[web]
+listen = ["127.0.0.1:0"]
 
 [amp]
 listen = "127.0.0.1:0"
@@ -174,10 +181,14 @@ impl Portal {
             dir,
             telnet: "127.0.0.1:1".parse().unwrap(),
             amp: "127.0.0.1:1".parse().unwrap(),
+            web: "127.0.0.1:1".parse().unwrap(),
             conf: conf.to_owned(),
         };
         portal.telnet = portal.status("telnet").parse().expect("telnet address");
         portal.amp = portal.status("amp").parse().expect("amp address");
+        if let Some(web) = portal.try_status("web") {
+            portal.web = web.parse().expect("web address");
+        }
         portal
     }
 
@@ -214,6 +225,16 @@ impl Portal {
                 let (k, v) = line.split_once(" = ")?;
                 (k == key).then(|| v.to_owned())
             })
+        })
+    }
+
+    /// A status key's value as the file says now (listeners are all
+    /// written before the AMP address).
+    pub fn try_status(&self, key: &str) -> Option<String> {
+        let text = std::fs::read_to_string(self.path("portal.status")).ok()?;
+        text.lines().find_map(|line| {
+            let (k, v) = line.split_once(" = ")?;
+            (k == key).then(|| v.to_owned())
         })
     }
 

@@ -1,0 +1,591 @@
+//! The web listener's protocol: HTTP/1.1 for the page, then RFC 6455
+//! websockets for play (protocol key `webclient/websocket`), one sans-IO
+//! engine per connection.
+//!
+//! ```text
+//!  socket bytes ─► handle_input ─► HTTP stage: request head (http.rs)
+//!                                    ├─► GET /, /client.js, /style.css ─► page.rs answer (keep-alive)
+//!                                    ├─► other ─► 404 / 405 / 400 / 431 / 408 and close
+//!                                    └─► upgrade (handshake.rs: Origin, subprotocol) ─► 101
+//!                                  websocket stage: tungstenite frames ─► format.rs decode
+//!                                    ─► poll_event: Opened, Line, Command, Refused, Closed
+//!  game output ─► send_text / send_prompt / send_oob / send_notice / set_echo ─► format.rs encode
+//!  replies, pongs, close frames ───────────────────────────────────────────────► poll_transmit
+//!  now ─► handle_timeout: HTTP deadline, ping every interval, pong deadline
+//! ```
+//!
+//! Frames are tungstenite's (`WebSocketContext`, its sans-IO core, over an
+//! in-memory pipe), so every size limit is tungstenite's: a frame or
+//! message over `[web] max_frame_bytes` / `max_message_bytes` closes the
+//! websocket with 1009 (too big). The engine reads no clock and touches no
+//! socket; the browser id (`csessid`) it hands out is made by the caller.
+//!
+//! ```
+//! use portal::protocols::websocket::{WebEngine, WebEvent, WebSettings};
+//! use std::time::Instant;
+//! let now = Instant::now();
+//! let mut web = WebEngine::new(WebSettings::default(), now);
+//! web.handle_input(b"GET /nope HTTP/1.1\r\nHost: h\r\n\r\n", now);
+//! assert!(matches!(web.poll_event(), Some(WebEvent::Served { status: 404, .. })));
+//! let answer = web.poll_transmit().unwrap();
+//! assert!(answer.starts_with(b"HTTP/1.1 404 Not Found\r\n"));
+//! ```
+
+pub mod evennia;
+pub mod format;
+pub mod gmcp_standard;
+pub mod handshake;
+pub mod json_standard;
+pub mod page;
+pub mod terminal;
+
+use crate::amp::message::Command;
+use crate::protocols::http::{parse_request, Parsed, Request, Response};
+use crate::value::{Map, Value};
+use format::{Format, Frame, Incoming};
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
+use tungstenite::{Error as WsError, Message};
+
+/// The cookie that carries the browser id.
+pub const CSESSID_COOKIE: &str = "portal_csessid";
+/// Most requests served on one kept-alive connection.
+const MAX_REQUESTS: usize = 50;
+
+/// The engine's limits and choices, from `[web]` in portal.conf.
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    /// Origins allowed to open a websocket; empty = the page's own.
+    pub allowed_origins: Vec<String>,
+    /// Out-of-band command names accepted from clients (Evennia format).
+    pub commands: Vec<String>,
+    pub max_request_bytes: usize,
+    pub max_frame_bytes: usize,
+    pub max_message_bytes: usize,
+    /// A request head (and a kept-alive connection's next one) must arrive
+    /// within this.
+    pub http_timeout: Duration,
+    /// A ping goes out after this much time since the last one.
+    pub ping_interval: Duration,
+    /// No pong within this after a ping: the client is gone.
+    pub pong_timeout: Duration,
+    /// A new random browser id, used when the request brings none.
+    pub fresh_csessid: String,
+    /// Lifetime of the browser id cookie.
+    pub cookie_max_age_secs: u64,
+    /// Served over TLS: the cookie is marked `Secure`.
+    pub secure: bool,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings {
+            allowed_origins: Vec::new(),
+            commands: Vec::new(),
+            max_request_bytes: 8192,
+            max_frame_bytes: 64 << 10,
+            max_message_bytes: 64 << 10,
+            http_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(20),
+            pong_timeout: Duration::from_secs(20),
+            fresh_csessid: String::new(),
+            cookie_max_age_secs: 30 * 24 * 3600,
+            secure: false,
+        }
+    }
+}
+
+/// What the engine has to report.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebEvent {
+    /// A plain HTTP request was answered (for the log).
+    Served {
+        status: u16,
+        method: String,
+        path: String,
+    },
+    /// The websocket is open: from now on this is a session.
+    Opened { csessid: String, format: Format },
+    /// A line the player typed.
+    Line(String),
+    /// An out-of-band command from the client.
+    Command(Command),
+    /// A message the format cannot use; the client has been told why.
+    Refused(String),
+    /// The connection is over: send what is queued, then close.
+    Closed(String),
+}
+
+/// Whether a browser id looks like one we hand out (and so may be kept).
+pub fn valid_csessid(id: &str) -> bool {
+    (16..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// An in-memory byte pipe under tungstenite: what the socket delivered,
+/// and what is to be sent.
+#[derive(Default)]
+struct Pipe {
+    input: VecDeque<u8>,
+    output: Vec<u8>,
+}
+
+impl Read for Pipe {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.input.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        self.input.read(buf)
+    }
+}
+
+impl Write for Pipe {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.output.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An open websocket.
+struct Socket {
+    context: WebSocketContext,
+    pipe: Pipe,
+    format: Format,
+    /// When the last ping went out, and whether its pong is still due.
+    pinged_at: Instant,
+    awaiting_pong: bool,
+}
+
+enum Stage {
+    /// Reading request heads.
+    Http {
+        buffer: Vec<u8>,
+        deadline: Instant,
+        served: usize,
+    },
+    Socket(Box<Socket>),
+    /// Nothing more is read.
+    Done,
+}
+
+/// One web connection's protocol state.
+pub struct WebEngine {
+    settings: WebSettings,
+    stage: Stage,
+    events: VecDeque<WebEvent>,
+    transmit: Vec<u8>,
+}
+
+impl WebEngine {
+    /// A fresh connection, waiting for its first request.
+    pub fn new(settings: WebSettings, now: Instant) -> WebEngine {
+        let deadline = now + settings.http_timeout;
+        WebEngine {
+            settings,
+            stage: Stage::Http {
+                buffer: Vec::new(),
+                deadline,
+                served: 0,
+            },
+            events: VecDeque::new(),
+            transmit: Vec::new(),
+        }
+    }
+
+    /// Bytes from the socket.
+    pub fn handle_input(&mut self, input: &[u8], now: Instant) {
+        match &mut self.stage {
+            Stage::Http { buffer, .. } => {
+                buffer.extend_from_slice(input);
+                self.read_requests(now);
+            }
+            Stage::Socket(socket) => {
+                socket.pipe.input.extend(input);
+                self.read_frames();
+            }
+            Stage::Done => {}
+        }
+    }
+
+    /// The next thing to report.
+    pub fn poll_event(&mut self) -> Option<WebEvent> {
+        self.events.pop_front()
+    }
+
+    /// Bytes to write to the socket.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        if let Stage::Socket(socket) = &mut self.stage {
+            self.transmit.append(&mut socket.pipe.output);
+        }
+        (!self.transmit.is_empty()).then(|| std::mem::take(&mut self.transmit))
+    }
+
+    /// When [`WebEngine::handle_timeout`] wants to run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.stage {
+            Stage::Http { deadline, .. } => Some(*deadline),
+            Stage::Socket(socket) if socket.awaiting_pong => {
+                Some(socket.pinged_at + self.settings.pong_timeout)
+            }
+            Stage::Socket(socket) => Some(socket.pinged_at + self.settings.ping_interval),
+            Stage::Done => None,
+        }
+    }
+
+    /// Act on the clock: the HTTP deadline, pings and the pong deadline.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match &mut self.stage {
+            Stage::Http { deadline, .. } if now >= *deadline => {
+                let response = Response::error(408, "The request took too long.");
+                self.respond_and_close(response, "request timed out".into(), false);
+            }
+            Stage::Socket(socket) if socket.awaiting_pong => {
+                if now >= socket.pinged_at + self.settings.pong_timeout {
+                    self.stage = Stage::Done;
+                    self.events
+                        .push_back(WebEvent::Closed("no answer to a ping".into()));
+                }
+            }
+            Stage::Socket(socket) if now >= socket.pinged_at + self.settings.ping_interval => {
+                socket.pinged_at = now;
+                socket.awaiting_pong = true;
+                let _ = socket
+                    .context
+                    .write(&mut socket.pipe, Message::Ping(Vec::new().into()));
+                let _ = socket.context.flush(&mut socket.pipe);
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether game text should be rendered as HTML (else ANSI).
+    pub fn renders_html(&self) -> bool {
+        self.format().is_some_and(Format::renders_html)
+    }
+
+    /// The wire format, once the websocket is open.
+    pub fn format(&self) -> Option<Format> {
+        match &self.stage {
+            Stage::Socket(socket) => Some(socket.format),
+            _ => None,
+        }
+    }
+
+    /// What this client can do, in Evennia's flag names.
+    pub fn protocol_flags(&self) -> Map {
+        let format = self.format().unwrap_or(Format::Evennia);
+        let flag = |name: &str, value: Value| (name.to_owned(), value);
+        [
+            flag("CLIENTNAME", Value::from("Portal webclient")),
+            flag("WEBSOCKET_FORMAT", Value::from(format.subprotocol())),
+            flag("ANSI", Value::Bool(true)),
+            flag("XTERM256", Value::Bool(true)),
+            flag("TRUECOLOR", Value::Bool(true)),
+            flag("UTF-8", Value::Bool(true)),
+            flag("ENCODING", Value::from("utf-8")),
+            flag("OOB", Value::Bool(format.supports_oob())),
+            flag("MXP", Value::Bool(format.renders_html())),
+            flag("SCREENREADER", Value::Bool(false)),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    /// Rendered game text.
+    pub fn send_text(&mut self, text: &str) {
+        self.send_with(|f| Some(f.encode_text(text, false)));
+    }
+
+    /// A rendered prompt.
+    pub fn send_prompt(&mut self, text: &str) {
+        self.send_with(|f| Some(f.encode_text(text, true)));
+    }
+
+    /// An out-of-band command; false if the format has no channel for it.
+    pub fn send_oob(&mut self, command: &Command) -> bool {
+        self.send_with(|f| f.encode_oob(command))
+    }
+
+    /// A plain line from the portal itself.
+    pub fn send_notice(&mut self, text: &str, error: bool) {
+        self.send_with(|f| Some(f.encode_notice(text, error)));
+    }
+
+    /// Show (`true`) or hide what the player types.
+    pub fn set_echo(&mut self, on: bool) {
+        self.send_with(|f| f.encode_echo(on));
+    }
+
+    /// Close: a close frame with `reason` (1000), or 1001 when the portal
+    /// is going away, so the page knows whether to reconnect.
+    pub fn close(&mut self, reason: &str, going_away: bool) {
+        let code = if going_away {
+            CloseCode::Away
+        } else {
+            CloseCode::Normal
+        };
+        self.close_with(code, reason);
+    }
+
+    fn close_with(&mut self, code: CloseCode, reason: &str) {
+        if let Stage::Socket(socket) = &mut self.stage {
+            let reason: String = truncate_utf8(reason, 120).to_owned();
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
+            let _ = socket.context.close(&mut socket.pipe, Some(frame));
+            let _ = socket.context.flush(&mut socket.pipe);
+        }
+    }
+
+    fn send_with(&mut self, encode: impl FnOnce(Format) -> Option<Frame>) -> bool {
+        let Stage::Socket(socket) = &mut self.stage else {
+            return false;
+        };
+        let Some(frame) = encode(socket.format) else {
+            return false;
+        };
+        let message = match frame {
+            Frame::Text(text) => Message::Text(text.into()),
+            Frame::Binary(bytes) => Message::Binary(bytes.into()),
+        };
+        // Writing into memory cannot block; an error means the socket is
+        // closing, and the output has nowhere to go.
+        let sent = socket.context.write(&mut socket.pipe, message).is_ok();
+        let _ = socket.context.flush(&mut socket.pipe);
+        sent
+    }
+
+    // ---- the HTTP stage ----
+
+    fn read_requests(&mut self, now: Instant) {
+        loop {
+            let Stage::Http { buffer, .. } = &mut self.stage else {
+                return;
+            };
+            match parse_request(buffer, self.settings.max_request_bytes) {
+                Parsed::Incomplete => return,
+                Parsed::TooLarge => {
+                    let response = Response::error(431, "The request head is too large.");
+                    return self.respond_and_close(
+                        response,
+                        "request head too large".into(),
+                        false,
+                    );
+                }
+                Parsed::Bad(why) => {
+                    let response = Response::error(400, "That was not an HTTP request.");
+                    return self.respond_and_close(response, format!("not HTTP: {why}"), false);
+                }
+                Parsed::Request(request, used) => {
+                    buffer.drain(..used);
+                    self.handle_request(request, now);
+                }
+            }
+        }
+    }
+
+    fn handle_request(&mut self, request: Request, now: Instant) {
+        if handshake::is_upgrade(&request) && request.path != "/" && request.path != "/ws" {
+            let response = Response::error(404, "Websockets live at /ws.");
+            return self.respond_to(&request, response);
+        }
+        if handshake::is_upgrade(&request) {
+            return match handshake::accept(&request, &self.settings.allowed_origins) {
+                Ok(accepted) => self.open(&request, accepted, now),
+                Err(refusal) => self.respond_to(&request, refusal),
+            };
+        }
+        let mut response = page::answer(&request);
+        if page::is_page(&request) && response.status == 200 && self.browser_id(&request).is_none()
+        {
+            response = response.with("Set-Cookie", &self.cookie());
+        }
+        self.respond_to(&request, response);
+        if let Stage::Http {
+            deadline, served, ..
+        } = &mut self.stage
+        {
+            *deadline = now + self.settings.http_timeout;
+            *served += 1;
+        }
+    }
+
+    /// Answer one plain request; close after it if either side wants to.
+    fn respond_to(&mut self, request: &Request, mut response: Response) {
+        let served = match &self.stage {
+            Stage::Http { served, .. } => *served,
+            _ => 0,
+        };
+        if !request.keep_alive() || served + 1 >= MAX_REQUESTS {
+            response.close = true;
+        }
+        self.events.push_back(WebEvent::Served {
+            status: response.status,
+            method: request.method.clone(),
+            path: truncate_utf8(&request.path, 100).to_owned(),
+        });
+        let close = response.close;
+        self.transmit
+            .extend_from_slice(&response.to_bytes(request.method == "HEAD"));
+        if close {
+            self.stage = Stage::Done;
+            self.events
+                .push_back(WebEvent::Closed("request answered".into()));
+        }
+    }
+
+    fn respond_and_close(&mut self, mut response: Response, why: String, head_only: bool) {
+        response.close = true;
+        self.events.push_back(WebEvent::Served {
+            status: response.status,
+            method: String::new(),
+            path: String::new(),
+        });
+        self.transmit
+            .extend_from_slice(&response.to_bytes(head_only));
+        self.stage = Stage::Done;
+        self.events.push_back(WebEvent::Closed(why));
+    }
+
+    fn open(&mut self, request: &Request, accepted: handshake::Accepted, now: Instant) {
+        let leftover = match &mut self.stage {
+            Stage::Http { buffer, .. } => std::mem::take(buffer),
+            _ => Vec::new(),
+        };
+        self.transmit
+            .extend_from_slice(&accepted.response.to_bytes(false));
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0)
+            .max_frame_size(Some(self.settings.max_frame_bytes))
+            .max_message_size(Some(self.settings.max_message_bytes));
+        let mut socket = Box::new(Socket {
+            context: WebSocketContext::new(Role::Server, Some(config)),
+            pipe: Pipe::default(),
+            format: accepted.format,
+            pinged_at: now,
+            awaiting_pong: false,
+        });
+        socket.pipe.input.extend(leftover);
+        let csessid = self
+            .browser_id(request)
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.settings.fresh_csessid.clone());
+        self.stage = Stage::Socket(socket);
+        self.events.push_back(WebEvent::Opened {
+            csessid,
+            format: accepted.format,
+        });
+        self.read_frames();
+    }
+
+    /// The request's browser id, if it brought a valid one.
+    fn browser_id<'r>(&self, request: &'r Request) -> Option<&'r str> {
+        request
+            .cookie(CSESSID_COOKIE)
+            .filter(|id| valid_csessid(id))
+    }
+
+    fn cookie(&self) -> String {
+        let secure = if self.settings.secure { "; Secure" } else { "" };
+        format!(
+            "{CSESSID_COOKIE}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
+            self.settings.fresh_csessid, self.settings.cookie_max_age_secs
+        )
+    }
+
+    // ---- the websocket stage ----
+
+    fn read_frames(&mut self) {
+        loop {
+            let Stage::Socket(socket) = &mut self.stage else {
+                return;
+            };
+            match socket.context.read(&mut socket.pipe) {
+                Ok(message) => self.handle_message(message),
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Pongs and close replies tungstenite queued.
+                    let _ = socket.context.flush(&mut socket.pipe);
+                    return;
+                }
+                Err(WsError::ConnectionClosed) | Err(WsError::AlreadyClosed) => {
+                    return self.finish("the client closed the websocket".into());
+                }
+                Err(WsError::Capacity(e)) => {
+                    let why = format!("message too big ({e})");
+                    return self.fail(CloseCode::Size, why);
+                }
+                Err(WsError::Utf8(_)) => {
+                    return self.fail(CloseCode::Invalid, "invalid UTF-8 in a text frame".into());
+                }
+                Err(e) => return self.fail(CloseCode::Protocol, format!("protocol error: {e}")),
+            }
+        }
+    }
+
+    fn handle_message(&mut self, message: Message) {
+        let Stage::Socket(socket) = &mut self.stage else {
+            return;
+        };
+        let frame = match message {
+            Message::Text(text) => Frame::Text(text.as_str().to_owned()),
+            Message::Binary(bytes) => Frame::Binary(bytes.to_vec()),
+            Message::Pong(_) => {
+                socket.awaiting_pong = false;
+                return;
+            }
+            Message::Ping(_) | Message::Frame(_) => return,
+            Message::Close(_) => {
+                let _ = socket.context.flush(&mut socket.pipe);
+                return self.finish("the client closed the websocket".into());
+            }
+        };
+        let commands = &self.settings.commands;
+        let allowed = |name: &str| commands.iter().any(|c| c == name);
+        for incoming in socket.format.decode(&frame, &allowed) {
+            match incoming {
+                Incoming::Line(line) => self.events.push_back(WebEvent::Line(line)),
+                Incoming::Command(command) => self.events.push_back(WebEvent::Command(command)),
+                Incoming::Bad(why) => {
+                    self.send_notice(&format!("Not understood: {why}."), true);
+                    self.events.push_back(WebEvent::Refused(why));
+                }
+            }
+        }
+    }
+
+    /// Close with `code` after telling the client why.
+    fn fail(&mut self, code: CloseCode, why: String) {
+        self.events.push_back(WebEvent::Refused(why.clone()));
+        self.close_with(code, &why);
+        self.finish(why);
+    }
+
+    fn finish(&mut self, why: String) {
+        if let Stage::Socket(socket) = &mut self.stage {
+            self.transmit.append(&mut socket.pipe.output);
+        }
+        self.stage = Stage::Done;
+        self.events.push_back(WebEvent::Closed(why));
+    }
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn truncate_utf8(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,334 @@
+//! The web engine against tungstenite's client side, all in memory.
+
+use super::*;
+use proptest::prelude::*;
+
+const ID: &str = "Abcdefghijklmnop0123456789";
+
+fn settings() -> WebSettings {
+    WebSettings {
+        fresh_csessid: "Fresh0000000000000000000".into(),
+        commands: vec!["ping".into()],
+        max_frame_bytes: 1024,
+        max_message_bytes: 1024,
+        ..WebSettings::default()
+    }
+}
+
+fn upgrade(extra: &str) -> Vec<u8> {
+    format!(
+        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:4001\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+    )
+    .into_bytes()
+}
+
+fn events(web: &mut WebEngine) -> Vec<WebEvent> {
+    std::iter::from_fn(|| web.poll_event()).collect()
+}
+
+/// A client end: tungstenite's client context over its own pipe.
+struct Client {
+    context: WebSocketContext,
+    pipe: Pipe,
+}
+
+impl Client {
+    fn new() -> Client {
+        Client {
+            context: WebSocketContext::new(Role::Client, None),
+            pipe: Pipe::default(),
+        }
+    }
+
+    fn send(&mut self, web: &mut WebEngine, message: Message, now: Instant) {
+        self.context
+            .write(&mut self.pipe, message)
+            .expect("client write");
+        self.context.flush(&mut self.pipe).expect("client flush");
+        let bytes = std::mem::take(&mut self.pipe.output);
+        web.handle_input(&bytes, now);
+    }
+
+    /// Everything the engine sent, as messages.
+    fn receive(&mut self, bytes: &[u8]) -> Vec<Message> {
+        self.pipe.input.extend(bytes);
+        let mut out = Vec::new();
+        while let Ok(message) = self.context.read(&mut self.pipe) {
+            out.push(message);
+        }
+        out
+    }
+}
+
+/// An engine with an open Evennia-format websocket, its 101 consumed.
+fn opened(extra: &str) -> (WebEngine, Client, Instant) {
+    let now = Instant::now();
+    let mut web = WebEngine::new(settings(), now);
+    web.handle_input(&upgrade(extra), now);
+    let answer = web.poll_transmit().expect("101");
+    assert!(
+        answer.starts_with(b"HTTP/1.1 101 "),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    (web, Client::new(), now)
+}
+
+#[test]
+fn the_page_is_served_with_a_browser_id_cookie_and_the_connection_kept() {
+    let now = Instant::now();
+    let mut web = WebEngine::new(settings(), now);
+    web.handle_input(
+        b"GET / HTTP/1.1\r\nHost: h\r\n\r\nGET /style.css HTTP/1.1\r\nHost: h\r\n\r\n",
+        now,
+    );
+    let sent = String::from_utf8(web.poll_transmit().unwrap_or_default()).unwrap_or_default();
+    assert!(sent.starts_with("HTTP/1.1 200 OK\r\n"));
+    assert!(sent.contains(
+        "Set-Cookie: portal_csessid=Fresh0000000000000000000; Path=/; Max-Age=2592000; HttpOnly; SameSite=Strict\r\n"
+    ));
+    assert_eq!(sent.matches("HTTP/1.1 200 OK").count(), 2, "both answered");
+    assert!(!events(&mut web)
+        .iter()
+        .any(|e| matches!(e, WebEvent::Closed(_))));
+}
+
+#[test]
+fn a_page_request_with_a_cookie_gets_no_new_one() {
+    let now = Instant::now();
+    let mut web = WebEngine::new(settings(), now);
+    let request = format!("GET / HTTP/1.1\r\nHost: h\r\nCookie: portal_csessid={ID}\r\n\r\n");
+    web.handle_input(request.as_bytes(), now);
+    let sent = String::from_utf8(web.poll_transmit().unwrap_or_default()).unwrap_or_default();
+    assert!(!sent.contains("Set-Cookie"));
+}
+
+#[test]
+fn an_upgrade_opens_a_session_with_the_cookie_browser_id() {
+    let (mut web, _, _) = opened(&format!("Cookie: portal_csessid={ID}\r\n"));
+    assert_eq!(
+        events(&mut web),
+        vec![WebEvent::Opened {
+            csessid: ID.into(),
+            format: Format::Evennia
+        }]
+    );
+    let (mut web, _, _) = opened("Cookie: portal_csessid=short\r\n");
+    assert!(
+        matches!(&events(&mut web)[0], WebEvent::Opened { csessid, .. } if csessid.starts_with("Fresh"))
+    );
+}
+
+#[test]
+fn lines_come_in_and_text_goes_out_as_evennia_arrays() {
+    let (mut web, mut client, now) = opened("");
+    events(&mut web);
+    client.send(&mut web, Message::text(r#"["text", ["look"], {}]"#), now);
+    assert_eq!(events(&mut web), vec![WebEvent::Line("look".into())]);
+    web.send_text("<span class=\"fg-9\">Hi</span>");
+    let got = client.receive(&web.poll_transmit().unwrap_or_default());
+    assert_eq!(
+        got,
+        vec![Message::text(
+            r#"["text",["<span class=\"fg-9\">Hi</span>"],{}]"#
+        )]
+    );
+}
+
+#[test]
+fn bad_json_is_refused_with_a_message_and_the_session_goes_on() {
+    let (mut web, mut client, now) = opened("");
+    events(&mut web);
+    client.send(&mut web, Message::text("{oops"), now);
+    assert!(matches!(&events(&mut web)[..], [WebEvent::Refused(_)]));
+    let got = client.receive(&web.poll_transmit().unwrap_or_default());
+    let Some(Message::Text(text)) = got.first() else {
+        panic!("{got:?}")
+    };
+    assert!(
+        text.starts_with(r#"["portal",["Not understood: not valid JSON"#),
+        "{text}"
+    );
+    client.send(
+        &mut web,
+        Message::text(r#"["text", ["still here"], {}]"#),
+        now,
+    );
+    assert_eq!(events(&mut web), vec![WebEvent::Line("still here".into())]);
+}
+
+#[test]
+fn an_oversized_message_closes_with_1009() {
+    let (mut web, mut client, now) = opened("");
+    events(&mut web);
+    let big = format!(r#"["text", ["{}"], {{}}]"#, "x".repeat(2000));
+    client.send(&mut web, Message::text(big), now);
+    let got = events(&mut web);
+    assert!(
+        matches!(&got[0], WebEvent::Refused(why) if why.contains("too big")),
+        "{got:?}"
+    );
+    assert!(matches!(got.last(), Some(WebEvent::Closed(_))));
+    let frames = client.receive(&web.poll_transmit().unwrap_or_default());
+    let Some(Message::Close(Some(frame))) = frames.last() else {
+        panic!("{frames:?}")
+    };
+    assert_eq!(frame.code, CloseCode::Size);
+}
+
+#[test]
+fn a_client_that_answers_pings_stays_and_a_silent_one_is_dropped() {
+    let (mut web, mut client, start) = opened("");
+    events(&mut web);
+    let ping_at = web.poll_timeout().expect("a ping is scheduled");
+    web.handle_timeout(ping_at);
+    let got = client.receive(&web.poll_transmit().unwrap_or_default());
+    assert!(matches!(got[..], [Message::Ping(_)]));
+    // tungstenite's client queued the pong; deliver it.
+    client.context.flush(&mut client.pipe).ok();
+    web.handle_input(&std::mem::take(&mut client.pipe.output), ping_at);
+    let later = ping_at + Duration::from_secs(5);
+    web.handle_timeout(later);
+    assert!(events(&mut web).is_empty(), "answered: still open");
+    assert_eq!(
+        web.poll_timeout(),
+        Some(ping_at + Duration::from_secs(20)),
+        "next ping"
+    );
+
+    // The next ping goes unanswered.
+    let next = ping_at + Duration::from_secs(20);
+    web.handle_timeout(next);
+    assert!(web.poll_transmit().is_some(), "ping sent");
+    let deadline = web.poll_timeout().expect("pong deadline");
+    assert!(deadline > next && deadline > start);
+    web.handle_timeout(deadline - Duration::from_millis(1));
+    assert!(events(&mut web).is_empty());
+    web.handle_timeout(deadline);
+    assert_eq!(
+        events(&mut web),
+        vec![WebEvent::Closed("no answer to a ping".into())]
+    );
+}
+
+#[test]
+fn a_silent_http_client_gets_408() {
+    let now = Instant::now();
+    let mut web = WebEngine::new(settings(), now);
+    web.handle_input(b"GET / HT", now);
+    let deadline = web.poll_timeout().expect("deadline");
+    web.handle_timeout(deadline);
+    let sent = web.poll_transmit().unwrap_or_default();
+    assert!(sent.starts_with(b"HTTP/1.1 408 "));
+    assert!(matches!(events(&mut web).last(), Some(WebEvent::Closed(_))));
+}
+
+#[test]
+fn a_foreign_origin_gets_403_and_no_session() {
+    let now = Instant::now();
+    let mut web = WebEngine::new(settings(), now);
+    web.handle_input(&upgrade("Origin: https://evil.example\r\n"), now);
+    assert!(web
+        .poll_transmit()
+        .unwrap_or_default()
+        .starts_with(b"HTTP/1.1 403 "));
+    let got = events(&mut web);
+    assert!(
+        !got.iter().any(|e| matches!(e, WebEvent::Opened { .. })),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn gmcp_subprotocol_sends_ansi_in_binary_and_gmcp_in_text() {
+    let (mut web, mut client, now) = opened("Sec-WebSocket-Protocol: gmcp.mudstandards.org\r\n");
+    events(&mut web);
+    web.send_text("\x1b[31mred\x1b[0m");
+    let sent = Command {
+        name: "char_vitals".into(),
+        ..Command::default()
+    };
+    assert!(web.send_oob(&sent));
+    let got = client.receive(&web.poll_transmit().unwrap_or_default());
+    assert_eq!(got[0], Message::binary(b"\x1b[31mred\x1b[0m\r\n".to_vec()));
+    assert_eq!(got[1], Message::text("Char.Vitals"));
+    client.send(&mut web, Message::text("Core.Ping"), now);
+    assert!(matches!(&events(&mut web)[..], [WebEvent::Command(c)] if c.name == "ping"));
+}
+
+#[test]
+fn close_sends_a_close_frame_with_the_reason() {
+    let (mut web, mut client, _) = opened("");
+    web.close("Goodbye!", false);
+    let got = client.receive(&web.poll_transmit().unwrap_or_default());
+    let Some(Message::Close(Some(frame))) = got.last() else {
+        panic!("{got:?}")
+    };
+    assert_eq!(
+        (frame.code, frame.reason.as_str()),
+        (CloseCode::Normal, "Goodbye!")
+    );
+}
+
+fn run_split(bytes: &[u8], cuts: &[usize]) -> (Vec<WebEvent>, Vec<u8>) {
+    let now = Instant::now();
+    let mut web = WebEngine::new(settings(), now);
+    let mut start = 0;
+    for &cut in cuts.iter().chain(std::iter::once(&bytes.len())) {
+        let cut = cut.clamp(start, bytes.len());
+        web.handle_input(&bytes[start..cut], now);
+        start = cut;
+    }
+    let mut sent = Vec::new();
+    while let Some(bytes) = web.poll_transmit() {
+        sent.extend(bytes);
+    }
+    (events(&mut web), sent)
+}
+
+fn handshake_and_frames() -> Vec<u8> {
+    let mut client = Client::new();
+    for text in [r#"["text", ["look"], {}]"#, r#"["ping", [], {}]"#, "{bad"] {
+        client
+            .context
+            .write(&mut client.pipe, Message::text(text))
+            .ok();
+    }
+    client.context.flush(&mut client.pipe).ok();
+    let mut bytes = upgrade("");
+    bytes.extend(std::mem::take(&mut client.pipe.output));
+    bytes
+}
+
+#[test]
+fn input_split_at_every_byte_gives_the_same_events() {
+    let bytes = handshake_and_frames();
+    let (whole, sent) = run_split(&bytes, &[]);
+    assert_eq!(whole.len(), 4, "{whole:?}");
+    for cut in 1..bytes.len() {
+        assert_eq!(
+            run_split(&bytes, &[cut]),
+            (whole.clone(), sent.clone()),
+            "cut {cut}"
+        );
+    }
+}
+
+proptest! {
+    #[test]
+    fn random_chunking_gives_the_same_events(cuts in proptest::collection::vec(0usize..400, 0..8)) {
+        let bytes = handshake_and_frames();
+        let mut cuts = cuts;
+        cuts.sort_unstable();
+        prop_assert_eq!(run_split(&bytes, &cuts), run_split(&bytes, &[]));
+    }
+
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..800)) {
+        let mut input = upgrade("");
+        input.extend(bytes);
+        let _ = run_split(&input, &[]);
+        let _ = run_split(&input[100..], &[]);
+    }
+}
