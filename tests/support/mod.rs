@@ -108,6 +108,22 @@ impl Portal {
         Portal::start_full(&format!("{limits}\n{tables}"), true, "")
     }
 
+    /// Start a portal with extra lines in its `[web]` section.
+    pub fn start_web(web: &str) -> Portal {
+        let web = web.to_owned();
+        Portal::start_edited("", move |text| {
+            text.replacen("[web]\n", &format!("[web]\n{web}\n"), 1)
+        })
+    }
+
+    /// The number of sessions `portal status` reports.
+    pub fn sessions(&self) -> u64 {
+        let status = self.status_report();
+        status.words("sessions")[0]
+            .parse()
+            .expect("a session count")
+    }
+
     /// Start a portal whose config text is first passed through `edit`.
     pub fn start_edited(limits: &str, edit: impl Fn(String) -> String) -> Portal {
         let dir = tempfile::tempdir().expect("temp dir");

@@ -33,9 +33,10 @@ pub fn flag_on(session: &Session, key: &str) -> bool {
         .is_some_and(Value::is_truthy)
 }
 
-/// Whether the client takes out-of-band data (GMCP or MSDP).
+/// Whether the client takes out-of-band data (GMCP or MSDP on telnet; a
+/// web client whose format has an out-of-band channel sets `OOB`).
 pub fn wants_oob(session: &Session) -> bool {
-    flag_on(session, "GMCP") || flag_on(session, "MSDP")
+    flag_on(session, "GMCP") || flag_on(session, "MSDP") || flag_on(session, "OOB")
 }
 
 /// Whether the client's encoding is UTF-8 (the default when unknown).

@@ -81,6 +81,11 @@ impl Format {
         self != Format::Terminal
     }
 
+    /// Whether out-of-band messages travel as GMCP.
+    pub fn speaks_gmcp(self) -> bool {
+        matches!(self, Format::JsonStandard | Format::GmcpStandard)
+    }
+
     /// Decode one frame; `allowed` says which out-of-band command names the
     /// game accepts from web clients.
     pub fn decode(self, frame: &Frame, allowed: &dyn Fn(&str) -> bool) -> Vec<Incoming> {

@@ -245,13 +245,14 @@ impl WebEngine {
                 let response = Response::error(408, "The request took too long.");
                 self.respond_and_close(response, "request timed out".into(), false);
             }
-            Stage::Socket(socket) if socket.awaiting_pong => {
-                if now >= socket.pinged_at + self.settings.pong_timeout {
-                    self.stage = Stage::Done;
-                    self.events
-                        .push_back(WebEvent::Closed("no answer to a ping".into()));
-                }
+            Stage::Socket(socket)
+                if socket.awaiting_pong && now >= socket.pinged_at + self.settings.pong_timeout =>
+            {
+                self.stage = Stage::Done;
+                self.events
+                    .push_back(WebEvent::Closed("no answer to a ping".into()));
             }
+            Stage::Socket(socket) if socket.awaiting_pong => {}
             Stage::Socket(socket) if now >= socket.pinged_at + self.settings.ping_interval => {
                 socket.pinged_at = now;
                 socket.awaiting_pong = true;
@@ -290,6 +291,7 @@ impl WebEngine {
             flag("UTF-8", Value::Bool(true)),
             flag("ENCODING", Value::from("utf-8")),
             flag("OOB", Value::Bool(format.supports_oob())),
+            flag("GMCP", Value::Bool(format.speaks_gmcp())),
             flag("MXP", Value::Bool(format.renders_html())),
             flag("SCREENREADER", Value::Bool(false)),
         ]
