@@ -60,6 +60,7 @@
 //! at start.
 
 pub mod accounts;
+pub mod browser;
 pub mod client;
 pub mod command;
 pub mod markup;
