@@ -1,6 +1,7 @@
 //! The demo_game binary against a fake portal: handshake, account
 //! creation, echo, a reload-style stop, and a restart that keeps the
-//! logged-in player without a new login.
+//! logged-in player without a new login; browser tabs logging in together
+//! and a browser's login resumed after a restart.
 
 use portal::amp::codec::{decode, encode, Decoded};
 use portal::amp::message::{Command, PortalMsg, ServerMsg, StartMode, StopMode, PROTOCOL_VERSION};
@@ -323,5 +324,95 @@ fn demo_game_asks_for_the_password_with_echo_off_and_answers_gmcp_ping() {
         commands: vec![ping.clone()],
     });
     assert_eq!(next_commands(&mut portal, 1), [ping]);
+    stop(&mut portal, game, StopMode::Shutdown);
+}
+
+/// A browser tab: a web client session carrying its browser's id.
+fn browser_tab(sessid: u64, csessid: &str) -> Session {
+    let mut session = Session::init_session(sessid, "webclient/websocket", "127.0.0.1:40100");
+    session.csessid = Some(csessid.to_owned());
+    session
+}
+
+#[test]
+fn demo_game_logs_every_tab_of_a_browser_in_and_resumes_it_after_a_restart() {
+    const BROWSER: &str = "Zk3v9QmX2pL7sT4wR8yB1nC6dF0hJ5aE";
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.sqlite3");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+
+    // First run: two tabs of one browser and a telnet session; one tab logs in.
+    let game = GameProcess::start(&addr, &db);
+    let mut portal = FakePortal::accept(&listener);
+    portal.handshake(StartMode::Start, vec![]);
+    for session in [
+        browser_tab(1, BROWSER),
+        browser_tab(2, BROWSER),
+        Session::init_session(3, "telnet", "127.0.0.1:40000"),
+    ] {
+        let sessid = session.sessid;
+        portal.send(&PortalMsg::Connect { session });
+        let (_, screen) = portal.until_text(sessid);
+        assert!(screen.contains("create <name> <password>"), "{screen}");
+    }
+    portal.input(1, "create anna pw123");
+    let mut logins = Vec::new();
+    let mut greeted = false;
+    let deadline = Instant::now() + WAIT;
+    while (logins.len() < 2 || !greeted) && Instant::now() < deadline {
+        match portal.expect() {
+            ServerMsg::Login { session } => {
+                assert!(session.logged_in);
+                assert_eq!(session.uname.as_deref(), Some("anna"));
+                logins.push(session.sessid);
+            }
+            msg => {
+                let text = text_to(&msg, 2).unwrap_or_default();
+                greeted |= text.contains("Welcome, anna!");
+                assert!(text_to(&msg, 3).is_none(), "telnet untouched: {msg:?}");
+            }
+        }
+    }
+    logins.sort_unstable();
+    assert_eq!(logins, [1, 2], "both tabs logged in");
+    assert!(greeted, "the second tab is greeted");
+    portal.input(2, "echo from tab two");
+    let (_, echoed) = portal.until_text(2);
+    assert_eq!(echoed, "from tab two");
+    let records = stop(&mut portal, game, StopMode::Shutdown);
+    assert_eq!(records.iter().filter(|s| s.logged_in).count(), 2);
+
+    // Second run on the same database, the portal restarted too: a new tab
+    // of that browser is logged in without a password.
+    let game = GameProcess::start(&addr, &db);
+    let mut portal = FakePortal::accept(&listener);
+    portal.handshake(StartMode::Start, vec![]);
+    portal.send(&PortalMsg::Connect {
+        session: browser_tab(7, BROWSER),
+    });
+    let (before, welcome) = portal.until_text(7);
+    match before.as_slice() {
+        [ServerMsg::Login { session }] => {
+            assert_eq!(session.sessid, 7);
+            assert_eq!(session.uname.as_deref(), Some("anna"));
+            assert!(session.logged_in);
+        }
+        other => panic!("expected one Login before the welcome, got {other:?}"),
+    }
+    assert!(
+        welcome.contains("Welcome back, anna") && welcome.contains("(resumed from this browser)."),
+        "{welcome}"
+    );
+    assert!(!welcome.contains(BROWSER), "the browser id is never shown");
+    assert_eq!(portal.ask(7, "echo resumed"), "resumed");
+
+    // Another browser still gets the login screen.
+    portal.send(&PortalMsg::Connect {
+        session: browser_tab(8, "another-browser-token-0123456789"),
+    });
+    let (before, screen) = portal.until_text(8);
+    assert!(before.is_empty(), "{before:?}");
+    assert!(screen.contains("create <name> <password>"), "{screen}");
     stop(&mut portal, game, StopMode::Shutdown);
 }

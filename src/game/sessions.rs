@@ -90,6 +90,22 @@ impl ServerSessions {
         self.map.values()
     }
 
+    /// Every session of one browser (the seed's `sessions_from_csessid`):
+    /// the records whose `csessid` is exactly `csessid`, ordered by sessid.
+    /// An empty `csessid` names no browser and finds nothing.
+    pub fn from_csessid(&self, csessid: &str) -> Vec<&Session> {
+        if csessid.is_empty() {
+            return Vec::new();
+        }
+        let mut found: Vec<&Session> = self
+            .map
+            .values()
+            .filter(|s| s.csessid.as_deref() == Some(csessid))
+            .collect();
+        found.sort_by_key(|s| s.sessid);
+        found
+    }
+
     /// Every logged-in record, in no particular order.
     pub fn logged_in(&self) -> impl Iterator<Item = &Session> {
         self.map.values().filter(|s| s.logged_in)
@@ -221,6 +237,27 @@ mod tests {
         assert!(!reg.apply(&data));
         assert!(reg.apply(&PortalMsg::DisconnectAll));
         assert!(reg.is_empty());
+    }
+
+    fn tab(sessid: u64, csessid: Option<&str>) -> Session {
+        let mut s = Session::init_session(sessid, "webclient/websocket", "127.0.0.1:1");
+        s.csessid = csessid.map(str::to_owned);
+        s
+    }
+
+    #[test]
+    fn from_csessid_finds_every_tab_of_one_browser_only() {
+        let mut reg = ServerSessions::new();
+        reg.connect(tab(4, Some("browser-a")));
+        reg.connect(tab(2, Some("browser-a")));
+        reg.connect(tab(3, Some("browser-b")));
+        reg.connect(tab(5, Some("")));
+        reg.connect(record(1));
+        let ids = |found: Vec<&Session>| found.iter().map(|s| s.sessid).collect::<Vec<u64>>();
+        assert_eq!(ids(reg.from_csessid("browser-a")), [2, 4]);
+        assert_eq!(ids(reg.from_csessid("browser-b")), [3]);
+        assert!(reg.from_csessid("browser-c").is_empty());
+        assert!(reg.from_csessid("").is_empty(), "empty names no browser");
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The demo game's account store: SQLite for the rows, argon2 for the
 //! passwords (PHC strings, so each hash records its own cost and a change
-//! of [`HashCost`] never locks anyone out).
+//! of [`HashCost`] never locks anyone out), and the browser logins: which
+//! account each browser was last logged in as, keyed by the SHA-256 of its
+//! `csessid` ([`BrowserKey`]), never the id itself.
 
+use super::browser::BrowserKey;
 use super::command::{validate_name, validate_password};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -90,7 +93,22 @@ CREATE TABLE IF NOT EXISTS accounts (
     password  TEXT NOT NULL,
     is_admin  INTEGER NOT NULL DEFAULT 0,
     created   REAL NOT NULL
-);";
+);
+CREATE TABLE IF NOT EXISTS browser_logins (
+    csessid_hash TEXT PRIMARY KEY,
+    account_id   INTEGER NOT NULL REFERENCES accounts(id),
+    last_seen    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS browser_logins_last_seen ON browser_logins (last_seen);";
+
+/// A browser's remembered login.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BrowserLogin {
+    pub account_id: i64,
+    /// When the browser was last seen logged in (Unix seconds): at its
+    /// login, a resumed login, or when one of its logged-in tabs closed.
+    pub last_seen: f64,
+}
 
 /// Accounts in one SQLite file.
 pub struct AccountStore {
@@ -178,6 +196,97 @@ impl AccountStore {
             )
             .optional()?;
         Ok(row)
+    }
+
+    /// Remember that `browser` is logged in as `account_id`, seen `now`
+    /// (replacing whatever it was before), and forget browsers not seen
+    /// since `stale_before`.
+    pub fn remember_browser(
+        &mut self,
+        browser: &BrowserKey,
+        account_id: i64,
+        now: f64,
+        stale_before: f64,
+    ) -> Result<(), AccountError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "DELETE FROM browser_logins WHERE last_seen < ?1",
+            [stale_before],
+        )?;
+        tx.execute(
+            "INSERT INTO browser_logins (csessid_hash, account_id, last_seen) \
+             VALUES (?1, ?2, ?3) \
+             ON CONFLICT (csessid_hash) DO UPDATE \
+             SET account_id = excluded.account_id, last_seen = excluded.last_seen",
+            params![browser.hash(), account_id, now],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The login remembered for `browser`, however old.
+    pub fn browser_login(
+        &self,
+        browser: &BrowserKey,
+    ) -> Result<Option<BrowserLogin>, AccountError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT account_id, last_seen FROM browser_logins WHERE csessid_hash = ?1",
+                [browser.hash()],
+                |r| {
+                    Ok(BrowserLogin {
+                        account_id: r.get(0)?,
+                        last_seen: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(row)
+    }
+
+    /// Mark browsers as seen `now`, each still logged in as the account
+    /// given; a browser whose login was forgotten (or changed) stays so.
+    /// One transaction for the lot.
+    pub fn touch_browsers(
+        &mut self,
+        seen: &[(BrowserKey, i64)],
+        now: f64,
+    ) -> Result<(), AccountError> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction()?;
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE browser_logins SET last_seen = ?1 \
+                 WHERE csessid_hash = ?2 AND account_id = ?3",
+            )?;
+            for (browser, account_id) in seen {
+                update.execute(params![now, browser.hash(), account_id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forget `browser`'s login; returns whether one was remembered.
+    pub fn forget_browser(&self, browser: &BrowserKey) -> Result<bool, AccountError> {
+        let gone = self.conn.execute(
+            "DELETE FROM browser_logins WHERE csessid_hash = ?1",
+            [browser.hash()],
+        )?;
+        Ok(gone > 0)
+    }
+
+    /// Forget every browser not seen since `stale_before` (all of them
+    /// with `f64::INFINITY`); returns how many were forgotten.
+    pub fn forget_browsers_before(&self, stale_before: f64) -> Result<usize, AccountError> {
+        let gone = self.conn.execute(
+            "DELETE FROM browser_logins WHERE last_seen < ?1",
+            [stale_before],
+        )?;
+        Ok(gone)
     }
 
     /// The account and its stored hash, looked up case-insensitively.
@@ -296,6 +405,60 @@ mod tests {
             s.create("anna", "pw"),
             Err(AccountError::BadPassword(_))
         ));
+    }
+
+    #[test]
+    fn browser_logins_are_remembered_by_hash_touched_and_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(&dir);
+        let anna = s.create("anna", "pw123").unwrap().id;
+        let bob = s.create("bob", "pw123").unwrap().id;
+        let tab = BrowserKey::from_csessid("secret-token-1");
+        let other = BrowserKey::from_csessid("secret-token-2");
+        assert_eq!(s.browser_login(&tab).unwrap(), None);
+        s.remember_browser(&tab, anna, 100.0, 0.0).unwrap();
+        s.remember_browser(&other, bob, 100.0, 0.0).unwrap();
+        let row = s.browser_login(&tab).unwrap().unwrap();
+        assert_eq!((row.account_id, row.last_seen), (anna, 100.0));
+
+        // Touching only updates a browser still logged in as that account.
+        s.touch_browsers(&[(tab.clone(), anna), (other.clone(), anna)], 200.0)
+            .unwrap();
+        assert_eq!(s.browser_login(&tab).unwrap().unwrap().last_seen, 200.0);
+        assert_eq!(s.browser_login(&other).unwrap().unwrap().last_seen, 100.0);
+
+        // A new login replaces the old one and prunes stale browsers.
+        s.remember_browser(&tab, bob, 300.0, 150.0).unwrap();
+        assert_eq!(s.browser_login(&tab).unwrap().unwrap().account_id, bob);
+        assert_eq!(s.browser_login(&other).unwrap(), None, "pruned");
+
+        assert!(s.forget_browser(&tab).unwrap());
+        assert!(!s.forget_browser(&tab).unwrap());
+        s.remember_browser(&tab, anna, 400.0, 0.0).unwrap();
+        s.touch_browsers(&[], 500.0).unwrap();
+        assert_eq!(s.forget_browsers_before(f64::INFINITY).unwrap(), 1);
+    }
+
+    #[test]
+    fn the_browser_id_itself_is_never_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accounts.sqlite3");
+        let mut s = store(&dir);
+        let anna = s.create("anna", "pw123").unwrap().id;
+        s.remember_browser(&BrowserKey::from_csessid("tok3n-xyz"), anna, 1.0, 0.0)
+            .unwrap();
+        drop(s);
+        let conn = Connection::open(&path).unwrap();
+        let stored: String = conn
+            .query_row("SELECT csessid_hash FROM browser_logins", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored.len(), 64);
+        assert!(!stored.contains("tok3n"));
+        let raw = std::fs::read(&path).unwrap();
+        let wal = std::fs::read(dir.path().join("accounts.sqlite3-wal")).unwrap_or_default();
+        for bytes in [raw, wal] {
+            assert!(!bytes.windows(9).any(|w| w == b"tok3n-xyz"));
+        }
     }
 
     #[test]

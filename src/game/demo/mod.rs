@@ -28,10 +28,23 @@
 //!   `char_vitals` after login and `look`;
 //! - `client` reports the session's `protocol_flags` ([`client`]);
 //!   `screenreader` flips `SCREENREADER` there and pushes the record back
-//!   with a `SessionSync`.
+//!   with a `SessionSync`;
+//! - browser sessions (`webclient/websocket`) carry their browser's id,
+//!   `csessid`, from the `Connect` on; every tab of one browser has the
+//!   same one, no other browser has it, and it is a secret only that
+//!   browser knows (the portal's HttpOnly cookie). The game logs all tabs
+//!   of a browser in together, and resumes a browser's login when a tab
+//!   connects again ([`world`] has the rules); so whoever presents a
+//!   browser's `csessid` is logged in as it. A `csessid` that is absent,
+//!   empty, over 128 bytes or holds whitespace or control characters is
+//!   ignored ([`browser`]): that session is no browser's tab, like a
+//!   telnet session (which has none).
 //!
 //! Accounts live in SQLite ([`accounts`]); passwords are argon2id PHC
-//! strings.
+//! strings. The same database remembers, per browser, the account it was
+//! last logged in as and when it was last seen (table `browser_logins`,
+//! keyed by the SHA-256 of the `csessid`; the id itself is never stored or
+//! logged), so a browser's login survives a game restart.
 //!
 //! # Interface
 //!
@@ -45,6 +58,7 @@
 //! | game name | `--name NAME` | — | `Portal Demo` |
 //! | password hash cost | `--hash-cost COST` | `DEMO_GAME_HASH_COST` | `default` |
 //! | connect timeout (s) | `--connect-timeout SECS` | — | `30` |
+//! | browser login memory (h) | `--browser-login-hours N` | — | `24` |
 //! | log level | `--log-level LEVEL` | `DEMO_GAME_LOG` | `info` |
 //!
 //! `COST` is `default` (the argon2 crate's parameters: 19 MiB, 2 passes,
@@ -54,12 +68,19 @@
 //! Existing hashes keep verifying under any setting. Flags win over the
 //! environment.
 //!
+//! `N` is how many hours after a browser was last seen (logging in, or
+//! one of its logged-in tabs closing) a new tab of it is logged in without
+//! a password; `0` turns remembering off and forgets every remembered
+//! browser at start (tabs connected when one of them logs in still log in
+//! together).
+//!
 //! Exit status: 0 after the portal's `Stop` (the final `SessionSync` sent),
 //! 1 when the link is lost (the portal's supervisor restarts the game),
 //! 2 for bad arguments or when the database or the portal cannot be reached
 //! at start.
 
 pub mod accounts;
+pub mod browser;
 pub mod client;
 pub mod command;
 pub mod markup;
@@ -70,7 +91,7 @@ use accounts::{AccountStore, HashCost};
 use log::LevelFilter;
 use std::path::PathBuf;
 use std::time::Duration;
-use world::{Game, Step};
+use world::{Game, Step, DEFAULT_BROWSER_LOGIN_HOURS};
 
 /// Exit status after a clean stop.
 pub const EXIT_OK: i32 = 0;
@@ -92,6 +113,8 @@ pub struct Options {
     pub hash_cost: HashCost,
     pub connect_timeout: Duration,
     pub log_level: LevelFilter,
+    /// Hours a browser's login is remembered; 0 = not at all.
+    pub browser_login_hours: u32,
 }
 
 /// What the command line asks for.
@@ -103,7 +126,8 @@ pub enum Invocation {
 
 /// The `--help` text.
 pub const USAGE: &str = "usage: demo_game [--amp ADDR] [--db PATH] [--name NAME] \
-[--hash-cost default|fast|KIB] [--connect-timeout SECS] [--log-level LEVEL]
+[--hash-cost default|fast|KIB] [--connect-timeout SECS] [--log-level LEVEL] \
+[--browser-login-hours N]
 environment: PORTAL_AMP_ADDR, PORTAL_AMP_SECRET, DEMO_GAME_HASH_COST, DEMO_GAME_LOG";
 
 /// Parse the arguments (without the program name); `env` looks up
@@ -133,6 +157,7 @@ fn defaults(env: &impl Fn(&str) -> Option<String>) -> Result<Options, String> {
         hash_cost: HashCost::Default,
         connect_timeout: Duration::from_secs(30),
         log_level: LevelFilter::Info,
+        browser_login_hours: DEFAULT_BROWSER_LOGIN_HOURS,
     };
     if let Some(cost) = env("DEMO_GAME_HASH_COST") {
         apply_flag(&mut opts, "--hash-cost", &cost)?;
@@ -159,6 +184,13 @@ fn apply_flag(opts: &mut Options, flag: &str, value: &str) -> Result<(), String>
                 .map_err(|_| format!("bad --connect-timeout {value:?}"))?;
             opts.connect_timeout = Duration::try_from_secs_f64(secs)
                 .map_err(|_| format!("bad --connect-timeout {value:?}"))?;
+        }
+        "--browser-login-hours" => {
+            opts.browser_login_hours = value.parse().map_err(|_| {
+                format!(
+                    "bad --browser-login-hours {value:?}: use a whole number of hours, 0 for off"
+                )
+            })?;
         }
         "--log-level" => {
             opts.log_level = value
@@ -193,7 +225,8 @@ pub fn run(opts: &Options) -> i32 {
         }
     };
     log::info!("linked to the portal at {}", opts.amp_addr);
-    let mut game = Game::new(&opts.name, accounts);
+    let mut game =
+        Game::new(&opts.name, accounts).with_browser_login_hours(opts.browser_login_hours);
     game.start(synced);
     serve(&mut link, &mut game)
 }
@@ -261,6 +294,7 @@ mod tests {
         assert_eq!(opts.hash_cost, HashCost::Fast);
         assert_eq!(opts.db, PathBuf::from("demo_game.sqlite3"));
         assert_eq!(opts.name, DEFAULT_NAME);
+        assert_eq!(opts.browser_login_hours, 24);
     }
 
     #[test]
@@ -275,6 +309,8 @@ mod tests {
                 "Zed",
                 "--hash-cost",
                 "64",
+                "--browser-login-hours",
+                "0",
             ],
             &[
                 ("PORTAL_AMP_ADDR", "127.0.0.1:5000"),
@@ -285,6 +321,7 @@ mod tests {
         assert_eq!(opts.db, PathBuf::from("x.db"));
         assert_eq!(opts.name, "Zed");
         assert_eq!(opts.hash_cost, HashCost::MemoryKib(64));
+        assert_eq!(opts.browser_login_hours, 0);
     }
 
     #[test]
@@ -296,6 +333,10 @@ mod tests {
         assert!(parse(&["--hash-cost", "cheap"], &[]).is_err());
         assert!(parse(&[], &[("DEMO_GAME_LOG", "loud")]).is_err());
         assert!(parse(&["--connect-timeout", "-1"], &[]).is_err());
+        for bad in ["-1", "1.5", "day"] {
+            let err = parse(&["--browser-login-hours", bad], &[]).unwrap_err();
+            assert!(err.contains("--browser-login-hours"), "{err}");
+        }
         assert_eq!(parse(&["--help"], &[]), Ok(Invocation::Help));
     }
 }

@@ -3,8 +3,32 @@
 //! [`Game`] is pure state: portal messages go in through [`Game::handle`],
 //! the messages to send back collect in an outbox the run loop drains with
 //! [`Game::take_outbox`]. No sockets here, so every rule is unit-tested.
+//!
+//! # Browser logins
+//!
+//! Sessions with a usable `csessid` ([`browser::csessid`]) are tabs of one
+//! browser:
+//!
+//! - when one tab logs in (`create`, `connect`, or a resumed login), every
+//!   other tab of that browser that is not logged in is logged in to the
+//!   same account, with the same welcome and room (an interactive login
+//!   it was in the middle of is dropped, and echo turned back on);
+//! - the browser's login is remembered in the account database
+//!   ([`AccountStore::remember_browser`]); a tab that connects later is
+//!   logged in at once (`Welcome back, <name> (resumed from this
+//!   browser).`) if the browser was seen within the window (default
+//!   [`DEFAULT_BROWSER_LOGIN_HOURS`] hours), or if another of its tabs is
+//!   still logged in as that account. The browser counts as seen at each
+//!   login and whenever one of its logged-in tabs closes (or the game
+//!   stops), so a network blip or a game restart resumes the login;
+//! - `quit` in a tab forgets the browser's login before closing that tab;
+//!   its other tabs stay as they are, but new tabs get the login screen.
+//!
+//! Sessions of other browsers, and sessions without a browser (telnet),
+//! are never touched by any of this.
 
 use super::accounts::{Account, AccountError, AccountStore};
+use super::browser::{self, BrowserKey};
 use super::client::{self, flag_on, wants_oob, SCREENREADER};
 use super::command::{name_and_password, parse, validate_name, Input};
 use super::markup::{escape, link, palette, wrap};
@@ -12,7 +36,7 @@ use crate::amp::message::{Command, PortalMsg, ServerMsg, StartMode};
 use crate::game::{ServerSessions, Synced};
 use crate::session::{unix_now, Session};
 use crate::value::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The one room.
 const ROOM_NAME: &str = "The Portal Plaza";
@@ -37,6 +61,8 @@ pub const SCREENREADER_ON: &str = "Screenreader mode is now on.";
 pub const SCREENREADER_OFF: &str = "Screenreader mode is now off.";
 /// How much of a client's self-description (GMCP `Core.Hello`) is kept.
 const HELLO_MAX: usize = 64;
+/// How long a browser's login is remembered after it was last seen.
+pub const DEFAULT_BROWSER_LOGIN_HOURS: u32 = 24;
 
 /// Where a session is in the interactive `connect`/`create` dialogue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +89,9 @@ pub struct Game {
     outbox: Vec<ServerMsg>,
     /// Sessions in the middle of an interactive login.
     login: HashMap<u64, LoginStage>,
+    /// How long (seconds) a browser's login is resumed after it was last
+    /// seen; `None` when browser logins are not remembered.
+    browser_window: Option<f64>,
 }
 
 impl Game {
@@ -74,12 +103,23 @@ impl Game {
             sessions: ServerSessions::new(),
             outbox: Vec::new(),
             login: HashMap::new(),
+            browser_window: Some(f64::from(DEFAULT_BROWSER_LOGIN_HOURS) * 3600.0),
         }
+    }
+
+    /// Remember browser logins for `hours` after a browser was last seen;
+    /// 0 turns remembering off (and [`Game::start`] then forgets every
+    /// browser the database still holds). Tabs connected at the moment one
+    /// of them logs in are logged in together either way.
+    pub fn with_browser_login_hours(mut self, hours: u32) -> Game {
+        self.browser_window = (hours > 0).then(|| f64::from(hours) * 3600.0);
+        self
     }
 
     /// Take over the portal's sessions after the handshake. Logged-in
     /// players continue silently; one whose account is gone is logged out.
     pub fn start(&mut self, synced: Synced) {
+        self.forget_stale_browsers();
         self.sessions.sync(synced.sessions);
         let logged_in: Vec<(u64, Option<i64>)> = self
             .sessions
@@ -103,14 +143,27 @@ impl Game {
     /// On a first start, players who connected while the game was still
     /// starting have seen nothing from it yet: show them the login screen.
     fn greet_unseen_sessions(&mut self) {
-        let waiting: Vec<u64> = self
+        let mut waiting: Vec<u64> = self
             .sessions
             .iter()
             .filter(|s| !s.logged_in)
             .map(|s| s.sessid)
             .collect();
+        waiting.sort_unstable();
         for sessid in waiting {
-            self.send_login_screen(sessid);
+            // A tab may have been logged in along with another of its browser.
+            if !self.sessions.get(sessid).is_some_and(|s| s.logged_in) {
+                self.greet(sessid);
+            }
+        }
+    }
+
+    /// A session that has just connected: log it in if its browser's login
+    /// can be resumed, else show it the login screen.
+    fn greet(&mut self, sessid: u64) {
+        match self.browser_resume(sessid) {
+            Some(account) => self.resume(sessid, account),
+            None => self.send_login_screen(sessid),
         }
     }
 
@@ -130,11 +183,13 @@ impl Game {
             PortalMsg::Connect { session } => {
                 let sessid = session.sessid;
                 self.sessions.connect(session);
-                self.send_login_screen(sessid);
+                self.greet(sessid);
             }
             PortalMsg::DataIn { sessid, commands } => self.data_in(sessid, &commands),
             PortalMsg::Stop { mode } => {
                 log::info!("portal asks us to stop ({mode:?})");
+                let all: Vec<u64> = self.sessions.iter().map(|s| s.sessid).collect();
+                self.touch_browsers(&all);
                 let sessions = self.sessions.records();
                 self.outbox.push(ServerMsg::SessionSync {
                     sessions,
@@ -152,8 +207,14 @@ impl Game {
                 match &other {
                     PortalMsg::Disconnect { sessid } => {
                         self.login.remove(sessid);
+                        self.touch_browsers(&[*sessid]);
                     }
-                    PortalMsg::DisconnectAll | PortalMsg::Sync { .. } => self.login.clear(),
+                    PortalMsg::DisconnectAll => {
+                        self.login.clear();
+                        let all: Vec<u64> = self.sessions.iter().map(|s| s.sessid).collect();
+                        self.touch_browsers(&all);
+                    }
+                    PortalMsg::Sync { .. } => self.login.clear(),
                     _ => {}
                 }
                 self.sessions.apply(&other);
@@ -405,9 +466,42 @@ impl Game {
         }
     }
 
+    /// A session logged in with a name and password (`create`, `connect`);
+    /// its browser's other tabs follow. Its prompt comes from [`Game::line`].
     fn log_in(&mut self, sessid: u64, account: Account) {
-        let Some(session) = self.sessions.get_mut(sessid) else {
+        let greeting = format!("|wWelcome, {}!|n You are logged in.", escape(&account.name));
+        if !self.enter(sessid, &account, &greeting) {
             return;
+        }
+        self.remember_browser(sessid, &account);
+        self.log_in_other_tabs(sessid, &account, &greeting);
+    }
+
+    /// A session of a browser whose login was resumed on connect.
+    fn resume(&mut self, sessid: u64, account: Account) {
+        let greeting = format!(
+            "|wWelcome back, {}|n (resumed from this browser).",
+            escape(&account.name)
+        );
+        if !self.enter(sessid, &account, &greeting) {
+            return;
+        }
+        log::info!(
+            "session {sessid} resumed the login of {} from browser {}",
+            account.name,
+            self.browser_tag(sessid)
+        );
+        self.prompt(sessid);
+        self.remember_browser(sessid, &account);
+        self.log_in_other_tabs(sessid, &account, &greeting);
+    }
+
+    /// Log a session in to `account`: tell the portal (`Login`), then show
+    /// `greeting`, the room and the vitals. False when there is no such
+    /// session.
+    fn enter(&mut self, sessid: u64, account: &Account, greeting: &str) -> bool {
+        let Some(session) = self.sessions.get_mut(sessid) else {
+            return false;
         };
         session.uid = Some(account.id);
         session.uname = Some(account.name.clone());
@@ -416,14 +510,159 @@ impl Game {
         let record = session.get_sync_data();
         self.outbox.push(ServerMsg::Login { session: record });
         let room = self.room_text(sessid);
-        self.text(
-            sessid,
-            format!(
-                "|wWelcome, {}!|n You are logged in.\n\n{room}",
-                escape(&account.name)
-            ),
-        );
+        self.text(sessid, format!("{greeting}\n\n{room}"));
         self.vitals(sessid);
+        true
+    }
+
+    /// Every other tab of `sessid`'s browser that is not logged in is
+    /// logged in to `account` too, greeted as `sessid` was.
+    fn log_in_other_tabs(&mut self, sessid: u64, account: &Account, greeting: &str) {
+        let Some(csessid) = self.sessions.get(sessid).and_then(browser::csessid) else {
+            return;
+        };
+        let tabs: Vec<u64> = self
+            .sessions
+            .from_csessid(csessid)
+            .into_iter()
+            .filter(|s| s.sessid != sessid && !s.logged_in)
+            .map(|s| s.sessid)
+            .collect();
+        if tabs.is_empty() {
+            return;
+        }
+        log::info!(
+            "browser {}: {} more tab(s) logged in as {} with session {sessid}",
+            self.browser_tag(sessid),
+            tabs.len(),
+            account.name
+        );
+        for tab in tabs {
+            // A login the tab was typing is moot now; if it was at the
+            // password, its client's local echo is off: turn it back on.
+            if let Some(LoginStage::Password { .. }) = self.login.remove(&tab) {
+                self.text_with(tab, "", &[("echo", true)]);
+            }
+            self.enter(tab, account, greeting);
+            self.prompt(tab);
+        }
+    }
+
+    // ---- remembered browser logins ----------------------------------
+
+    /// The account a newly connected session's browser is logged in as, if
+    /// that login can be resumed: remembering is on, the session has a
+    /// browser, the browser has a login, and it was seen within the window
+    /// or another of its tabs is logged in as that account right now. An
+    /// expired login, or one whose account is gone, is forgotten.
+    fn browser_resume(&mut self, sessid: u64) -> Option<Account> {
+        let window = self.browser_window?;
+        let session = self.sessions.get(sessid)?;
+        let csessid = browser::csessid(session)?;
+        let key = BrowserKey::from_csessid(csessid);
+        let remembered = match self.accounts.browser_login(&key) {
+            Ok(found) => found?,
+            Err(e) => {
+                log::error!("cannot look up browser {}: {e}", key.tag());
+                return None;
+            }
+        };
+        let tab_logged_in = self
+            .sessions
+            .from_csessid(csessid)
+            .iter()
+            .any(|s| s.sessid != sessid && s.logged_in && s.uid == Some(remembered.account_id));
+        let fresh = unix_now() - remembered.last_seen <= window;
+        let account = if tab_logged_in || fresh {
+            match self.accounts.get(remembered.account_id) {
+                Ok(found) => found,
+                Err(e) => {
+                    log::error!("cannot load account {}: {e}", remembered.account_id);
+                    return None;
+                }
+            }
+        } else {
+            log::info!("browser {}: remembered login expired", key.tag());
+            None
+        };
+        if account.is_none() {
+            if let Err(e) = self.accounts.forget_browser(&key) {
+                log::error!("cannot forget browser {}: {e}", key.tag());
+            }
+        }
+        account
+    }
+
+    /// Remember that `sessid`'s browser (if it has one) is logged in as
+    /// `account`, seen now.
+    fn remember_browser(&mut self, sessid: u64, account: &Account) {
+        let Some(window) = self.browser_window else {
+            return;
+        };
+        let Some(key) = self.sessions.get(sessid).and_then(BrowserKey::of) else {
+            return;
+        };
+        let now = unix_now();
+        if let Err(e) = self
+            .accounts
+            .remember_browser(&key, account.id, now, now - window)
+        {
+            log::error!("cannot remember browser {}: {e}", key.tag());
+        }
+    }
+
+    /// The browsers of these sessions that are logged in were seen now
+    /// (they are closing, or the game is stopping).
+    fn touch_browsers(&mut self, sessids: &[u64]) {
+        if self.browser_window.is_none() {
+            return;
+        }
+        let mut seen = HashSet::new();
+        let browsers: Vec<(BrowserKey, i64)> = sessids
+            .iter()
+            .filter_map(|id| self.sessions.get(*id))
+            .filter(|s| s.logged_in)
+            .filter_map(|s| Some((BrowserKey::of(s)?, s.uid?)))
+            .filter(|pair| seen.insert(pair.clone()))
+            .collect();
+        if let Err(e) = self.accounts.touch_browsers(&browsers, unix_now()) {
+            log::error!("cannot note {} browser(s) as seen: {e}", browsers.len());
+        }
+    }
+
+    /// At start: forget browsers not seen within the window, or all of them
+    /// when remembering is off.
+    fn forget_stale_browsers(&mut self) {
+        let before = match self.browser_window {
+            Some(window) => unix_now() - window,
+            None => f64::INFINITY,
+        };
+        match self.accounts.forget_browsers_before(before) {
+            Ok(0) => {}
+            Ok(n) => log::info!("forgot {n} browser login(s) not seen recently"),
+            Err(e) => log::error!("cannot forget old browser logins: {e}"),
+        }
+    }
+
+    /// `quit` in a tab: its browser's login is forgotten, so the next tab
+    /// to connect shows the login screen.
+    fn forget_browser(&mut self, sessid: u64) {
+        let Some(key) = self.sessions.get(sessid).and_then(BrowserKey::of) else {
+            return;
+        };
+        match self.accounts.forget_browser(&key) {
+            Ok(true) => log::info!("session {sessid} quit: browser {} forgotten", key.tag()),
+            Ok(false) => {}
+            Err(e) => log::error!("cannot forget browser {}: {e}", key.tag()),
+        }
+    }
+
+    /// The log name of a session's browser (never its id).
+    fn browser_tag(&self, sessid: u64) -> String {
+        self.sessions
+            .get(sessid)
+            .and_then(BrowserKey::of)
+            .map_or_else(|| "-".to_owned(), |key| key.tag().to_owned())
     }
 
     fn send_login_screen(&mut self, sessid: u64) {
@@ -555,6 +794,7 @@ impl Game {
 
     fn quit(&mut self, sessid: u64) {
         self.login.remove(&sessid);
+        self.forget_browser(sessid);
         self.outbox.push(ServerMsg::Disconnect {
             sessid,
             reason: GOODBYE.to_owned(),
@@ -1432,5 +1672,355 @@ mod tests {
         assert!(shown.lines().all(|l| l.chars().count() <= 80), "{shown}");
         f.connect(2);
         assert!(f.texts(2, "help")[0].contains("not shown as you type"));
+    }
+
+    // ---- browser logins ------------------------------------------------
+
+    const BROWSER_A: &str = "tok-A-6f1c9d2e8b7a4f3c";
+    const BROWSER_B: &str = "tok-B-0e5d4c3b2a19f8e7";
+
+    fn fixture_with_hours(hours: u32) -> Fixture {
+        let mut f = fixture();
+        f.game = reopen_game(&f, hours);
+        f
+    }
+
+    /// A new `Game` over the fixture's database file.
+    fn reopen_game(f: &Fixture, hours: u32) -> Game {
+        let store = AccountStore::open(&f.db_path(), HashCost::Fast).unwrap();
+        Game::new("Demo", store).with_browser_login_hours(hours)
+    }
+
+    fn logins_in(out: &[ServerMsg]) -> Vec<u64> {
+        out.iter()
+            .filter_map(|m| match m {
+                ServerMsg::Login { session } => Some(session.sessid),
+                _ => None,
+            })
+            .collect()
+    }
+
+    impl Fixture {
+        fn db_path(&self) -> std::path::PathBuf {
+            self._dir.path().join("db.sqlite3")
+        }
+
+        /// A browser tab (`webclient/websocket`) with this `csessid`.
+        fn tab(&mut self, sessid: u64, csessid: &str) -> Vec<ServerMsg> {
+            let mut session = Session::init_session(sessid, "webclient/websocket", "127.0.0.1:9");
+            session.csessid = Some(csessid.to_owned());
+            self.game.handle(PortalMsg::Connect { session });
+            self.game.take_outbox()
+        }
+
+        fn close(&mut self, sessid: u64) {
+            self.game.handle(PortalMsg::Disconnect { sessid });
+            assert!(self.game.take_outbox().is_empty());
+        }
+
+        fn is_logged_in(&self, sessid: u64) -> bool {
+            self.game.sessions().get(sessid).unwrap().logged_in
+        }
+
+        /// Make every remembered browser look `secs` older.
+        fn age_browsers(&self, secs: f64) {
+            let conn = rusqlite::Connection::open(self.db_path()).unwrap();
+            conn.execute(
+                "UPDATE browser_logins SET last_seen = last_seen - ?1",
+                [secs],
+            )
+            .unwrap();
+        }
+
+        fn browsers_remembered(&self) -> i64 {
+            let conn = rusqlite::Connection::open(self.db_path()).unwrap();
+            conn.query_row("SELECT COUNT(*) FROM browser_logins", [], |r| r.get(0))
+                .unwrap()
+        }
+    }
+
+    fn is_login_screen(out: &[ServerMsg], sessid: u64) -> bool {
+        !logins_in(out).contains(&sessid)
+            && texts_for(out, sessid)
+                .join("\n")
+                .contains("Welcome to Demo")
+    }
+
+    fn is_resumed(out: &[ServerMsg], sessid: u64, name: &str) -> bool {
+        let text = texts_for(out, sessid).join("\n");
+        logins_in(out).contains(&sessid)
+            && text.starts_with(&format!(
+                "Welcome back, {name} (resumed from this browser).\n\n{ROOM_NAME}"
+            ))
+            && prompts_for(out, sessid) == [PROMPT]
+    }
+
+    #[test]
+    fn the_tabs_of_one_browser_log_in_together_and_nobody_else_does() {
+        let mut f = fixture();
+        f.tab(1, BROWSER_A);
+        f.tab(2, BROWSER_A);
+        f.tab(3, BROWSER_B);
+        f.connect(4);
+        let out = f.say(1, "create anna pw123");
+        assert_eq!(logins_in(&out), [1, 2]);
+        let tab = texts_for(&out, 2).join("\n");
+        assert!(
+            tab.starts_with(&format!("Welcome, anna! You are logged in.\n\n{ROOM_NAME}")),
+            "{tab}"
+        );
+        assert_eq!(prompts_for(&out, 2), [PROMPT]);
+        assert_eq!(prompts_for(&out, 1), [PROMPT]);
+        assert!(texts_for(&out, 3).is_empty() && texts_for(&out, 4).is_empty());
+        assert!(f.is_logged_in(2));
+        assert_eq!(
+            f.game.sessions().get(2).unwrap().uname.as_deref(),
+            Some("anna")
+        );
+        assert!(!f.is_logged_in(3) && !f.is_logged_in(4));
+        // The other browser logs in as someone else: its tabs follow, and
+        // the first browser's tabs keep their login.
+        f.tab(6, BROWSER_B);
+        let out = f.say(6, "create bob pw123");
+        assert_eq!(logins_in(&out), [6, 3], "the tab that logged in first");
+        for (tab, name) in [(1, "anna"), (2, "anna"), (3, "bob"), (6, "bob")] {
+            let uname = f.game.sessions().get(tab).unwrap().uname.clone();
+            assert_eq!(uname.as_deref(), Some(name), "tab {tab}");
+        }
+        assert!(!f.is_logged_in(4), "the telnet session is never a tab");
+    }
+
+    #[test]
+    fn a_tab_at_the_password_prompt_is_logged_in_with_its_echo_turned_back_on() {
+        let mut f = fixture();
+        f.logged_in(9, "bob");
+        f.tab(1, BROWSER_A);
+        f.tab(2, BROWSER_A);
+        f.say(2, "connect bob");
+        let out = f.say(1, "connect bob pw123");
+        assert_eq!(logins_in(&out), [1, 2]);
+        let first = &commands_for(&out, 2)[0];
+        assert_eq!(first.first_str(), Some(""));
+        assert_eq!(options_of(first).get("echo"), Some(&Value::Bool(true)));
+        assert!(!f.game.login.contains_key(&2), "the dialogue is over");
+        // The tab's next line is a command, not a password.
+        assert!(f.texts(2, "look")[0].starts_with(ROOM_NAME));
+    }
+
+    #[test]
+    fn a_new_tab_resumes_the_browsers_login_without_a_password() {
+        let mut f = fixture();
+        f.tab(1, BROWSER_A);
+        f.say(1, "create anna pw123");
+        // Another tab while the first is open.
+        let out = f.tab(2, BROWSER_A);
+        assert!(is_resumed(&out, 2, "anna"), "{out:?}");
+        // A network blip: every tab closes, the page reconnects.
+        f.close(1);
+        f.close(2);
+        let out = f.tab(3, BROWSER_A);
+        assert!(is_resumed(&out, 3, "anna"), "{out:?}");
+        assert_eq!(f.game.sessions().get(3).unwrap().uid, Some(1));
+        // Another browser and a telnet client see the login screen.
+        assert!(is_login_screen(&f.tab(4, BROWSER_B), 4));
+        assert!(is_login_screen(&f.connect(5), 5));
+    }
+
+    #[test]
+    fn quit_forgets_the_browser_but_leaves_its_other_tabs_logged_in() {
+        let mut f = fixture();
+        f.tab(1, BROWSER_A);
+        f.tab(2, BROWSER_A);
+        f.say(1, "create anna pw123");
+        assert_eq!(f.browsers_remembered(), 1);
+        let out = f.say(1, "quit");
+        assert!(out.contains(&ServerMsg::Disconnect {
+            sessid: 1,
+            reason: GOODBYE.into()
+        }));
+        assert_eq!(f.browsers_remembered(), 0);
+        assert!(f.is_logged_in(2), "the other tab stays");
+        assert!(is_login_screen(&f.tab(3, BROWSER_A), 3));
+        // The remaining tab closing does not bring the login back.
+        f.close(2);
+        assert!(is_login_screen(&f.tab(4, BROWSER_A), 4));
+        // Logging in again remembers the browser again.
+        f.say(4, "connect anna pw123");
+        assert!(f.is_logged_in(3), "tab 3 was still at the login screen");
+        f.close(3);
+        f.close(4);
+        assert!(is_resumed(&f.tab(5, BROWSER_A), 5, "anna"));
+    }
+
+    #[test]
+    fn quit_before_login_forgets_too() {
+        let mut f = fixture();
+        f.tab(1, BROWSER_A);
+        f.say(1, "create anna pw123");
+        f.close(1);
+        f.tab(2, BROWSER_B);
+        f.say(2, "quit");
+        assert_eq!(f.browsers_remembered(), 1, "another browser's quit");
+        f.connect(3);
+        f.say(3, "quit");
+        assert_eq!(f.browsers_remembered(), 1, "a telnet quit");
+    }
+
+    #[test]
+    fn a_remembered_login_expires_unless_a_tab_is_still_logged_in() {
+        let mut f = fixture_with_hours(1);
+        f.tab(1, BROWSER_A);
+        f.say(1, "create anna pw123");
+        // Within the hour: resumed.
+        f.close(1);
+        f.age_browsers(1800.0);
+        assert!(is_resumed(&f.tab(2, BROWSER_A), 2, "anna"));
+        // Seen long ago, but tab 2 is logged in right now: resumed.
+        f.age_browsers(7200.0);
+        assert!(is_resumed(&f.tab(3, BROWSER_A), 3, "anna"));
+        // A logged-in tab closing counts as the browser being seen.
+        f.age_browsers(7200.0);
+        f.close(2);
+        f.close(3);
+        assert!(is_resumed(&f.tab(4, BROWSER_A), 4, "anna"));
+        // Two hours with no tab: expired, and forgotten.
+        f.close(4);
+        f.age_browsers(7200.0);
+        assert!(is_login_screen(&f.tab(5, BROWSER_A), 5));
+        assert_eq!(f.browsers_remembered(), 0);
+    }
+
+    #[test]
+    fn the_default_window_is_a_day() {
+        let mut f = fixture();
+        f.tab(1, BROWSER_A);
+        f.say(1, "create anna pw123");
+        f.close(1);
+        f.age_browsers(23.0 * 3600.0);
+        assert!(is_resumed(&f.tab(2, BROWSER_A), 2, "anna"));
+        f.close(2);
+        f.age_browsers(25.0 * 3600.0);
+        assert!(is_login_screen(&f.tab(3, BROWSER_A), 3));
+    }
+
+    #[test]
+    fn zero_hours_remembers_nothing_but_tabs_still_log_in_together() {
+        let mut f = fixture();
+        f.tab(1, BROWSER_A);
+        f.say(1, "create anna pw123");
+        assert_eq!(f.browsers_remembered(), 1);
+        let mut game = reopen_game(&f, 0);
+        game.start(Synced {
+            mode: StartMode::Start,
+            sessions: vec![],
+        });
+        f.game = game;
+        assert_eq!(f.browsers_remembered(), 0, "forgotten at start");
+        f.tab(2, BROWSER_A);
+        let out = f.tab(3, BROWSER_A);
+        assert!(is_login_screen(&out, 3), "no resume");
+        assert_eq!(logins_in(&f.say(2, "connect anna pw123")), [2, 3]);
+        assert_eq!(f.browsers_remembered(), 0);
+        f.close(2);
+        f.close(3);
+        assert!(is_login_screen(&f.tab(4, BROWSER_A), 4));
+    }
+
+    #[test]
+    fn telnet_sessions_are_never_tabs() {
+        let mut f = fixture();
+        f.connect(1);
+        f.connect(2);
+        assert_eq!(logins_in(&f.say(1, "create anna pw123")), [1]);
+        assert!(!f.is_logged_in(2));
+        assert_eq!(f.browsers_remembered(), 0);
+        f.close(1);
+        assert!(is_login_screen(&f.connect(3), 3));
+    }
+
+    #[test]
+    fn empty_or_absurd_csessids_are_no_browser() {
+        let mut f = fixture();
+        let long = "x".repeat(browser::MAX_CSESSID + 1);
+        for (a, b, id) in [(1, 2, ""), (3, 4, long.as_str()), (5, 6, "a b")] {
+            f.tab(a, id);
+            f.tab(b, id);
+            let name = format!("user{a}");
+            assert_eq!(logins_in(&f.say(a, &format!("create {name} pw123"))), [a]);
+            assert!(!f.is_logged_in(b), "{id:?}");
+            f.close(a);
+            assert!(is_login_screen(&f.tab(a + 10, id), a + 10), "{id:?}");
+        }
+        assert_eq!(f.browsers_remembered(), 0);
+    }
+
+    #[test]
+    fn a_browser_login_survives_a_fresh_game_on_the_same_database() {
+        let mut f = fixture();
+        f.tab(1, BROWSER_A);
+        f.tab(2, BROWSER_A);
+        f.say(1, "create anna pw123");
+        f.tab(3, BROWSER_B);
+        // The game stops (the portal goes down with it), and comes back.
+        f.game.handle(PortalMsg::Stop {
+            mode: StopMode::Shutdown,
+        });
+        let mut game = reopen_game(&f, DEFAULT_BROWSER_LOGIN_HOURS);
+        game.start(Synced {
+            mode: StartMode::Start,
+            sessions: vec![],
+        });
+        assert!(game.take_outbox().is_empty());
+        f.game = game;
+        assert!(is_resumed(&f.tab(7, BROWSER_A), 7, "anna"));
+        assert!(is_login_screen(&f.tab(8, BROWSER_B), 8));
+    }
+
+    #[test]
+    fn tabs_that_connected_while_the_game_was_starting_are_resumed_once() {
+        let mut f = fixture();
+        f.tab(1, BROWSER_A);
+        f.say(1, "create anna pw123");
+        f.close(1);
+        let waiting: Vec<Session> = [(2, BROWSER_A), (3, BROWSER_A), (4, BROWSER_B)]
+            .into_iter()
+            .map(|(sessid, id)| {
+                let mut s = Session::init_session(sessid, "webclient/websocket", "x");
+                s.csessid = Some(id.to_owned());
+                s
+            })
+            .collect();
+        let mut game = reopen_game(&f, DEFAULT_BROWSER_LOGIN_HOURS);
+        game.start(Synced {
+            mode: StartMode::Start,
+            sessions: waiting,
+        });
+        let out = game.take_outbox();
+        assert_eq!(logins_in(&out), [2, 3]);
+        for tab in [2, 3] {
+            let welcomes = texts_for(&out, tab)
+                .iter()
+                .filter(|t| t.starts_with("Welcome back, anna"))
+                .count();
+            assert_eq!(welcomes, 1, "tab {tab}: {out:?}");
+        }
+        assert!(is_login_screen(&out, 4));
+    }
+
+    #[test]
+    fn the_browser_id_is_never_shown_to_a_player() {
+        let mut f = fixture();
+        f.tab(1, BROWSER_A);
+        f.tab(2, BROWSER_A);
+        let mut out = f.say(1, "create anna pw123");
+        out.extend(f.tab(3, BROWSER_A));
+        for line in ["look", "who", "client", "help"] {
+            out.extend(f.say(1, line));
+        }
+        let shown: Vec<String> = [1, 2, 3]
+            .into_iter()
+            .flat_map(|id| texts_for(&out, id))
+            .collect();
+        assert!(!shown.join("\n").contains(BROWSER_A), "{shown:?}");
     }
 }
