@@ -44,6 +44,20 @@ fn impossible_value_is_refused() {
 }
 
 #[test]
+fn bad_web_keys_are_refused_with_their_names() {
+    let (code, stderr) = run_with("[web]\nallowed_origins = [\"evil.example\"]\n");
+    assert_eq!(code, 2);
+    assert!(stderr.contains("web.allowed_origins"), "{stderr}");
+    let (code, stderr) = run_with("[web]\nping_interval_secs = 0\n");
+    assert_eq!(code, 2);
+    assert!(stderr.contains("web.ping_interval_secs"), "{stderr}");
+    let table = "[[tls]]\nlisten = \"127.0.0.1:0\"\ncert = \"c\"\nkey = \"k\"\nserve = \"ftp\"\n";
+    let (code, stderr) = run_with(table);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("serve") && stderr.contains("unknown variant"), "{stderr}");
+}
+
+#[test]
 fn missing_file_is_refused() {
     let out = Command::new(env!("CARGO_BIN_EXE_portal"))
         .args(["--config", "/nonexistent/portal.conf"])

@@ -260,7 +260,7 @@ fn a_mismatched_key_stops_the_portal_at_start_naming_the_files() {
     std::fs::write(
         &conf,
         format!(
-            "[telnet]\nlisten = [\"127.0.0.1:0\"]\n[amp]\nlisten = \"127.0.0.1:0\"\n\
+            "[telnet]\nlisten = [\"127.0.0.1:0\"]\n[web]\nlisten = []\n[amp]\nlisten = \"127.0.0.1:0\"\n\
              [log]\nfile = \"\"\n[game]\nautostart = false\n\
              [[tls]]\nlisten = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"\n",
             cert.display(),
