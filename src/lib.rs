@@ -5,11 +5,13 @@
 //! restart while every player stays connected.
 //!
 //! ```text
-//! client ──TCP──► acceptor (mio Poll over all listeners; throttle; sessid)
+//! client ──TCP/TLS──► acceptor (mio Poll over all listeners: telnet,
+//!                   │   telnet/ssl, web; throttle; sessid)
 //!                   │ spawns
 //!                   ▼
 //!             session worker thread (one per connection; owns the socket,
-//!             telnet state, line framer, rate limits, output buffer)
+//!             TLS, the protocol engine — telnet, or HTTP + websocket for
+//!             the web page — line framer, rate limits, output buffer)
 //!                   │ data_in                               ▲ data_out
 //!                   ▼                                       │ (channel + waker)
 //!       crossbeam channel ──► AMP writer thread ──frames──► game server
@@ -24,7 +26,9 @@
 //! - [`handler`]: the session registry (the seed's `PortalSessionHandler`);
 //! - [`session`]: the sync record both sides keep (the seed's `Session`);
 //! - [`amp`]: the link to the game: messages, codec, reader and writer;
-//! - [`protocols`]: the client protocols (telnet, spotting HTTP);
+//! - [`protocols`]: the client protocols (telnet; HTTP and websockets for
+//!   the web client, with its wire formats; spotting HTTP on telnet);
+//! - [`session::protocol`]: which engine a worker drives, and rendering for it;
 //! - [`tls`] and [`session::transport`]: telnet over TLS (rustls);
 //! - [`throttle`]: rate limits and per-address caps;
 //! - [`markup`]: Evennia colour markup rendered for each client;

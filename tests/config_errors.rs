@@ -54,7 +54,10 @@ fn bad_web_keys_are_refused_with_their_names() {
     let table = "[[tls]]\nlisten = \"127.0.0.1:0\"\ncert = \"c\"\nkey = \"k\"\nserve = \"ftp\"\n";
     let (code, stderr) = run_with(table);
     assert_eq!(code, 2);
-    assert!(stderr.contains("serve") && stderr.contains("unknown variant"), "{stderr}");
+    assert!(
+        stderr.contains("serve") && stderr.contains("unknown variant"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -9,7 +9,10 @@ use support::Portal;
 
 /// The browser id the page's answer sets.
 fn browser_id(portal: &Portal) -> String {
-    let page = http_exchange(portal.web, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let page = http_exchange(
+        portal.web,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     let start = page.find("portal_csessid=").expect("a cookie") + "portal_csessid=".len();
     page[start..].split(';').next().expect("value").to_owned()
 }
@@ -43,7 +46,10 @@ fn every_tab_of_one_browser_logs_in_together_and_others_do_not() {
 
     stranger.send("look");
     let look = stranger.expect("create");
-    assert!(!look.contains("Plaza"), "another browser stays at the login screen");
+    assert!(
+        !look.contains("Plaza"),
+        "another browser stays at the login screen"
+    );
 }
 
 #[test]
@@ -64,5 +70,8 @@ fn a_reconnecting_page_resumes_its_login_and_quit_forgets_it() {
     let mut after_quit = tab(&portal, &id);
     after_quit.send("look");
     let screen = after_quit.expect("create");
-    assert!(!screen.contains("Welcome back"), "quit logged this browser out");
+    assert!(
+        !screen.contains("Welcome back"),
+        "quit logged this browser out"
+    );
 }
