@@ -158,3 +158,21 @@ fn a_client_that_stops_answering_pings_is_dropped() {
     alive.expect("still-here");
     drop(gone);
 }
+
+#[test]
+fn pongs_do_not_keep_an_idle_web_player() {
+    let portal = Portal::start_edited("idle_timeout_secs = 1\n", |text| {
+        text.replacen(
+            "[web]\n",
+            "[web]\nping_interval_secs = 0.2\npong_timeout_secs = 5\n",
+            1,
+        )
+    });
+    let mut idle = web::connect(portal.web, &Options::default());
+    idle.create("ida");
+    let started = Instant::now();
+    idle.expect("idle too long");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let (code, _) = idle.expect_close();
+    assert_eq!(code, 1000);
+}

@@ -599,7 +599,11 @@ impl Worker {
             return;
         }
         let now = Instant::now();
-        self.last_input = now;
+        if let Protocol::Telnet(_) = self.protocol {
+            self.last_input = now;
+        }
+        // Web sessions count only what the player sends as input: pongs
+        // arrive every ping interval and must not keep an idle player.
         self.protocol.handle_input(bytes, now);
         self.pump();
         if matches!(&self.protocol, Protocol::Telnet(t) if t.input_failed()) {
@@ -659,8 +663,14 @@ impl Worker {
                     path,
                 } => log::debug!("session {}: HTTP {method} {path} → {status}", self.sessid),
                 WebEvent::Opened { csessid, format } => self.open_web_session(csessid, format),
-                WebEvent::Line(line) => self.handle_web_line(line),
-                WebEvent::Command(command) => self.handle_oob(command),
+                WebEvent::Line(line) => {
+                    self.last_input = Instant::now();
+                    self.handle_web_line(line);
+                }
+                WebEvent::Command(command) => {
+                    self.last_input = Instant::now();
+                    self.handle_oob(command);
+                }
                 WebEvent::Refused(why) => {
                     log::info!("session {}: web client message refused: {why}", self.sessid)
                 }
@@ -820,6 +830,7 @@ impl Worker {
             log::info!("session {}: idle timeout", self.sessid);
             let text = self.config.messages.idle_timeout.clone();
             self.say(&text);
+            self.protocol.close(&text, false);
             self.close(Closing::Asked);
         }
     }
@@ -919,6 +930,7 @@ impl Worker {
 
     /// Write what the socket takes; ask for writability if some is left.
     fn flush(&mut self) {
+        self.take_transmit();
         let before = self.out.len();
         if let Err(e) = self.transport.write(&mut self.stream, &mut self.out) {
             log::debug!("session {}: write failed: {e}", self.sessid);
