@@ -13,6 +13,7 @@ use portal::pidfile::PidFile;
 use portal::session::worker::WEB_PROTOCOL_KEY;
 use portal::status::StatusFile;
 use portal::supervisor::Supervisor;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -257,17 +258,8 @@ fn shut_down(handler: &Handler, supervisor: Option<Supervisor>, status: &StatusF
 fn bind_listeners(config: &Config, status: &StatusFile) -> Result<Vec<Listener>, String> {
     let mut listeners = Vec::new();
     for (i, text) in config.telnet.listen.iter().enumerate() {
-        let addr = parse_addr(text)?;
-        let socket = mio::net::TcpListener::bind(addr)
-            .map_err(|e| format!("cannot listen for telnet on {addr}: {e}"))?;
-        let bound = socket.local_addr().map_err(|e| e.to_string())?;
-        log::info!("telnet listening on {bound}");
-        let key = if i == 0 {
-            "telnet".to_owned()
-        } else {
-            format!("telnet{i}")
-        };
-        status.set(&key, &bound.to_string());
+        let (socket, bound) = bind(text, "telnet")?;
+        status.set(&numbered("telnet", i), &bound.to_string());
         listeners.push(Listener {
             socket,
             protocol_key: "telnet",
@@ -275,11 +267,7 @@ fn bind_listeners(config: &Config, status: &StatusFile) -> Result<Vec<Listener>,
         });
     }
     for (i, text) in config.web.listen.iter().enumerate() {
-        let addr = parse_addr(text)?;
-        let socket = mio::net::TcpListener::bind(addr)
-            .map_err(|e| format!("cannot listen for the web client on {addr}: {e}"))?;
-        let bound = socket.local_addr().map_err(|e| e.to_string())?;
-        log::info!("web client listening on http://{bound}/");
+        let (socket, bound) = bind(text, "the web client (http)")?;
         status.set(&numbered("web", i), &bound.to_string());
         listeners.push(Listener {
             socket,
@@ -290,7 +278,6 @@ fn bind_listeners(config: &Config, status: &StatusFile) -> Result<Vec<Listener>,
     for (i, entry) in config.tls.iter().enumerate() {
         let tls = portal::tls::load_server_config(&entry.cert, &entry.key)
             .map_err(|e| format!("bad TLS listener {}: {e}", entry.listen))?;
-        let addr = parse_addr(&entry.listen)?;
         let (what, protocol_key, key) = match entry.serve {
             Serve::Telnet => ("telnet/ssl", "telnet/ssl", numbered("tls", i)),
             Serve::Web => (
@@ -299,10 +286,7 @@ fn bind_listeners(config: &Config, status: &StatusFile) -> Result<Vec<Listener>,
                 numbered("wss", i),
             ),
         };
-        let socket = mio::net::TcpListener::bind(addr)
-            .map_err(|e| format!("cannot listen for {what} on {addr}: {e}"))?;
-        let bound = socket.local_addr().map_err(|e| e.to_string())?;
-        log::info!("{what} listening on {bound}");
+        let (socket, bound) = bind(&entry.listen, what)?;
         status.set(&key, &bound.to_string());
         listeners.push(Listener {
             socket,
@@ -311,6 +295,16 @@ fn bind_listeners(config: &Config, status: &StatusFile) -> Result<Vec<Listener>,
         });
     }
     Ok(listeners)
+}
+
+/// Bind one listener and log where it listens.
+fn bind(text: &str, what: &str) -> Result<(mio::net::TcpListener, SocketAddr), String> {
+    let addr = parse_addr(text)?;
+    let socket = mio::net::TcpListener::bind(addr)
+        .map_err(|e| format!("cannot listen for {what} on {addr}: {e}"))?;
+    let bound = socket.local_addr().map_err(|e| e.to_string())?;
+    log::info!("{what} listening on {bound}");
+    Ok((socket, bound))
 }
 
 /// `name` for the first listener of a kind, `name1`, `name2`… after it.

@@ -3,11 +3,11 @@
 
 mod support;
 use rustls::pki_types::CertificateDer;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::web::plain;
+use support::web::{plain, read_all};
 use support::{Portal, WAIT};
 use tungstenite::handshake::client::generate_key;
 use tungstenite::Message;
@@ -57,22 +57,7 @@ fn the_page_is_served_over_https_with_a_secure_cookie() {
     let mut tls = tls_connect(addr, &der);
     tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .expect("write");
-    let deadline = Instant::now() + WAIT;
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 8192];
-    while Instant::now() < deadline {
-        match tls.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => answer.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => break,
-        }
-    }
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = read_all(&mut tls);
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     assert!(answer.contains("SameSite=Strict; Secure\r\n"), "{answer}");
 }

@@ -210,11 +210,17 @@ pub fn http_exchange(addr: SocketAddr, request: &[u8]) -> String {
     read_to_close(&mut stream)
 }
 
-/// Read until the peer closes.
+/// Read until the peer closes (or `WAIT` passes). A plain socket gets a
+/// read timeout here; any other stream must already have one underneath.
 pub fn read_to_close(stream: &mut TcpStream) -> String {
     stream
         .set_read_timeout(Some(Duration::from_millis(100)))
         .expect("timeout");
+    read_all(stream)
+}
+
+/// Read until the peer closes or `WAIT` passes.
+pub fn read_all(stream: &mut impl Read) -> String {
     let deadline = Instant::now() + WAIT;
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
