@@ -4,8 +4,9 @@
 //! The session worker renders every `text` and `prompt` output through
 //! [`render`] with the [`RenderOptions`] its client negotiated (TTYPE/MTTS
 //! colour depth, MXP, the player's `nocolor` and `screenreader` options).
-//! Everything here is a pure function of its input: no I/O, no clock, no
-//! state between calls.
+//! Web clients get HTML instead, from [`render_html`] (the [`html`]
+//! module documents that output). Everything here is a pure function of
+//! its input: no I/O, no clock, no state between calls.
 //!
 //! ```text
 //! "|rHi |lclook|ltLook|le|n" ──lex──► tokens ──render(options)──► "\x1b[1m\x1b[31mHi Look\x1b[0m"
@@ -94,6 +95,10 @@
 //! assert_eq!(render("|500Hi", &ansi16), "\x1b[1m\x1b[31mHi\x1b[0m");
 //! assert_eq!(strip("|rHi|n || bye"), "Hi | bye");
 //! ```
+
+pub mod html;
+
+pub use html::{render_html, HtmlOptions};
 
 /// How many colours the client can show.
 ///
