@@ -54,15 +54,23 @@
   let totalLines = 0;
 
   // Whether the pane follows new output: true unless the reader scrolled
-  // up. Kept from scroll events, so that output arriving, the prompt line
-  // appearing or the window shrinking cannot lose the bottom.
+  // up, so that output arriving, the prompt line appearing or the window
+  // shrinking cannot lose the bottom. Scroll events arrive late (after the
+  // layout may have changed again), so only a move above where the page
+  // itself last scrolled to counts as the reader scrolling up.
   let following = true;
+  let scrolledTo = 0;
   output.addEventListener("scroll", function () {
-    following = output.scrollHeight - output.scrollTop - output.clientHeight < 8;
+    if (output.scrollHeight - output.scrollTop - output.clientHeight < 8) {
+      following = true;
+    } else if (output.scrollTop < scrolledTo - 1) {
+      following = false;
+    }
   });
   function follow() {
     if (following) {
       output.scrollTop = output.scrollHeight;
+      scrolledTo = output.scrollTop;
     }
   }
   new ResizeObserver(follow).observe(output);
@@ -80,6 +88,7 @@
       if (!following) {
         // Keep what the reader is looking at where it is.
         output.scrollTop -= height;
+        scrolledTo = output.scrollTop;
       }
     }
     follow();
