@@ -31,7 +31,8 @@
 //! - [`session::protocol`]: which engine a worker drives, and rendering for it;
 //! - [`tls`] and [`session::transport`]: telnet over TLS (rustls);
 //! - [`throttle`]: rate limits and per-address caps;
-//! - [`markup`]: Evennia colour markup rendered for each client;
+//! - [`markup`]: Evennia colour markup rendered for each client (ANSI for
+//!   telnet, HTML for the web client in [`markup::html`]);
 //! - [`supervisor`]: the game server child process;
 //! - [`cli`], [`pidfile`], [`control`], [`stats`], [`logfile`], [`status`]:
 //!   operating the portal (subcommands, pid file, the `portal status`

@@ -4,8 +4,9 @@
 //! The session worker renders every `text` and `prompt` output through
 //! [`render`] with the [`RenderOptions`] its client negotiated (TTYPE/MTTS
 //! colour depth, MXP, the player's `nocolor` and `screenreader` options).
-//! Everything here is a pure function of its input: no I/O, no clock, no
-//! state between calls.
+//! Web clients get HTML instead, from [`render_html`] (the [`html`]
+//! module documents that output). Everything here is a pure function of
+//! its input: no I/O, no clock, no state between calls.
 //!
 //! ```text
 //! "|rHi |lclook|ltLook|le|n" ──lex──► tokens ──render(options)──► "\x1b[1m\x1b[31mHi Look\x1b[0m"
@@ -94,6 +95,10 @@
 //! assert_eq!(render("|500Hi", &ansi16), "\x1b[1m\x1b[31mHi\x1b[0m");
 //! assert_eq!(strip("|rHi|n || bye"), "Hi | bye");
 //! ```
+
+pub mod html;
+
+pub use html::{escape_html, render_html, HtmlOptions};
 
 /// How many colours the client can show.
 ///
@@ -274,8 +279,8 @@ impl Xterm {
 enum Code {
     /// `|n`.
     Reset,
-    /// A code with one fixed SGR string at every colour depth.
-    Fixed(&'static str),
+    /// A style, sent the same way at every colour depth.
+    Style(Style),
     /// `|r`-style bright foreground: hilite and the hue.
     Bright(Hue),
     /// `|R`-style dark foreground: unhilite and the hue.
@@ -284,10 +289,47 @@ enum Code {
     Plain(Hue),
     /// `|[R`-style dark background.
     Background(Hue),
+    /// `|[r`-style bright background.
+    BrightBackground(Hue),
     /// An xterm-256 colour.
     Xterm(Layer, Xterm),
     /// A 24-bit colour.
     Hex(Layer, [u8; 3]),
+}
+
+/// The style codes: `|h`/`|H`, `|u`/`|U`, `|i`/`|I`, `|s`/`|S`, `|*`, `|^`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    /// Hilite on or off.
+    Hilite(bool),
+    /// Underline on or off.
+    Underline(bool),
+    /// Italic on or off.
+    Italic(bool),
+    /// Strikethrough on or off.
+    Strike(bool),
+    /// Inverse (only `|n` ends it).
+    Inverse,
+    /// Blink (only `|n` ends it).
+    Blink,
+}
+
+impl Style {
+    /// The SGR sequence for this style.
+    fn sgr(self) -> &'static str {
+        match self {
+            Style::Hilite(true) => HILITE,
+            Style::Hilite(false) => UNHILITE,
+            Style::Underline(true) => "\x1b[4m",
+            Style::Underline(false) => "\x1b[24m",
+            Style::Italic(true) => "\x1b[3m",
+            Style::Italic(false) => "\x1b[23m",
+            Style::Strike(true) => "\x1b[9m",
+            Style::Strike(false) => "\x1b[29m",
+            Style::Inverse => "\x1b[7m",
+            Style::Blink => "\x1b[5m",
+        }
+    }
 }
 
 /// The two kinds of MXP link.
@@ -414,23 +456,23 @@ fn lex_code(after: &[u8]) -> (Option<Token<'static>>, usize) {
 
 /// The one-character codes.
 fn lex_letter(letter: u8) -> Option<Token<'static>> {
-    let fixed = |sgr| Some(Token::Code(Code::Fixed(sgr)));
+    let style = |style| Some(Token::Code(Code::Style(style)));
     match letter {
         b'n' => Some(Token::Code(Code::Reset)),
         b'/' => Some(Token::Layout("\r\n")),
         b'-' => Some(Token::Layout("\t")),
         b'_' => Some(Token::Layout(" ")),
         b'>' => Some(Token::Layout("    ")),
-        b'*' => fixed("\x1b[7m"),
-        b'^' => fixed("\x1b[5m"),
-        b'u' => fixed("\x1b[4m"),
-        b'U' => fixed("\x1b[24m"),
-        b'i' => fixed("\x1b[3m"),
-        b'I' => fixed("\x1b[23m"),
-        b's' => fixed("\x1b[9m"),
-        b'S' => fixed("\x1b[29m"),
-        b'h' => fixed(HILITE),
-        b'H' => fixed(UNHILITE),
+        b'*' => style(Style::Inverse),
+        b'^' => style(Style::Blink),
+        b'u' => style(Style::Underline(true)),
+        b'U' => style(Style::Underline(false)),
+        b'i' => style(Style::Italic(true)),
+        b'I' => style(Style::Italic(false)),
+        b's' => style(Style::Strike(true)),
+        b'S' => style(Style::Strike(false)),
+        b'h' => style(Style::Hilite(true)),
+        b'H' => style(Style::Hilite(false)),
         _ => {
             let hue = Hue::from_letter(letter)?;
             let code = if letter.is_ascii_lowercase() {
@@ -453,7 +495,7 @@ fn lex_background(rest: &[u8]) -> Option<(Code, usize)> {
         letter => {
             let hue = Hue::from_letter(letter)?;
             let code = if letter.is_ascii_lowercase() {
-                Code::Xterm(Layer::Bg, Xterm::Cube(hue.bright_background()))
+                Code::BrightBackground(hue)
             } else {
                 Code::Background(hue)
             };
@@ -618,11 +660,14 @@ impl Output {
         self.dirty = true;
         match code {
             Code::Reset => {}
-            Code::Fixed(sgr) => self.text.push_str(sgr),
+            Code::Style(style) => self.text.push_str(style.sgr()),
             Code::Bright(hue) => self.push_foreground(HILITE, hue),
             Code::Dark(hue) => self.push_foreground(UNHILITE, hue),
             Code::Plain(hue) => self.push_foreground("", hue),
             Code::Background(hue) => self.push_sgr(40 + hue as u8),
+            Code::BrightBackground(hue) => {
+                self.push_xterm(Layer::Bg, Xterm::Cube(hue.bright_background()))
+            }
             Code::Xterm(layer, colour) => self.push_xterm(layer, colour),
             Code::Hex(layer, rgb) => self.push_hex(layer, rgb),
         }
@@ -1322,15 +1367,4 @@ mod tests {
             }
         }
     }
-}
-
-// TEMPORARY (replaced by the HTML renderer on branch web-ui before landing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HtmlOptions {
-    pub color: bool,
-    pub screenreader: bool,
-}
-
-pub fn render_html(text: &str, _options: &HtmlOptions) -> String {
-    crate::session::render::escape_html(&strip(text))
 }

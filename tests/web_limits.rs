@@ -92,7 +92,7 @@ fn the_page_is_served_with_a_browser_id_and_other_paths_get_404() {
         "{page}"
     );
     assert!(
-        page.contains("<script src=\"/client.js\""),
+        page.contains("<script src=\"client.js\""),
         "the page: {page}"
     );
     let js = http_exchange(

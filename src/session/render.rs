@@ -8,7 +8,7 @@
 //! game's per-message `options` (Evennia's `send_text` options: `raw`,
 //! `nocolor`, `xterm256`, `truecolor`, `screenreader`, `mxp`, `echo`).
 
-use crate::markup::{render, render_html, ColorDepth, HtmlOptions, RenderOptions};
+use crate::markup::{escape_html, render, render_html, ColorDepth, HtmlOptions, RenderOptions};
 use crate::value::{Map, Value};
 
 /// What the worker does with one piece of game text.
@@ -106,25 +106,6 @@ pub fn render_html_for(text: &str, flags: &Map, kwargs: &Map) -> Rendered {
         text: render_html(text, &options),
         echo,
     }
-}
-
-/// Text shown as is in HTML: the five special characters become entities
-/// and control characters other than line breaks and tabs are dropped.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '\n' | '\t' => out.push(c),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,1 +1,353 @@
-// placeholder until the page lands
+// The portal's web client: one WebSocket to the portal, an output pane, a
+// prompt line and an input line.
+//
+// Wire format (Evennia's JSON websocket protocol): every text frame is a
+// JSON array [cmdname, args, kwargs].
+//   portal → page  ["text", [html], {}]     append to the output pane
+//                  ["prompt", [html], {}]   replace the prompt line
+//                  ["echo", [bool], {}]     false: password entry, true: normal
+//                  ["portal", [text], {level: "info" | "error"}]  a notice
+//                  anything else            kept in portalClient.oob
+//   page → portal  ["text", [line], {}]     one entered line
+// The HTML in text and prompt comes from the portal's markup renderer,
+// which escapes everything the game or a player wrote; everything else is
+// inserted as text, never as HTML.
+//
+// The browser id is an HttpOnly cookie the portal set on GET /; the browser
+// sends it with the WebSocket upgrade by itself.
+//
+// Closing: code 1000 with a reason is the portal (or game) closing on
+// purpose (quit, kicked): show the reason and a Reconnect button. Any other
+// close, including 1001 (portal restarting) and a close from this side,
+// reconnects by itself after 1, 2, 4 ... 15 seconds.
+
+"use strict";
+
+(function () {
+  const MAX_LINES = 2000;
+  const MAX_HISTORY = 100;
+  const FIRST_DELAY_MS = 1000;
+  const MAX_DELAY_MS = 15000;
+  // A connection that stayed up this long starts the backoff over.
+  const STABLE_MS = 10000;
+
+  const output = document.getElementById("output");
+  const prompt = document.getElementById("prompt");
+  const form = document.getElementById("input-form");
+  const input = document.getElementById("input");
+  const statusLine = document.getElementById("status");
+  const reconnectButton = document.getElementById("reconnect");
+
+  let socket = null;
+  let status = "connecting";
+  let openedAt = 0;
+  let delayMs = FIRST_DELAY_MS;
+  let retryTimer = null;
+  let countdownTimer = null;
+  let passwordMode = false;
+  const oob = {};
+
+  // ---- output pane -------------------------------------------------------
+
+  // Lines held by each block in the pane, oldest first, for the cap.
+  const blockLines = [];
+  let totalLines = 0;
+
+  // Whether the pane follows new output: true unless the reader scrolled
+  // up, so that output arriving, the prompt line appearing or the window
+  // shrinking cannot lose the bottom. Scroll events arrive late (after the
+  // layout may have changed again), so only a move above where the page
+  // itself last scrolled to counts as the reader scrolling up.
+  let following = true;
+  let scrolledTo = 0;
+  output.addEventListener("scroll", function () {
+    if (output.scrollHeight - output.scrollTop - output.clientHeight < 8) {
+      following = true;
+    } else if (output.scrollTop < scrolledTo - 1) {
+      following = false;
+    }
+  });
+  function follow() {
+    if (following) {
+      output.scrollTop = output.scrollHeight;
+      scrolledTo = output.scrollTop;
+    }
+  }
+  new ResizeObserver(follow).observe(output);
+
+  // Appends one block (a message) and keeps the pane at about MAX_LINES.
+  function appendBlock(block, lines) {
+    output.appendChild(block);
+    blockLines.push(lines);
+    totalLines += lines;
+    while (totalLines > MAX_LINES && blockLines.length > 1) {
+      const oldest = output.firstElementChild;
+      const height = oldest.offsetHeight;
+      output.removeChild(oldest);
+      totalLines -= blockLines.shift();
+      if (!following) {
+        // Keep what the reader is looking at where it is.
+        output.scrollTop -= height;
+        scrolledTo = output.scrollTop;
+      }
+    }
+    follow();
+  }
+
+  function countLines(text) {
+    let lines = 1;
+    for (let at = text.indexOf("\n"); at !== -1; at = text.indexOf("\n", at + 1)) {
+      lines += 1;
+    }
+    return lines;
+  }
+
+  // Game output: HTML already made safe by the portal.
+  function showHtml(html) {
+    const block = document.createElement("div");
+    block.innerHTML = html;
+    appendBlock(block, countLines(html));
+  }
+
+  // Plain text with a class: echoed input, portal notices.
+  function showText(text, className) {
+    const block = document.createElement("div");
+    block.className = className;
+    block.textContent = text;
+    appendBlock(block, countLines(text));
+  }
+
+  // ---- status line -------------------------------------------------------
+
+  function setStatus(state, text) {
+    status = state;
+    statusLine.textContent = text;
+    statusLine.className = "status-" + state;
+    reconnectButton.hidden = state !== "closed";
+  }
+
+  // ---- the connection ----------------------------------------------------
+
+  function socketUrl() {
+    // Beside the page: ws://host:port/ws for a page at /, wss:// under https.
+    const url = new URL("ws", window.location.href);
+    url.protocol = window.location.protocol === "https:" ? "wss:" : "ws:";
+    return url.href;
+  }
+
+  function connect() {
+    clearTimers();
+    setStatus("connecting", "connecting…");
+    let ws;
+    try {
+      ws = new WebSocket(socketUrl());
+    } catch (error) {
+      showText("Cannot open a connection: " + error.message, "notice notice-error");
+      scheduleReconnect();
+      return;
+    }
+    // A close started from this page (a test's portalClient.socket.close(),
+    // or anything else here) is never a deliberate close by the portal.
+    let closedByPage = false;
+    const nativeClose = ws.close.bind(ws);
+    ws.close = function (...args) {
+      closedByPage = true;
+      nativeClose(...args);
+    };
+    ws.onopen = function () {
+      openedAt = Date.now();
+      setPasswordMode(false);
+      prompt.textContent = "";
+      setStatus("connected", "connected");
+    };
+    ws.onmessage = function (event) {
+      handleMessage(event.data);
+    };
+    ws.onclose = function (event) {
+      if (socket !== ws) {
+        return;
+      }
+      socket = null;
+      // The prompt and password entry belonged to that connection.
+      prompt.textContent = "";
+      setPasswordMode(false);
+      const deliberate = !closedByPage && event.code === 1000 && event.reason !== "";
+      if (deliberate) {
+        setStatus("closed", "closed: " + event.reason);
+        return;
+      }
+      if (openedAt && Date.now() - openedAt >= STABLE_MS) {
+        delayMs = FIRST_DELAY_MS;
+      }
+      openedAt = 0;
+      scheduleReconnect();
+    };
+    // An error is always followed by a close event, which decides.
+    ws.onerror = function () {};
+    socket = ws;
+  }
+
+  function scheduleReconnect() {
+    clearTimers();
+    const wait = delayMs;
+    delayMs = Math.min(delayMs * 2, MAX_DELAY_MS);
+    const due = Date.now() + wait;
+    const tick = function () {
+      const seconds = Math.max(1, Math.ceil((due - Date.now()) / 1000));
+      setStatus("reconnecting", "reconnecting in " + seconds + "s…");
+    };
+    tick();
+    countdownTimer = setInterval(tick, 1000);
+    retryTimer = setTimeout(connect, wait);
+  }
+
+  function clearTimers() {
+    clearTimeout(retryTimer);
+    clearInterval(countdownTimer);
+    retryTimer = null;
+    countdownTimer = null;
+  }
+
+  function handleMessage(data) {
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch (error) {
+      return;
+    }
+    if (!Array.isArray(message) || typeof message[0] !== "string") {
+      return;
+    }
+    const cmd = message[0];
+    const args = Array.isArray(message[1]) ? message[1] : [];
+    const kwargs = message[2] !== null && typeof message[2] === "object" ? message[2] : {};
+    const first = args[0];
+    switch (cmd) {
+      case "text":
+        if (typeof first === "string") {
+          showHtml(first);
+        }
+        break;
+      case "prompt":
+        if (typeof first === "string") {
+          prompt.innerHTML = first;
+        }
+        break;
+      case "echo":
+        setPasswordMode(first === false);
+        break;
+      case "portal":
+        if (typeof first === "string") {
+          const level = kwargs.level === "error" ? "error" : "info";
+          showText(first, "notice notice-" + level);
+        }
+        break;
+      default:
+        oob[cmd] = { args: args, kwargs: kwargs };
+    }
+  }
+
+  // Sends one line as a text command; false when not connected.
+  function send(line) {
+    if (!socket || socket.readyState !== WebSocket.OPEN) {
+      return false;
+    }
+    socket.send(JSON.stringify(["text", [String(line)], {}]));
+    return true;
+  }
+
+  // ---- input line and history --------------------------------------------
+
+  const history = [];
+  // Where Up/Down are in the history; history.length is the line being typed.
+  let historyAt = 0;
+  let draft = "";
+
+  function setPasswordMode(on) {
+    passwordMode = on;
+    input.type = on ? "password" : "text";
+  }
+
+  function enter(line) {
+    if (!send(line)) {
+      showText("(not connected: \u201c" + (passwordMode ? "…" : line) + "\u201d was not sent)",
+        "notice notice-error");
+      return;
+    }
+    if (!passwordMode) {
+      showText(line, "echo");
+      if (line !== "" && history[history.length - 1] !== line) {
+        history.push(line);
+        if (history.length > MAX_HISTORY) {
+          history.shift();
+        }
+      }
+    }
+    historyAt = history.length;
+    draft = "";
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    const line = input.value;
+    input.value = "";
+    enter(line);
+  });
+
+  input.addEventListener("keydown", function (event) {
+    if (passwordMode || (event.key !== "ArrowUp" && event.key !== "ArrowDown")) {
+      return;
+    }
+    event.preventDefault();
+    if (historyAt === history.length) {
+      draft = input.value;
+    }
+    if (event.key === "ArrowUp") {
+      historyAt = Math.max(0, historyAt - 1);
+    } else {
+      historyAt = Math.min(history.length, historyAt + 1);
+    }
+    input.value = historyAt === history.length ? draft : history[historyAt];
+    input.setSelectionRange(input.value.length, input.value.length);
+  });
+
+  // Typing anywhere on the page types into the input line.
+  document.addEventListener("keydown", function (event) {
+    if (document.activeElement !== input && event.key.length === 1 &&
+        !event.ctrlKey && !event.metaKey && !event.altKey) {
+      input.focus();
+    }
+  });
+
+  // Command links send their command; URL links open as links do.
+  function onLinkClick(event) {
+    const link = event.target.closest("a.cmd");
+    if (!link) {
+      return;
+    }
+    event.preventDefault();
+    const cmd = link.getAttribute("data-cmd") || "";
+    if (send(cmd)) {
+      showText(cmd, "echo");
+    }
+    input.focus();
+  }
+  output.addEventListener("click", onLinkClick);
+  prompt.addEventListener("click", onLinkClick);
+
+  reconnectButton.addEventListener("click", function () {
+    delayMs = FIRST_DELAY_MS;
+    connect();
+    input.focus();
+  });
+
+  // For debugging and browser tests.
+  window.portalClient = {
+    get socket() { return socket; },
+    get status() { return status; },
+    oob: oob,
+    send: send,
+  };
+
+  connect();
+})();
