@@ -59,6 +59,10 @@ fn the_page_is_served_over_https_with_a_secure_cookie() {
         .expect("write");
     let answer = read_all(&mut tls);
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(
+        answer.contains("Set-Cookie: __Host-portal_csessid="),
+        "{answer}"
+    );
     assert!(answer.contains("SameSite=Strict; Secure\r\n"), "{answer}");
 }
 

@@ -50,8 +50,12 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
 use tungstenite::{Error as WsError, Message};
 
-/// The cookie that carries the browser id.
+/// The cookie that carries the browser id over plain http.
 pub const CSESSID_COOKIE: &str = "portal_csessid";
+/// Its name over https: the `__Host-` prefix makes browsers refuse it
+/// unless it is `Secure`, for this host only (no `Domain`) and `Path=/`, so
+/// a sibling subdomain cannot plant a browser id of its choosing.
+pub const SECURE_CSESSID_COOKIE: &str = "__Host-portal_csessid";
 /// Most requests served on one kept-alive connection.
 const MAX_REQUESTS: usize = 50;
 
@@ -492,15 +496,25 @@ impl WebEngine {
     /// The request's browser id, if it brought a valid one.
     fn browser_id<'r>(&self, request: &'r Request) -> Option<&'r str> {
         request
-            .cookie(CSESSID_COOKIE)
+            .cookie(self.cookie_name())
             .filter(|id| valid_csessid(id))
+    }
+
+    fn cookie_name(&self) -> &'static str {
+        if self.settings.secure {
+            SECURE_CSESSID_COOKIE
+        } else {
+            CSESSID_COOKIE
+        }
     }
 
     fn cookie(&self) -> String {
         let secure = if self.settings.secure { "; Secure" } else { "" };
         format!(
-            "{CSESSID_COOKIE}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
-            self.settings.fresh_csessid, self.settings.cookie_max_age_secs
+            "{}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
+            self.cookie_name(),
+            self.settings.fresh_csessid,
+            self.settings.cookie_max_age_secs
         )
     }
 

@@ -332,3 +332,27 @@ proptest! {
         let _ = run_split(&input[100..], &[]);
     }
 }
+
+#[test]
+fn over_tls_the_cookie_is_host_prefixed_and_secure() {
+    let now = Instant::now();
+    let secure = WebSettings {
+        secure: true,
+        ..settings()
+    };
+    let mut web = WebEngine::new(secure.clone(), now);
+    web.handle_input(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", now);
+    let sent = String::from_utf8(web.poll_transmit().unwrap_or_default()).unwrap_or_default();
+    assert!(
+        sent.contains("Set-Cookie: __Host-portal_csessid=Fresh"),
+        "{sent}"
+    );
+    assert!(sent.contains("; Secure\r\n"), "{sent}");
+    // The plain-http name is not taken over https.
+    let mut web = WebEngine::new(secure, now);
+    let planted = format!("Cookie: portal_csessid={ID}\r\n");
+    web.handle_input(&upgrade(&planted), now);
+    assert!(
+        matches!(&events(&mut web)[0], WebEvent::Opened { csessid, .. } if csessid.starts_with("Fresh"))
+    );
+}
