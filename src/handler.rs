@@ -854,7 +854,7 @@ mod tests {
     }
 
     /// Register a session; returns what its worker would receive.
-    fn session(f: &Fixture) -> (u64, Receiver<ToWorker>, mio::Poll) {
+    fn session(f: &Fixture) -> (u64, Receiver<ToWorker>, crate::session::waiter::Waiter) {
         let (handle, rx, poll) = test_handle();
         let sessid = f.handler.generate_sessid();
         f.handler.connect(

@@ -12,7 +12,9 @@
 
 pub mod framer;
 pub mod render;
+pub mod stack;
 pub mod transport;
+pub mod waiter;
 pub mod worker;
 
 use crate::value::{Map, Value};

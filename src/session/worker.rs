@@ -2,9 +2,10 @@
 //!
 //! The worker owns its connection's whole stack (socket, telnet state, line
 //! framer, command rate limiter, output buffer), so no lock guards protocol
-//! state. It waits on two things at once with a small `mio::Poll`: its
-//! socket, and a `Waker` that the AMP reader (through the [`Handler`]) pokes
-//! after pushing output into the worker's channel.
+//! state. It waits on two things at once with a [`Waiter`] (`ppoll` on its
+//! socket and an eventfd): the socket, and a [`Wake`] that the AMP reader
+//! (through the [`Handler`]) pokes after pushing output into the worker's
+//! channel.
 //!
 //! ```text
 //!  socket ──► telnet engine ──► line framer ──► size/rate checks ──► Handler::data_in
@@ -25,21 +26,19 @@ use crate::protocols::telnet::{Telnet, TelnetEvent, TelnetSettings};
 use crate::session::framer::{Framed, LineFramer};
 use crate::session::render::render_for;
 use crate::session::transport::{ReadEnd, Transport};
+use crate::session::waiter::{Waiter, Wake};
 use crate::session::Session;
 use crate::stats::Stats;
 use crate::throttle::RateLimiter;
 use crate::value::Map;
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token, Waker};
 use std::io::{self, Read};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const SOCKET: Token = Token(0);
-const WAKE: Token = Token(1);
 
 /// How long a closing session may take to flush its last output.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
@@ -61,7 +60,7 @@ pub(crate) enum ToWorker {
 #[derive(Clone)]
 pub struct WorkerHandle {
     tx: Sender<ToWorker>,
-    waker: Arc<Waker>,
+    waker: Wake,
 }
 
 impl WorkerHandle {
@@ -94,13 +93,13 @@ impl WorkerHandle {
 }
 
 /// A handle whose worker is the caller: for unit tests of the registry.
-/// The `Poll` must be kept alive as long as the handle is used.
+/// The `Waiter` must be kept alive as long as the handle is used.
 #[cfg(test)]
-pub(crate) fn test_handle() -> (WorkerHandle, Receiver<ToWorker>, Poll) {
-    let poll = Poll::new().expect("poll");
-    let waker = Arc::new(Waker::new(poll.registry(), WAKE).expect("waker"));
+pub(crate) fn test_handle() -> (WorkerHandle, Receiver<ToWorker>, Waiter) {
+    let waiter = Waiter::new(0).expect("eventfd");
+    let waker = waiter.waker();
     let (tx, rx) = crossbeam_channel::unbounded();
-    (WorkerHandle { tx, waker }, rx, poll)
+    (WorkerHandle { tx, waker }, rx, waiter)
 }
 
 /// Why a worker ended.
@@ -174,6 +173,16 @@ fn run_guarded(handler: Arc<Handler>, sessid: u64, body: impl FnOnce(&Arc<Handle
 }
 
 fn serve_inbound(handler: &Arc<Handler>, inbound: Inbound) {
+    if let Some(mut worker) = start_inbound(handler, inbound) {
+        worker.run();
+    }
+}
+
+/// Set up an inbound worker. Not inlined: its large temporaries (the TLS
+/// connection before boxing, the session record) then live in a frame that
+/// is gone while the worker runs (see `session::stack`).
+#[inline(never)]
+fn start_inbound(handler: &Arc<Handler>, inbound: Inbound) -> Option<Box<Worker>> {
     let Inbound {
         sessid,
         stream,
@@ -185,7 +194,10 @@ fn serve_inbound(handler: &Arc<Handler>, inbound: Inbound) {
     let transport = match tls.map(rustls::ServerConnection::new).transpose() {
         Ok(Some(conn)) => Transport::Tls(Box::new(conn)),
         Ok(None) => Transport::Plain,
-        Err(e) => return log::warn!("session {sessid}: cannot start TLS: {e}"),
+        Err(e) => {
+            log::warn!("session {sessid}: cannot start TLS: {e}");
+            return None;
+        }
     };
     let session = Session::init_session(sessid, protocol_key, &address.to_string());
     match Worker::new(
@@ -195,7 +207,7 @@ fn serve_inbound(handler: &Arc<Handler>, inbound: Inbound) {
         session,
         Direction::Inbound,
     ) {
-        Ok(mut worker) => worker.run(),
+        Ok(worker) => Some(worker),
         Err((e, stream)) => {
             log::warn!("session {sessid}: cannot set up its worker ({e}); client refused");
             if let Some(mut stream) = stream {
@@ -203,11 +215,20 @@ fn serve_inbound(handler: &Arc<Handler>, inbound: Inbound) {
                 let text = handler.config().messages.connection_refused.clone();
                 let _ = stream.write_all(format!("{text}\r\n").as_bytes());
             }
+            None
         }
     }
 }
 
 fn serve_outbound(handler: &Arc<Handler>, sessid: u64, target: String) {
+    if let Some(mut worker) = start_outbound(handler, sessid, target) {
+        worker.run();
+    }
+}
+
+/// Set up an outbound worker (not inlined, as [`start_inbound`]).
+#[inline(never)]
+fn start_outbound(handler: &Arc<Handler>, sessid: u64, target: String) -> Option<Box<Worker>> {
     let stream = match connect_out(&target) {
         Ok(stream) => stream,
         Err(e) => {
@@ -217,7 +238,7 @@ fn serve_outbound(handler: &Arc<Handler>, sessid: u64, target: String) {
                 request: "ServerConnect".into(),
                 message,
             });
-            return;
+            return None;
         }
     };
     log::info!("session {sessid}: outbound telnet connection to {target}");
@@ -229,8 +250,11 @@ fn serve_outbound(handler: &Arc<Handler>, sessid: u64, target: String) {
         session,
         Direction::Outbound,
     ) {
-        Ok(mut worker) => worker.run(),
-        Err((e, _)) => log::warn!("session {sessid}: cannot set up its worker: {e}"),
+        Ok(worker) => Some(worker),
+        Err((e, _)) => {
+            log::warn!("session {sessid}: cannot set up its worker: {e}");
+            None
+        }
     }
 }
 
@@ -289,10 +313,7 @@ struct Worker {
     handler: Arc<Handler>,
     config: Arc<Config>,
     config_generation: u64,
-    poll: Poll,
-    /// Kept for the worker's whole life: if the registry dropped the last
-    /// handle right after a wake, closing the eventfd would lose the wake.
-    _waker: Arc<Waker>,
+    waiter: Waiter,
     stream: TcpStream,
     transport: Transport,
     started: Instant,
@@ -305,7 +326,6 @@ struct Worker {
     rate_notice_at: Option<Instant>,
     dropped_subnegotiations: u64,
     out: Vec<u8>,
-    writable_interest: bool,
     last_input: Instant,
     lines_seen: u64,
     direction: Direction,
@@ -320,24 +340,17 @@ impl Worker {
         transport: Transport,
         session: Session,
         direction: Direction,
-    ) -> Result<Worker, SetupError> {
-        // The poll and waker first: if descriptors have run out, the stream
-        // is still ours to tell the client why.
-        let poll = match Poll::new() {
-            Ok(poll) => poll,
-            Err(e) => return Err((e, Some(stream))),
-        };
-        let waker = match Waker::new(poll.registry(), WAKE) {
-            Ok(waker) => Arc::new(waker),
+    ) -> Result<Box<Worker>, SetupError> {
+        // The waiter first: if descriptors have run out, the stream is
+        // still ours to tell the client why.
+        let waiter = match Waiter::new(stream.as_raw_fd()) {
+            Ok(waiter) => waiter,
             Err(e) => return Err((e, Some(stream))),
         };
         let no_stream = |e: io::Error| (e, None);
         stream.set_nonblocking(true).map_err(no_stream)?;
         stream.set_nodelay(true).map_err(no_stream)?;
-        let mut stream = TcpStream::from_std(stream);
-        poll.registry()
-            .register(&mut stream, SOCKET, Interest::READABLE)
-            .map_err(no_stream)?;
+        let stream = TcpStream::from_std(stream);
         let (tx, rx) = crossbeam_channel::unbounded();
         let config_generation = handler.config_generation();
         let config = handler.config();
@@ -348,18 +361,18 @@ impl Worker {
         session.protocol_flags.extend(telnet.protocol_flags());
         let handle = WorkerHandle {
             tx,
-            waker: waker.clone(),
+            waker: waiter.waker(),
         };
         handler.connect(session, handle, direction == Direction::Inbound);
-        let mut worker = Worker {
+        // Boxed: the worker thread's frames stay small (see `session::stack`).
+        let mut worker = Box::new(Worker {
             sessid,
             framer: LineFramer::new(config.limits.max_char_limit),
             limiter: RateLimiter::new(config.limits.max_command_rate, now),
             handler,
             config,
             config_generation,
-            poll,
-            _waker: waker,
+            waiter,
             stream,
             transport,
             started: now,
@@ -369,33 +382,26 @@ impl Worker {
             rate_notice_at: None,
             dropped_subnegotiations: 0,
             out: Vec::new(),
-            writable_interest: false,
             last_input: now,
             lines_seen: 0,
             direction,
             closing: None,
-        };
+        });
         worker.take_transmit();
         Ok(worker)
     }
 
     /// The event loop: until the peer leaves or a close has flushed.
     fn run(&mut self) {
-        let mut events = Events::with_capacity(8);
         loop {
             let timeout = self.next_timeout(Instant::now());
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                log::warn!("session {}: poll failed: {e}", self.sessid);
-                return;
-            }
+            let ready = match self.waiter.wait(timeout) {
+                Ok(ready) => ready,
+                Err(e) => return log::warn!("session {}: poll failed: {e}", self.sessid),
+            };
             self.refresh_config();
-            for event in events.iter() {
-                if event.token() == SOCKET && (event.is_readable() || event.is_read_closed()) {
-                    self.read_socket();
-                }
+            if ready.readable {
+                self.read_socket();
             }
             let now = Instant::now();
             self.telnet.handle_timeout(now);
@@ -420,12 +426,13 @@ impl Worker {
         self.transport.close_notify();
         let _ = self.transport.write(&mut self.stream, &mut self.out);
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        // Only input matters now (a level-triggered write interest would spin).
+        self.waiter.set_write_interest(false);
         let deadline = Instant::now() + Duration::from_millis(500);
-        let mut events = Events::with_capacity(4);
-        let mut buf = [0u8; 4096];
+        let mut buf = vec![0u8; 4096];
         while Instant::now() < deadline {
             let left = deadline.saturating_duration_since(Instant::now());
-            if self.poll.poll(&mut events, Some(left)).is_err() {
+            if self.waiter.wait(Some(left)).is_err() {
                 return;
             }
             loop {
@@ -798,26 +805,7 @@ impl Worker {
             Stats::add(&self.handler.stats().bytes_out, written as u64);
         }
         let wanted = self.transport.wants_write(&self.out);
-        self.set_writable_interest(wanted);
-    }
-
-    fn set_writable_interest(&mut self, wanted: bool) {
-        if wanted == self.writable_interest {
-            return;
-        }
-        let interest = if wanted {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
-        match self
-            .poll
-            .registry()
-            .reregister(&mut self.stream, SOCKET, interest)
-        {
-            Ok(()) => self.writable_interest = wanted,
-            Err(e) => log::warn!("session {}: cannot change interest: {e}", self.sessid),
-        }
+        self.waiter.set_write_interest(wanted);
     }
 }
 
