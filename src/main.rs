@@ -330,8 +330,9 @@ fn raise_file_limit() {
         }
     }
     let files = limit.rlim_cur;
+    // A session holds its socket and its worker's eventfd.
     log::info!(
         "open-file limit {files}: room for about {} sessions",
-        files.saturating_sub(32) / 3
+        files.saturating_sub(32) / 2
     );
 }
