@@ -24,14 +24,26 @@ pub struct Rendered {
 /// Render `text` for a client with `flags`, honouring the command's
 /// `kwargs["options"]`.
 pub fn render_for(text: &str, flags: &Map, kwargs: &Map) -> Rendered {
+    render_with(text, &|name| flags.get(name), kwargs)
+}
+
+/// [`render_for`] with the flags given as a lookup, so a caller holding
+/// them in layers (the game's over the negotiated ones) need not merge
+/// them into a new map for every message.
+pub fn render_with<'a>(
+    text: &str,
+    flags: &dyn Fn(&str) -> Option<&'a Value>,
+    kwargs: &Map,
+) -> Rendered {
+    let empty = Map::new();
     let options = match kwargs.get("options") {
-        Some(Value::Map(options)) => options.clone(),
-        _ => Map::new(),
+        Some(Value::Map(options)) => options,
+        _ => &empty,
     };
     let pick = |name: &str, flag: &str| -> bool {
         options
             .get(name)
-            .or_else(|| flags.get(flag))
+            .or_else(|| flags(flag))
             .is_some_and(Value::is_truthy)
     };
     let echo = match options.get("echo") {

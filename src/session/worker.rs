@@ -24,7 +24,7 @@ use crate::handler::Handler;
 use crate::protocols::http_probe;
 use crate::protocols::telnet::{Telnet, TelnetEvent, TelnetSettings};
 use crate::session::framer::{Framed, LineFramer};
-use crate::session::render::render_for;
+use crate::session::render::render_with;
 use crate::session::transport::{ReadEnd, Transport};
 use crate::session::waiter::{Waiter, Wake};
 use crate::session::Session;
@@ -129,7 +129,9 @@ pub fn spawn_inbound(handler: Arc<Handler>, inbound: Inbound) -> Result<(), (Inb
     let (tx, rx) = crossbeam_channel::bounded::<Inbound>(1);
     let name = format!("session-{}", inbound.sessid);
     let spawned = thread_builder(&handler, name).spawn(move || {
-        if let Ok(inbound) = rx.recv() {
+        let received = rx.recv();
+        drop(rx); // not kept for the session's life
+        if let Ok(inbound) = received {
             let release = inbound.counted_ip.then(|| inbound.address.ip());
             let h = handler.clone();
             run_guarded(handler, inbound.sessid, move |h| serve_inbound(h, inbound));
@@ -727,20 +729,17 @@ impl Worker {
         self.take_transmit();
     }
 
-    /// The flags output is rendered with: negotiated, then the game's.
-    fn render_flags(&self) -> Map {
-        let mut flags = self.telnet.protocol_flags();
-        flags.extend(self.game_flags.iter().map(|(k, v)| (k.clone(), v.clone())));
-        flags
+    /// A flag output is rendered with: the game's, else the negotiated one.
+    fn flag(&self, name: &str) -> Option<&crate::value::Value> {
+        self.game_flags.get(name).or_else(|| self.telnet.flag(name))
     }
 
     fn render(&mut self, commands: Vec<Command>) {
-        let flags = self.render_flags();
         for command in commands {
             match command.name.as_str() {
                 "text" | "prompt" => {
                     let text = command.first_str().unwrap_or_default();
-                    let shown = render_for(text, &flags, &command.kwargs);
+                    let shown = render_with(text, &|k| self.flag(k), &command.kwargs);
                     if let Some(echo) = shown.echo {
                         self.telnet.set_echo(!echo);
                     }
@@ -765,8 +764,7 @@ impl Worker {
 
     /// A line from the portal itself (limits, notices), shown as is.
     fn say(&mut self, text: &str) {
-        let flags = self.render_flags();
-        let shown = render_for(text, &flags, &Map::new());
+        let shown = render_with(text, &|k| self.flag(k), &Map::new());
         self.telnet.send_text(&shown.text);
         self.take_transmit();
     }
@@ -799,6 +797,10 @@ impl Worker {
             log::debug!("session {}: write failed: {e}", self.sessid);
             self.out.clear();
             return self.close(Closing::PeerGone);
+        }
+        if self.out.is_empty() && self.out.capacity() > 4096 {
+            // A burst's large buffer goes back to the allocator.
+            self.out = Vec::new();
         }
         let written = before.saturating_sub(self.out.len());
         if written > 0 {
