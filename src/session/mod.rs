@@ -126,6 +126,16 @@ impl Session {
     }
 }
 
+/// Merge `from` into `into` as `Map::extend` would, copying only the
+/// entries that differ (an unchanged flag costs no allocation).
+pub fn merge_flags<'a>(into: &mut Map, from: impl IntoIterator<Item = (&'a String, &'a Value)>) {
+    for (key, value) in from {
+        if into.get(key) != Some(value) {
+            into.insert(key.clone(), value.clone());
+        }
+    }
+}
+
 /// The flags every session starts with, before any negotiation.
 fn default_protocol_flags() -> Map {
     let mut flags = Map::new();

@@ -360,7 +360,7 @@ impl Worker {
         let sessid = session.sessid;
         let telnet = Telnet::new(telnet_settings(&config, direction), now);
         let mut session = session;
-        session.protocol_flags.extend(telnet.protocol_flags());
+        crate::session::merge_flags(&mut session.protocol_flags, telnet.flags_iter());
         let handle = WorkerHandle {
             tx,
             waker: waiter.waker(),
@@ -566,8 +566,8 @@ impl Worker {
                 TelnetEvent::Data(data) => self.handle_data(&data),
                 TelnetEvent::Command(command) => self.handle_oob(command),
                 TelnetEvent::Ready | TelnetEvent::FlagsChanged => {
-                    let flags = self.telnet.protocol_flags();
-                    self.handler.sync(self.sessid, flags);
+                    self.handler
+                        .sync_flags(self.sessid, self.telnet.flags_iter());
                 }
                 TelnetEvent::MsspRequest => {
                     let table = self.mssp_table();
@@ -625,7 +625,7 @@ impl Worker {
         }
         let (text, replaced) = self.telnet.decode_line(&line);
         if replaced {
-            let encoding = self.telnet.protocol_flags().get("ENCODING").cloned();
+            let encoding = self.telnet.flag("ENCODING").cloned();
             let encoding = encoding
                 .as_ref()
                 .and_then(|v| v.as_str())

@@ -712,6 +712,16 @@ impl Telnet {
         flags
     }
 
+    /// Every protocol flag, as [`Telnet::protocol_flags`] has them, without
+    /// copying them.
+    pub fn flags_iter(&self) -> impl Iterator<Item = (&String, &Value)> {
+        let base = base_flags();
+        let changed = &self.flags;
+        base.iter()
+            .map(move |(k, v)| (k, changed.get(k).unwrap_or(v)))
+            .chain(changed.iter().filter(move |(k, _)| !base.contains_key(*k)))
+    }
+
     /// One protocol flag, without copying them all.
     pub fn flag(&self, name: &str) -> Option<&Value> {
         self.flags.get(name).or_else(|| base_flags().get(name))
