@@ -225,12 +225,22 @@ impl Handler {
 
     /// Update a session's protocol flags and tell the game (PCONNSYNC).
     pub fn sync(&self, sessid: u64, protocol_flags: Map) {
+        self.sync_flags(sessid, &protocol_flags);
+    }
+
+    /// [`Handler::sync`] from borrowed flags: only the ones that changed
+    /// are copied into the record.
+    pub fn sync_flags<'a>(
+        &self,
+        sessid: u64,
+        protocol_flags: impl IntoIterator<Item = (&'a String, &'a Value)>,
+    ) {
         let mut reg = self.lock();
         let linked = matches!(reg.link, Link::Ready(_));
         let Some(entry) = reg.sessions.get_mut(&sessid) else {
             return;
         };
-        entry.session.protocol_flags.extend(protocol_flags);
+        crate::session::merge_flags(&mut entry.session.protocol_flags, protocol_flags);
         if linked {
             let session = entry.session.clone();
             self.send_amp(PortalMsg::ConnSync { session });
@@ -854,7 +864,7 @@ mod tests {
     }
 
     /// Register a session; returns what its worker would receive.
-    fn session(f: &Fixture) -> (u64, Receiver<ToWorker>, mio::Poll) {
+    fn session(f: &Fixture) -> (u64, Receiver<ToWorker>, crate::session::waiter::Waiter) {
         let (handle, rx, poll) = test_handle();
         let sessid = f.handler.generate_sessid();
         f.handler.connect(

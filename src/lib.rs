@@ -22,7 +22,9 @@
 //! Module map, following the picture:
 //! - [`config`]: `portal.conf` (TOML) and its limits;
 //! - [`acceptor`]: the listeners' poll loop, connection throttle, signals;
-//! - [`session::worker`]: the per-connection thread;
+//! - [`session::worker`]: the per-connection thread; it sleeps in
+//!   [`session::waiter`] (`ppoll` on its socket and an eventfd) and gives
+//!   back idle stack pages with [`session::stack`];
 //! - [`handler`]: the session registry (the seed's `PortalSessionHandler`);
 //! - [`session`]: the sync record both sides keep (the seed's `Session`);
 //! - [`amp`]: the link to the game: messages, codec, reader and writer;

@@ -17,7 +17,7 @@
 use crate::amp::codec::{self, Decoded};
 use crate::amp::message::{PortalMsg, ServerMsg, PROTOCOL_VERSION};
 use crate::handler::{Control, Handler};
-use crossbeam_channel::{select, Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -314,23 +314,31 @@ fn dispatch(handler: &Arc<Handler>, id: u64, message: ServerMsg) {
 
 // ---- the writer ----
 
+/// The writer sleeps on the message channel alone (a `select!` over it and
+/// the control channel cost two waker registrations per message, contended
+/// by every session's sender). Link changes only matter when there is
+/// something to write, so they are applied before each batch: a `Link` is
+/// sent before its reader starts, so it is always seen before any reply to
+/// that game. An idle writer still looks once a second, so a dead link's
+/// socket is closed soon after its `Unlink`.
 fn run_writer(handler: Arc<Handler>, amp_rx: Receiver<PortalMsg>, ctl: Receiver<WriterCtl>) {
     let mut link: Option<(u64, TcpStream)> = None;
     loop {
-        select! {
-            recv(ctl) -> message => match message {
-                Ok(WriterCtl::Link(id, stream)) => link = Some((id, stream)),
-                Ok(WriterCtl::Unlink(id)) => {
+        let next = amp_rx.recv_timeout(Duration::from_secs(1));
+        for message in ctl.try_iter() {
+            match message {
+                WriterCtl::Link(id, stream) => link = Some((id, stream)),
+                WriterCtl::Unlink(id) => {
                     if link.as_ref().is_some_and(|(current, _)| *current == id) {
                         link = None;
                     }
                 }
-                Err(_) => return,
-            },
-            recv(amp_rx) -> message => match message {
-                Ok(first) => write_batch(&handler, &amp_rx, first, &mut link),
-                Err(_) => return,
-            },
+            }
+        }
+        match next {
+            Ok(first) => write_batch(&handler, &amp_rx, first, &mut link),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
         }
     }
 }

@@ -13,7 +13,9 @@
 pub mod framer;
 pub mod protocol;
 pub mod render;
+pub mod stack;
 pub mod transport;
+pub mod waiter;
 pub mod worker;
 
 use crate::value::{Map, Value};
@@ -121,6 +123,16 @@ impl Session {
         self.cmd_total += 1;
         if visible {
             self.cmd_last_visible = now;
+        }
+    }
+}
+
+/// Merge `from` into `into` as `Map::extend` would, copying only the
+/// entries that differ (an unchanged flag costs no allocation).
+pub fn merge_flags<'a>(into: &mut Map, from: impl IntoIterator<Item = (&'a String, &'a Value)>) {
+    for (key, value) in from {
+        if into.get(key) != Some(value) {
+            into.insert(key.clone(), value.clone());
         }
     }
 }

@@ -11,8 +11,9 @@
 use crate::amp::message::Command;
 use crate::protocols::telnet::Telnet;
 use crate::protocols::websocket::WebEngine;
-use crate::session::render::{render_for, render_html_for};
-use crate::value::Map;
+use crate::session::merge_flags;
+use crate::session::render::{render_html_with, render_with, Rendered};
+use crate::value::{Map, Value};
 use std::time::Instant;
 
 /// The engine under one session.
@@ -52,22 +53,40 @@ impl Protocol {
         }
     }
 
-    /// What the client can do, in Evennia's flag names.
-    pub fn protocol_flags(&self) -> Map {
+    /// One flag the client negotiated (Evennia's names), without copying
+    /// them all.
+    pub fn flag(&self, name: &str) -> Option<&Value> {
         match self {
-            Protocol::Telnet(t) => t.protocol_flags(),
-            Protocol::Web(w) => w.protocol_flags(),
+            Protocol::Telnet(t) => t.flag(name),
+            Protocol::Web(w) => w.flags().get(name),
         }
     }
 
-    /// Show one `text` or `prompt` from the game, rendered for this client
-    /// with `flags` (negotiated plus the game's).
-    pub fn show_text(&mut self, command: &Command, flags: &Map) {
+    /// Copy the negotiated flags into a session record (only what differs).
+    pub fn merge_flags_into(&self, record: &mut Map) {
+        match self {
+            Protocol::Telnet(t) => merge_flags(record, t.flags_iter()),
+            Protocol::Web(w) => merge_flags(record, w.flags()),
+        }
+    }
+
+    /// Render game text for this client: the game's flags over the
+    /// negotiated ones, the command's options over both.
+    fn render(&self, text: &str, kwargs: &Map, game_flags: &Map) -> Rendered {
+        let flags = |name: &str| game_flags.get(name).or_else(|| self.flag(name));
+        match self {
+            Protocol::Web(w) if w.renders_html() => render_html_with(text, &flags, kwargs),
+            _ => render_with(text, &flags, kwargs),
+        }
+    }
+
+    /// Show one `text` or `prompt` from the game.
+    pub fn show_text(&mut self, command: &Command, game_flags: &Map) {
         let text = command.first_str().unwrap_or_default();
+        let shown = self.render(text, &command.kwargs, game_flags);
         let prompt = command.name == "prompt";
         match self {
             Protocol::Telnet(t) => {
-                let shown = render_for(text, flags, &command.kwargs);
                 if let Some(echo) = shown.echo {
                     t.set_echo(!echo);
                 }
@@ -78,11 +97,6 @@ impl Protocol {
                 }
             }
             Protocol::Web(w) => {
-                let shown = if w.renders_html() {
-                    render_html_for(text, flags, &command.kwargs)
-                } else {
-                    render_for(text, flags, &command.kwargs)
-                };
                 if let Some(echo) = shown.echo {
                     w.set_echo(echo);
                 }
@@ -103,11 +117,14 @@ impl Protocol {
         }
     }
 
-    /// A line from the portal itself (a limit, a notice), not markup.
-    pub fn notice(&mut self, text: &str, flags: &Map) {
-        match self {
-            Protocol::Telnet(t) => t.send_text(&render_for(text, flags, &Map::new()).text),
-            Protocol::Web(w) => w.send_notice(text, false),
+    /// A line from the portal itself (a limit, a notice).
+    pub fn notice(&mut self, text: &str, game_flags: &Map) {
+        if let Protocol::Web(w) = self {
+            return w.send_notice(text, false);
+        }
+        let shown = self.render(text, &Map::new(), game_flags);
+        if let Protocol::Telnet(t) = self {
+            t.send_text(&shown.text);
         }
     }
 

@@ -14,38 +14,46 @@ use crate::value::{Map, Value};
 /// What the worker does with one piece of game text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
-    /// The bytes to send, as text (ANSI escapes included).
+    /// The bytes to send, as text (ANSI escapes or HTML included).
     pub text: String,
     /// `Some(false)`: the client should stop echoing (a password comes);
     /// `Some(true)`: echo again.
     pub echo: Option<bool>,
 }
 
+/// A client's flags as a lookup, so a caller holding them in layers (the
+/// game's over the negotiated ones) need not merge them into a new map for
+/// every message.
+pub type Flags<'a, 'v> = &'a dyn Fn(&str) -> Option<&'v Value>;
+
 /// The game's per-message `options` over the client's flags.
-struct Choices<'a> {
-    options: Map,
-    flags: &'a Map,
+struct Choices<'a, 'v> {
+    options: Option<&'a Map>,
+    flags: Flags<'a, 'v>,
 }
 
-impl<'a> Choices<'a> {
-    fn new(flags: &'a Map, kwargs: &Map) -> Choices<'a> {
+impl<'a, 'v> Choices<'a, 'v> {
+    fn new(flags: Flags<'a, 'v>, kwargs: &'a Map) -> Choices<'a, 'v> {
         let options = match kwargs.get("options") {
-            Some(Value::Map(options)) => options.clone(),
-            _ => Map::new(),
+            Some(Value::Map(options)) => Some(options),
+            _ => None,
         };
         Choices { options, flags }
     }
 
+    fn option(&self, name: &str) -> Option<&'a Value> {
+        self.options.and_then(|options| options.get(name))
+    }
+
     /// The option `name` if the game set it, else the client's `flag`.
     fn pick(&self, name: &str, flag: &str) -> bool {
-        self.options
-            .get(name)
-            .or_else(|| self.flags.get(flag))
+        self.option(name)
+            .or_else(|| (self.flags)(flag))
             .is_some_and(Value::is_truthy)
     }
 
     fn echo(&self) -> Option<bool> {
-        match self.options.get("echo") {
+        match self.option("echo") {
             Some(Value::Null) | None => None,
             Some(value) => Some(value.is_truthy()),
         }
@@ -55,6 +63,11 @@ impl<'a> Choices<'a> {
 /// Render `text` for a client with `flags`, honouring the command's
 /// `kwargs["options"]`.
 pub fn render_for(text: &str, flags: &Map, kwargs: &Map) -> Rendered {
+    render_with(text, &|name| flags.get(name), kwargs)
+}
+
+/// [`render_for`] with the flags given as a lookup.
+pub fn render_with(text: &str, flags: Flags<'_, '_>, kwargs: &Map) -> Rendered {
     let choices = Choices::new(flags, kwargs);
     let echo = choices.echo();
     if choices.pick("raw", "RAW") {
@@ -90,6 +103,11 @@ pub fn render_for(text: &str, flags: &Map, kwargs: &Map) -> Rendered {
 /// Render `text` as HTML for the web page: colours unless `nocolor`,
 /// screen-reader plain text, `raw` shown escaped but otherwise verbatim.
 pub fn render_html_for(text: &str, flags: &Map, kwargs: &Map) -> Rendered {
+    render_html_with(text, &|name| flags.get(name), kwargs)
+}
+
+/// [`render_html_for`] with the flags given as a lookup.
+pub fn render_html_with(text: &str, flags: Flags<'_, '_>, kwargs: &Map) -> Rendered {
     let choices = Choices::new(flags, kwargs);
     let echo = choices.echo();
     if choices.pick("raw", "RAW") {

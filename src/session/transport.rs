@@ -67,12 +67,24 @@ impl Transport {
     }
 }
 
+/// Bytes asked for per read call. Reads go straight into the caller's
+/// buffer: a buffer on the stack would keep a page of every idle worker's
+/// stack resident.
+const READ_CHUNK: usize = 4096;
+
 fn read_plain(stream: &mut TcpStream, data: &mut Vec<u8>) -> ReadEnd {
-    let mut buf = [0u8; 4096];
     loop {
-        match stream.read(&mut buf) {
+        let start = data.len();
+        data.resize(start + READ_CHUNK, 0);
+        let read = stream.read(&mut data[start..]);
+        data.truncate(start + *read.as_ref().unwrap_or(&0));
+        match read {
             Ok(0) => return ReadEnd::Closed,
-            Ok(n) => data.extend_from_slice(&buf[..n]),
+            // A short read emptied the socket: the worker's poll is
+            // level-triggered and reports anything that arrives later, so
+            // the read that would only say WouldBlock is saved.
+            Ok(n) if n < READ_CHUNK => return ReadEnd::WouldBlock,
+            Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadEnd::WouldBlock,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return ReadEnd::Failed(e.to_string()),
@@ -105,11 +117,14 @@ fn read_tls(conn: &mut ServerConnection, stream: &mut TcpStream, data: &mut Vec<
 
 /// Move decrypted bytes into `data`; true once the peer sent close_notify.
 fn take_plaintext(conn: &mut ServerConnection, data: &mut Vec<u8>) -> bool {
-    let mut buf = [0u8; 4096];
     loop {
-        match conn.reader().read(&mut buf) {
+        let start = data.len();
+        data.resize(start + READ_CHUNK, 0);
+        let read = conn.reader().read(&mut data[start..]);
+        data.truncate(start + *read.as_ref().unwrap_or(&0));
+        match read {
             Ok(0) => return true,
-            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
             Err(_) => return true,
         }

@@ -2,9 +2,10 @@
 //!
 //! The worker owns its connection's whole stack (socket, telnet state, line
 //! framer, command rate limiter, output buffer), so no lock guards protocol
-//! state. It waits on two things at once with a small `mio::Poll`: its
-//! socket, and a `Waker` that the AMP reader (through the [`Handler`]) pokes
-//! after pushing output into the worker's channel.
+//! state. It waits on two things at once with a [`Waiter`] (`ppoll` on its
+//! socket and an eventfd): the socket, and a [`Wake`] that the AMP reader
+//! (through the [`Handler`]) pokes after pushing output into the worker's
+//! channel.
 //!
 //! ```text
 //!  socket ──► telnet engine ──► line framer ──► size/rate checks ──► Handler::data_in
@@ -26,21 +27,19 @@ use crate::protocols::websocket::{WebEngine, WebEvent, WebSettings};
 use crate::session::framer::{Framed, LineFramer};
 use crate::session::protocol::Protocol;
 use crate::session::transport::{ReadEnd, Transport};
+use crate::session::waiter::{Waiter, Wake};
 use crate::session::Session;
 use crate::stats::Stats;
 use crate::throttle::RateLimiter;
 use crate::value::Map;
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token, Waker};
 use std::io::{self, Read};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const SOCKET: Token = Token(0);
-const WAKE: Token = Token(1);
 
 /// How long a closing session may take to flush its last output.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
@@ -62,7 +61,7 @@ pub(crate) enum ToWorker {
 #[derive(Clone)]
 pub struct WorkerHandle {
     tx: Sender<ToWorker>,
-    waker: Arc<Waker>,
+    waker: Wake,
 }
 
 impl WorkerHandle {
@@ -95,13 +94,13 @@ impl WorkerHandle {
 }
 
 /// A handle whose worker is the caller: for unit tests of the registry.
-/// The `Poll` must be kept alive as long as the handle is used.
+/// The `Waiter` must be kept alive as long as the handle is used.
 #[cfg(test)]
-pub(crate) fn test_handle() -> (WorkerHandle, Receiver<ToWorker>, Poll) {
-    let poll = Poll::new().expect("poll");
-    let waker = Arc::new(Waker::new(poll.registry(), WAKE).expect("waker"));
+pub(crate) fn test_handle() -> (WorkerHandle, Receiver<ToWorker>, Waiter) {
+    let waiter = Waiter::new(0).expect("eventfd");
+    let waker = waiter.waker();
     let (tx, rx) = crossbeam_channel::unbounded();
-    (WorkerHandle { tx, waker }, rx, poll)
+    (WorkerHandle { tx, waker }, rx, waiter)
 }
 
 /// Why a worker ended.
@@ -131,7 +130,9 @@ pub fn spawn_inbound(handler: Arc<Handler>, inbound: Inbound) -> Result<(), (Inb
     let (tx, rx) = crossbeam_channel::bounded::<Inbound>(1);
     let name = format!("session-{}", inbound.sessid);
     let spawned = thread_builder(&handler, name).spawn(move || {
-        if let Ok(inbound) = rx.recv() {
+        let received = rx.recv();
+        drop(rx); // not kept for the session's life
+        if let Ok(inbound) = received {
             let release = inbound.counted_ip.then(|| inbound.address.ip());
             let h = handler.clone();
             run_guarded(handler, inbound.sessid, move |h| serve_inbound(h, inbound));
@@ -175,6 +176,16 @@ fn run_guarded(handler: Arc<Handler>, sessid: u64, body: impl FnOnce(&Arc<Handle
 }
 
 fn serve_inbound(handler: &Arc<Handler>, inbound: Inbound) {
+    if let Some(mut worker) = start_inbound(handler, inbound) {
+        worker.run();
+    }
+}
+
+/// Set up an inbound worker. Not inlined: its large temporaries (the TLS
+/// connection before boxing, the session record) then live in a frame that
+/// is gone while the worker runs (see `session::stack`).
+#[inline(never)]
+fn start_inbound(handler: &Arc<Handler>, inbound: Inbound) -> Option<Box<Worker>> {
     let Inbound {
         sessid,
         stream,
@@ -186,7 +197,10 @@ fn serve_inbound(handler: &Arc<Handler>, inbound: Inbound) {
     let transport = match tls.map(rustls::ServerConnection::new).transpose() {
         Ok(Some(conn)) => Transport::Tls(Box::new(conn)),
         Ok(None) => Transport::Plain,
-        Err(e) => return log::warn!("session {sessid}: cannot start TLS: {e}"),
+        Err(e) => {
+            log::warn!("session {sessid}: cannot start TLS: {e}");
+            return None;
+        }
     };
     let session = Session::init_session(sessid, protocol_key, &address.to_string());
     let direction = if protocol_key == WEB_PROTOCOL_KEY {
@@ -195,7 +209,7 @@ fn serve_inbound(handler: &Arc<Handler>, inbound: Inbound) {
         Direction::Inbound
     };
     match Worker::new(handler.clone(), stream, transport, session, direction) {
-        Ok(mut worker) => worker.run(),
+        Ok(worker) => Some(worker),
         Err((e, stream)) => {
             log::warn!("session {sessid}: cannot set up its worker ({e}); client refused");
             if let Some(mut stream) = stream {
@@ -203,11 +217,20 @@ fn serve_inbound(handler: &Arc<Handler>, inbound: Inbound) {
                 let text = handler.config().messages.connection_refused.clone();
                 let _ = stream.write_all(format!("{text}\r\n").as_bytes());
             }
+            None
         }
     }
 }
 
 fn serve_outbound(handler: &Arc<Handler>, sessid: u64, target: String) {
+    if let Some(mut worker) = start_outbound(handler, sessid, target) {
+        worker.run();
+    }
+}
+
+/// Set up an outbound worker (not inlined, as [`start_inbound`]).
+#[inline(never)]
+fn start_outbound(handler: &Arc<Handler>, sessid: u64, target: String) -> Option<Box<Worker>> {
     let stream = match connect_out(&target) {
         Ok(stream) => stream,
         Err(e) => {
@@ -217,7 +240,7 @@ fn serve_outbound(handler: &Arc<Handler>, sessid: u64, target: String) {
                 request: "ServerConnect".into(),
                 message,
             });
-            return;
+            return None;
         }
     };
     log::info!("session {sessid}: outbound telnet connection to {target}");
@@ -229,8 +252,11 @@ fn serve_outbound(handler: &Arc<Handler>, sessid: u64, target: String) {
         session,
         Direction::Outbound,
     ) {
-        Ok(mut worker) => worker.run(),
-        Err((e, _)) => log::warn!("session {sessid}: cannot set up its worker: {e}"),
+        Ok(worker) => Some(worker),
+        Err((e, _)) => {
+            log::warn!("session {sessid}: cannot set up its worker: {e}");
+            None
+        }
     }
 }
 
@@ -333,10 +359,7 @@ struct Worker {
     handler: Arc<Handler>,
     config: Arc<Config>,
     config_generation: u64,
-    poll: Poll,
-    /// Kept for the worker's whole life: if the registry dropped the last
-    /// handle right after a wake, closing the eventfd would lose the wake.
-    _waker: Arc<Waker>,
+    waiter: Waiter,
     stream: TcpStream,
     transport: Transport,
     started: Instant,
@@ -352,7 +375,6 @@ struct Worker {
     rate_notice_at: Option<Instant>,
     dropped_subnegotiations: u64,
     out: Vec<u8>,
-    writable_interest: bool,
     last_input: Instant,
     lines_seen: u64,
     direction: Direction,
@@ -367,24 +389,17 @@ impl Worker {
         transport: Transport,
         session: Session,
         direction: Direction,
-    ) -> Result<Worker, SetupError> {
-        // The poll and waker first: if descriptors have run out, the stream
-        // is still ours to tell the client why.
-        let poll = match Poll::new() {
-            Ok(poll) => poll,
-            Err(e) => return Err((e, Some(stream))),
-        };
-        let waker = match Waker::new(poll.registry(), WAKE) {
-            Ok(waker) => Arc::new(waker),
+    ) -> Result<Box<Worker>, SetupError> {
+        // The waiter first: if descriptors have run out, the stream is
+        // still ours to tell the client why.
+        let waiter = match Waiter::new(stream.as_raw_fd()) {
+            Ok(waiter) => waiter,
             Err(e) => return Err((e, Some(stream))),
         };
         let no_stream = |e: io::Error| (e, None);
         stream.set_nonblocking(true).map_err(no_stream)?;
         stream.set_nodelay(true).map_err(no_stream)?;
-        let mut stream = TcpStream::from_std(stream);
-        poll.registry()
-            .register(&mut stream, SOCKET, Interest::READABLE)
-            .map_err(no_stream)?;
+        let stream = TcpStream::from_std(stream);
         let (tx, rx) = crossbeam_channel::unbounded();
         let config_generation = handler.config_generation();
         let config = handler.config();
@@ -400,24 +415,24 @@ impl Worker {
         let mut session = session;
         let handle = WorkerHandle {
             tx,
-            waker: waker.clone(),
+            waker: waiter.waker(),
         };
         let mut unregistered = None;
         if direction == Direction::Web {
             unregistered = Some((session, handle));
         } else {
-            session.protocol_flags.extend(protocol.protocol_flags());
+            protocol.merge_flags_into(&mut session.protocol_flags);
             handler.connect(session, handle, direction == Direction::Inbound);
         }
-        let mut worker = Worker {
+        // Boxed: the worker thread's frames stay small (see `session::stack`).
+        let mut worker = Box::new(Worker {
             sessid,
             framer: LineFramer::new(config.limits.max_char_limit),
             limiter: RateLimiter::new(config.limits.max_command_rate, now),
             handler,
             config,
             config_generation,
-            poll,
-            _waker: waker,
+            waiter,
             stream,
             transport,
             started: now,
@@ -428,33 +443,26 @@ impl Worker {
             rate_notice_at: None,
             dropped_subnegotiations: 0,
             out: Vec::new(),
-            writable_interest: false,
             last_input: now,
             lines_seen: 0,
             direction,
             closing: None,
-        };
+        });
         worker.take_transmit();
         Ok(worker)
     }
 
     /// The event loop: until the peer leaves or a close has flushed.
     fn run(&mut self) {
-        let mut events = Events::with_capacity(8);
         loop {
             let timeout = self.next_timeout(Instant::now());
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                log::warn!("session {}: poll failed: {e}", self.sessid);
-                return;
-            }
+            let ready = match self.waiter.wait(timeout) {
+                Ok(ready) => ready,
+                Err(e) => return log::warn!("session {}: poll failed: {e}", self.sessid),
+            };
             self.refresh_config();
-            for event in events.iter() {
-                if event.token() == SOCKET && (event.is_readable() || event.is_read_closed()) {
-                    self.read_socket();
-                }
+            if ready.readable {
+                self.read_socket();
             }
             let now = Instant::now();
             self.protocol.handle_timeout(now);
@@ -479,12 +487,13 @@ impl Worker {
         self.transport.close_notify();
         let _ = self.transport.write(&mut self.stream, &mut self.out);
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        // Only input matters now (a level-triggered write interest would spin).
+        self.waiter.set_write_interest(false);
         let deadline = Instant::now() + Duration::from_millis(500);
-        let mut events = Events::with_capacity(4);
-        let mut buf = [0u8; 4096];
+        let mut buf = vec![0u8; 4096];
         while Instant::now() < deadline {
             let left = deadline.saturating_duration_since(Instant::now());
-            if self.poll.poll(&mut events, Some(left)).is_err() {
+            if self.waiter.wait(Some(left)).is_err() {
                 return;
             }
             loop {
@@ -634,8 +643,9 @@ impl Worker {
                 TelnetEvent::Data(data) => self.handle_data(&data),
                 TelnetEvent::Command(command) => self.handle_oob(command),
                 TelnetEvent::Ready | TelnetEvent::FlagsChanged => {
-                    let flags = self.protocol.protocol_flags();
-                    self.handler.sync(self.sessid, flags);
+                    if let Protocol::Telnet(telnet) = &self.protocol {
+                        self.handler.sync_flags(self.sessid, telnet.flags_iter());
+                    }
                 }
                 TelnetEvent::MsspRequest => {
                     let table = self.mssp_table();
@@ -698,13 +708,13 @@ impl Worker {
             format.subprotocol()
         );
         session.csessid = Some(csessid);
-        session
-            .protocol_flags
-            .extend(self.protocol.protocol_flags());
+        self.protocol.merge_flags_into(&mut session.protocol_flags);
         self.last_input = Instant::now();
         self.handler.connect(session, handle, true);
-        let flags = self.protocol.protocol_flags();
-        self.handler.sync(self.sessid, flags);
+        // Nothing is left to negotiate: the session is synced at once.
+        if let Protocol::Web(web) = &self.protocol {
+            self.handler.sync_flags(self.sessid, web.flags());
+        }
     }
 
     /// A line from a web client: same limits as a telnet line.
@@ -767,7 +777,7 @@ impl Worker {
         };
         let (text, replaced) = telnet.decode_line(&line);
         if replaced {
-            let encoding = telnet.protocol_flags().get("ENCODING").cloned();
+            let encoding = telnet.flag("ENCODING").cloned();
             let encoding = encoding
                 .as_ref()
                 .and_then(|v| v.as_str())
@@ -875,18 +885,10 @@ impl Worker {
         self.take_transmit();
     }
 
-    /// The flags output is rendered with: negotiated, then the game's.
-    fn render_flags(&self) -> Map {
-        let mut flags = self.protocol.protocol_flags();
-        flags.extend(self.game_flags.iter().map(|(k, v)| (k.clone(), v.clone())));
-        flags
-    }
-
     fn render(&mut self, commands: Vec<Command>) {
-        let flags = self.render_flags();
         for command in commands {
             match command.name.as_str() {
-                "text" | "prompt" => self.protocol.show_text(&command, &flags),
+                "text" | "prompt" => self.protocol.show_text(&command, &self.game_flags),
                 _ => {
                     if !self.protocol.send_oob(&command) {
                         log::debug!(
@@ -902,8 +904,7 @@ impl Worker {
 
     /// A line from the portal itself (limits, notices), shown as is.
     fn say(&mut self, text: &str) {
-        let flags = self.render_flags();
-        self.protocol.notice(text, &flags);
+        self.protocol.notice(text, &self.game_flags);
         self.take_transmit();
     }
 
@@ -937,31 +938,16 @@ impl Worker {
             self.out.clear();
             return self.close(Closing::PeerGone);
         }
+        if self.out.is_empty() && self.out.capacity() > 4096 {
+            // A burst's large buffer goes back to the allocator.
+            self.out = Vec::new();
+        }
         let written = before.saturating_sub(self.out.len());
         if written > 0 {
             Stats::add(&self.handler.stats().bytes_out, written as u64);
         }
         let wanted = self.transport.wants_write(&self.out);
-        self.set_writable_interest(wanted);
-    }
-
-    fn set_writable_interest(&mut self, wanted: bool) {
-        if wanted == self.writable_interest {
-            return;
-        }
-        let interest = if wanted {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
-        match self
-            .poll
-            .registry()
-            .reregister(&mut self.stream, SOCKET, interest)
-        {
-            Ok(()) => self.writable_interest = wanted,
-            Err(e) => log::warn!("session {}: cannot change interest: {e}", self.sessid),
-        }
+        self.waiter.set_write_interest(wanted);
     }
 }
 

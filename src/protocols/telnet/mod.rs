@@ -160,6 +160,8 @@ pub struct Telnet {
     options: Options,
     /// Our requests at start; `Ready` waits for their answers.
     offered: Vec<(Side, u8)>,
+    /// The protocol flags that differ from [`initial_flags`] (shared by all
+    /// sessions): an idle session that negotiated little holds almost none.
     flags: Map,
     events: VecDeque<TelnetEvent>,
     /// Data bytes for the next `Data` event.
@@ -191,7 +193,7 @@ impl Telnet {
             parser: Parser::new(settings.max_subnegotiation),
             options: Options::new(),
             offered: Vec::new(),
-            flags: initial_flags(),
+            flags: Map::new(),
             events: VecDeque::new(),
             data: Vec::new(),
             transmit: Vec::new(),
@@ -303,6 +305,7 @@ impl Telnet {
 
     fn handle_token(&mut self, token: Token) -> After {
         self.flush_data();
+        self.drop_unchanged_flags();
         let flags_before = self.ready.then(|| self.flags.clone());
         let after = match token {
             Token::Data(_) | Token::Command(_) => After::Continue,
@@ -317,10 +320,19 @@ impl Telnet {
             }
         };
         self.check_ready();
+        self.drop_unchanged_flags();
         if flags_before.is_some_and(|before| before != self.flags) {
             self.push_event(TelnetEvent::FlagsChanged);
         }
         after
+    }
+
+    /// Keep in `flags` only what differs from the shared initial flags, so
+    /// comparing two states of `flags` compares the sessions' flags.
+    fn drop_unchanged_flags(&mut self) {
+        let base = base_flags();
+        self.flags
+            .retain(|name, value| base.get(name) != Some(value));
     }
 
     fn negotiate(&mut self, verb: u8, option: u8) {
@@ -444,7 +456,7 @@ impl Telnet {
     /// MTTS said the client cannot do UTF-8 and no CHARSET/NEW-ENVIRON
     /// answer named an encoding: use the configured fallback.
     fn use_fallback_encoding_if_not_utf8(&mut self) {
-        let says_no_utf8 = self.flags.get("UTF-8") == Some(&Value::Bool(false));
+        let says_no_utf8 = self.flag("UTF-8") == Some(&Value::Bool(false));
         let named = self.encoding() != "utf-8";
         if says_no_utf8 && !named {
             let fallback = self.settings.fallback_encoding.clone();
@@ -582,7 +594,7 @@ impl Telnet {
 
     fn prompt_wants_ga(&self) -> bool {
         let no_ga = self.options.enabled(Side::Us, SGA);
-        let no_prompt_ga = self.flags.get("NOPROMPTGOAHEAD").map(Value::is_truthy);
+        let no_prompt_ga = self.flag("NOPROMPTGOAHEAD").map(Value::is_truthy);
         !no_prompt_ga.unwrap_or(no_ga)
     }
 
@@ -601,8 +613,7 @@ impl Telnet {
     }
 
     fn encoding(&self) -> &str {
-        self.flags
-            .get("ENCODING")
+        self.flag("ENCODING")
             .and_then(Value::as_str)
             .unwrap_or("utf-8")
     }
@@ -696,7 +707,24 @@ impl Telnet {
 
     /// The session's protocol flags, with Evennia's names.
     pub fn protocol_flags(&self) -> Map {
-        self.flags.clone()
+        let mut flags = base_flags().clone();
+        flags.extend(self.flags.iter().map(|(k, v)| (k.clone(), v.clone())));
+        flags
+    }
+
+    /// Every protocol flag, as [`Telnet::protocol_flags`] has them, without
+    /// copying them.
+    pub fn flags_iter(&self) -> impl Iterator<Item = (&String, &Value)> {
+        let base = base_flags();
+        let changed = &self.flags;
+        base.iter()
+            .map(move |(k, v)| (k, changed.get(k).unwrap_or(v)))
+            .chain(changed.iter().filter(move |(k, _)| !base.contains_key(*k)))
+    }
+
+    /// One protocol flag, without copying them all.
+    pub fn flag(&self, name: &str) -> Option<&Value> {
+        self.flags.get(name).or_else(|| base_flags().get(name))
     }
 
     /// Whether the client agreed to MXP.
@@ -759,6 +787,12 @@ fn accepts(settings: &TelnetSettings, side: Side, option: u8) -> bool {
             _ => false,
         },
     }
+}
+
+/// [`initial_flags`], built once and shared by every session.
+fn base_flags() -> &'static Map {
+    static BASE: std::sync::LazyLock<Map> = std::sync::LazyLock::new(initial_flags);
+    &BASE
 }
 
 /// Flags before any negotiation, as Evennia starts a telnet session.

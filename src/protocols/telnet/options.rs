@@ -58,39 +58,44 @@ pub struct Outcome {
     pub change: Option<bool>,
 }
 
-/// Option state for all 256 options.
-#[derive(Debug, Clone)]
+/// Option state for all 256 options. Only options ever negotiated have an
+/// entry (`option`, us, him); the rest are `No` on both sides. A session
+/// touches a dozen options, so this is a few dozen bytes where two full
+/// tables took 1 KiB in every session; a peer naming all 256 options makes
+/// it at most 256 entries.
+#[derive(Debug, Clone, Default)]
 pub struct Options {
-    us: [Q; 256],
-    him: [Q; 256],
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options::new()
-    }
+    entries: Vec<(u8, Q, Q)>,
 }
 
 impl Options {
     pub fn new() -> Options {
-        Options {
-            us: [Q::default(); 256],
-            him: [Q::default(); 256],
-        }
+        Options::default()
     }
 
     fn side(&mut self, side: Side, option: u8) -> &mut Q {
+        let index = match self.entries.iter().position(|e| e.0 == option) {
+            Some(index) => index,
+            None => {
+                self.entries.push((option, Q::default(), Q::default()));
+                self.entries.len() - 1
+            }
+        };
+        let entry = &mut self.entries[index];
         match side {
-            Side::Us => &mut self.us[option as usize],
-            Side::Him => &mut self.him[option as usize],
+            Side::Us => &mut entry.1,
+            Side::Him => &mut entry.2,
         }
     }
 
     /// The RFC 1143 state of one side.
     pub fn state(&self, side: Side, option: u8) -> QState {
+        let Some(entry) = self.entries.iter().find(|e| e.0 == option) else {
+            return QState::No;
+        };
         match side {
-            Side::Us => self.us[option as usize].state,
-            Side::Him => self.him[option as usize].state,
+            Side::Us => entry.1.state,
+            Side::Him => entry.2.state,
         }
     }
 

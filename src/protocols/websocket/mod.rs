@@ -184,6 +184,7 @@ pub struct WebEngine {
     stage: Stage,
     events: VecDeque<WebEvent>,
     transmit: Vec<u8>,
+    flags: Map,
 }
 
 impl WebEngine {
@@ -199,6 +200,7 @@ impl WebEngine {
             },
             events: VecDeque::new(),
             transmit: Vec::new(),
+            flags: WebEngine::flags_for(Format::Evennia),
         }
     }
 
@@ -282,9 +284,13 @@ impl WebEngine {
         }
     }
 
-    /// What this client can do, in Evennia's flag names.
-    pub fn protocol_flags(&self) -> Map {
-        let format = self.format().unwrap_or(Format::Evennia);
+    /// What this client can do, in Evennia's flag names (fixed once the
+    /// websocket is open: the format decides).
+    pub fn flags(&self) -> &Map {
+        &self.flags
+    }
+
+    fn flags_for(format: Format) -> Map {
         let flag = |name: &str, value: Value| (name.to_owned(), value);
         [
             flag("CLIENTNAME", Value::from("Portal webclient")),
@@ -486,6 +492,7 @@ impl WebEngine {
             .map(str::to_owned)
             .unwrap_or_else(|| self.settings.fresh_csessid.clone());
         self.stage = Stage::Socket(socket);
+        self.flags = WebEngine::flags_for(accepted.format);
         self.events.push_back(WebEvent::Opened {
             csessid,
             format: accepted.format,

@@ -1,0 +1,262 @@
+//! How a session worker sleeps: `ppoll(2)` on its socket and one eventfd.
+//!
+//! A worker waits for two things at once: its socket, and output pushed
+//! into its channel by another thread (which then calls [`Wake::wake`]).
+//! A `mio::Poll` per worker would do, but costs an epoll instance (a third
+//! descriptor per session, and `epoll_create1` + two `epoll_ctl` at every
+//! connect); `ppoll` on two descriptors needs neither.
+//!
+//! ```text
+//!  AMP reader ── channel push ── Wake::wake ──► eventfd ─┐
+//!  client ─────────────────────────────────────► socket ─┴─► Waiter::wait ──► Readiness
+//! ```
+//!
+//! The poll is level-triggered, so a wake is consumed (the eventfd read)
+//! by the `wait` that reports it, and a socket that still holds unread bytes
+//! is reported again.
+//!
+//! `wait` also gives back stack pages the worker no longer uses (see
+//! [`crate::session::stack`]) before the 2nd, 4th, 8th, … sleep of a
+//! session (after setup and the login screen) and after a sleep
+//! that ended by its timeout (an idle session's timers), so an idle session
+//! keeps only the pages its waiting frames need, for one system call now
+//! and then.
+
+use crate::session::stack;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What woke a [`Waiter::wait`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Readiness {
+    /// The socket has bytes, an end of stream or an error to read.
+    pub readable: bool,
+    /// The socket takes more bytes (only asked for with write interest).
+    pub writable: bool,
+    /// Someone called [`Wake::wake`].
+    pub woken: bool,
+}
+
+impl Readiness {
+    /// Nothing happened: the timeout passed.
+    pub fn timed_out(&self) -> bool {
+        *self == Readiness::default()
+    }
+}
+
+/// Wakes a [`Waiter`] from another thread; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Wake {
+    event: Arc<OwnedFd>,
+}
+
+impl Wake {
+    /// Make the waiter's current or next `wait` return with `woken`.
+    pub fn wake(&self) -> io::Result<()> {
+        let one: u64 = 1;
+        loop {
+            // SAFETY: writes 8 bytes from a live u64 to an eventfd we own.
+            let n = unsafe {
+                libc::write(
+                    self.event.as_raw_fd(),
+                    (&one as *const u64).cast(),
+                    std::mem::size_of::<u64>(),
+                )
+            };
+            if n >= 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                // The counter is near overflow: a wake is pending anyway.
+                io::ErrorKind::WouldBlock => return Ok(()),
+                _ => return Err(e),
+            }
+        }
+    }
+}
+
+/// One worker's sleep: its socket plus an eventfd.
+#[derive(Debug)]
+pub struct Waiter {
+    socket: RawFd,
+    event: Arc<OwnedFd>,
+    write_interest: bool,
+    /// Sleeps so far, for the trimming schedule.
+    waits: u64,
+    /// The last sleep timed out: trim before the next.
+    trim_next: bool,
+}
+
+impl Waiter {
+    /// A waiter for `socket` (which the caller keeps open for as long as the
+    /// waiter is used). Fails only when no descriptor is left.
+    pub fn new(socket: RawFd) -> io::Result<Waiter> {
+        // SAFETY: eventfd has no pointer arguments; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just created and is owned by nobody else.
+        let event = Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
+        Ok(Waiter {
+            socket,
+            event,
+            write_interest: false,
+            waits: 0,
+            trim_next: false,
+        })
+    }
+
+    /// A handle other threads use to wake this waiter.
+    pub fn waker(&self) -> Wake {
+        Wake {
+            event: self.event.clone(),
+        }
+    }
+
+    /// Also wake when the socket becomes writable (output is waiting).
+    pub fn set_write_interest(&mut self, wanted: bool) {
+        self.write_interest = wanted;
+    }
+
+    /// Sleep until the socket is ready, a wake comes, or `timeout` passes
+    /// (`None`: no timeout). A signal ends the wait early with nothing set.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<Readiness> {
+        self.waits += 1;
+        if self.trim_next || (self.waits >= 2 && self.waits.is_power_of_two()) {
+            stack::trim();
+        }
+        let mut socket_events = libc::POLLIN | libc::POLLRDHUP;
+        if self.write_interest {
+            socket_events |= libc::POLLOUT;
+        }
+        let mut fds = [
+            libc::pollfd {
+                fd: self.socket,
+                events: socket_events,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.event.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let spec = timeout.map(|t| libc::timespec {
+            tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: t.subsec_nanos() as libc::c_long,
+        });
+        let spec_ptr = spec
+            .as_ref()
+            .map_or(std::ptr::null(), |s| s as *const libc::timespec);
+        // SAFETY: `fds` is a live array of two pollfds; `spec_ptr` is null
+        // or points at a live timespec; no signal mask is passed.
+        let n = unsafe { libc::ppoll(fds.as_mut_ptr(), 2, spec_ptr, std::ptr::null()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(Readiness::default());
+            }
+            return Err(e);
+        }
+        let socket = fds[0].revents;
+        let failed = libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
+        let ready = Readiness {
+            readable: socket & (libc::POLLIN | libc::POLLRDHUP | failed) != 0,
+            writable: socket & (libc::POLLOUT | failed) != 0,
+            woken: fds[1].revents & libc::POLLIN != 0,
+        };
+        if ready.woken {
+            self.consume_wake();
+        }
+        self.trim_next = ready.timed_out();
+        Ok(ready)
+    }
+
+    /// Reset the eventfd so the next wait sleeps again.
+    fn consume_wake(&self) {
+        let mut count: u64 = 0;
+        // SAFETY: reads 8 bytes into a live u64 from our nonblocking eventfd;
+        // an error (already reset) leaves nothing to do.
+        unsafe {
+            libc::read(
+                self.event.as_raw_fd(),
+                (&mut count as *mut u64).cast(),
+                std::mem::size_of::<u64>(),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Instant;
+
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (client, server)
+    }
+
+    #[test]
+    fn a_quiet_socket_times_out_with_nothing_ready() {
+        let (_client, server) = pair();
+        let mut waiter = Waiter::new(server.as_raw_fd()).unwrap();
+        let ready = waiter.wait(Some(Duration::from_millis(20))).unwrap();
+        assert!(ready.timed_out());
+    }
+
+    #[test]
+    fn input_makes_the_socket_readable_until_it_is_read() {
+        let (mut client, server) = pair();
+        let mut waiter = Waiter::new(server.as_raw_fd()).unwrap();
+        client.write_all(b"hi").unwrap();
+        let ready = waiter.wait(Some(Duration::from_secs(5))).unwrap();
+        assert!(ready.readable && !ready.woken);
+        // Level-triggered: unread input is reported again.
+        assert!(waiter.wait(Some(Duration::ZERO)).unwrap().readable);
+    }
+
+    #[test]
+    fn a_wake_from_another_thread_ends_the_wait_once() {
+        let (_client, server) = pair();
+        let mut waiter = Waiter::new(server.as_raw_fd()).unwrap();
+        let wake = waiter.waker();
+        let started = Instant::now();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            wake.wake().unwrap();
+        });
+        let ready = waiter.wait(Some(Duration::from_secs(5))).unwrap();
+        t.join().unwrap();
+        assert!(ready.woken && started.elapsed() < Duration::from_secs(5));
+        let again = waiter.wait(Some(Duration::from_millis(10))).unwrap();
+        assert!(again.timed_out(), "the wake was consumed");
+    }
+
+    #[test]
+    fn write_interest_reports_a_writable_socket() {
+        let (_client, server) = pair();
+        let mut waiter = Waiter::new(server.as_raw_fd()).unwrap();
+        waiter.set_write_interest(true);
+        assert!(waiter.wait(Some(Duration::from_secs(5))).unwrap().writable);
+        waiter.set_write_interest(false);
+        assert!(!waiter.wait(Some(Duration::ZERO)).unwrap().writable);
+    }
+
+    #[test]
+    fn a_closed_peer_reads_as_readable() {
+        let (client, server) = pair();
+        let mut waiter = Waiter::new(server.as_raw_fd()).unwrap();
+        drop(client);
+        assert!(waiter.wait(Some(Duration::from_secs(5))).unwrap().readable);
+    }
+}
