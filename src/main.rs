@@ -364,7 +364,7 @@ fn bind_amp(config: &Config, status: &StatusFile) -> Result<std::net::TcpListene
 }
 
 /// Raise the open-file soft limit to the hard limit and log the session
-/// ceiling that follows (a socket, an epoll and an eventfd per session).
+/// ceiling that follows (a socket and an eventfd per session).
 fn raise_file_limit() {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
