@@ -31,6 +31,8 @@ usage: dummyrunner [HOST:PORT] [options]      (default 127.0.0.1:4000)
   --connect-cmd T      (connect {name} {password})
   --echo-cmd T         timed round trip; its reply must contain {token} (echo {token})
   --login-timeout SECS a login not done by then counts as failed (60)
+  --screen-timeout SECS a connection that shows no login screen by then is
+                       closed and tried again, and counted (10)
   --warmup SECS       leave the first SECS out of actions/s and lag (0)
   --drain SECS         after the run, wait this long for unanswered echoes (5)
   --signal PID:SIG:AT  send signal SIG to PID AT seconds into the run; every
@@ -65,6 +67,7 @@ pub struct Options {
     pub connect_cmd: String,
     pub echo_cmd: String,
     pub login_timeout: Duration,
+    pub screen_timeout: Duration,
     pub warmup: Duration,
     pub drain: Duration,
     pub signal: Option<(i32, i32, Duration)>,
@@ -106,6 +109,7 @@ impl Options {
             connect_cmd: "connect {name} {password}".into(),
             echo_cmd: "echo {token}".into(),
             login_timeout: Duration::from_secs(60),
+            screen_timeout: Duration::from_secs(10),
             warmup: Duration::ZERO,
             drain: Duration::from_secs(5),
             signal: None,
@@ -172,6 +176,7 @@ pub fn parse(args: impl IntoIterator<Item = String>, run_id: u64) -> Result<Invo
                     "--connect-cmd" => o.connect_cmd = v,
                     "--echo-cmd" => o.echo_cmd = v,
                     "--login-timeout" => o.login_timeout = secs(flag, &v)?,
+                    "--screen-timeout" => o.screen_timeout = secs(flag, &v)?,
                     "--warmup" => o.warmup = secs(flag, &v)?,
                     "--drain" => o.drain = secs(flag, &v)?,
                     "--wait-logins" => o.wait_logins = Some(secs(flag, &v)?),
@@ -268,6 +273,9 @@ mod tests {
         let o = run(&["--raw", "--wait-logins", "30"]).unwrap();
         assert!(o.raw);
         assert_eq!(o.wait_logins, Some(Duration::from_secs(30)));
+        assert_eq!(o.screen_timeout, Duration::from_secs(10));
+        let o = run(&["--screen-timeout", "2.5"]).unwrap();
+        assert_eq!(o.screen_timeout, Duration::from_millis(2500));
         assert!(run(&["--churn"]).unwrap().churn);
     }
 

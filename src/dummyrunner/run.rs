@@ -80,6 +80,9 @@ pub struct Counts {
     /// Echoes answered between the warmup and the end of the run, whenever
     /// they were sent (what answered/s, the throughput, is computed from).
     pub measured_answers: u64,
+    /// Connections that showed no login screen within --screen-timeout
+    /// (closed and tried again).
+    pub screen_timeouts: u64,
     /// Connections that reached the login screen (`--churn` counts these).
     pub screens: u64,
     /// Screens reached after the warmup (what connections/s is computed from).
@@ -226,16 +229,22 @@ impl<'a> Runner<'a> {
             if !self.clock_started {
                 let waited = now.duration_since(self.began);
                 let wait = self.opts.wait_logins.unwrap_or_default();
-                if self.counts.logged_in >= self.opts.clients || waited >= wait {
+                // Players that failed for good will not log in.
+                let gone = self.phase_count(Phase::Closed);
+                if self.counts.logged_in + gone >= self.opts.clients || waited >= wait {
                     self.clock_started = true;
                     self.start = now;
                     end = now + self.opts.duration;
                     let _ = writeln!(
                         self.progress,
-                        "{} of {} players logged in after {:.1}s: the clock starts",
+                        "{} of {} players logged in after {:.1}s ({} failed, {} at the login \
+                         screen, {} logging in): the clock starts",
                         self.counts.logged_in,
                         self.opts.clients,
-                        waited.as_secs_f64()
+                        waited.as_secs_f64(),
+                        gone,
+                        self.phase_count(Phase::Screen),
+                        self.phase_count(Phase::Creating) + self.phase_count(Phase::LoggingIn),
                     );
                 }
             }
@@ -275,7 +284,10 @@ impl<'a> Runner<'a> {
                 next_report += self.opts.report_every;
                 self.check_login_timeouts(now);
             }
-            let mut wake = next_report.min(drain_until.unwrap_or(end));
+            let mut wake = next_report;
+            if self.clock_started {
+                wake = wake.min(drain_until.unwrap_or(end));
+            }
             if !self.queue.is_empty() {
                 wake = wake.min(next_connect);
             }
@@ -473,6 +485,10 @@ impl<'a> Runner<'a> {
                 }
             }
         }
+    }
+
+    fn phase_count(&self, phase: Phase) -> usize {
+        self.clients.iter().filter(|c| c.phase == phase).count()
     }
 
     /// `--churn`: hang up at the login screen and queue to connect again.
@@ -758,6 +774,17 @@ impl<'a> Runner<'a> {
                 }
                 client.phase = Phase::Closed;
             }
+            let client = &mut self.clients[index];
+            let no_screen = client
+                .connect_started
+                .is_some_and(|t| now.duration_since(t) > self.opts.screen_timeout);
+            if no_screen && client.phase == Phase::Screen && self.acting {
+                // Connected as far as this side knows, but the server never
+                // spoke (e.g. its accept queue overflowed and it dropped
+                // the handshake): count it and connect again.
+                self.counts.screen_timeouts += 1;
+                self.close_and_requeue(index);
+            }
         }
     }
 
@@ -875,8 +902,9 @@ impl Report {
             self.login_time.p50_ms, self.login_time.p99_ms, self.login_time.max_ms
         );
         out += &format!(
-            "  connect failures {}, login failures {}, disconnects {}, throttle notices {}\n",
-            c.connect_failures, c.login_failures, c.disconnects, c.throttled
+            "  connect failures {}, login failures {}, disconnects {}, throttle notices {}, \
+             no login screen (retried) {}\n",
+            c.connect_failures, c.login_failures, c.disconnects, c.throttled, c.screen_timeouts
         );
         for example in &self.throttle_examples {
             out += &format!("    throttled: {example}\n");
