@@ -16,6 +16,13 @@ usage: dummyrunner [HOST:PORT] [options]      (default 127.0.0.1:4000)
   --json               print a JSON summary on stdout (progress goes to stderr)
   --returning         the accounts exist already: log in with --connect-cmd
   --no-login           only connect and wait for the login screen (idle sessions)
+  --churn              connect, wait for the login screen, close, connect again
+                       (connection setup rate); --clients is the concurrency
+  --raw                no login screen, no login: send echoes as soon as
+                       connected (a bare line echo server, the bench baseline)
+  --wait-logins SECS   start the clock (warmup, duration, --signal) once every
+                       player is logged in, or after SECS; players stay quiet
+                       until then
   --prefix NAME        account name prefix (dr + a per-run id); names are PREFIX_INDEX
   --password PW        account password (Dummy-runner-9)
   --screen TEXT        login screen text to wait for before logging in (create)
@@ -24,10 +31,14 @@ usage: dummyrunner [HOST:PORT] [options]      (default 127.0.0.1:4000)
   --connect-cmd T      (connect {name} {password})
   --echo-cmd T         timed round trip; its reply must contain {token} (echo {token})
   --login-timeout SECS a login not done by then counts as failed (60)
+  --screen-timeout SECS a connection that shows no login screen by then is
+                       closed and tried again, and counted (10)
   --warmup SECS       leave the first SECS out of actions/s and lag (0)
   --drain SECS         after the run, wait this long for unanswered echoes (5)
-  --signal PID:SIG:AT  send signal SIG to PID AT seconds into the run and report
-                       how long until every player's next echo was answered
+  --signal PID:SIG:AT  send signal SIG to PID AT seconds into the run; every
+                       player then sends an echo at once; report how long until
+                       every player's first echo sent after it was answered,
+                       and the lag of echoes sent after it
   --exec-at SECS:CMD   like --signal, but run `sh -c CMD` (e.g. a game's reload)
   --seed N             random seed (1)";
 
@@ -44,6 +55,9 @@ pub struct Options {
     pub report_every: Duration,
     pub json: bool,
     pub no_login: bool,
+    pub churn: bool,
+    pub raw: bool,
+    pub wait_logins: Option<Duration>,
     pub returning: bool,
     pub prefix: String,
     pub password: String,
@@ -53,6 +67,7 @@ pub struct Options {
     pub connect_cmd: String,
     pub echo_cmd: String,
     pub login_timeout: Duration,
+    pub screen_timeout: Duration,
     pub warmup: Duration,
     pub drain: Duration,
     pub signal: Option<(i32, i32, Duration)>,
@@ -82,6 +97,9 @@ impl Options {
             report_every: Duration::from_secs(5),
             json: false,
             no_login: false,
+            churn: false,
+            raw: false,
+            wait_logins: None,
             returning: false,
             prefix: format!("dr{}", base36(run_id % 36u64.pow(6))),
             password: "Dummy-runner-9".into(),
@@ -91,6 +109,7 @@ impl Options {
             connect_cmd: "connect {name} {password}".into(),
             echo_cmd: "echo {token}".into(),
             login_timeout: Duration::from_secs(60),
+            screen_timeout: Duration::from_secs(10),
             warmup: Duration::ZERO,
             drain: Duration::from_secs(5),
             signal: None,
@@ -137,6 +156,8 @@ pub fn parse(args: impl IntoIterator<Item = String>, run_id: u64) -> Result<Invo
             "--json" => o.json = true,
             "--no-login" => o.no_login = true,
             "--returning" => o.returning = true,
+            "--churn" => o.churn = true,
+            "--raw" => o.raw = true,
             flag if flag.starts_with("--") => {
                 let v = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
                 match flag {
@@ -155,8 +176,10 @@ pub fn parse(args: impl IntoIterator<Item = String>, run_id: u64) -> Result<Invo
                     "--connect-cmd" => o.connect_cmd = v,
                     "--echo-cmd" => o.echo_cmd = v,
                     "--login-timeout" => o.login_timeout = secs(flag, &v)?,
+                    "--screen-timeout" => o.screen_timeout = secs(flag, &v)?,
                     "--warmup" => o.warmup = secs(flag, &v)?,
                     "--drain" => o.drain = secs(flag, &v)?,
+                    "--wait-logins" => o.wait_logins = Some(secs(flag, &v)?),
                     "--seed" => o.seed = number(flag, &v)?,
                     "--exec-at" => {
                         let (at, cmd) =
@@ -181,6 +204,9 @@ pub fn parse(args: impl IntoIterator<Item = String>, run_id: u64) -> Result<Invo
     }
     if o.warmup >= o.duration && !o.duration.is_zero() {
         return Err("--warmup must be shorter than --duration".into());
+    }
+    if [o.no_login, o.churn, o.raw].iter().filter(|&&m| m).count() > 1 {
+        return Err("--no-login, --churn and --raw exclude each other".into());
     }
     if !o.echo_cmd.contains("{token}") {
         return Err("--echo-cmd must contain {token}, which its reply repeats".into());
@@ -239,6 +265,18 @@ mod tests {
         );
         assert_eq!(o.profile.to_string(), "echo=1");
         assert_eq!(o.prefix, "dr7");
+        assert!(!o.raw && !o.churn && o.wait_logins.is_none());
+    }
+
+    #[test]
+    fn modes_and_login_wait() {
+        let o = run(&["--raw", "--wait-logins", "30"]).unwrap();
+        assert!(o.raw);
+        assert_eq!(o.wait_logins, Some(Duration::from_secs(30)));
+        assert_eq!(o.screen_timeout, Duration::from_secs(10));
+        let o = run(&["--screen-timeout", "2.5"]).unwrap();
+        assert_eq!(o.screen_timeout, Duration::from_millis(2500));
+        assert!(run(&["--churn"]).unwrap().churn);
     }
 
     #[test]
@@ -252,6 +290,7 @@ mod tests {
         assert!(run(&["--jitter", "1.5"]).is_err());
         assert!(run(&["--duration", "-1"]).is_err());
         assert!(run(&["--signal", "1:2"]).is_err());
+        assert!(run(&["--raw", "--churn"]).unwrap_err().contains("exclude"));
         assert_eq!(run(&["--help"]).unwrap_err(), "help");
     }
 }

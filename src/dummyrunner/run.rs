@@ -50,6 +50,8 @@ struct Client {
     returning: bool,
     /// When the current login attempt started.
     login_started: Option<Instant>,
+    /// When the current connection attempt started.
+    connect_started: Option<Instant>,
     echo_seq: u64,
     outstanding: VecDeque<(u64, Instant)>,
     /// The first echo sent after the signal, until its answer comes.
@@ -75,6 +77,16 @@ pub struct Counts {
     pub echoes_sent: u64,
     pub echoes_answered: u64,
     pub echoes_lost: u64,
+    /// Echoes answered between the warmup and the end of the run, whenever
+    /// they were sent (what answered/s, the throughput, is computed from).
+    pub measured_answers: u64,
+    /// Connections that showed no login screen within --screen-timeout
+    /// (closed and tried again).
+    pub screen_timeouts: u64,
+    /// Connections that reached the login screen (`--churn` counts these).
+    pub screens: u64,
+    /// Screens reached after the warmup (what connections/s is computed from).
+    pub measured_screens: u64,
     pub bytes_in: u64,
     pub lines_in: u64,
 }
@@ -88,6 +100,8 @@ pub struct SignalReport {
     pub all_answered_ms: f64,
     pub players_answered: usize,
     pub players_unanswered: usize,
+    /// Lag of every echo sent after the signal (the burst and later ones).
+    pub after_signal_lag: Summary,
 }
 
 /// The end-of-run summary (`--json` prints it).
@@ -104,8 +118,17 @@ pub struct Report {
     pub peak_logged_in: usize,
     pub actions_per_s: f64,
     pub actions_by_kind: BTreeMap<String, u64>,
+    /// Echoes answered per second between the warmup and the end.
+    pub answered_per_s: f64,
+    /// Login screens reached per second after the warmup (`--churn`).
+    pub connections_per_s: f64,
+    /// Seconds from the first connection until the clock started
+    /// (`--wait-logins`), else 0.
+    pub login_wait_s: f64,
     pub lag: Summary,
     pub login_time: Summary,
+    /// From starting a connection until its login screen was read.
+    pub screen_time: Summary,
     pub throttle_examples: Vec<String>,
     pub signal: Option<SignalReport>,
 }
@@ -124,11 +147,17 @@ struct Runner<'a> {
     lag: Samples,
     lag_window: Samples,
     login_time: Samples,
+    screen_time: Samples,
+    signal_lag: Samples,
     throttle_examples: Vec<String>,
     peak_connected: usize,
     peak_logged_in: usize,
     /// Actions stop being scheduled after this.
     acting: bool,
+    /// False while `--wait-logins` waits for every player to log in.
+    clock_started: bool,
+    /// When the run began (`start` moves when the clock starts late).
+    began: Instant,
     signal_sent: Option<Instant>,
     signal_answers: Vec<Option<Instant>>,
     progress: Box<dyn Write + 'a>,
@@ -150,6 +179,7 @@ pub fn run(opts: &Options, progress: Box<dyn Write + '_>) -> io::Result<Report> 
             out: Vec::new(),
             returning: opts.returning,
             login_started: None,
+            connect_started: None,
             echo_seq: 0,
             outstanding: VecDeque::new(),
             after_signal: None,
@@ -165,11 +195,15 @@ pub fn run(opts: &Options, progress: Box<dyn Write + '_>) -> io::Result<Report> 
         timers: BinaryHeap::new(),
         rng: Rng::new(opts.seed),
         start: Instant::now(),
+        began: Instant::now(),
+        clock_started: opts.wait_logins.is_none() || opts.no_login || opts.churn,
         counts: Counts::default(),
         by_kind: BTreeMap::new(),
         lag: Samples::default(),
         lag_window: Samples::default(),
         login_time: Samples::default(),
+        screen_time: Samples::default(),
+        signal_lag: Samples::default(),
         throttle_examples: Vec::new(),
         peak_connected: 0,
         peak_logged_in: 0,
@@ -184,7 +218,7 @@ pub fn run(opts: &Options, progress: Box<dyn Write + '_>) -> io::Result<Report> 
 impl<'a> Runner<'a> {
     fn run(&mut self) -> io::Result<Report> {
         let mut events = Events::with_capacity(4096);
-        let end = self.start + self.opts.duration;
+        let mut end = self.start + self.opts.duration;
         let connect_gap = Duration::from_secs_f64(1.0 / self.opts.connect_rate);
         let mut next_connect = self.start;
         let mut next_report = self.start + self.opts.report_every;
@@ -192,7 +226,34 @@ impl<'a> Runner<'a> {
         let mut drain_until = None;
         loop {
             let now = Instant::now();
-            if self.acting && now >= end {
+            if !self.clock_started {
+                let waited = now.duration_since(self.began);
+                let wait = self.opts.wait_logins.unwrap_or_default();
+                // Players that failed for good will not log in.
+                let gone = self.phase_count(Phase::Closed);
+                if self.counts.logged_in + gone >= self.opts.clients || waited >= wait {
+                    self.clock_started = true;
+                    self.start = now;
+                    end = now + self.opts.duration;
+                    let _ = writeln!(
+                        self.progress,
+                        "{} of {} players logged in after {:.1}s ({} failed, {} at the login \
+                         screen, {} logging in): the clock starts",
+                        self.counts.logged_in,
+                        self.opts.clients,
+                        waited.as_secs_f64(),
+                        gone,
+                        self.phase_count(Phase::Screen),
+                        self.phase_count(Phase::Creating) + self.phase_count(Phase::LoggingIn),
+                    );
+                }
+            }
+            if self.acting && self.clock_started && now >= end {
+                let _ = writeln!(
+                    self.progress,
+                    "[{:6.1}s] run over: draining unanswered echoes",
+                    now.duration_since(self.start).as_secs_f64()
+                );
                 self.acting = false;
                 self.queue.clear();
                 drain_until = Some(now + self.opts.drain);
@@ -223,7 +284,10 @@ impl<'a> Runner<'a> {
                 next_report += self.opts.report_every;
                 self.check_login_timeouts(now);
             }
-            let mut wake = next_report.min(drain_until.unwrap_or(end));
+            let mut wake = next_report;
+            if self.clock_started {
+                wake = wake.min(drain_until.unwrap_or(end));
+            }
             if !self.queue.is_empty() {
                 wake = wake.min(next_connect);
             }
@@ -262,6 +326,7 @@ impl<'a> Runner<'a> {
         client.generation = client.generation.wrapping_add(1);
         client.reader = LineReader::new(MAX_LINE);
         client.out.clear();
+        client.connect_started = Some(Instant::now());
         match TcpStream::connect(self.addr) {
             Ok(mut stream) => {
                 let interest = Interest::READABLE | Interest::WRITABLE;
@@ -303,6 +368,10 @@ impl<'a> Runner<'a> {
                     self.counts.connects += 1;
                     self.counts.connected += 1;
                     self.peak_connected = self.peak_connected.max(self.counts.connected);
+                    if self.opts.raw {
+                        // No login screen: play as soon as connected.
+                        self.on_logged_in(index);
+                    }
                 }
                 (Ok(Some(e)) | Err(e), _) => return self.drop_failed_connect(index, &e),
                 (Ok(None), Err(e)) if e.kind() == io::ErrorKind::NotConnected => return,
@@ -418,6 +487,23 @@ impl<'a> Runner<'a> {
         }
     }
 
+    fn phase_count(&self, phase: Phase) -> usize {
+        self.clients.iter().filter(|c| c.phase == phase).count()
+    }
+
+    /// `--churn`: hang up at the login screen and queue to connect again.
+    fn close_and_requeue(&mut self, index: usize) {
+        let client = &mut self.clients[index];
+        if let Some(mut stream) = client.stream.take() {
+            let _ = self.poll.registry().deregister(&mut stream);
+        }
+        client.phase = Phase::Queued;
+        self.counts.connected = self.counts.connected.saturating_sub(1);
+        if self.acting {
+            self.queue.push_back(index);
+        }
+    }
+
     // ---- what the server says ------------------------------------------
 
     fn handle_lines(&mut self, index: usize) {
@@ -453,6 +539,17 @@ impl<'a> Runner<'a> {
         let client = &mut self.clients[index];
         match client.phase {
             Phase::Screen if line.contains(&opts.screen) => {
+                if let Some(started) = client.connect_started.take() {
+                    self.screen_time.push(started.elapsed().as_micros() as u64);
+                }
+                self.counts.screens += 1;
+                if Instant::now() >= self.start + opts.warmup {
+                    self.counts.measured_screens += 1;
+                }
+                if opts.churn {
+                    return self.close_and_requeue(index);
+                }
+                let client = &mut self.clients[index];
                 if opts.no_login {
                     client.phase = Phase::Idle;
                     return;
@@ -528,7 +625,13 @@ impl<'a> Runner<'a> {
             if sent_at >= self.start + self.opts.warmup {
                 self.lag_window.push(micros);
             }
+            if self.signal_sent.is_some_and(|signal| sent_at >= signal) {
+                self.signal_lag.push(micros);
+            }
             self.counts.echoes_answered += 1;
+            if self.acting && now >= self.start + self.opts.warmup && self.clock_started {
+                self.counts.measured_answers += 1;
+            }
             if client.after_signal.is_some_and(|first| seq >= first) {
                 client.after_signal = None;
                 self.signal_answers[index] = Some(now);
@@ -554,6 +657,11 @@ impl<'a> Runner<'a> {
             self.timers.pop();
             let client = &self.clients[index];
             if !self.acting || client.generation != generation || client.phase != Phase::Playing {
+                continue;
+            }
+            if !self.clock_started {
+                // Quiet until every player is logged in (`--wait-logins`).
+                self.schedule(index, now);
                 continue;
             }
             let action = self
@@ -616,6 +724,7 @@ impl<'a> Runner<'a> {
                 if result == 0 { "" } else { " (failed)" }
             );
             self.signal_sent = Some(now);
+            self.signal_burst(now);
         } else if let Some((at, cmd)) = &self.opts.exec_at {
             if now < self.start + *at {
                 return;
@@ -635,6 +744,18 @@ impl<'a> Runner<'a> {
             // Not waited for here: the loop keeps serving the players.
             drop(spawned);
             self.signal_sent = Some(now);
+            self.signal_burst(now);
+        }
+    }
+
+    /// Right after the signal every playing player sends an echo, so "every
+    /// player answered again" does not wait for anyone's next scheduled
+    /// action.
+    fn signal_burst(&mut self, now: Instant) {
+        for index in 0..self.clients.len() {
+            if self.clients[index].phase == Phase::Playing {
+                self.act(index, Action::Echo, now);
+            }
         }
     }
 
@@ -652,6 +773,17 @@ impl<'a> Runner<'a> {
                     self.counts.connected = self.counts.connected.saturating_sub(1);
                 }
                 client.phase = Phase::Closed;
+            }
+            let client = &mut self.clients[index];
+            let no_screen = client
+                .connect_started
+                .is_some_and(|t| now.duration_since(t) > self.opts.screen_timeout);
+            if no_screen && client.phase == Phase::Screen && self.acting {
+                // Connected as far as this side knows, but the server never
+                // spoke (e.g. its accept queue overflowed and it dropped
+                // the handshake): count it and connect again.
+                self.counts.screen_timeouts += 1;
+                self.close_and_requeue(index);
             }
         }
     }
@@ -703,6 +835,7 @@ impl<'a> Runner<'a> {
                     .fold(0.0, f64::max),
                 players_answered: answered.len(),
                 players_unanswered: waiting,
+                after_signal_lag: self.signal_lag.summary(),
             }
         });
         Report {
@@ -717,8 +850,12 @@ impl<'a> Runner<'a> {
             peak_logged_in: self.peak_logged_in,
             actions_per_s: self.counts.measured_actions as f64 / acting_secs,
             actions_by_kind: self.by_kind.clone(),
+            answered_per_s: self.counts.measured_answers as f64 / acting_secs,
+            connections_per_s: self.counts.measured_screens as f64 / acting_secs,
+            login_wait_s: self.start.duration_since(self.began).as_secs_f64(),
             lag: self.lag.summary(),
             login_time: self.login_time.summary(),
+            screen_time: self.screen_time.summary(),
             throttle_examples: self.throttle_examples.clone(),
             signal,
         }
@@ -765,17 +902,36 @@ impl Report {
             self.login_time.p50_ms, self.login_time.p99_ms, self.login_time.max_ms
         );
         out += &format!(
-            "  connect failures {}, login failures {}, disconnects {}, throttle notices {}\n",
-            c.connect_failures, c.login_failures, c.disconnects, c.throttled
+            "  connect failures {}, login failures {}, disconnects {}, throttle notices {}, \
+             no login screen (retried) {}\n",
+            c.connect_failures, c.login_failures, c.disconnects, c.throttled, c.screen_timeouts
         );
         for example in &self.throttle_examples {
             out += &format!("    throttled: {example}\n");
         }
+        if c.screens > 0 {
+            out += &format!(
+                "  login screens {} ({:.1}/s); connect to screen: p50 {:.2} ms, p99 {:.2} ms, \
+                 max {:.2} ms\n",
+                c.screens,
+                self.connections_per_s,
+                self.screen_time.p50_ms,
+                self.screen_time.p99_ms,
+                self.screen_time.max_ms
+            );
+        }
         if let Some(s) = &self.signal {
             out += &format!(
-                "  signal at {:.1}s: every player's next echo answered within {:.0} ms \
-                 ({} answered, {} still waiting)\n",
-                s.sent_at_s, s.all_answered_ms, s.players_answered, s.players_unanswered
+                "  signal at {:.1}s: every player's first echo after it answered within {:.0} ms \
+                 ({} answered, {} still waiting); echoes sent after it: p99 {:.2} ms, \
+                 max {:.2} ms over {}\n",
+                s.sent_at_s,
+                s.all_answered_ms,
+                s.players_answered,
+                s.players_unanswered,
+                s.after_signal_lag.p99_ms,
+                s.after_signal_lag.max_ms,
+                s.after_signal_lag.count
             );
         }
         out
