@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 const MIN_RESTART_DELAY: Duration = Duration::from_millis(500);
 /// A game that ran this long before dying restarts at the shortest delay.
 const STABLE_RUN: Duration = Duration::from_secs(30);
+/// Longest wait, after a stopped game exited, for its AMP link to close.
+const LINK_CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// What the supervisor can be asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,8 +139,22 @@ impl Game {
             g.pid = None;
             g.since = None;
         });
+        self.wait_for_link_close();
         self.restart_at = Some(Instant::now());
         self.delay = MIN_RESTART_DELAY;
+    }
+
+    /// After the old game exited, wait (briefly) until the AMP reader has
+    /// seen its link close: a new game linking before that would be
+    /// refused as a second game and restarted only after the back-off.
+    fn wait_for_link_close(&self) {
+        let deadline = Instant::now() + LINK_CLOSE_WAIT;
+        while self.handler.is_linked() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if self.handler.is_linked() {
+            log::warn!("the old game's link is still open; starting the new game anyway");
+        }
     }
 
     /// Ask the game to stop, wait for it, kill it if it will not.
@@ -158,7 +174,7 @@ impl Game {
                 log::info!("game server stopped ({status})");
                 return;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(5));
         }
         log::warn!("game server did not stop in time; killing it");
         let _ = child.kill();
