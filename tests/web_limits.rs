@@ -86,7 +86,7 @@ fn the_page_is_served_with_a_browser_id_and_other_paths_get_404() {
     );
     assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
     assert!(page.contains("Set-Cookie: portal_csessid="), "{page}");
-    assert!(page.contains("HttpOnly; SameSite=Strict"), "{page}");
+    assert!(page.contains("HttpOnly; SameSite=Lax"), "{page}");
     assert!(
         page.contains("Content-Security-Policy: default-src 'self'"),
         "{page}"

@@ -63,7 +63,7 @@ fn the_page_is_served_over_https_with_a_secure_cookie() {
         answer.contains("Set-Cookie: __Host-portal_csessid="),
         "{answer}"
     );
-    assert!(answer.contains("SameSite=Strict; Secure\r\n"), "{answer}");
+    assert!(answer.contains("SameSite=Lax; Secure\r\n"), "{answer}");
 }
 
 #[test]

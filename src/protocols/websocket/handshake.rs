@@ -24,8 +24,13 @@ pub fn is_upgrade(request: &Request) -> bool {
 }
 
 /// Check an upgrade request and answer it. `allowed_origins` empty means
-/// the page's own origin only (Origin's host must be the Host header).
-pub fn accept(request: &Request, allowed_origins: &[String]) -> Result<Accepted, Response> {
+/// the page's own origin only: Origin's host must be the Host header and
+/// its scheme the listener's (`https` when `secure`).
+pub fn accept(
+    request: &Request,
+    allowed_origins: &[String],
+    secure: bool,
+) -> Result<Accepted, Response> {
     if request.method != "GET" {
         return Err(Response::error(405, "A websocket upgrade must be a GET."));
     }
@@ -44,7 +49,7 @@ pub fn accept(request: &Request, allowed_origins: &[String]) -> Result<Accepted,
     else {
         return Err(Response::error(400, "Sec-WebSocket-Key is missing."));
     };
-    check_origin(request, allowed_origins)?;
+    check_origin(request, allowed_origins, secure)?;
     let (format, named) = choose_format(request)?;
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let mut response = Response::new(101, "", Vec::new());
@@ -53,21 +58,24 @@ pub fn accept(request: &Request, allowed_origins: &[String]) -> Result<Accepted,
         ("Connection".into(), "Upgrade".into()),
         ("Sec-WebSocket-Accept".into(), accept),
     ];
-    if named {
-        response = response.with("Sec-WebSocket-Protocol", format.subprotocol());
+    if let Some(named) = named {
+        // The client's own spelling: browsers compare the answer exactly.
+        response = response.with("Sec-WebSocket-Protocol", &named);
     }
     Ok(Accepted { response, format })
 }
 
-fn check_origin(request: &Request, allowed: &[String]) -> Result<(), Response> {
+fn check_origin(request: &Request, allowed: &[String], secure: bool) -> Result<(), Response> {
     let Some(origin) = request.header("origin") else {
         return Ok(());
     };
     let ok = if allowed.is_empty() {
-        let host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
-        request
-            .header("host")
-            .is_some_and(|h| !host.is_empty() && h.eq_ignore_ascii_case(host))
+        let scheme = if secure { "https" } else { "http" };
+        let (origin_scheme, host) = origin.split_once("://").unwrap_or(("", ""));
+        origin_scheme.eq_ignore_ascii_case(scheme)
+            && request
+                .header("host")
+                .is_some_and(|h| !host.is_empty() && h.eq_ignore_ascii_case(host))
     } else {
         allowed
             .iter()
@@ -83,9 +91,10 @@ fn check_origin(request: &Request, allowed: &[String]) -> Result<(), Response> {
     }
 }
 
-/// The client's first subprotocol that we speak, in its order; none asked
-/// for means Evennia's format. `true` when the answer must name it.
-fn choose_format(request: &Request) -> Result<(Format, bool), Response> {
+/// The client's first subprotocol that we speak, in its order, and its
+/// name as the client wrote it (to be echoed back); none asked for means
+/// Evennia's format, unnamed.
+fn choose_format(request: &Request) -> Result<(Format, Option<String>), Response> {
     let asked: Vec<&str> = request
         .headers
         .iter()
@@ -95,10 +104,13 @@ fn choose_format(request: &Request) -> Result<(Format, bool), Response> {
         .filter(|p| !p.is_empty())
         .collect();
     if asked.is_empty() {
-        return Ok((Format::Evennia, false));
+        return Ok((Format::Evennia, None));
     }
-    match asked.iter().find_map(|p| Format::from_subprotocol(p)) {
-        Some(format) => Ok((format, true)),
+    let chosen = asked
+        .iter()
+        .find_map(|p| Format::from_subprotocol(p).map(|f| (f, p.to_string())));
+    match chosen {
+        Some((format, name)) => Ok((format, Some(name))),
         None => {
             let spoken: Vec<&str> = Format::ALL.iter().map(|f| f.subprotocol()).collect();
             Err(Response::error(
@@ -131,7 +143,7 @@ mod tests {
 
     #[test]
     fn the_rfc_example_key_gets_the_rfc_answer() {
-        let accepted = accept(&request(""), &[]).unwrap_or_else(|r| panic!("{r:?}"));
+        let accepted = accept(&request(""), &[], false).unwrap_or_else(|r| panic!("{r:?}"));
         assert_eq!(accepted.format, Format::Evennia);
         let text = String::from_utf8(accepted.response.to_bytes(false)).unwrap_or_default();
         assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
@@ -142,28 +154,41 @@ mod tests {
     #[test]
     fn the_first_spoken_subprotocol_is_chosen_and_named() {
         let asked = "Sec-WebSocket-Protocol: telnet.mudstandards.org, gmcp.mudstandards.org, terminal.mudstandards.org\r\n";
-        let accepted = accept(&request(asked), &[]).unwrap_or_else(|r| panic!("{r:?}"));
+        let accepted = accept(&request(asked), &[], false).unwrap_or_else(|r| panic!("{r:?}"));
         assert_eq!(accepted.format, Format::GmcpStandard);
         let text = String::from_utf8(accepted.response.to_bytes(false)).unwrap_or_default();
         assert!(text.contains("Sec-WebSocket-Protocol: gmcp.mudstandards.org\r\n"));
-        let none = accept(&request("Sec-WebSocket-Protocol: chat\r\n"), &[]);
+        let shouted = accept(
+            &request("Sec-WebSocket-Protocol: GMCP.mudstandards.org\r\n"),
+            &[],
+            false,
+        );
+        let text =
+            shouted.map(|a| String::from_utf8(a.response.to_bytes(false)).unwrap_or_default());
+        assert!(
+            text.is_ok_and(|t| t.contains("Sec-WebSocket-Protocol: GMCP.mudstandards.org\r\n")),
+            "the client's spelling is echoed"
+        );
+        let none = accept(&request("Sec-WebSocket-Protocol: chat\r\n"), &[], false);
         assert_eq!(none.map(|a| a.format).map_err(|r| r.status), Err(400));
     }
 
     #[test]
     fn a_foreign_origin_is_refused_and_the_own_origin_let_in() {
         let own = request("Origin: http://mud.example:4001\r\n");
-        assert!(accept(&own, &[]).is_ok());
+        assert!(accept(&own, &[], false).is_ok());
         let foreign = request("Origin: https://evil.example\r\n");
         assert_eq!(
-            accept(&foreign, &[]).map(|_| ()).map_err(|r| r.status),
+            accept(&foreign, &[], false)
+                .map(|_| ())
+                .map_err(|r| r.status),
             Err(403)
         );
         let listed = vec!["https://evil.example/".to_owned()];
-        assert!(accept(&foreign, &listed).is_ok());
-        assert!(accept(&foreign, &["*".to_owned()]).is_ok());
+        assert!(accept(&foreign, &listed, false).is_ok());
+        assert!(accept(&foreign, &["*".to_owned()], false).is_ok());
         assert!(
-            accept(&request(""), &listed).is_ok(),
+            accept(&request(""), &listed, false).is_ok(),
             "no Origin: not a browser"
         );
     }
@@ -174,11 +199,17 @@ mod tests {
         let Parsed::Request(r, _) = parse_request(text.as_bytes(), 8192) else {
             panic!()
         };
-        assert_eq!(accept(&r, &[]).map(|_| ()).map_err(|r| r.status), Err(400));
+        assert_eq!(
+            accept(&r, &[], false).map(|_| ()).map_err(|r| r.status),
+            Err(400)
+        );
         let old = "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Version: 8\r\n\r\n";
         let Parsed::Request(r, _) = parse_request(old.as_bytes(), 8192) else {
             panic!()
         };
-        assert_eq!(accept(&r, &[]).map(|_| ()).map_err(|r| r.status), Err(426));
+        assert_eq!(
+            accept(&r, &[], false).map(|_| ()).map_err(|r| r.status),
+            Err(426)
+        );
     }
 }

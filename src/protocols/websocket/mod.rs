@@ -347,6 +347,13 @@ impl WebEngine {
 
     fn close_with(&mut self, code: CloseCode, reason: &str) {
         if let Stage::Socket(socket) = &mut self.stage {
+            // The page tells a deliberate close (no reconnect) by its
+            // reason, so a close frame always carries one.
+            let reason = if reason.trim().is_empty() {
+                "closed by the server"
+            } else {
+                reason
+            };
             let reason: String = truncate_utf8(reason, 120).to_owned();
             let frame = CloseFrame {
                 code,
@@ -410,7 +417,8 @@ impl WebEngine {
             return self.respond_to(&request, response);
         }
         if handshake::is_upgrade(&request) {
-            return match handshake::accept(&request, &self.settings.allowed_origins) {
+            let secure = self.settings.secure;
+            return match handshake::accept(&request, &self.settings.allowed_origins, secure) {
                 Ok(accepted) => self.open(&request, accepted, now),
                 Err(refusal) => self.respond_to(&request, refusal),
             };
@@ -507,6 +515,11 @@ impl WebEngine {
             .filter(|id| valid_csessid(id))
     }
 
+    /// `SameSite=Lax`, not `Strict`: a Strict cookie is left off a `GET /`
+    /// reached from a link on another site, which would then hand the
+    /// browser a new id and split it from its own tabs and login. A Lax
+    /// cookie still never rides on a cross-site websocket, and the Origin
+    /// check refuses those anyway.
     fn cookie_name(&self) -> &'static str {
         if self.settings.secure {
             SECURE_CSESSID_COOKIE
@@ -518,7 +531,7 @@ impl WebEngine {
     fn cookie(&self) -> String {
         let secure = if self.settings.secure { "; Secure" } else { "" };
         format!(
-            "{}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
+            "{}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
             self.cookie_name(),
             self.settings.fresh_csessid,
             self.settings.cookie_max_age_secs

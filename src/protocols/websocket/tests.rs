@@ -86,7 +86,7 @@ fn the_page_is_served_with_a_browser_id_cookie_and_the_connection_kept() {
     let sent = String::from_utf8(web.poll_transmit().unwrap_or_default()).unwrap_or_default();
     assert!(sent.starts_with("HTTP/1.1 200 OK\r\n"));
     assert!(sent.contains(
-        "Set-Cookie: portal_csessid=Fresh0000000000000000000; Path=/; Max-Age=2592000; HttpOnly; SameSite=Strict\r\n"
+        "Set-Cookie: portal_csessid=Fresh0000000000000000000; Path=/; Max-Age=2592000; HttpOnly; SameSite=Lax\r\n"
     ));
     assert_eq!(sent.matches("HTTP/1.1 200 OK").count(), 2, "both answered");
     assert!(!events(&mut web)
@@ -354,5 +354,21 @@ fn over_tls_the_cookie_is_host_prefixed_and_secure() {
     web.handle_input(&upgrade(&planted), now);
     assert!(
         matches!(&events(&mut web)[0], WebEvent::Opened { csessid, .. } if csessid.starts_with("Fresh"))
+    );
+}
+
+#[test]
+fn a_close_without_a_reason_still_carries_one() {
+    let (mut web, mut client, _) = opened("");
+    web.close("", false);
+    let got = client.receive(&web.poll_transmit().unwrap_or_default());
+    let Some(Message::Close(Some(frame))) = got.last() else {
+        panic!("{got:?}")
+    };
+    assert_eq!(frame.code, CloseCode::Normal);
+    assert_eq!(
+        frame.reason.as_str(),
+        "closed by the server",
+        "the page needs a reason to stay closed"
     );
 }
