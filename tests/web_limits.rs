@@ -139,7 +139,7 @@ fn a_silent_http_client_is_dropped_after_the_deadline() {
 
 #[test]
 fn a_client_that_stops_answering_pings_is_dropped() {
-    let portal = Portal::start_web("ping_interval_secs = 0.3\npong_timeout_secs = 0.5");
+    let portal = Portal::start_web("ping_interval_secs = 0.3\npong_timeout_secs = 1.5");
     // A websocket client that never reads again: it never answers a ping,
     // like a laptop whose lid was closed.
     let gone = web::connect(portal.web, &Options::default());
