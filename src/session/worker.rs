@@ -312,9 +312,9 @@ fn telnet_settings(config: &Config, direction: Direction) -> TelnetSettings {
 
 /// The web engine's settings from portal.conf; `secure` for a TLS
 /// listener.
-fn web_settings(config: &Config, secure: bool) -> WebSettings {
+fn web_settings(config: &Config, secure: bool) -> io::Result<WebSettings> {
     let w = &config.web;
-    WebSettings {
+    Ok(WebSettings {
         allowed_origins: w.allowed_origins.clone(),
         commands: w.commands.clone(),
         max_request_bytes: w.max_request_bytes,
@@ -323,14 +323,16 @@ fn web_settings(config: &Config, secure: bool) -> WebSettings {
         http_timeout: Duration::from_secs_f64(w.http_timeout_secs),
         ping_interval: Duration::from_secs_f64(w.ping_interval_secs),
         pong_timeout: Duration::from_secs_f64(w.pong_timeout_secs),
-        fresh_csessid: random_token(),
+        fresh_csessid: random_token()?,
         cookie_max_age_secs: w.cookie_max_age_days * 24 * 3600,
         secure,
-    }
+    })
 }
 
-/// 128 random bits from the kernel as 32 hex digits (a browser id).
-fn random_token() -> String {
+/// 128 random bits from the kernel as 32 hex digits (a browser id):
+/// getrandom(2), or `/dev/urandom` where that call is missing. Never a
+/// guessable fallback: without randomness the client is refused.
+fn random_token() -> io::Result<String> {
     let mut bytes = [0u8; 16];
     let mut filled = 0;
     while filled < bytes.len() {
@@ -339,14 +341,17 @@ fn random_token() -> String {
         let n = unsafe {
             libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
         };
-        if n <= 0 {
-            // Only EINTR is expected here (the kernel has been seeded
-            // long before a browser connects); try again.
+        if n > 0 {
+            filled += n as usize;
             continue;
         }
-        filled += n as usize;
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+            break;
+        }
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Why a worker could not start, with the client's stream when it can
@@ -396,6 +401,15 @@ impl Worker {
             Ok(waiter) => waiter,
             Err(e) => return Err((e, Some(stream))),
         };
+        let web = if direction == Direction::Web {
+            let secure = matches!(transport, Transport::Tls(_));
+            match web_settings(&handler.config(), secure) {
+                Ok(settings) => Some(settings),
+                Err(e) => return Err((e, Some(stream))),
+            }
+        } else {
+            None
+        };
         let no_stream = |e: io::Error| (e, None);
         stream.set_nonblocking(true).map_err(no_stream)?;
         stream.set_nodelay(true).map_err(no_stream)?;
@@ -405,9 +419,8 @@ impl Worker {
         let config = handler.config();
         let now = Instant::now();
         let sessid = session.sessid;
-        let protocol = if direction == Direction::Web {
-            let secure = matches!(transport, Transport::Tls(_));
-            Protocol::Web(Box::new(WebEngine::new(web_settings(&config, secure), now)))
+        let protocol = if let Some(settings) = web {
+            Protocol::Web(Box::new(WebEngine::new(settings, now)))
         } else {
             let telnet = Telnet::new(telnet_settings(&config, direction), now);
             Protocol::Telnet(Box::new(telnet))
@@ -956,6 +969,16 @@ mod tests {
     use super::*;
     use crate::amp::message::PortalMsg;
     use crate::handler::ControlSender;
+
+    #[test]
+    fn browser_ids_are_32_hex_digits_and_never_repeat() {
+        let ids: std::collections::HashSet<String> =
+            (0..100).filter_map(|_| random_token().ok()).collect();
+        assert_eq!(ids.len(), 100);
+        assert!(ids
+            .iter()
+            .all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())));
+    }
 
     #[test]
     fn a_panicking_worker_is_caught_and_its_session_reported_closed() {
