@@ -19,9 +19,9 @@
 //! stats_interval_secs`) and, on SIGHUP, reopens the log file.
 
 use crate::config::{fill, Config};
-use crate::handler::{Control, Handler};
 use crate::logfile::LogFile;
 use crate::session::worker::{spawn_inbound, Inbound, WEB_PROTOCOL_KEY};
+use crate::shared::{Control, Shared};
 use crate::stats::{rate, Counters, Stats};
 use crate::supervisor::Supervisor;
 use crate::throttle::RateLimiter;
@@ -84,7 +84,7 @@ pub struct Acceptor {
     listeners: Vec<Listener>,
     signals: Signals,
     control_rx: Receiver<Control>,
-    handler: Arc<Handler>,
+    shared: Arc<Shared>,
     supervisor: Option<Supervisor>,
     config_path: PathBuf,
     limiter: RateLimiter,
@@ -121,7 +121,7 @@ impl Acceptor {
         mut signals: Signals,
         mut listeners: Vec<Listener>,
         control_rx: Receiver<Control>,
-        handler: Arc<Handler>,
+        shared: Arc<Shared>,
         config_path: PathBuf,
     ) -> io::Result<Acceptor> {
         for (i, listener) in listeners.iter_mut().enumerate() {
@@ -130,13 +130,13 @@ impl Acceptor {
         }
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
-        let rate = handler.config().limits.max_connection_rate;
+        let rate = shared.config().limits.max_connection_rate;
         Ok(Acceptor {
             poll,
             listeners,
             signals,
             control_rx,
-            handler,
+            shared,
             supervisor: None,
             config_path,
             limiter: RateLimiter::new(rate, Instant::now()),
@@ -186,14 +186,7 @@ impl Acceptor {
             }
             self.resume_after_pause();
             self.release_queue(Instant::now());
-            self.handler.flush_held();
             self.sweep_when_due(Instant::now());
-            if self.handler.heartbeat(Instant::now()) {
-                match &self.supervisor {
-                    Some(supervisor) => supervisor.kill_hung(),
-                    None => log::error!("the unsupervised game is not responding"),
-                }
-            }
             self.log_stats_when_due(Instant::now());
         }
     }
@@ -206,7 +199,7 @@ impl Acceptor {
             match signal {
                 SIGUSR1 => self.apply(Control::ReloadGame),
                 SIGHUP => self.apply(Control::ReloadConfig),
-                SIGTERM => self.handler.request(Control::Shutdown),
+                SIGTERM => self.shared.request(Control::Shutdown),
                 _ => {}
             }
         }
@@ -219,6 +212,10 @@ impl Acceptor {
                 None => log::warn!("game reload asked, but the game is not supervised"),
             },
             Control::ReloadConfig => self.reload_config(),
+            Control::KillHungGame => match &self.supervisor {
+                Some(supervisor) => supervisor.kill_hung(),
+                None => log::error!("the unsupervised game is not responding"),
+            },
             Control::Shutdown => {}
         }
     }
@@ -227,7 +224,7 @@ impl Acceptor {
     /// and put what can change live in force.
     fn reload_config(&mut self) {
         self.reopen_log();
-        let stats = self.handler.stats();
+        let stats = &self.shared.stats;
         let new = match Config::load(&self.config_path) {
             Ok(config) => config,
             Err(e) => {
@@ -236,7 +233,7 @@ impl Acceptor {
             }
         };
         Stats::add(&stats.config_reloads, 1);
-        let old = self.handler.config();
+        let old = self.shared.config();
         for key in restart_only_changes(&old, &new) {
             log::warn!("config reload: `{key}` changed; that takes effect at the next restart");
         }
@@ -245,7 +242,7 @@ impl Acceptor {
         }
         self.limiter.set_rate(new.limits.max_connection_rate);
         self.reload_certificates(&new);
-        self.handler.set_config(Arc::new(new));
+        self.shared.config.set(Arc::new(new));
         log::info!("config reloaded from {}", self.config_path.display());
     }
 
@@ -285,24 +282,24 @@ impl Acceptor {
 
     /// One stats line every `[log] stats_interval_secs` (0 = never).
     fn log_stats_when_due(&mut self, now: Instant) {
-        let interval = self.handler.config().log.stats_interval_secs;
+        let interval = self.shared.config().log.stats_interval_secs;
         let (since, before) = self.last_stats;
         let elapsed = now.saturating_duration_since(since);
         if interval == 0 || elapsed < Duration::from_secs(interval) {
             return;
         }
-        let after = self.handler.stats().snapshot();
+        let after = self.shared.stats.snapshot();
         self.last_stats = (now, after);
         let secs = elapsed.as_secs_f64();
         log::info!(
             "stats: sessions {}, logged in {}, commands/s {:.1}, bytes/s in {:.0} out {:.0}, \
              held input {}, queued connections {}",
-            self.handler.count_loggedin(true),
-            self.handler.count_loggedin(false),
+            self.shared.registry.count_loggedin(true),
+            self.shared.registry.count_loggedin(false),
             rate(before.commands, after.commands, secs),
             rate(before.bytes_in, after.bytes_in, secs),
             rate(before.bytes_out, after.bytes_out, secs),
-            self.handler.held_input(),
+            self.shared.link.held(),
             self.queue.len(),
         );
     }
@@ -319,7 +316,7 @@ impl Acceptor {
             };
             match listener.socket.accept() {
                 Ok((stream, address)) => {
-                    Stats::add(&self.handler.stats().connections_accepted, 1);
+                    Stats::add(&self.shared.stats.connections_accepted, 1);
                     self.admit(std::net::TcpStream::from(stream), address, index)
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -333,12 +330,16 @@ impl Acceptor {
     /// Start the session now, or queue it with a message.
     fn admit(&mut self, stream: std::net::TcpStream, address: SocketAddr, listener: usize) {
         let now = Instant::now();
-        let config = self.handler.config();
-        let counted = match self.handler.reserve_ip(address.ip(), now) {
+        let config = self.shared.config();
+        let counted = match self
+            .shared
+            .addresses
+            .reserve(address.ip(), now, &config.limits)
+        {
             Ok(counted) => counted,
             Err(why) => {
                 log::warn!("refused {address}: over the per-address cap ({why:?})");
-                Stats::add(&self.handler.stats().connections_refused, 1);
+                Stats::add(&self.shared.stats.connections_refused, 1);
                 let web = self.is_web(listener);
                 return refuse(stream, &config.messages.too_many_from_address, web);
             }
@@ -354,7 +355,7 @@ impl Acceptor {
         }
         if self.queue.len() >= config.limits.connection_queue {
             log::warn!("connection queue full; refused {address}");
-            Stats::add(&self.handler.stats().connections_refused, 1);
+            Stats::add(&self.shared.stats.connections_refused, 1);
             return self.refuse_pending(pending, &config.messages.connection_refused);
         }
         let wait = self.limiter.wait_for(self.queue.len() + 1).max(1.0);
@@ -370,7 +371,7 @@ impl Acceptor {
             let _ = pending.stream.write_all(format!("{text}\r\n").as_bytes());
         }
         log::info!("connection from {address} queued (about {wait:.0} s)");
-        Stats::add(&self.handler.stats().connections_throttled, 1);
+        Stats::add(&self.shared.stats.connections_throttled, 1);
         self.queue.push_back(pending);
         self.note_queue_length();
     }
@@ -389,7 +390,7 @@ impl Acceptor {
     }
 
     fn note_queue_length(&self) {
-        let stats = self.handler.stats();
+        let stats = &self.shared.stats;
         let length = self.queue.len() as u64;
         stats
             .connections_queued_now
@@ -414,20 +415,20 @@ impl Acceptor {
         };
         let address = pending.address;
         let inbound = Inbound {
-            sessid: self.handler.generate_sessid(),
+            sessid: self.shared.registry.generate_sessid(),
             stream: pending.stream,
             address,
             protocol_key: from.protocol_key,
             tls: from.tls.as_ref().map(|(_, config)| config.clone()),
             counted_ip: pending.counted,
         };
-        if let Err((inbound, e)) = spawn_inbound(self.handler.clone(), inbound) {
+        if let Err((inbound, e)) = spawn_inbound(self.shared.clone(), inbound) {
             log::error!("cannot start a session thread for {address}: {e}; client refused");
-            Stats::add(&self.handler.stats().connections_refused, 1);
+            Stats::add(&self.shared.stats.connections_refused, 1);
             if inbound.counted_ip {
-                self.handler.release_ip(address.ip());
+                self.shared.addresses.release(address.ip());
             }
-            let text = self.handler.config().messages.connection_refused.clone();
+            let text = self.shared.config().messages.connection_refused.clone();
             refuse(inbound.stream, &text, from.protocol_key == WEB_PROTOCOL_KEY);
         }
     }
@@ -436,15 +437,16 @@ impl Acceptor {
     fn sweep_when_due(&mut self, now: Instant) {
         if now.saturating_duration_since(self.last_sweep) >= Duration::from_secs(1) {
             self.last_sweep = now;
-            self.handler
-                .sweep_login_timeouts(crate::session::unix_now());
+            let text = self.shared.config().messages.login_timeout.clone();
+            let registry = &self.shared.registry;
+            registry.sweep_login_timeouts(crate::session::unix_now(), &text);
         }
     }
 
     /// Give back a pending client's per-address count.
     fn release_pending(&self, pending: &Pending) {
         if pending.counted {
-            self.handler.release_ip(pending.address.ip());
+            self.shared.addresses.release(pending.address.ip());
         }
     }
 
@@ -464,8 +466,8 @@ impl Acceptor {
         if let Some(listener) = self.listeners.get(index) {
             if let Ok((stream, address)) = listener.socket.accept() {
                 log::warn!("refused {address}: no descriptors left");
-                Stats::add(&self.handler.stats().connections_refused, 1);
-                let text = self.handler.config().messages.connection_refused.clone();
+                Stats::add(&self.shared.stats.connections_refused, 1);
+                let text = self.shared.config().messages.connection_refused.clone();
                 let web = listener.protocol_key == WEB_PROTOCOL_KEY;
                 refuse(std::net::TcpStream::from(stream), &text, web);
             }

@@ -668,6 +668,47 @@ pub fn fill(template: &str, name: &str, value: &str) -> String {
     template.replace(&format!("{{{name}}}"), value)
 }
 
+/// The configuration in force, shared by every thread, and a generation
+/// number bumped by every reload (SIGHUP), so a worker notices a reload
+/// with one atomic load.
+pub struct ConfigCell {
+    current: std::sync::RwLock<std::sync::Arc<Config>>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl ConfigCell {
+    /// A cell holding `config`.
+    pub fn new(config: std::sync::Arc<Config>) -> ConfigCell {
+        ConfigCell {
+            current: std::sync::RwLock::new(config),
+            generation: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn get(&self) -> std::sync::Arc<Config> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Put a new configuration in force.
+    pub fn set(&self, config: std::sync::Arc<Config>) {
+        match self.current.write() {
+            Ok(mut guard) => *guard = config,
+            Err(poisoned) => *poisoned.into_inner() = config,
+        }
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Bumped by every [`ConfigCell::set`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

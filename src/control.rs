@@ -29,7 +29,7 @@
 //! limits: max_connection_rate 5  max_command_rate 80  max_char_limit 6000 ...
 //! ```
 
-use crate::handler::Handler;
+use crate::shared::Shared;
 use crate::stats::{human_duration, GameState};
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -58,7 +58,7 @@ impl Drop for ControlSocket {
 /// Bind the socket at `path` (mode 0600) and start the thread answering
 /// it. Call while holding the pid file: a leftover socket file at `path`
 /// then belongs to a portal that is gone, and is replaced.
-pub fn serve(path: &Path, handler: Arc<Handler>) -> Result<ControlSocket, String> {
+pub fn serve(path: &Path, shared: Arc<Shared>) -> Result<ControlSocket, String> {
     let listener = bind_private(path)
         .map_err(|e| format!("cannot create the control socket {}: {e}", path.display()))?;
     let socket = ControlSocket {
@@ -66,7 +66,7 @@ pub fn serve(path: &Path, handler: Arc<Handler>) -> Result<ControlSocket, String
     };
     std::thread::Builder::new()
         .name("control".into())
-        .spawn(move || answer_forever(listener, handler))
+        .spawn(move || answer_forever(listener, shared))
         .map_err(|e| format!("cannot start the control thread: {e}"))?;
     log::info!("control socket at {}", path.display());
     Ok(socket)
@@ -100,11 +100,11 @@ fn is_socket(meta: &std::fs::Metadata) -> bool {
     meta.file_type().is_socket()
 }
 
-fn answer_forever(listener: UnixListener, handler: Arc<Handler>) {
+fn answer_forever(listener: UnixListener, shared: Arc<Shared>) {
     for stream in listener.incoming() {
         match stream {
             Ok(stream) => {
-                if let Err(e) = answer(stream, &handler) {
+                if let Err(e) = answer(stream, &shared) {
                     log::debug!("control socket: {e}");
                 }
             }
@@ -116,7 +116,7 @@ fn answer_forever(listener: UnixListener, handler: Arc<Handler>) {
     }
 }
 
-fn answer(stream: UnixStream, handler: &Handler) -> io::Result<()> {
+fn answer(stream: UnixStream, shared: &Shared) -> io::Result<()> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     if !same_user(&stream) {
@@ -128,7 +128,7 @@ fn answer(stream: UnixStream, handler: &Handler) -> io::Result<()> {
     let mut line = String::new();
     BufReader::new((&stream).take(MAX_REQUEST)).read_line(&mut line)?;
     let reply = match line.trim() {
-        "status" => status_report(handler),
+        "status" => status_report(shared),
         other => format!("error: unknown request `{other}` (known: status)\n"),
     };
     (&stream).write_all(reply.as_bytes())
@@ -176,9 +176,9 @@ pub fn request(path: &Path, what: &str) -> io::Result<String> {
 }
 
 /// The `status` answer (format in the module docs).
-pub fn status_report(handler: &Handler) -> String {
+pub fn status_report(shared: &Shared) -> String {
     let mut out = String::new();
-    let uptime = handler.uptime().as_secs();
+    let uptime = shared.uptime().as_secs();
     let _ = writeln!(
         out,
         "portal: running  version {}  pid {}  uptime {}  uptime_secs {uptime}",
@@ -186,16 +186,16 @@ pub fn status_report(handler: &Handler) -> String {
         std::process::id(),
         human_duration(uptime),
     );
-    let _ = writeln!(out, "game: {}", game_line(handler));
-    let by_protocol = handler.sessions_by_protocol();
+    let _ = writeln!(out, "game: {}", game_line(shared));
+    let by_protocol = shared.registry.sessions_by_protocol();
     let total: usize = by_protocol.values().sum();
     let _ = write!(out, "sessions: {total}");
     for (key, count) in &by_protocol {
         let _ = write!(out, "  {key} {count}");
     }
     let _ = writeln!(out);
-    let _ = writeln!(out, "logged_in: {}", handler.count_loggedin(false));
-    let c = handler.stats().snapshot();
+    let _ = writeln!(out, "logged_in: {}", shared.registry.count_loggedin(false));
+    let c = shared.stats.snapshot();
     let _ = writeln!(
         out,
         "connections: accepted {}  throttled {}  refused {}  queued {}  tls_handshake_failures {}",
@@ -210,19 +210,19 @@ pub fn status_report(handler: &Handler) -> String {
         "traffic: bytes_in {}  bytes_out {}  commands {}  commands_refused {}",
         c.bytes_in, c.bytes_out, c.commands, c.commands_refused
     );
-    let _ = writeln!(out, "held_input: {}", handler.held_input());
+    let _ = writeln!(out, "held_input: {}", shared.link.held());
     let _ = writeln!(
         out,
         "config: reloads {}  failed_reloads {}",
         c.config_reloads, c.config_reload_failures
     );
-    let _ = writeln!(out, "limits: {}", limits_line(handler));
+    let _ = writeln!(out, "limits: {}", limits_line(shared));
     out
 }
 
-fn game_line(handler: &Handler) -> String {
-    let game = handler.stats().game();
-    let link = handler.link_state();
+fn game_line(shared: &Shared) -> String {
+    let game = shared.stats.game();
+    let link = shared.link.state().name();
     if game.state == GameState::External {
         // Not ours to run: "running" means a game is linked.
         let state = if link == "down" { "down" } else { "running" };
@@ -249,8 +249,8 @@ fn game_line(handler: &Handler) -> String {
     line
 }
 
-fn limits_line(handler: &Handler) -> String {
-    let config = handler.config();
+fn limits_line(shared: &Shared) -> String {
+    let config = shared.config();
     let l = &config.limits;
     format!(
         "max_connection_rate {}  max_command_rate {}  max_char_limit {}  \

@@ -16,7 +16,7 @@
 //!                   ▼                                       │ (channel + waker)
 //!       crossbeam channel ──► AMP writer thread ──frames──► game server
 //!                             AMP reader thread ◄──frames── game server
-//!                   registry: sessid → session handle ◄── lookup
+//!                   registry: sessid → record + worker handle ◄── lookup
 //! ```
 //!
 //! Module map, following the picture:
@@ -25,9 +25,13 @@
 //! - [`session::worker`]: the per-connection thread; it sleeps in
 //!   [`session::waiter`] (`ppoll` on its socket and an eventfd) and gives
 //!   back idle stack pages with [`session::stack`];
-//! - [`handler`]: the session registry (the seed's `PortalSessionHandler`);
+//! - [`shared`]: the owners every thread reaches, wired together once;
+//! - [`registry`]: the session registry (the seed's `PortalSessionHandler`);
+//!   sessid → record and [`session::handle`] (how a worker is reached);
 //! - [`session`]: the sync record both sides keep (the seed's `Session`);
-//! - [`amp`]: the link to the game: messages, codec, reader and writer;
+//! - [`amp`]: the link to the game: messages, codec, the accept, reader and
+//!   writer threads; the writer owns held and in-flight input, the link's
+//!   state and the heartbeat ([`amp::outbox`], pure);
 //! - [`protocols`]: the client protocols (telnet; HTTP and websockets for
 //!   the web client, with its wire formats; spotting HTTP on telnet);
 //! - [`session::protocol`]: which engine a worker drives, and rendering for it;
@@ -50,12 +54,13 @@ pub mod config;
 pub mod control;
 pub mod dummyrunner;
 pub mod game;
-pub mod handler;
 pub mod logfile;
 pub mod markup;
 pub mod pidfile;
 pub mod protocols;
+pub mod registry;
 pub mod session;
+pub mod shared;
 pub mod stats;
 pub mod status;
 pub mod supervisor;

@@ -7,10 +7,10 @@ use portal::acceptor::{self, Acceptor, Listener};
 use portal::amp;
 use portal::cli;
 use portal::config::{parse_addr, parse_level, Config, Serve};
-use portal::handler::{Control, ControlSender, Handler};
 use portal::logfile::LogFile;
 use portal::pidfile::PidFile;
 use portal::session::worker::WEB_PROTOCOL_KEY;
+use portal::shared::{Control, ControlSender, Shared};
 use portal::status::StatusFile;
 use portal::supervisor::Supervisor;
 use std::net::SocketAddr;
@@ -223,7 +223,7 @@ fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Resul
     let (poll, control, control_rx) = acceptor::control_queue().map_err(|e| e.to_string())?;
     let on_signal = control.clone();
     ctrlc::set_handler(move || on_signal.send(Control::Shutdown))
-        .map_err(|e| format!("cannot install the SIGINT handler: {e}"))?;
+        .map_err(|e| format!("cannot install the SIGINT shared: {e}"))?;
     // Held to the end of `run`: dropping it removes the file.
     let _pidfile = match config.pidfile_path(&config_path) {
         Some(path) => Some(PidFile::create(&path)?),
@@ -236,17 +236,16 @@ fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Resul
     let amp_listener = bind_amp(&config, &status)?;
     let amp_addr = amp_listener.local_addr().map_err(|e| e.to_string())?;
 
-    let (amp_tx, amp_rx) = crossbeam_channel::bounded(config.limits.data_in_queue);
     let to_main = control.clone();
     let control_sender: ControlSender = Arc::new(move |c| to_main.send(c));
-    let handler = Arc::new(Handler::new(config.clone(), amp_tx, control_sender));
+    let (shared, amp_rx) = Shared::new(config.clone(), control_sender);
     // Before the threads that create files start: binding the socket sets
     // the umask for a moment.
     let _control_socket = match config.control_socket_path(&config_path) {
-        Some(path) => Some(portal::control::serve(&path, handler.clone())?),
+        Some(path) => Some(portal::control::serve(&path, shared.clone())?),
         None => None,
     };
-    amp::link::start(amp_listener, handler.clone(), amp_rx)
+    amp::start(amp_listener, shared.clone(), amp_rx)
         .map_err(|e| format!("cannot start the AMP link: {e}"))?;
 
     let mut acceptor = Acceptor::new(
@@ -254,12 +253,12 @@ fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Resul
         signals,
         listeners,
         control_rx,
-        handler.clone(),
+        shared.clone(),
         config_path,
     )
     .map_err(|e| format!("cannot start the acceptor: {e}"))?;
     let supervisor = if config.game.autostart {
-        let s = Supervisor::start(handler.clone(), amp_addr, status.clone())
+        let s = Supervisor::start(shared.clone(), amp_addr, status.clone())
             .map_err(|e| format!("cannot start the supervisor: {e}"))?;
         Some(s)
     } else {
@@ -271,19 +270,19 @@ fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Resul
     let supervisor = acceptor
         .run()
         .map_err(|e| format!("acceptor failed: {e}"))?;
-    shut_down(&handler, supervisor, &status);
+    shut_down(&shared, supervisor, &status);
     Ok(())
 }
 
 /// Tell players, close their sessions, stop the game, wait for output to
 /// flush.
-fn shut_down(handler: &Handler, supervisor: Option<Supervisor>, status: &StatusFile) {
-    handler.shutdown();
+fn shut_down(shared: &Shared, supervisor: Option<Supervisor>, status: &StatusFile) {
+    shared.shutdown();
     if let Some(supervisor) = supervisor {
         supervisor.stop();
     }
     let deadline = Instant::now() + SHUTDOWN_FLUSH;
-    while handler.live_workers() > 0 && Instant::now() < deadline {
+    while shared.stats.live_workers() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     status.remove();

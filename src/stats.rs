@@ -1,6 +1,6 @@
 //! Counters for `portal status` and the periodic stats log line.
 //!
-//! One [`Stats`] lives in the [`crate::handler::Handler`]. Each counter is an
+//! One [`Stats`] lives in the [`crate::shared::Shared`] owners. Each counter is an
 //! atomic bumped where the thing happens: the acceptor counts accepted,
 //! throttled (queued) and refused connections, workers count bytes and
 //! commands, the supervisor records the game's state. Readers take a
@@ -28,6 +28,8 @@ pub struct Stats {
     pub commands_refused: AtomicU64,
     pub config_reloads: AtomicU64,
     pub config_reload_failures: AtomicU64,
+    /// Session worker threads running now.
+    workers: AtomicU64,
     game: Mutex<GameStatus>,
 }
 
@@ -92,6 +94,20 @@ impl GameState {
 }
 
 impl Stats {
+    /// Count a worker thread in (true) or out (false).
+    pub fn worker_started(&self, started: bool) {
+        if started {
+            self.workers.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.workers.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Worker threads still running.
+    pub fn live_workers(&self) -> u64 {
+        self.workers.load(Ordering::SeqCst)
+    }
+
     /// Add `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);

@@ -5,9 +5,10 @@
 //! One thread owns the `Child`. Requests arrive on a channel from the
 //! acceptor (SIGUSR1, the game's own `reload`, shutdown).
 
+use crate::amp::inbox::ToWriter;
 use crate::amp::message::{PortalMsg, StartMode, StopMode};
 use crate::config::Config;
-use crate::handler::Handler;
+use crate::shared::Shared;
 use crate::stats::{GameState, GameStatus};
 use crate::status::StatusFile;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -45,15 +46,18 @@ pub struct Supervisor {
 impl Supervisor {
     /// Start the supervisor; it starts the game at once.
     pub fn start(
-        handler: Arc<Handler>,
+        shared: Arc<Shared>,
         amp_addr: SocketAddr,
         status: Arc<StatusFile>,
     ) -> std::io::Result<Supervisor> {
         let (tx, rx) = crossbeam_channel::unbounded();
+        // Recorded before the thread runs, so a `portal status` right after
+        // start already shows a supervised game.
+        shared.stats.update_game(|g| g.state = GameState::Starting);
         let thread = std::thread::Builder::new()
             .name("supervisor".into())
             .spawn(move || {
-                let mut game = Game::new(handler, amp_addr, status);
+                let mut game = Game::new(shared, amp_addr, status);
                 game.run(rx);
             })?;
         Ok(Supervisor { tx, thread })
@@ -80,7 +84,7 @@ impl Supervisor {
 
 /// The supervised game and its restart bookkeeping.
 struct Game {
-    handler: Arc<Handler>,
+    shared: Arc<Shared>,
     amp_addr: SocketAddr,
     status: Arc<StatusFile>,
     child: Option<(Child, Instant)>,
@@ -91,9 +95,9 @@ struct Game {
 }
 
 impl Game {
-    fn new(handler: Arc<Handler>, amp_addr: SocketAddr, status: Arc<StatusFile>) -> Game {
+    fn new(shared: Arc<Shared>, amp_addr: SocketAddr, status: Arc<StatusFile>) -> Game {
         Game {
-            handler,
+            shared,
             amp_addr,
             status,
             child: None,
@@ -105,11 +109,10 @@ impl Game {
 
     /// Record the game's state for `portal status`.
     fn record(&self, change: impl FnOnce(&mut GameStatus)) {
-        self.handler.stats().update_game(change);
+        self.shared.stats.update_game(change);
     }
 
     fn run(&mut self, rx: Receiver<Request>) {
-        self.record(|g| g.state = GameState::Starting);
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(Request::Reload) => self.reload(),
@@ -125,14 +128,16 @@ impl Game {
     }
 
     fn config(&self) -> Arc<Config> {
-        self.handler.config()
+        self.shared.config()
     }
 
     /// Restart on request: players are told, input is held, the game is
     /// asked to stop (it finishes what it read first), then started again.
     fn reload(&mut self) {
         log::info!("restarting the game server (players stay connected)");
-        self.handler.begin_restart(StartMode::Reload);
+        self.shared
+            .amp
+            .send(ToWriter::BeginRestart(StartMode::Reload));
         self.record(|g| g.state = GameState::Restarting);
         self.stop(StopMode::Reload);
         self.record(|g| {
@@ -149,10 +154,10 @@ impl Game {
     /// refused as a second game and restarted only after the back-off.
     fn wait_for_link_close(&self) {
         let deadline = Instant::now() + LINK_CLOSE_WAIT;
-        while self.handler.is_linked() && Instant::now() < deadline {
+        while self.shared.link.is_claimed() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
-        if self.handler.is_linked() {
+        if self.shared.link.is_claimed() {
             log::warn!("the old game's link is still open; starting the new game anyway");
         }
     }
@@ -163,10 +168,10 @@ impl Game {
             return;
         };
         if mode == StopMode::Shutdown {
-            self.handler.expect_link_close();
+            self.shared.amp.send(ToWriter::ExpectClose);
             self.record(|g| g.state = GameState::Stopped);
         }
-        self.handler.send_amp(PortalMsg::Stop { mode });
+        self.shared.amp.send_msg(PortalMsg::Stop { mode });
         let deadline =
             Instant::now() + Duration::from_secs_f64(self.config().game.stop_timeout_secs);
         while Instant::now() < deadline {
@@ -215,7 +220,9 @@ impl Game {
             g.since = None;
             g.crashes += 1;
         });
-        self.handler.game_exited();
+        self.shared
+            .amp
+            .send(ToWriter::BeginRestart(StartMode::Crash));
         self.schedule_restart(ran);
     }
 
@@ -255,7 +262,9 @@ impl Game {
             Err(e) => {
                 log::error!("cannot start the game server: {e}");
                 self.record(|g| g.state = GameState::Down);
-                self.handler.game_exited();
+                self.shared
+                    .amp
+                    .send(ToWriter::BeginRestart(StartMode::Crash));
                 self.schedule_restart(Duration::ZERO);
             }
         }

@@ -1,7 +1,10 @@
-//! Pure rate limiting: a token bucket.
+//! Rate limits and per-address caps.
 //!
-//! The acceptor uses one to pace new sessions (`max_connection_rate`), each
-//! session worker one for its commands (`max_command_rate`). Time comes in
+//! A token bucket ([`RateLimiter`]): the acceptor uses one to pace new
+//! sessions (`max_connection_rate`), each session core one for its commands
+//! (`max_command_rate`). Per-address caps ([`PerIpLimits`], pure) and their
+//! shared owner [`AddressCaps`]: the acceptor reserves a place for each new
+//! connection, the worker releases it when its session ends. Time comes in
 //! as an argument; nothing here reads the clock.
 
 use std::collections::HashMap;
@@ -15,6 +18,43 @@ pub enum IpRefusal {
     TooManySessions,
     /// The address connected more than `max_connections_per_ip_per_minute`.
     TooFast,
+}
+
+/// The per-address caps shared by the acceptor and the workers.
+#[derive(Debug, Default)]
+pub struct AddressCaps {
+    limits: std::sync::Mutex<PerIpLimits>,
+}
+
+impl AddressCaps {
+    /// Count a new connection from `ip` against `limits`' caps, unless the
+    /// address is allowlisted. `Ok(true)`: counted, release it with
+    /// [`AddressCaps::release`] when the session ends.
+    pub fn reserve(
+        &self,
+        ip: IpAddr,
+        now: Instant,
+        limits: &crate::config::Limits,
+    ) -> Result<bool, IpRefusal> {
+        if limits.allowlisted(ip) {
+            return Ok(false);
+        }
+        let mut caps = self.lock();
+        caps.prune(now);
+        let per_minute = limits.max_connections_per_ip_per_minute;
+        caps.reserve(ip, now, limits.max_sessions_per_ip, per_minute)
+            .map(|()| true)
+    }
+
+    /// A session counted by [`AddressCaps::reserve`] ended.
+    pub fn release(&self, ip: IpAddr) {
+        self.lock().release(ip);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PerIpLimits> {
+        // Each update is one map change: consistent after a panic.
+        self.limits.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Per-address caps: concurrent sessions and connection rate.

@@ -1,18 +1,60 @@
 //! The AMP link between the portal and the game server.
 //!
 //! ```text
-//!   session workers ──data_in──► crossbeam channel ──► writer thread ──frames──► game
-//!   session workers ◄─data_out── registry lookup ◄──── reader thread ◄─frames─── game
+//!   workers ─► registry ─► inbox (one channel) ─► writer thread ──frames──► game
+//!              supervisor, reader ─┘                 (outbox: link state,
+//!                                                     held + in-flight input,
+//!                                                     heartbeat)
+//!   workers ◄── registry lookup ◄── reader thread ◄──frames── game
+//!                                   accept thread: listener + hello
 //! ```
 //!
 //! - [`message`]: the vocabulary (what each side may say);
 //! - [`codec`]: pure framing, length prefix + postcard body;
-//! - [`link`]: the portal side: the listener, the hello handshake, the one
-//!   reader thread and the one writer thread.
+//! - [`inbox`]: what the rest of the portal sends the writer, and the link
+//!   status others may read;
+//! - [`outbox`]: the writer's decisions, pure (held and in-flight input,
+//!   link state, heartbeat, bytes waiting for the socket);
+//! - [`writer`], [`reader`], [`accept`]: the three threads;
+//! - [`error`]: why a link was refused or ended.
 //!
 //! The game side of the same link is [`crate::game`]. The wire format is
 //! documented byte by byte in `docs/amp-protocol.md`.
 
+pub mod accept;
 pub mod codec;
-pub mod link;
+pub mod error;
+pub mod inbox;
 pub mod message;
+pub mod outbox;
+pub mod reader;
+pub mod writer;
+
+use crate::amp::inbox::ToWriter;
+use crate::shared::Shared;
+use crossbeam_channel::Receiver;
+use std::io;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+/// Start the accept, reader and writer threads on `listener`; the writer
+/// takes `inbox`, the receiving end of [`Shared::amp`].
+pub fn start(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    inbox: Receiver<ToWriter>,
+) -> io::Result<()> {
+    let (reader_tx, reader_rx) = crossbeam_channel::unbounded();
+    let s = shared.clone();
+    std::thread::Builder::new()
+        .name("amp-writer".into())
+        .spawn(move || writer::run_writer(s, inbox))?;
+    let s = shared.clone();
+    std::thread::Builder::new()
+        .name("amp-reader".into())
+        .spawn(move || reader::run_reader(s, reader_rx))?;
+    std::thread::Builder::new()
+        .name("amp-accept".into())
+        .spawn(move || accept::run_accept(listener, shared, reader_tx))?;
+    Ok(())
+}

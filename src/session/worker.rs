@@ -20,19 +20,20 @@
 
 use crate::amp::message::{Command, PortalMsg};
 use crate::config::{fill, Config};
-use crate::handler::Handler;
 use crate::protocols::http_probe;
 use crate::protocols::telnet::{Telnet, TelnetEvent, TelnetSettings};
 use crate::protocols::websocket::{WebEngine, WebEvent, WebSettings};
 use crate::session::framer::{Framed, LineFramer};
+use crate::session::handle::{ToWorker, WorkerHandle};
 use crate::session::protocol::Protocol;
 use crate::session::transport::{ReadEnd, Transport};
-use crate::session::waiter::{Waiter, Wake};
+use crate::session::waiter::Waiter;
 use crate::session::Session;
+use crate::shared::Shared;
 use crate::stats::Stats;
 use crate::throttle::RateLimiter;
 use crate::value::Map;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use mio::net::TcpStream;
 use std::io::{self, Read};
 use std::net::SocketAddr;
@@ -45,63 +46,6 @@ use std::time::{Duration, Instant};
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// Shortest gap between two "too fast" notices to one player.
 const RATE_NOTICE_GAP: Duration = Duration::from_secs(1);
-
-/// What the rest of the portal sends to a worker.
-#[derive(Debug)]
-pub(crate) enum ToWorker {
-    /// Commands from the game to render.
-    Out(Vec<Command>),
-    /// Show the reason (if any), flush, close.
-    Close(String),
-    /// Protocol flags the game set for this session (e.g. SCREENREADER).
-    Flags(Map),
-}
-
-/// The registry's way to reach a worker: a channel and the worker's waker.
-#[derive(Clone)]
-pub struct WorkerHandle {
-    tx: Sender<ToWorker>,
-    waker: Wake,
-}
-
-impl WorkerHandle {
-    fn send(&self, message: ToWorker) {
-        if self.tx.send(message).is_ok() {
-            // A failed wake means the worker is gone; nothing to do.
-            let _ = self.waker.wake();
-        }
-    }
-
-    /// Output from the game.
-    pub fn send_out(&self, commands: Vec<Command>) {
-        self.send(ToWorker::Out(commands));
-    }
-
-    /// One line of text from the portal itself.
-    pub fn text(&self, text: &str) {
-        self.send_out(vec![Command::text(text)]);
-    }
-
-    /// Close the session after showing `reason`.
-    pub fn close(&self, reason: &str) {
-        self.send(ToWorker::Close(reason.to_owned()));
-    }
-
-    /// Flags the game changed; they take part in rendering from now on.
-    pub fn set_flags(&self, flags: Map) {
-        self.send(ToWorker::Flags(flags));
-    }
-}
-
-/// A handle whose worker is the caller: for unit tests of the registry.
-/// The `Waiter` must be kept alive as long as the handle is used.
-#[cfg(test)]
-pub(crate) fn test_handle() -> (WorkerHandle, Receiver<ToWorker>, Waiter) {
-    let waiter = Waiter::new(0).expect("eventfd");
-    let waker = waiter.waker();
-    let (tx, rx) = crossbeam_channel::unbounded();
-    (WorkerHandle { tx, waker }, rx, waiter)
-}
 
 /// Why a worker ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,18 +70,18 @@ pub struct Inbound {
 
 /// Start a worker thread for an accepted connection. On failure the stream
 /// is handed back so the caller can tell the client.
-pub fn spawn_inbound(handler: Arc<Handler>, inbound: Inbound) -> Result<(), (Inbound, io::Error)> {
+pub fn spawn_inbound(shared: Arc<Shared>, inbound: Inbound) -> Result<(), (Inbound, io::Error)> {
     let (tx, rx) = crossbeam_channel::bounded::<Inbound>(1);
     let name = format!("session-{}", inbound.sessid);
-    let spawned = thread_builder(&handler, name).spawn(move || {
+    let spawned = thread_builder(&shared, name).spawn(move || {
         let received = rx.recv();
         drop(rx); // not kept for the session's life
         if let Ok(inbound) = received {
             let release = inbound.counted_ip.then(|| inbound.address.ip());
-            let h = handler.clone();
-            run_guarded(handler, inbound.sessid, move |h| serve_inbound(h, inbound));
+            let h = shared.clone();
+            run_guarded(shared, inbound.sessid, move |h| serve_inbound(h, inbound));
             if let Some(ip) = release {
-                h.release_ip(ip);
+                h.addresses.release(ip);
             }
         }
     });
@@ -152,31 +96,31 @@ pub fn spawn_inbound(handler: Arc<Handler>, inbound: Inbound) -> Result<(), (Inb
 
 /// Start a worker that connects out to `target` and then behaves as a
 /// session (the seed's `server_connect`).
-pub fn spawn_outbound(handler: Arc<Handler>, target: String) -> io::Result<()> {
-    let sessid = handler.generate_sessid();
-    thread_builder(&handler, format!("session-{sessid}"))
-        .spawn(move || run_guarded(handler, sessid, move |h| serve_outbound(h, sessid, target)))
+pub fn spawn_outbound(shared: Arc<Shared>, target: String) -> io::Result<()> {
+    let sessid = shared.registry.generate_sessid();
+    thread_builder(&shared, format!("session-{sessid}"))
+        .spawn(move || run_guarded(shared, sessid, move |h| serve_outbound(h, sessid, target)))
         .map(|_| ())
 }
 
-fn thread_builder(handler: &Handler, name: String) -> std::thread::Builder {
-    let stack = handler.config().limits.worker_stack_kib * 1024;
+fn thread_builder(shared: &Shared, name: String) -> std::thread::Builder {
+    let stack = shared.config().limits.worker_stack_kib * 1024;
     std::thread::Builder::new().name(name).stack_size(stack)
 }
 
 /// Run a worker body, turning a panic into a logged, reported disconnect so
 /// one broken session never takes the portal down.
-fn run_guarded(handler: Arc<Handler>, sessid: u64, body: impl FnOnce(&Arc<Handler>)) {
-    handler.worker_started(true);
-    if catch_unwind(AssertUnwindSafe(|| body(&handler))).is_err() {
+fn run_guarded(shared: Arc<Shared>, sessid: u64, body: impl FnOnce(&Arc<Shared>)) {
+    shared.stats.worker_started(true);
+    if catch_unwind(AssertUnwindSafe(|| body(&shared))).is_err() {
         log::error!("session {sessid}: worker panicked; session closed");
     }
-    handler.disconnect(sessid);
-    handler.worker_started(false);
+    shared.registry.disconnect(sessid);
+    shared.stats.worker_started(false);
 }
 
-fn serve_inbound(handler: &Arc<Handler>, inbound: Inbound) {
-    if let Some(mut worker) = start_inbound(handler, inbound) {
+fn serve_inbound(shared: &Arc<Shared>, inbound: Inbound) {
+    if let Some(mut worker) = start_inbound(shared, inbound) {
         worker.run();
     }
 }
@@ -185,7 +129,7 @@ fn serve_inbound(handler: &Arc<Handler>, inbound: Inbound) {
 /// connection before boxing, the session record) then live in a frame that
 /// is gone while the worker runs (see `session::stack`).
 #[inline(never)]
-fn start_inbound(handler: &Arc<Handler>, inbound: Inbound) -> Option<Box<Worker>> {
+fn start_inbound(shared: &Arc<Shared>, inbound: Inbound) -> Option<Box<Worker>> {
     let Inbound {
         sessid,
         stream,
@@ -208,13 +152,13 @@ fn start_inbound(handler: &Arc<Handler>, inbound: Inbound) -> Option<Box<Worker>
     } else {
         Direction::Inbound
     };
-    match Worker::new(handler.clone(), stream, transport, session, direction) {
+    match Worker::new(shared.clone(), stream, transport, session, direction) {
         Ok(worker) => Some(worker),
         Err((e, stream)) => {
             log::warn!("session {sessid}: cannot set up its worker ({e}); client refused");
             if let Some(mut stream) = stream {
                 use std::io::Write;
-                let text = handler.config().messages.connection_refused.clone();
+                let text = shared.config().messages.connection_refused.clone();
                 let _ = stream.write_all(format!("{text}\r\n").as_bytes());
             }
             None
@@ -222,21 +166,21 @@ fn start_inbound(handler: &Arc<Handler>, inbound: Inbound) -> Option<Box<Worker>
     }
 }
 
-fn serve_outbound(handler: &Arc<Handler>, sessid: u64, target: String) {
-    if let Some(mut worker) = start_outbound(handler, sessid, target) {
+fn serve_outbound(shared: &Arc<Shared>, sessid: u64, target: String) {
+    if let Some(mut worker) = start_outbound(shared, sessid, target) {
         worker.run();
     }
 }
 
 /// Set up an outbound worker (not inlined, as [`start_inbound`]).
 #[inline(never)]
-fn start_outbound(handler: &Arc<Handler>, sessid: u64, target: String) -> Option<Box<Worker>> {
+fn start_outbound(shared: &Arc<Shared>, sessid: u64, target: String) -> Option<Box<Worker>> {
     let stream = match connect_out(&target) {
         Ok(stream) => stream,
         Err(e) => {
             let message = format!("cannot connect to {target}: {e}");
             log::warn!("server_connect: {message}");
-            handler.send_amp(PortalMsg::Error {
+            shared.amp.send_msg(PortalMsg::Error {
                 request: "ServerConnect".into(),
                 message,
             });
@@ -246,7 +190,7 @@ fn start_outbound(handler: &Arc<Handler>, sessid: u64, target: String) -> Option
     log::info!("session {sessid}: outbound telnet connection to {target}");
     let session = Session::init_session(sessid, "telnet", &target);
     match Worker::new(
-        handler.clone(),
+        shared.clone(),
         stream,
         Transport::Plain,
         session,
@@ -354,6 +298,13 @@ fn random_token() -> io::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// When a player who has not logged in is closed (Unix seconds): inbound
+/// sessions only, and not with the timeout off.
+fn login_deadline(config: &Config, session: &Session, inbound: bool) -> Option<f64> {
+    let timeout = config.limits.login_timeout_secs;
+    (inbound && timeout > 0).then_some(session.conn_time + timeout as f64)
+}
+
 /// Why a worker could not start, with the client's stream when it can
 /// still be told.
 type SetupError = (io::Error, Option<std::net::TcpStream>);
@@ -361,7 +312,7 @@ type SetupError = (io::Error, Option<std::net::TcpStream>);
 /// One connection's state, owned by its thread.
 struct Worker {
     sessid: u64,
-    handler: Arc<Handler>,
+    shared: Arc<Shared>,
     config: Arc<Config>,
     config_generation: u64,
     waiter: Waiter,
@@ -387,9 +338,9 @@ struct Worker {
 }
 
 impl Worker {
-    /// Register the socket and waker and the session with the handler.
+    /// Register the socket and waker and the session with the shared.
     fn new(
-        handler: Arc<Handler>,
+        shared: Arc<Shared>,
         stream: std::net::TcpStream,
         transport: Transport,
         session: Session,
@@ -403,7 +354,7 @@ impl Worker {
         };
         let web = if direction == Direction::Web {
             let secure = matches!(transport, Transport::Tls(_));
-            match web_settings(&handler.config(), secure) {
+            match web_settings(&shared.config(), secure) {
                 Ok(settings) => Some(settings),
                 Err(e) => return Err((e, Some(stream))),
             }
@@ -414,9 +365,8 @@ impl Worker {
         stream.set_nonblocking(true).map_err(no_stream)?;
         stream.set_nodelay(true).map_err(no_stream)?;
         let stream = TcpStream::from_std(stream);
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let config_generation = handler.config_generation();
-        let config = handler.config();
+        let config_generation = shared.config.generation();
+        let config = shared.config();
         let now = Instant::now();
         let sessid = session.sessid;
         let protocol = if let Some(settings) = web {
@@ -426,23 +376,21 @@ impl Worker {
             Protocol::Telnet(Box::new(telnet))
         };
         let mut session = session;
-        let handle = WorkerHandle {
-            tx,
-            waker: waiter.waker(),
-        };
+        let (handle, rx) = WorkerHandle::new(waiter.waker());
         let mut unregistered = None;
         if direction == Direction::Web {
             unregistered = Some((session, handle));
         } else {
             protocol.merge_flags_into(&mut session.protocol_flags);
-            handler.connect(session, handle, direction == Direction::Inbound);
+            let deadline = login_deadline(&config, &session, direction == Direction::Inbound);
+            shared.registry.connect(session, handle, deadline);
         }
         // Boxed: the worker thread's frames stay small (see `session::stack`).
         let mut worker = Box::new(Worker {
             sessid,
             framer: LineFramer::new(config.limits.max_char_limit),
             limiter: RateLimiter::new(config.limits.max_command_rate, now),
-            handler,
+            shared,
             config,
             config_generation,
             waiter,
@@ -524,12 +472,12 @@ impl Worker {
     /// Pick up a reloaded portal.conf (SIGHUP): limits and messages apply
     /// to sessions already connected.
     fn refresh_config(&mut self) {
-        let generation = self.handler.config_generation();
+        let generation = self.shared.config.generation();
         if generation == self.config_generation {
             return;
         }
         self.config_generation = generation;
-        self.config = self.handler.config();
+        self.config = self.shared.config();
         self.limiter.set_rate(self.config.limits.max_command_rate);
         self.framer.set_max(self.config.limits.max_char_limit);
     }
@@ -573,7 +521,7 @@ impl Worker {
         let mut data = Vec::new();
         let end = self.transport.read(&mut self.stream, &mut data);
         if !data.is_empty() {
-            Stats::add(&self.handler.stats().bytes_in, data.len() as u64);
+            Stats::add(&self.shared.stats.bytes_in, data.len() as u64);
             self.handle_bytes(&data);
         }
         match end {
@@ -657,7 +605,9 @@ impl Worker {
                 TelnetEvent::Command(command) => self.handle_oob(command),
                 TelnetEvent::Ready | TelnetEvent::FlagsChanged => {
                     if let Protocol::Telnet(telnet) = &self.protocol {
-                        self.handler.sync_flags(self.sessid, telnet.flags_iter());
+                        self.shared
+                            .registry
+                            .sync_flags(self.sessid, telnet.flags_iter());
                     }
                 }
                 TelnetEvent::MsspRequest => {
@@ -723,10 +673,11 @@ impl Worker {
         session.csessid = Some(csessid);
         self.protocol.merge_flags_into(&mut session.protocol_flags);
         self.last_input = Instant::now();
-        self.handler.connect(session, handle, true);
+        let deadline = login_deadline(&self.config, &session, true);
+        self.shared.registry.connect(session, handle, deadline);
         // Nothing is left to negotiate: the session is synced at once.
         if let Protocol::Web(web) = &self.protocol {
-            self.handler.sync_flags(self.sessid, web.flags());
+            self.shared.registry.sync_flags(self.sessid, web.flags());
         }
     }
 
@@ -783,7 +734,7 @@ impl Worker {
         }
         if !line.is_empty() && line.iter().all(|&b| b == 0) {
             let idle = Command::text("idle");
-            return self.handler.data_in(self.sessid, vec![idle], false);
+            return self.shared.registry.data_in(self.sessid, vec![idle], false);
         }
         let Protocol::Telnet(telnet) = &self.protocol else {
             return;
@@ -814,11 +765,13 @@ impl Worker {
     fn forward(&mut self, command: Command) {
         let now = Instant::now();
         if !self.limiter.try_take(now) {
-            Stats::add(&self.handler.stats().commands_refused, 1);
+            Stats::add(&self.shared.stats.commands_refused, 1);
             return self.refuse_fast_command(now);
         }
-        Stats::add(&self.handler.stats().commands, 1);
-        self.handler.data_in(self.sessid, vec![command], true);
+        Stats::add(&self.shared.stats.commands, 1);
+        self.shared
+            .registry
+            .data_in(self.sessid, vec![command], true);
     }
 
     /// A browser on the telnet port: a short plain answer, then close.
@@ -864,11 +817,11 @@ impl Worker {
             ("NAME".to_owned(), vec![self.config.portal.name.clone()]),
             (
                 "PLAYERS".to_owned(),
-                vec![self.handler.count_loggedin(false).to_string()],
+                vec![self.shared.registry.count_loggedin(false).to_string()],
             ),
             (
                 "UPTIME".to_owned(),
-                vec![format!("{}", self.handler.started_unix() as u64)],
+                vec![format!("{}", self.shared.started_unix() as u64)],
             ),
         ];
         for (key, value) in &self.config.mssp {
@@ -957,7 +910,7 @@ impl Worker {
         }
         let written = before.saturating_sub(self.out.len());
         if written > 0 {
-            Stats::add(&self.handler.stats().bytes_out, written as u64);
+            Stats::add(&self.shared.stats.bytes_out, written as u64);
         }
         let wanted = self.transport.wants_write(&self.out);
         self.waiter.set_write_interest(wanted);
@@ -967,8 +920,8 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::amp::message::PortalMsg;
-    use crate::handler::ControlSender;
+    use crate::amp::inbox::ToWriter;
+    use crate::session::handle::test_handle;
 
     #[test]
     fn browser_ids_are_32_hex_digits_and_never_repeat() {
@@ -982,24 +935,20 @@ mod tests {
 
     #[test]
     fn a_panicking_worker_is_caught_and_its_session_reported_closed() {
-        let (tx, amp) = crossbeam_channel::bounded(16);
-        let control: ControlSender = Arc::new(|_| {});
-        let handler = Arc::new(Handler::new(Arc::new(Config::default()), tx, control));
-        handler.link_up(1);
-        handler.sync_request(1);
+        let (shared, amp) = Shared::new(Arc::new(Config::default()), Arc::new(|_| {}));
         let (handle, _rx, _poll) = test_handle();
-        let sessid = handler.generate_sessid();
-        handler.connect(
-            Session::init_session(sessid, "telnet", "127.0.0.1:9"),
-            handle,
-            true,
+        let sessid = shared.registry.generate_sessid();
+        let record = Session::init_session(sessid, "telnet", "127.0.0.1:9");
+        shared.registry.connect(record, handle, None);
+        run_guarded(shared.clone(), sessid, |_| panic!("a bug in one session"));
+        assert!(
+            shared.registry.session(sessid).is_none(),
+            "the session is gone"
         );
-        run_guarded(handler.clone(), sessid, |_| panic!("a bug in one session"));
-        assert!(handler.session(sessid).is_none(), "the session is gone");
-        assert_eq!(handler.live_workers(), 0);
+        assert_eq!(shared.stats.live_workers(), 0);
         let reported = amp
             .try_iter()
-            .any(|m| m == PortalMsg::Disconnect { sessid });
-        assert!(reported, "the game was told");
+            .any(|m| matches!(m, ToWriter::Disconnect(id) if id == sessid));
+        assert!(reported, "the writer was told");
     }
 }

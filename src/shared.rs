@@ -1,0 +1,97 @@
+//! The portal's owners, wired together once by `main` and shared (in one
+//! `Arc`) by the acceptor, every session worker, the AMP threads, the
+//! supervisor and the control socket.
+//!
+//! Each field owns its own piece of state behind its own lock or atomics:
+//! nothing here is one lock over everything.
+//! - `config`: the configuration in force ([`ConfigCell`]);
+//! - `registry`: sessid → session record and worker handle;
+//! - `amp`: the AMP writer's inbox (the writer owns the link's
+//!   state, held and in-flight input and the heartbeat);
+//! - `link`: what others may read about the link;
+//! - `stats`: counters;
+//! - `addresses`: per-address connection caps.
+
+use crate::amp::inbox::{Inbox, LinkStatus, ToWriter};
+use crate::config::{Config, ConfigCell};
+use crate::registry::Registry;
+use crate::stats::Stats;
+use crate::throttle::AddressCaps;
+use crossbeam_channel::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Requests to the portal's main loop (the acceptor) and the supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Shut the portal down gracefully.
+    Shutdown,
+    /// Restart the game server, keeping players connected.
+    ReloadGame,
+    /// Re-read portal.conf.
+    ReloadConfig,
+    /// The game stopped answering heartbeats: kill it so it is restarted.
+    KillHungGame,
+}
+
+/// Something that delivers [`Control`] requests to the main loop.
+pub type ControlSender = Arc<dyn Fn(Control) + Send + Sync>;
+
+/// The owners every thread reaches.
+pub struct Shared {
+    pub config: ConfigCell,
+    pub registry: Registry,
+    pub amp: Inbox,
+    pub link: LinkStatus,
+    pub stats: Stats,
+    pub addresses: AddressCaps,
+    control: ControlSender,
+    started_unix: f64,
+    started: Instant,
+}
+
+impl Shared {
+    /// The owners for `config`, asking the main loop for shutdown and
+    /// reloads through `control`; also the receiver the AMP writer takes.
+    pub fn new(config: Arc<Config>, control: ControlSender) -> (Arc<Shared>, Receiver<ToWriter>) {
+        let (amp, amp_rx) = Inbox::new();
+        let shared = Shared {
+            config: ConfigCell::new(config),
+            registry: Registry::new(amp.clone()),
+            amp,
+            link: LinkStatus::default(),
+            stats: Stats::default(),
+            addresses: AddressCaps::default(),
+            control,
+            started_unix: crate::session::unix_now(),
+            started: Instant::now(),
+        };
+        (Arc::new(shared), amp_rx)
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.get()
+    }
+
+    /// Ask the main loop for something.
+    pub fn request(&self, control: Control) {
+        (self.control)(control);
+    }
+
+    /// When the portal started (Unix seconds; MSSP's UPTIME).
+    pub fn started_unix(&self) -> f64 {
+        self.started_unix
+    }
+
+    /// How long the portal has been up.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Tell every player, close every session, tell the game.
+    pub fn shutdown(&self) {
+        let reason = self.config().messages.shutdown.clone();
+        self.registry.disconnect_all(&reason);
+    }
+}
