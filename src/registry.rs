@@ -317,7 +317,7 @@ fn load_from_game(entry: &mut Entry, data: &Session) -> Option<(WorkerHandle, Ma
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::handle::{test_handle, ToWorker};
+    use crate::session::handle::{test_handle, Mail, ToWorker};
     use crossbeam_channel::Receiver;
 
     struct Fixture {
@@ -333,7 +333,7 @@ mod tests {
         }
     }
 
-    type Worker = (u64, Receiver<ToWorker>, crate::session::waiter::Waiter);
+    type Worker = (u64, Mail, crate::session::waiter::Waiter);
 
     fn session(f: &Fixture) -> Worker {
         let (handle, rx, waiter) = test_handle();
@@ -343,7 +343,7 @@ mod tests {
         (sessid, rx, waiter)
     }
 
-    fn texts(rx: &Receiver<ToWorker>) -> Vec<String> {
+    fn texts(rx: &Mail) -> Vec<String> {
         rx.try_iter()
             .flat_map(|m| match m {
                 ToWorker::Out(commands) => commands

@@ -1,16 +1,23 @@
-//! How the rest of the portal reaches a session worker: a channel of
+//! How the rest of the portal reaches a session worker: a mailbox of
 //! [`ToWorker`] messages and the worker's [`Wake`].
 //!
 //! The [`crate::registry::Registry`] keeps one [`WorkerHandle`] per
 //! session; the AMP reader (game output) and writer (notices) send through
 //! clones of it, taken out of the registry so no lock is held across the
 //! send or the wake. The worker ([`crate::session::worker`]) owns the
-//! receiving end.
+//! receiving end, a [`Mail`].
+//!
+//! The mailbox is a mutex over a `VecDeque` rather than a channel: it costs
+//! about a hundred bytes per session while empty (a channel's blocks and
+//! padded ends cost over a kilobyte), and a worker drains it whole each
+//! time it wakes, so the lock is never contended for long.
 
 use crate::amp::message::Command;
 use crate::session::waiter::Wake;
 use crate::value::Map;
-use crossbeam_channel::{Receiver, Sender};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What the rest of the portal sends to a worker.
 #[derive(Debug)]
@@ -23,26 +30,81 @@ pub(crate) enum ToWorker {
     Flags(Map),
 }
 
-/// The registry's way to reach a worker: a channel and the worker's waker.
-#[derive(Clone)]
-pub struct WorkerHandle {
-    tx: Sender<ToWorker>,
+/// What the handles and the worker share.
+struct Mailbox {
+    queue: Mutex<VecDeque<ToWorker>>,
+    /// The worker has ended: nothing more is queued.
+    closed: AtomicBool,
     waker: Wake,
 }
 
+impl Mailbox {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<ToWorker>> {
+        // A push or a drain cannot leave the queue half-changed.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The registry's way to reach a worker: its mailbox and its waker.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    mailbox: Arc<Mailbox>,
+}
+
+/// The worker's end of its mailbox. Dropping it closes the mailbox.
+pub struct Mail {
+    mailbox: Arc<Mailbox>,
+}
+
+impl Mail {
+    /// The oldest message waiting, if any.
+    pub(crate) fn try_recv(&self) -> Option<ToWorker> {
+        let mut queue = self.mailbox.lock();
+        let message = queue.pop_front();
+        if queue.is_empty() && queue.capacity() > 8 {
+            // A burst's large buffer goes back to the allocator.
+            *queue = VecDeque::new();
+        }
+        message
+    }
+
+    /// Every message waiting, oldest first.
+    #[cfg(test)]
+    pub(crate) fn try_iter(&self) -> impl Iterator<Item = ToWorker> + '_ {
+        std::iter::from_fn(|| self.try_recv())
+    }
+}
+
+impl Drop for Mail {
+    fn drop(&mut self) {
+        self.mailbox.closed.store(true, Ordering::Release);
+        self.mailbox.lock().clear();
+    }
+}
+
 impl WorkerHandle {
-    /// A handle for the worker that owns `rx` and waits on `waker`'s
-    /// waiter.
-    pub(crate) fn new(waker: Wake) -> (WorkerHandle, Receiver<ToWorker>) {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        (WorkerHandle { tx, waker }, rx)
+    /// A handle for a worker sleeping on `waker`'s waiter, and the
+    /// worker's end of the mailbox.
+    pub(crate) fn new(waker: Wake) -> (WorkerHandle, Mail) {
+        let mailbox = Arc::new(Mailbox {
+            queue: Mutex::new(VecDeque::new()),
+            closed: AtomicBool::new(false),
+            waker,
+        });
+        let mail = Mail {
+            mailbox: mailbox.clone(),
+        };
+        (WorkerHandle { mailbox }, mail)
     }
 
     fn send(&self, message: ToWorker) {
-        if self.tx.send(message).is_ok() {
-            // A failed wake means the worker is gone; nothing to do.
-            let _ = self.waker.wake();
+        let mailbox = &self.mailbox;
+        if mailbox.closed.load(Ordering::Acquire) {
+            return;
         }
+        mailbox.lock().push_back(message);
+        // A failed wake means the worker is gone; nothing to do.
+        let _ = mailbox.waker.wake();
     }
 
     /// Output from the game.
@@ -69,12 +131,34 @@ impl WorkerHandle {
 /// A handle whose worker is the caller: for unit tests of the registry.
 /// The `Waiter` must be kept alive as long as the handle is used.
 #[cfg(test)]
-pub(crate) fn test_handle() -> (
-    WorkerHandle,
-    Receiver<ToWorker>,
-    crate::session::waiter::Waiter,
-) {
+pub(crate) fn test_handle() -> (WorkerHandle, Mail, crate::session::waiter::Waiter) {
     let waiter = crate::session::waiter::Waiter::new(0).expect("eventfd");
     let (handle, rx) = WorkerHandle::new(waiter.waker());
     (handle, rx, waiter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_arrive_in_order_and_wake_the_worker() {
+        let (handle, mail, mut waiter) = test_handle();
+        handle.text("one");
+        handle.close("bye");
+        let ready = waiter.wait(Some(std::time::Duration::ZERO)).unwrap();
+        assert!(!ready.timed_out(), "woken");
+        let got: Vec<String> = mail.try_iter().map(|m| format!("{m:?}")).collect();
+        assert_eq!(got.len(), 2);
+        assert!(got[0].contains("one") && got[1].contains("bye"), "{got:?}");
+    }
+
+    #[test]
+    fn nothing_is_queued_for_a_worker_that_has_ended() {
+        let (handle, mail, _waiter) = test_handle();
+        let probe = handle.mailbox.clone();
+        drop(mail);
+        handle.text("late");
+        assert!(probe.lock().is_empty());
+    }
 }

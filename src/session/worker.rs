@@ -24,7 +24,7 @@ use crate::protocols::http_probe;
 use crate::protocols::telnet::{Telnet, TelnetEvent, TelnetSettings};
 use crate::protocols::websocket::{WebEngine, WebEvent, WebSettings};
 use crate::session::framer::{Framed, LineFramer};
-use crate::session::handle::{ToWorker, WorkerHandle};
+use crate::session::handle::{Mail, ToWorker, WorkerHandle};
 use crate::session::protocol::Protocol;
 use crate::session::transport::{ReadEnd, Transport};
 use crate::session::waiter::Waiter;
@@ -33,7 +33,6 @@ use crate::shared::Shared;
 use crate::stats::Stats;
 use crate::throttle::RateLimiter;
 use crate::value::Map;
-use crossbeam_channel::Receiver;
 use mio::net::TcpStream;
 use std::io::{self, Read};
 use std::net::SocketAddr;
@@ -319,7 +318,7 @@ struct Worker {
     stream: TcpStream,
     transport: Transport,
     started: Instant,
-    rx: Receiver<ToWorker>,
+    rx: Mail,
     protocol: Protocol,
     /// For web sessions: the record and handle to register once the
     /// websocket is open (a page fetch never becomes a session).
@@ -833,7 +832,7 @@ impl Worker {
     // ---- output ----
 
     fn drain_channel(&mut self) {
-        while let Ok(message) = self.rx.try_recv() {
+        while let Some(message) = self.rx.try_recv() {
             match message {
                 ToWorker::Out(commands) => self.render(commands),
                 ToWorker::Close(reason) => {
