@@ -39,8 +39,8 @@ use std::time::{Duration, Instant};
 
 const SIGNALS: Token = Token(usize::MAX - 1);
 const CONTROL: Token = Token(usize::MAX - 2);
-/// How often held input is retried and the queue checked when idle.
-const TICK: Duration = Duration::from_millis(100);
+/// The longest the loop sleeps with nothing due (its once-a-second checks).
+const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// Pause before accepting again after running out of descriptors.
 const EMFILE_PAUSE: Duration = Duration::from_millis(200);
 
@@ -164,7 +164,8 @@ impl Acceptor {
     pub fn run(mut self) -> io::Result<Option<Supervisor>> {
         let mut events = Events::with_capacity(256);
         loop {
-            if let Err(e) = self.poll.poll(&mut events, Some(TICK)) {
+            let wait = self.next_wait(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -387,6 +388,26 @@ impl Acceptor {
         if released {
             self.note_queue_length();
         }
+    }
+
+    /// How long the loop may sleep: until the next of its own deadlines
+    /// (a queued client's turn, the end of a pause, the stats line).
+    fn next_wait(&mut self, now: Instant) -> Duration {
+        let mut wait = IDLE_WAIT;
+        if !self.queue.is_empty() {
+            wait = wait.min(self.limiter.next_token_in(now));
+        }
+        if let Some(at) = self.paused_until {
+            wait = wait.min(at.saturating_duration_since(now));
+        }
+        let interval = self.shared.config().log.stats_interval_secs;
+        if interval > 0 {
+            let due = self.last_stats.0 + Duration::from_secs(interval);
+            wait = wait.min(due.saturating_duration_since(now));
+        }
+        // Rounded up to a whole millisecond: poll(2) would otherwise wake
+        // a moment early and spin until the deadline.
+        wait.max(Duration::from_millis(1))
     }
 
     fn note_queue_length(&self) {
