@@ -437,7 +437,7 @@ impl Acceptor {
         if now.saturating_duration_since(self.last_sweep) >= Duration::from_secs(1) {
             self.last_sweep = now;
             self.handler
-                .sweep_login_timeouts(crate::session::unix_now());
+                .sweep_login_timeouts(crate::wire::session::unix_now());
         }
     }
 

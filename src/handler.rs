@@ -20,13 +20,13 @@
 //! the link is synced and nothing older from that session is held, so a
 //! session's input always reaches the game in the order it was typed.
 
-use crate::amp::message::{Command, PortalMsg, StartMode};
 use crate::config::{fill, Config};
 use crate::session::worker::{self, WorkerHandle};
-use crate::session::Session;
 use crate::stats::Stats;
 use crate::throttle::{IpRefusal, PerIpLimits};
-use crate::value::{Map, Value};
+use crate::wire::message::{Command, PortalMsg, StartMode};
+use crate::wire::session::Session;
+use crate::wire::value::{Map, Value};
 use crossbeam_channel::{Sender, TrySendError};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
@@ -131,7 +131,7 @@ impl Handler {
             control,
             any_held: AtomicBool::new(false),
             live_workers: AtomicUsize::new(0),
-            started_unix: crate::session::unix_now(),
+            started_unix: crate::wire::session::unix_now(),
             started: std::time::Instant::now(),
             stats: Stats::default(),
             ip_limits: Mutex::new(PerIpLimits::default()),
@@ -240,7 +240,7 @@ impl Handler {
         let Some(entry) = reg.sessions.get_mut(&sessid) else {
             return;
         };
-        crate::session::merge_flags(&mut entry.session.protocol_flags, protocol_flags);
+        crate::wire::session::merge_flags(&mut entry.session.protocol_flags, protocol_flags);
         if linked {
             let session = entry.session.clone();
             self.send_amp(PortalMsg::ConnSync { session });
@@ -271,7 +271,7 @@ impl Handler {
     /// limits by its worker. Goes to the game, or is held in order while
     /// the game is away or not keeping up.
     pub fn data_in(&self, sessid: u64, commands: Vec<Command>, visible: bool) {
-        let now = crate::session::unix_now();
+        let now = crate::wire::session::unix_now();
         let config = self.config();
         let mut reg = self.lock();
         let ready = matches!(reg.link, Link::Ready(_));

@@ -26,8 +26,11 @@
 //!   [`session::waiter`] (`ppoll` on its socket and an eventfd) and gives
 //!   back idle stack pages with [`session::stack`];
 //! - [`handler`]: the session registry (the seed's `PortalSessionHandler`);
-//! - [`session`]: the sync record both sides keep (the seed's `Session`);
-//! - [`amp`]: the link to the game: messages, codec, reader and writer;
+//! - [`wire`]: the vocabulary both sides share: the sync record (the
+//!   seed's `Session`), the messages, the dynamic [`wire::value::Value`]
+//!   and the typed protocol flags; used by the portal and by [`game`];
+//! - [`session`]: the portal's per-connection side (worker, engines, render);
+//! - [`amp`]: the link to the game: the native codec, reader and writer;
 //! - [`protocols`]: the client protocols (telnet; HTTP and websockets for
 //!   the web client, with its wire formats; spotting HTTP on telnet);
 //! - [`session::protocol`]: which engine a worker drives, and rendering for it;
@@ -39,7 +42,6 @@
 //! - [`cli`], [`pidfile`], [`control`], [`stats`], [`logfile`], [`status`]:
 //!   operating the portal (subcommands, pid file, the `portal status`
 //!   socket, counters, reopenable log, status file);
-//! - [`value`]: the dynamic value type carried over AMP;
 //! - [`dummyrunner`]: the load tester's simulated players (`src/bin/dummyrunner.rs`);
 //! - [`game`]: the game's side of the link, used by the demo game.
 
@@ -61,4 +63,4 @@ pub mod status;
 pub mod supervisor;
 pub mod throttle;
 pub mod tls;
-pub mod value;
+pub mod wire;

@@ -5,11 +5,11 @@
 //! One thread owns the `Child`. Requests arrive on a channel from the
 //! acceptor (SIGUSR1, the game's own `reload`, shutdown).
 
-use crate::amp::message::{PortalMsg, StartMode, StopMode};
 use crate::config::Config;
 use crate::handler::Handler;
 use crate::stats::{GameState, GameStatus};
 use crate::status::StatusFile;
+use crate::wire::message::{PortalMsg, StartMode, StopMode};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::net::SocketAddr;
 use std::path::PathBuf;

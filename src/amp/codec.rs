@@ -6,7 +6,7 @@
 //!
 //! ```
 //! use portal::amp::codec::{decode, encode, Decoded};
-//! use portal::amp::message::ServerMsg;
+//! use portal::wire::message::ServerMsg;
 //!
 //! let mut bytes = Vec::new();
 //! encode(&ServerMsg::SyncRequest, &mut bytes).unwrap();
@@ -128,9 +128,9 @@ fn read_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::amp::message::{Command, PortalMsg, ServerMsg, StartMode, PROTOCOL_VERSION};
-    use crate::session::Session;
-    use crate::value::{Map, Value};
+    use crate::wire::message::{Command, PortalMsg, ServerMsg, StartMode, PROTOCOL_VERSION};
+    use crate::wire::session::Session;
+    use crate::wire::value::{Map, Value};
     use proptest::prelude::*;
 
     fn sample_session() -> Session {

@@ -15,8 +15,8 @@
 //! by the supervisor like after a crash.
 
 use crate::amp::codec::{self, Decoded};
-use crate::amp::message::{PortalMsg, ServerMsg, PROTOCOL_VERSION};
 use crate::handler::{Control, Handler};
+use crate::wire::message::{PortalMsg, ServerMsg, PROTOCOL_VERSION};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -5,8 +5,8 @@
 //!   session workers ◄─data_out── registry lookup ◄──── reader thread ◄─frames─── game
 //! ```
 //!
-//! - [`message`]: the vocabulary (what each side may say);
-//! - [`codec`]: pure framing, length prefix + postcard body;
+//! - [`codec`]: pure framing, length prefix + postcard body, of the
+//!   messages in [`crate::wire::message`] (the vocabulary both sides share);
 //! - [`link`]: the portal side: the listener, the hello handshake, the one
 //!   reader thread and the one writer thread.
 //!
@@ -15,4 +15,3 @@
 
 pub mod codec;
 pub mod link;
-pub mod message;

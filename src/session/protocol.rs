@@ -8,12 +8,12 @@
 //! renders game output the way each client wants it: ANSI for telnet and
 //! the terminal-style websocket formats, HTML for the web page.
 
-use crate::amp::message::Command;
 use crate::protocols::telnet::Telnet;
 use crate::protocols::websocket::WebEngine;
-use crate::session::merge_flags;
 use crate::session::render::{render_html_with, render_with, Rendered};
-use crate::value::{Map, Value};
+use crate::wire::message::Command;
+use crate::wire::session::merge_flags;
+use crate::wire::value::{Map, Value};
 use std::time::Instant;
 
 /// The engine under one session.

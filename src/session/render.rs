@@ -9,7 +9,7 @@
 //! `nocolor`, `xterm256`, `truecolor`, `screenreader`, `mxp`, `echo`).
 
 use crate::markup::{escape_html, render, render_html, ColorDepth, HtmlOptions, RenderOptions};
-use crate::value::{Map, Value};
+use crate::wire::value::{Map, Value};
 
 /// What the worker does with one piece of game text.
 #[derive(Debug, Clone, PartialEq)]

@@ -18,7 +18,6 @@
 //! Started by the acceptor ([`spawn_inbound`]) and by `server_connect`
 //! ([`spawn_outbound`]).
 
-use crate::amp::message::{Command, PortalMsg};
 use crate::config::{fill, Config};
 use crate::handler::Handler;
 use crate::protocols::http_probe;
@@ -28,10 +27,11 @@ use crate::session::framer::{Framed, LineFramer};
 use crate::session::protocol::Protocol;
 use crate::session::transport::{ReadEnd, Transport};
 use crate::session::waiter::{Waiter, Wake};
-use crate::session::Session;
 use crate::stats::Stats;
 use crate::throttle::RateLimiter;
-use crate::value::Map;
+use crate::wire::message::{Command, PortalMsg};
+use crate::wire::session::Session;
+use crate::wire::value::Map;
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpStream;
 use std::io::{self, Read};
@@ -967,8 +967,8 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::amp::message::PortalMsg;
     use crate::handler::ControlSender;
+    use crate::wire::message::PortalMsg;
 
     #[test]
     fn browser_ids_are_32_hex_digits_and_never_repeat() {

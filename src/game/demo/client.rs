@@ -3,8 +3,8 @@
 //! (`Core.Hello`, kept in `server_data`).
 
 use super::markup::escape;
-use crate::session::Session;
-use crate::value::Value;
+use crate::wire::session::Session;
+use crate::wire::value::Value;
 
 /// The flag the `screenreader` command toggles.
 pub const SCREENREADER: &str = "SCREENREADER";
@@ -125,7 +125,7 @@ pub fn report(session: &Session) -> String {
 mod tests {
     use super::super::markup::strip;
     use super::*;
-    use crate::value::Map;
+    use crate::wire::value::Map;
 
     fn session() -> Session {
         Session::init_session(1, "telnet", "127.0.0.1:1")

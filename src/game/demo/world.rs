@@ -32,10 +32,10 @@ use super::browser::{self, BrowserKey};
 use super::client::{self, flag_on, wants_oob, SCREENREADER};
 use super::command::{name_and_password, parse, validate_name, Input};
 use super::markup::{escape, link, palette, wrap};
-use crate::amp::message::{Command, PortalMsg, ServerMsg, StartMode};
 use crate::game::{ServerSessions, Synced};
-use crate::session::{unix_now, Session};
-use crate::value::{Map, Value};
+use crate::wire::message::{Command, PortalMsg, ServerMsg, StartMode};
+use crate::wire::session::{unix_now, Session};
+use crate::wire::value::{Map, Value};
 use std::collections::{HashMap, HashSet};
 
 /// The one room.
@@ -1042,7 +1042,7 @@ mod tests {
     use super::super::accounts::HashCost;
     use super::super::markup::strip;
     use super::*;
-    use crate::amp::message::{StartMode, StopMode};
+    use crate::wire::message::{StartMode, StopMode};
 
     struct Fixture {
         _dir: tempfile::TempDir,

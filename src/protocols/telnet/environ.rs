@@ -14,7 +14,7 @@
 
 use super::charset::codec_name;
 use super::ttype::apply_mtts;
-use crate::value::{Map, Value};
+use crate::wire::value::{Map, Value};
 
 /// Telnet option number.
 pub const NEW_ENVIRON: u8 = 39;

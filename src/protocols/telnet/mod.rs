@@ -36,8 +36,8 @@
 //! telnet.handle_input(b"hi\xff\xfb\x1f\xff\xfa\x1f\x00\x64\x00\x28\xff\xf0", now);
 //! assert!(matches!(telnet.poll_event(), Some(TelnetEvent::Data(d)) if d == b"hi"));
 //! let flags = telnet.protocol_flags();
-//! assert_eq!(flags["SCREENWIDTH"], portal::value::Value::Map(
-//!     [("0".to_string(), portal::value::Value::Int(100))].into_iter().collect()));
+//! assert_eq!(flags["SCREENWIDTH"], portal::wire::value::Value::Map(
+//!     [("0".to_string(), portal::wire::value::Value::Int(100))].into_iter().collect()));
 //! ```
 
 pub mod charset;
@@ -51,8 +51,8 @@ pub mod options;
 pub mod parser;
 pub mod ttype;
 
-use crate::amp::message::Command;
-use crate::value::{Map, Value};
+use crate::wire::message::Command;
+use crate::wire::value::{Map, Value};
 use mccp::{Deflater, Inflated, Inflater, COMPRESS2, COMPRESS3};
 use options::{Options, Side};
 use parser::{Parser, Token};

@@ -9,7 +9,7 @@
 //!
 //! ```
 //! use portal::protocols::telnet::ttype::{Ttype, Step};
-//! use portal::value::{Map, Value};
+//! use portal::wire::value::{Map, Value};
 //! let mut ttype = Ttype::new();
 //! let mut flags = Map::new();
 //! assert_eq!(ttype.receive(b"\x00Mudlet", &mut flags), Step::AskAgain);
@@ -20,7 +20,7 @@
 //! ```
 
 use super::{set_flag, IAC, SB, SE};
-use crate::value::{Map, Value};
+use crate::wire::value::{Map, Value};
 
 /// Telnet option number.
 pub const TTYPE: u8 = 24;

@@ -39,9 +39,9 @@ pub mod json_standard;
 pub mod page;
 pub mod terminal;
 
-use crate::amp::message::Command;
 use crate::protocols::http::{parse_request, Parsed, Request, Response};
-use crate::value::{Map, Value};
+use crate::wire::message::Command;
+use crate::wire::value::{Map, Value};
 use format::{Format, Frame, Incoming};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
