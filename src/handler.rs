@@ -24,6 +24,7 @@ use crate::config::{fill, Config};
 use crate::session::worker::{self, WorkerHandle};
 use crate::stats::Stats;
 use crate::throttle::{IpRefusal, PerIpLimits};
+use crate::wire::flags::ProtocolFlags;
 use crate::wire::message::{Command, PortalMsg, StartMode};
 use crate::wire::session::Session;
 use crate::wire::value::{Map, Value};
@@ -224,23 +225,19 @@ impl Handler {
     }
 
     /// Update a session's protocol flags and tell the game (PCONNSYNC).
-    pub fn sync(&self, sessid: u64, protocol_flags: Map) {
+    pub fn sync(&self, sessid: u64, protocol_flags: ProtocolFlags) {
         self.sync_flags(sessid, &protocol_flags);
     }
 
     /// [`Handler::sync`] from borrowed flags: only the ones that changed
     /// are copied into the record.
-    pub fn sync_flags<'a>(
-        &self,
-        sessid: u64,
-        protocol_flags: impl IntoIterator<Item = (&'a String, &'a Value)>,
-    ) {
+    pub fn sync_flags(&self, sessid: u64, protocol_flags: &ProtocolFlags) {
         let mut reg = self.lock();
         let linked = matches!(reg.link, Link::Ready(_));
         let Some(entry) = reg.sessions.get_mut(&sessid) else {
             return;
         };
-        crate::wire::session::merge_flags(&mut entry.session.protocol_flags, protocol_flags);
+        entry.session.protocol_flags.merge(protocol_flags);
         if linked {
             let session = entry.session.clone();
             self.send_amp(PortalMsg::ConnSync { session });
@@ -716,12 +713,9 @@ fn outbound_target(config: &Map) -> Result<String, String> {
 /// screen reader toggle) are passed on to the worker, which renders with
 /// them.
 fn load_from_game(entry: &mut Entry, data: &Session) {
-    let changed: Map = data
+    let changed = data
         .protocol_flags
-        .iter()
-        .filter(|(k, v)| entry.session.protocol_flags.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+        .changed_from(&entry.session.protocol_flags);
     entry.session.load_game_data(data);
     if !changed.is_empty() {
         entry.worker.set_flags(changed);

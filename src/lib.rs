@@ -28,7 +28,8 @@
 //! - [`handler`]: the session registry (the seed's `PortalSessionHandler`);
 //! - [`wire`]: the vocabulary both sides share: the sync record (the
 //!   seed's `Session`), the messages, the dynamic [`wire::value::Value`]
-//!   and the typed protocol flags; used by the portal and by [`game`];
+//!   and the typed protocol flags ([`wire::flags::ProtocolFlags`]); used
+//!   by the portal and by [`game`];
 //! - [`session`]: the portal's per-connection side (worker, engines, render);
 //! - [`amp`]: the link to the game: the native codec, reader and writer;
 //! - [`protocols`]: the client protocols (telnet; HTTP and websockets for

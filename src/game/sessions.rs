@@ -202,7 +202,7 @@ mod tests {
         let s = reg.get(1).unwrap();
         assert!(s.logged_in);
         assert_eq!(s.uname.as_deref(), Some("anna"));
-        assert_eq!(s.protocol_flags.get("ANSI"), Some(&Value::Bool(true)));
+        assert_eq!(s.protocol_flags.get("ANSI"), Some(Value::Bool(true)));
     }
 
     #[test]

@@ -29,9 +29,9 @@ use crate::session::transport::{ReadEnd, Transport};
 use crate::session::waiter::{Waiter, Wake};
 use crate::stats::Stats;
 use crate::throttle::RateLimiter;
+use crate::wire::flags::ProtocolFlags;
 use crate::wire::message::{Command, PortalMsg};
 use crate::wire::session::Session;
-use crate::wire::value::Map;
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpStream;
 use std::io::{self, Read};
@@ -54,7 +54,7 @@ pub(crate) enum ToWorker {
     /// Show the reason (if any), flush, close.
     Close(String),
     /// Protocol flags the game set for this session (e.g. SCREENREADER).
-    Flags(Map),
+    Flags(Box<ProtocolFlags>),
 }
 
 /// The registry's way to reach a worker: a channel and the worker's waker.
@@ -88,8 +88,8 @@ impl WorkerHandle {
     }
 
     /// Flags the game changed; they take part in rendering from now on.
-    pub fn set_flags(&self, flags: Map) {
-        self.send(ToWorker::Flags(flags));
+    pub fn set_flags(&self, flags: ProtocolFlags) {
+        self.send(ToWorker::Flags(Box::new(flags)));
     }
 }
 
@@ -374,7 +374,7 @@ struct Worker {
     /// websocket is open (a page fetch never becomes a session).
     unregistered: Option<(Session, WorkerHandle)>,
     /// Flags the game set (they win over the negotiated ones when rendering).
-    game_flags: Map,
+    game_flags: ProtocolFlags,
     framer: LineFramer,
     limiter: RateLimiter,
     rate_notice_at: Option<Instant>,
@@ -452,7 +452,7 @@ impl Worker {
             rx,
             protocol,
             unregistered,
-            game_flags: Map::new(),
+            game_flags: ProtocolFlags::default(),
             rate_notice_at: None,
             dropped_subnegotiations: 0,
             out: Vec::new(),
@@ -657,7 +657,7 @@ impl Worker {
                 TelnetEvent::Command(command) => self.handle_oob(command),
                 TelnetEvent::Ready | TelnetEvent::FlagsChanged => {
                     if let Protocol::Telnet(telnet) = &self.protocol {
-                        self.handler.sync_flags(self.sessid, telnet.flags_iter());
+                        self.handler.sync_flags(self.sessid, telnet.flags());
                     }
                 }
                 TelnetEvent::MsspRequest => {
@@ -790,11 +790,7 @@ impl Worker {
         };
         let (text, replaced) = telnet.decode_line(&line);
         if replaced {
-            let encoding = telnet.flag("ENCODING").cloned();
-            let encoding = encoding
-                .as_ref()
-                .and_then(|v| v.as_str())
-                .unwrap_or("utf-8");
+            let encoding = telnet.flags().encoding.as_deref().unwrap_or("utf-8");
             log::info!(
                 "session {}: invalid {} in input replaced",
                 self.sessid,
@@ -892,7 +888,7 @@ impl Worker {
                     self.protocol.close(&reason, going_away);
                     self.close(Closing::Asked);
                 }
-                ToWorker::Flags(flags) => self.game_flags.extend(flags),
+                ToWorker::Flags(flags) => self.game_flags.merge(&flags),
             }
         }
         self.take_transmit();

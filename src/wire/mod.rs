@@ -15,6 +15,7 @@
 //! The framing (length prefix + postcard) is the native dialect's codec,
 //! [`crate::amp::codec`]; `docs/amp-protocol.md` documents the bytes.
 
+pub mod flags;
 pub mod message;
 pub mod session;
 pub mod value;

@@ -7,7 +7,8 @@
 //! of the AMP link: `get_sync_data` produces the record sent over the link
 //! and `load_sync_data` applies one received from the other side.
 
-use crate::wire::value::{Map, Value};
+use crate::wire::flags::ProtocolFlags;
+use crate::wire::value::Map;
 use serde::{Deserialize, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -48,8 +49,9 @@ pub struct Session {
     /// Commands received on this session.
     pub cmd_total: u64,
     /// What the client can do (screen size, colours, encoding, …). Merged,
-    /// never replaced, by [`Session::load_sync_data`].
-    pub protocol_flags: Map,
+    /// never replaced, by [`Session::load_sync_data`]. Boxed so the record,
+    /// and every message and queue slot that carries one, stays small.
+    pub protocol_flags: Box<ProtocolFlags>,
     /// Free-form data the game keeps on the session.
     pub server_data: Map,
 }
@@ -84,7 +86,7 @@ impl Session {
         *self = data.clone();
         self.sessid = sessid;
         let incoming = std::mem::replace(&mut self.protocol_flags, flags);
-        self.protocol_flags.extend(incoming);
+        self.protocol_flags.merge(&incoming);
     }
 
     /// Apply a record from the game on the portal side: the game owns who
@@ -98,11 +100,7 @@ impl Session {
         self.logged_in = data.logged_in;
         self.puid = data.puid;
         self.server_data = data.server_data.clone();
-        self.protocol_flags.extend(
-            data.protocol_flags
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
+        self.protocol_flags.merge(&data.protocol_flags);
     }
 
     /// Record one command from the client; `visible` is false for idle
@@ -116,38 +114,23 @@ impl Session {
     }
 }
 
-/// Merge `from` into `into` as `Map::extend` would, copying only the
-/// entries that differ (an unchanged flag costs no allocation).
-pub fn merge_flags<'a>(into: &mut Map, from: impl IntoIterator<Item = (&'a String, &'a Value)>) {
-    for (key, value) in from {
-        if into.get(key) != Some(value) {
-            into.insert(key.clone(), value.clone());
-        }
-    }
-}
-
 /// The flags every session starts with, before any negotiation.
-fn default_protocol_flags() -> Map {
-    let mut flags = Map::new();
-    flags.insert("ENCODING".into(), Value::from("utf-8"));
-    flags.insert("SCREENWIDTH".into(), Value::Map(width_map(78)));
-    flags.insert("SCREENHEIGHT".into(), Value::Map(width_map(45)));
-    flags.insert("ANSI".into(), Value::Bool(false));
-    flags.insert("XTERM256".into(), Value::Bool(false));
-    flags.insert("UTF-8".into(), Value::Bool(true));
-    flags
-}
-
-/// Evennia keeps screen sizes per window id; window 0 is the main one.
-fn width_map(value: i64) -> Map {
-    let mut map = Map::new();
-    map.insert("0".into(), Value::Int(value));
-    map
+fn default_protocol_flags() -> Box<ProtocolFlags> {
+    Box::new(ProtocolFlags {
+        encoding: Some("utf-8".into()),
+        screenwidth: Some(78),
+        screenheight: Some(45),
+        ansi: Some(false),
+        xterm256: Some(false),
+        utf8: Some(true),
+        ..ProtocolFlags::default()
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::value::Value;
 
     #[test]
     fn load_sync_data_merges_flags_and_replaces_the_rest() {
@@ -157,7 +140,7 @@ mod tests {
         theirs.uname = Some("anna".into());
         theirs.logged_in = true;
         theirs.uid = Some(3);
-        theirs.protocol_flags = Map::new();
+        *theirs.protocol_flags = ProtocolFlags::default();
         theirs
             .protocol_flags
             .insert("ANSI".into(), Value::Bool(true));
@@ -165,11 +148,11 @@ mod tests {
         assert_eq!(ours.sessid, 7, "sessid is never replaced");
         assert_eq!(ours.uname.as_deref(), Some("anna"));
         assert!(ours.logged_in);
-        assert_eq!(ours.protocol_flags.get("NAWS"), Some(&Value::Bool(true)));
-        assert_eq!(ours.protocol_flags.get("ANSI"), Some(&Value::Bool(true)));
+        assert_eq!(ours.protocol_flags.get("NAWS"), Some(Value::Bool(true)));
+        assert_eq!(ours.protocol_flags.get("ANSI"), Some(Value::Bool(true)));
         assert_eq!(
             ours.protocol_flags.get("ENCODING"),
-            Some(&Value::from("utf-8"))
+            Some(Value::from("utf-8"))
         );
     }
 
