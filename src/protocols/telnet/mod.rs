@@ -306,7 +306,9 @@ impl Telnet {
 
     fn handle_token(&mut self, token: Token) -> After {
         self.flush_data();
-        let flags_before = self.ready.then(|| self.flags.clone());
+        // Only option changes and subnegotiations touch the flags.
+        let may_change = matches!(token, Token::Negotiate(..) | Token::Sub(..));
+        let flags_before = (self.ready && may_change).then(|| self.flags.clone());
         let after = match token {
             Token::Data(_) | Token::Command(_) => After::Continue,
             Token::Negotiate(verb, option) => {
