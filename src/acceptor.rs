@@ -460,7 +460,7 @@ impl Acceptor {
             self.last_sweep = now;
             let text = self.shared.config().messages.login_timeout.clone();
             let registry = &self.shared.registry;
-            registry.sweep_login_timeouts(crate::session::unix_now(), &text);
+            registry.sweep_login_timeouts(crate::wire::session::unix_now(), &text);
         }
     }
 

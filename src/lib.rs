@@ -28,8 +28,12 @@
 //! - [`shared`]: the owners every thread reaches, wired together once;
 //! - [`registry`]: the session registry (the seed's `PortalSessionHandler`);
 //!   sessid → record and [`session::handle`] (how a worker is reached);
-//! - [`session`]: the sync record both sides keep (the seed's `Session`);
-//! - [`amp`]: the link to the game: messages, codec, the accept, reader and
+//! - [`wire`]: the vocabulary both sides share: the sync record (the
+//!   seed's `Session`), the messages, the dynamic [`wire::value::Value`]
+//!   and the typed protocol flags ([`wire::flags::ProtocolFlags`]); used
+//!   by the portal and by [`game`];
+//! - [`session`]: the portal's per-connection side (worker, engines, render);
+//! - [`amp`]: the link to the game: the native codec, the accept, reader and
 //!   writer threads; the writer owns held and in-flight input, the link's
 //!   state and the heartbeat ([`amp::outbox`], pure);
 //! - [`protocols`]: the client protocols (telnet; HTTP and websockets for
@@ -43,7 +47,6 @@
 //! - [`cli`], [`pidfile`], [`control`], [`stats`], [`logfile`], [`status`]:
 //!   operating the portal (subcommands, pid file, the `portal status`
 //!   socket, counters, reopenable log, status file);
-//! - [`value`]: the dynamic value type carried over AMP;
 //! - [`dummyrunner`]: the load tester's simulated players (`src/bin/dummyrunner.rs`);
 //! - [`game`]: the game's side of the link, used by the demo game.
 
@@ -66,4 +69,4 @@ pub mod status;
 pub mod supervisor;
 pub mod throttle;
 pub mod tls;
-pub mod value;
+pub mod wire;

@@ -21,10 +21,10 @@
 //! - the acceptor and `portal status`: counts, [`Registry::disconnect_all`].
 
 use crate::amp::inbox::{Inbox, ToWriter};
-use crate::amp::message::Command;
 use crate::session::handle::WorkerHandle;
-use crate::session::Session;
-use crate::value::{Map, Value};
+use crate::wire::flags::ProtocolFlags;
+use crate::wire::message::Command;
+use crate::wire::session::Session;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -83,17 +83,13 @@ impl Registry {
 
     /// Update a session's protocol flags from borrowed ones (only those
     /// that changed are copied) and tell the game (PCONNSYNC).
-    pub fn sync_flags<'a>(
-        &self,
-        sessid: u64,
-        protocol_flags: impl IntoIterator<Item = (&'a String, &'a Value)>,
-    ) {
+    pub fn sync_flags(&self, sessid: u64, protocol_flags: &ProtocolFlags) {
         let record = {
             let mut sessions = self.lock();
             let Some(entry) = sessions.get_mut(&sessid) else {
                 return;
             };
-            crate::session::merge_flags(&mut entry.session.protocol_flags, protocol_flags);
+            entry.session.protocol_flags.merge(protocol_flags);
             entry.session.clone()
         };
         self.amp.send(ToWriter::ConnSync(record));
@@ -120,7 +116,7 @@ impl Registry {
     /// limits: counted in the record, then to the AMP writer, which sends
     /// it or holds it in order.
     pub fn data_in(&self, sessid: u64, commands: Vec<Command>, visible: bool) {
-        let now = crate::session::unix_now();
+        let now = crate::wire::session::unix_now();
         {
             let mut sessions = self.lock();
             let Some(entry) = sessions.get_mut(&sessid) else {
@@ -303,13 +299,10 @@ impl Registry {
 /// Load a record from the game. Protocol flags the game changed (say, a
 /// screen reader toggle) are returned with the worker to pass them to, as
 /// the worker renders with them.
-fn load_from_game(entry: &mut Entry, data: &Session) -> Option<(WorkerHandle, Map)> {
-    let changed: Map = data
+fn load_from_game(entry: &mut Entry, data: &Session) -> Option<(WorkerHandle, ProtocolFlags)> {
+    let changed = data
         .protocol_flags
-        .iter()
-        .filter(|(k, v)| entry.session.protocol_flags.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+        .changed_from(&entry.session.protocol_flags);
     entry.session.load_game_data(data);
     (!changed.is_empty()).then(|| (entry.worker.clone(), changed))
 }
@@ -450,13 +443,10 @@ mod tests {
         let mut record = f.registry.session(sessid).unwrap();
         record
             .protocol_flags
-            .insert("SCREENREADER".into(), Value::Bool(true));
+            .insert("SCREENREADER".into(), crate::wire::value::Value::Bool(true));
         f.registry.server_logged_in(&record);
         let told = texts(&rx);
-        assert!(
-            told[0].starts_with("FLAGS") && told[0].contains("SCREENREADER"),
-            "{told:?}"
-        );
+        assert!(told[0].contains("screenreader: Some(true)"), "{told:?}");
         f.registry.server_logged_in(&record);
         assert!(texts(&rx).is_empty(), "unchanged flags are not sent again");
     }

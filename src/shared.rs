@@ -63,7 +63,7 @@ impl Shared {
             stats: Stats::default(),
             addresses: AddressCaps::default(),
             control,
-            started_unix: crate::session::unix_now(),
+            started_unix: crate::wire::session::unix_now(),
             started: Instant::now(),
         };
         (Arc::new(shared), amp_rx)

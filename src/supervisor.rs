@@ -6,11 +6,11 @@
 //! acceptor (SIGUSR1, the game's own `reload`, shutdown).
 
 use crate::amp::inbox::ToWriter;
-use crate::amp::message::{PortalMsg, StartMode, StopMode};
 use crate::config::Config;
 use crate::shared::Shared;
 use crate::stats::{GameState, GameStatus};
 use crate::status::StatusFile;
+use crate::wire::message::{PortalMsg, StartMode, StopMode};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::net::SocketAddr;
 use std::path::PathBuf;

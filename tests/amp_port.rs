@@ -4,7 +4,7 @@
 
 mod support;
 use portal::amp::codec::encode;
-use portal::amp::message::{Command, PortalMsg, ServerMsg, StartMode};
+use portal::wire::message::{Command, PortalMsg, ServerMsg, StartMode};
 use support::{Portal, RawGame};
 
 fn text_of(message: &PortalMsg) -> Option<(u64, String)> {
@@ -182,9 +182,9 @@ fn server_connect_telnet_opens_an_outbound_session() {
     let port = remote.local_addr().unwrap().port();
     let portal = Portal::start_with("", false);
     let (mut game, _) = RawGame::link(portal.amp);
-    let mut config = portal::value::Map::new();
+    let mut config = portal::wire::value::Map::new();
     config.insert("host".into(), "127.0.0.1".into());
-    config.insert("port".into(), portal::value::Value::Int(port.into()));
+    config.insert("port".into(), portal::wire::value::Value::Int(port.into()));
     game.send(&ServerMsg::ServerConnect {
         protocol_key: "telnet".into(),
         config,

@@ -4,9 +4,9 @@
 //! and a browser's login resumed after a restart.
 
 use portal::amp::codec::{decode, encode, Decoded};
-use portal::amp::message::{Command, PortalMsg, ServerMsg, StartMode, StopMode, PROTOCOL_VERSION};
-use portal::session::Session;
-use portal::value::Value;
+use portal::wire::message::{Command, PortalMsg, ServerMsg, StartMode, StopMode, PROTOCOL_VERSION};
+use portal::wire::session::Session;
+use portal::wire::value::Value;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;

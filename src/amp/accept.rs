@@ -10,9 +10,9 @@
 use crate::amp::codec::{self, Decoded};
 use crate::amp::error::LinkError;
 use crate::amp::inbox::ToWriter;
-use crate::amp::message::{PortalMsg, ServerMsg, PROTOCOL_VERSION};
 use crate::amp::reader::NewLink;
 use crate::shared::Shared;
+use crate::wire::message::{PortalMsg, ServerMsg, PROTOCOL_VERSION};
 use crossbeam_channel::Sender;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -6,7 +6,7 @@
 //!
 //! ```
 //! use portal::amp::codec::{decode, encode, Decoded};
-//! use portal::amp::message::ServerMsg;
+//! use portal::wire::message::ServerMsg;
 //!
 //! let mut bytes = Vec::new();
 //! encode(&ServerMsg::SyncRequest, &mut bytes).unwrap();
@@ -128,9 +128,10 @@ fn read_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::amp::message::{Command, PortalMsg, ServerMsg, StartMode, PROTOCOL_VERSION};
-    use crate::session::Session;
-    use crate::value::{Map, Value};
+    use crate::wire::flags::ProtocolFlags;
+    use crate::wire::message::{Command, PortalMsg, ServerMsg, StartMode, PROTOCOL_VERSION};
+    use crate::wire::session::Session;
+    use crate::wire::value::{Map, Value};
     use proptest::prelude::*;
 
     fn sample_session() -> Session {
@@ -343,6 +344,144 @@ mod tests {
                 proptest::collection::btree_map(".{0,6}", inner, 0..4).prop_map(Value::Map),
             ]
         })
+    }
+
+    /// The sync record as it was before the flags were typed: the same
+    /// fields, `protocol_flags` a plain map.
+    #[derive(Serialize)]
+    struct MapSession {
+        sessid: u64,
+        protocol_key: String,
+        address: String,
+        csessid: Option<String>,
+        uid: Option<i64>,
+        uname: Option<String>,
+        logged_in: bool,
+        puid: Option<i64>,
+        conn_time: f64,
+        cmd_last: f64,
+        cmd_last_visible: f64,
+        cmd_total: u64,
+        protocol_flags: Map,
+        server_data: Map,
+    }
+
+    /// `PortalMsg` up to `Connect`, carrying a [`MapSession`].
+    #[derive(Serialize)]
+    #[allow(dead_code)]
+    enum MapPortalMsg {
+        Welcome { version: u32, portal: String },
+        Refused { reason: String },
+        Connect { session: MapSession },
+    }
+
+    /// A Mudlet-like telnet client's flags (TTYPE/MTTS, NAWS, GMCP, MCCP)
+    /// and one flag of the game's own, as a literal map.
+    fn mudlet_flags_map() -> Map {
+        let window = |n: i64| Value::Map([("0".to_string(), Value::Int(n))].into());
+        let mut flags = Map::new();
+        for (name, on) in [
+            ("ANSI", true),
+            ("AUTORESIZE", true),
+            ("FORCEDENDLINE", true),
+            ("GMCP", true),
+            ("MCCP", true),
+            ("MSDP", false),
+            ("MXP", false),
+            ("NOCOLOR", false),
+            ("NOGOAHEAD", true),
+            ("NOPKEEPALIVE", true),
+            ("NOPROMPTGOAHEAD", false),
+            ("OOB", true),
+            ("RAW", false),
+            ("SCREENREADER", false),
+            ("TRUECOLOR", true),
+            ("TTYPE", true),
+            ("UTF-8", true),
+            ("XTERM256", true),
+        ] {
+            flags.insert(name.into(), Value::Bool(on));
+        }
+        flags.insert("CLIENTNAME".into(), Value::from("MUDLET"));
+        flags.insert("CLIENTVERSION".into(), Value::from("4.17.2"));
+        flags.insert("ENCODING".into(), Value::from("utf-8"));
+        flags.insert("TERM".into(), Value::from("XTERM-256COLOR"));
+        flags.insert("SCREENWIDTH".into(), window(120));
+        flags.insert("SCREENHEIGHT".into(), window(40));
+        flags.insert("GAME_THEME".into(), Value::from("dark"));
+        flags
+    }
+
+    /// The same flags, set field by field.
+    fn mudlet_flags_typed() -> ProtocolFlags {
+        let mut flags = ProtocolFlags {
+            ansi: Some(true),
+            autoresize: Some(true),
+            forcedendline: Some(true),
+            gmcp: Some(true),
+            mccp: Some(true),
+            msdp: Some(false),
+            mxp: Some(false),
+            nocolor: Some(false),
+            nogoahead: Some(true),
+            nopkeepalive: Some(true),
+            nopromptgoahead: Some(false),
+            oob: Some(true),
+            raw: Some(false),
+            screenreader: Some(false),
+            truecolor: Some(true),
+            ttype: Some(true),
+            utf8: Some(true),
+            xterm256: Some(true),
+            clientname: Some("MUDLET".into()),
+            clientversion: Some("4.17.2".into()),
+            encoding: Some("utf-8".into()),
+            term: Some("XTERM-256COLOR".into()),
+            screenwidth: Some(120),
+            screenheight: Some(40),
+            ..ProtocolFlags::default()
+        };
+        flags.insert("GAME_THEME".into(), Value::from("dark"));
+        flags
+    }
+
+    #[test]
+    fn typed_flags_encode_to_the_same_bytes_as_the_map() {
+        let mut session = sample_session();
+        *session.protocol_flags = mudlet_flags_typed();
+        let old = MapSession {
+            sessid: session.sessid,
+            protocol_key: session.protocol_key.clone(),
+            address: session.address.clone(),
+            csessid: session.csessid.clone(),
+            uid: session.uid,
+            uname: session.uname.clone(),
+            logged_in: session.logged_in,
+            puid: session.puid,
+            conn_time: session.conn_time,
+            cmd_last: session.cmd_last,
+            cmd_last_visible: session.cmd_last_visible,
+            cmd_total: session.cmd_total,
+            protocol_flags: mudlet_flags_map(),
+            server_data: session.server_data.clone(),
+        };
+        let (mut new_bytes, mut old_bytes) = (Vec::new(), Vec::new());
+        encode(
+            &PortalMsg::Connect {
+                session: session.clone(),
+            },
+            &mut new_bytes,
+        )
+        .unwrap();
+        encode(&MapPortalMsg::Connect { session: old }, &mut old_bytes).unwrap();
+        assert_eq!(new_bytes, old_bytes);
+        match decode::<PortalMsg>(&old_bytes, 1 << 20) {
+            Decoded::Frame {
+                message: PortalMsg::Connect { session: back },
+                ..
+            } => assert_eq!(back, session),
+            other => panic!("expected Connect, got {other:?}"),
+        }
     }
 
     proptest! {

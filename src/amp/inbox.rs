@@ -12,8 +12,8 @@
 //! reader when the link ends) and, for `portal status`, the state and the
 //! held-input count the writer last published.
 
-use crate::amp::message::{Command, PortalMsg, StartMode};
-use crate::session::Session;
+use crate::wire::message::{Command, PortalMsg, StartMode};
+use crate::wire::session::Session;
 use crossbeam_channel::{Receiver, Sender};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};

@@ -9,8 +9,8 @@
 //!                                   accept thread: listener + hello
 //! ```
 //!
-//! - [`message`]: the vocabulary (what each side may say);
-//! - [`codec`]: pure framing, length prefix + postcard body;
+//! - [`codec`]: pure framing, length prefix + postcard body, of the
+//!   messages in [`crate::wire::message`] (the vocabulary both sides share);
 //! - [`inbox`]: what the rest of the portal sends the writer, and the link
 //!   status others may read;
 //! - [`outbox`]: the writer's decisions, pure (held and in-flight input,
@@ -25,7 +25,6 @@ pub mod accept;
 pub mod codec;
 pub mod error;
 pub mod inbox;
-pub mod message;
 pub mod outbox;
 pub mod reader;
 pub mod writer;

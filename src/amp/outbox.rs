@@ -19,9 +19,9 @@
 
 use crate::amp::codec;
 use crate::amp::inbox::LinkState;
-use crate::amp::message::{Command, PortalMsg, StartMode};
 use crate::config::{fill, Config};
-use crate::session::Session;
+use crate::wire::message::{Command, PortalMsg, StartMode};
+use crate::wire::session::Session;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -11,8 +11,8 @@
 use crate::amp::codec::{self, Decoded};
 use crate::amp::error::LinkError;
 use crate::amp::inbox::ToWriter;
-use crate::amp::message::{PortalMsg, ServerMsg};
 use crate::shared::{Control, Shared};
+use crate::wire::message::{PortalMsg, ServerMsg};
 use crossbeam_channel::Receiver;
 use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream};

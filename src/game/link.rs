@@ -1,8 +1,8 @@
 //! The game server's end of the AMP link: a blocking TCP client.
 
 use crate::amp::codec::{decode, encode, Decoded};
-use crate::amp::message::{Command, PortalMsg, ServerMsg, StartMode, PROTOCOL_VERSION};
-use crate::session::Session;
+use crate::wire::message::{Command, PortalMsg, ServerMsg, StartMode, PROTOCOL_VERSION};
+use crate::wire::session::Session;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};

@@ -21,10 +21,10 @@
 //! - [`LinkError`]: the one error type of this boundary.
 //!
 //! It owns no threads and no game logic. The wire format is in
-//! [`crate::amp::message`] and [`crate::amp::codec`].
+//! [`crate::wire::message`] and [`crate::amp::codec`].
 //!
 //! ```no_run
-//! use portal::amp::message::PortalMsg;
+//! use portal::wire::message::PortalMsg;
 //! use portal::game::{GameLink, ServerSessions};
 //! use std::time::Duration;
 //!

@@ -6,8 +6,8 @@
 //! map of [`Session`] records so a game can look sessions up by sessid and
 //! send them back in a `SessionSync` before it stops.
 
-use crate::amp::message::PortalMsg;
-use crate::session::Session;
+use crate::wire::message::PortalMsg;
+use crate::wire::session::Session;
 use std::collections::HashMap;
 
 /// sessid → [`Session`], kept in step with the portal's registry.
@@ -140,7 +140,7 @@ struct GameOwned {
     uname: Option<String>,
     logged_in: bool,
     puid: Option<i64>,
-    server_data: crate::value::Map,
+    server_data: crate::wire::value::Map,
 }
 
 impl GameOwned {
@@ -166,8 +166,8 @@ impl GameOwned {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::amp::message::{Command, StartMode};
-    use crate::value::Value;
+    use crate::wire::message::{Command, StartMode};
+    use crate::wire::value::Value;
 
     fn record(sessid: u64) -> Session {
         Session::init_session(sessid, "telnet", "127.0.0.1:1")
@@ -202,7 +202,7 @@ mod tests {
         let s = reg.get(1).unwrap();
         assert!(s.logged_in);
         assert_eq!(s.uname.as_deref(), Some("anna"));
-        assert_eq!(s.protocol_flags.get("ANSI"), Some(&Value::Bool(true)));
+        assert_eq!(s.protocol_flags.get("ANSI"), Some(Value::Bool(true)));
     }
 
     #[test]

@@ -12,9 +12,9 @@
 //! padded ends cost over a kilobyte), and a worker drains it whole each
 //! time it wakes, so the lock is never contended for long.
 
-use crate::amp::message::Command;
 use crate::session::waiter::Wake;
-use crate::value::Map;
+use crate::wire::flags::ProtocolFlags;
+use crate::wire::message::Command;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,7 +27,7 @@ pub(crate) enum ToWorker {
     /// Show the reason (if any), flush, close.
     Close(String),
     /// Protocol flags the game set for this session (e.g. SCREENREADER).
-    Flags(Map),
+    Flags(Box<ProtocolFlags>),
 }
 
 /// What the handles and the worker share.
@@ -123,8 +123,8 @@ impl WorkerHandle {
     }
 
     /// Flags the game changed; they take part in rendering from now on.
-    pub fn set_flags(&self, flags: Map) {
-        self.send(ToWorker::Flags(flags));
+    pub fn set_flags(&self, flags: ProtocolFlags) {
+        self.send(ToWorker::Flags(Box::new(flags)));
     }
 }
 

@@ -5,7 +5,7 @@
 //! [`ServerConnectError`] sent back to the game, never a crash.
 
 use crate::shared::Shared;
-use crate::value::{Map, Value};
+use crate::wire::value::{Map, Value};
 use std::fmt;
 use std::io;
 use std::sync::Arc;

@@ -8,12 +8,12 @@
 //! renders game output the way each client wants it: ANSI for telnet and
 //! the terminal-style websocket formats, HTML for the web page.
 
-use crate::amp::message::Command;
 use crate::protocols::telnet::Telnet;
 use crate::protocols::websocket::WebEngine;
-use crate::session::merge_flags;
 use crate::session::render::{render_html_with, render_with, Rendered};
-use crate::value::{Map, Value};
+use crate::wire::flags::{Flag, ProtocolFlags};
+use crate::wire::message::Command;
+use crate::wire::value::Map;
 use std::time::Instant;
 
 /// The engine under one session.
@@ -53,27 +53,24 @@ impl Protocol {
         }
     }
 
-    /// One flag the client negotiated (Evennia's names), without copying
-    /// them all.
-    pub fn flag(&self, name: &str) -> Option<&Value> {
+    /// The flags the client negotiated.
+    pub fn flags(&self) -> &ProtocolFlags {
         match self {
-            Protocol::Telnet(t) => t.flag(name),
-            Protocol::Web(w) => w.flags().get(name),
+            Protocol::Telnet(t) => t.flags(),
+            Protocol::Web(w) => w.flags(),
         }
     }
 
     /// Copy the negotiated flags into a session record (only what differs).
-    pub fn merge_flags_into(&self, record: &mut Map) {
-        match self {
-            Protocol::Telnet(t) => merge_flags(record, t.flags_iter()),
-            Protocol::Web(w) => merge_flags(record, w.flags()),
-        }
+    pub fn merge_flags_into(&self, record: &mut ProtocolFlags) {
+        record.merge(self.flags());
     }
 
     /// Render game text for this client: the game's flags over the
     /// negotiated ones, the command's options over both.
-    fn render(&self, text: &str, kwargs: &Map, game_flags: &Map) -> Rendered {
-        let flags = |name: &str| game_flags.get(name).or_else(|| self.flag(name));
+    fn render(&self, text: &str, kwargs: &Map, game_flags: &ProtocolFlags) -> Rendered {
+        let ours = self.flags();
+        let flags = |flag: Flag| game_flags.is_on(flag).or_else(|| ours.is_on(flag));
         match self {
             Protocol::Web(w) if w.renders_html() => render_html_with(text, &flags, kwargs),
             _ => render_with(text, &flags, kwargs),
@@ -81,7 +78,7 @@ impl Protocol {
     }
 
     /// Show one `text` or `prompt` from the game.
-    pub fn show_text(&mut self, command: &Command, game_flags: &Map) {
+    pub fn show_text(&mut self, command: &Command, game_flags: &ProtocolFlags) {
         let text = command.first_str().unwrap_or_default();
         let shown = self.render(text, &command.kwargs, game_flags);
         let prompt = command.name == "prompt";
@@ -118,7 +115,7 @@ impl Protocol {
     }
 
     /// A line from the portal itself (a limit, a notice).
-    pub fn notice(&mut self, text: &str, game_flags: &Map) {
+    pub fn notice(&mut self, text: &str, game_flags: &ProtocolFlags) {
         if let Protocol::Web(w) = self {
             return w.send_notice(text, false);
         }

@@ -9,7 +9,8 @@
 //! `nocolor`, `xterm256`, `truecolor`, `screenreader`, `mxp`, `echo`).
 
 use crate::markup::{escape_html, render, render_html, ColorDepth, HtmlOptions, RenderOptions};
-use crate::value::{Map, Value};
+use crate::wire::flags::{Flag, ProtocolFlags};
+use crate::wire::value::{Map, Value};
 
 /// What the worker does with one piece of game text.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,16 +25,16 @@ pub struct Rendered {
 /// A client's flags as a lookup, so a caller holding them in layers (the
 /// game's over the negotiated ones) need not merge them into a new map for
 /// every message.
-pub type Flags<'a, 'v> = &'a dyn Fn(&str) -> Option<&'v Value>;
+pub type Flags<'a> = &'a dyn Fn(Flag) -> Option<bool>;
 
 /// The game's per-message `options` over the client's flags.
-struct Choices<'a, 'v> {
+struct Choices<'a> {
     options: Option<&'a Map>,
-    flags: Flags<'a, 'v>,
+    flags: Flags<'a>,
 }
 
-impl<'a, 'v> Choices<'a, 'v> {
-    fn new(flags: Flags<'a, 'v>, kwargs: &'a Map) -> Choices<'a, 'v> {
+impl<'a> Choices<'a> {
+    fn new(flags: Flags<'a>, kwargs: &'a Map) -> Choices<'a> {
         let options = match kwargs.get("options") {
             Some(Value::Map(options)) => Some(options),
             _ => None,
@@ -46,10 +47,11 @@ impl<'a, 'v> Choices<'a, 'v> {
     }
 
     /// The option `name` if the game set it, else the client's `flag`.
-    fn pick(&self, name: &str, flag: &str) -> bool {
+    fn pick(&self, name: &str, flag: Flag) -> bool {
         self.option(name)
+            .map(Value::is_truthy)
             .or_else(|| (self.flags)(flag))
-            .is_some_and(Value::is_truthy)
+            .unwrap_or(false)
     }
 
     fn echo(&self) -> Option<bool> {
@@ -60,38 +62,39 @@ impl<'a, 'v> Choices<'a, 'v> {
     }
 }
 
-/// Render `text` for a client with `flags`, honouring the command's
-/// `kwargs["options"]`.
+/// Render `text` for a client with `flags` (as the wire map has them),
+/// honouring the command's `kwargs["options"]`.
 pub fn render_for(text: &str, flags: &Map, kwargs: &Map) -> Rendered {
-    render_with(text, &|name| flags.get(name), kwargs)
+    let flags = ProtocolFlags::from_map(flags.clone());
+    render_with(text, &|flag| flags.is_on(flag), kwargs)
 }
 
 /// [`render_for`] with the flags given as a lookup.
-pub fn render_with(text: &str, flags: Flags<'_, '_>, kwargs: &Map) -> Rendered {
+pub fn render_with(text: &str, flags: Flags<'_>, kwargs: &Map) -> Rendered {
     let choices = Choices::new(flags, kwargs);
     let echo = choices.echo();
-    if choices.pick("raw", "RAW") {
+    if choices.pick("raw", Flag::Raw) {
         return Rendered {
             text: text.to_owned(),
             echo,
         };
     }
-    let pick = |name: &str, flag: &str| choices.pick(name, flag);
-    let screenreader = pick("screenreader", "SCREENREADER");
-    let color = if screenreader || pick("nocolor", "NOCOLOR") {
+    let pick = |name: &str, flag: Flag| choices.pick(name, flag);
+    let screenreader = pick("screenreader", Flag::Screenreader);
+    let color = if screenreader || pick("nocolor", Flag::NoColor) {
         ColorDepth::None
-    } else if pick("truecolor", "TRUECOLOR") {
+    } else if pick("truecolor", Flag::Truecolor) {
         ColorDepth::Truecolor
-    } else if pick("xterm256", "XTERM256") {
+    } else if pick("xterm256", Flag::Xterm256) {
         ColorDepth::Xterm256
-    } else if pick("ansi", "ANSI") {
+    } else if pick("ansi", Flag::Ansi) {
         ColorDepth::Ansi16
     } else {
         ColorDepth::None
     };
     let options = RenderOptions {
         color,
-        mxp: pick("mxp", "MXP"),
+        mxp: pick("mxp", Flag::Mxp),
         screenreader,
     };
     Rendered {
@@ -103,22 +106,23 @@ pub fn render_with(text: &str, flags: Flags<'_, '_>, kwargs: &Map) -> Rendered {
 /// Render `text` as HTML for the web page: colours unless `nocolor`,
 /// screen-reader plain text, `raw` shown escaped but otherwise verbatim.
 pub fn render_html_for(text: &str, flags: &Map, kwargs: &Map) -> Rendered {
-    render_html_with(text, &|name| flags.get(name), kwargs)
+    let flags = ProtocolFlags::from_map(flags.clone());
+    render_html_with(text, &|flag| flags.is_on(flag), kwargs)
 }
 
 /// [`render_html_for`] with the flags given as a lookup.
-pub fn render_html_with(text: &str, flags: Flags<'_, '_>, kwargs: &Map) -> Rendered {
+pub fn render_html_with(text: &str, flags: Flags<'_>, kwargs: &Map) -> Rendered {
     let choices = Choices::new(flags, kwargs);
     let echo = choices.echo();
-    if choices.pick("raw", "RAW") {
+    if choices.pick("raw", Flag::Raw) {
         return Rendered {
             text: escape_html(text),
             echo,
         };
     }
     let options = HtmlOptions {
-        color: !choices.pick("nocolor", "NOCOLOR"),
-        screenreader: choices.pick("screenreader", "SCREENREADER"),
+        color: !choices.pick("nocolor", Flag::NoColor),
+        screenreader: choices.pick("screenreader", Flag::Screenreader),
     };
     Rendered {
         text: render_html(text, &options),

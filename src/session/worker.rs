@@ -18,7 +18,6 @@
 //! Started by the acceptor ([`spawn_inbound`]) and by `server_connect`
 //! ([`spawn_outbound`]).
 
-use crate::amp::message::{Command, PortalMsg};
 use crate::config::{fill, Config};
 use crate::protocols::http_probe;
 use crate::protocols::telnet::{Telnet, TelnetEvent, TelnetSettings};
@@ -28,11 +27,12 @@ use crate::session::handle::{Mail, ToWorker, WorkerHandle};
 use crate::session::protocol::Protocol;
 use crate::session::transport::{ReadEnd, Transport};
 use crate::session::waiter::Waiter;
-use crate::session::Session;
 use crate::shared::Shared;
 use crate::stats::Stats;
 use crate::throttle::RateLimiter;
-use crate::value::Map;
+use crate::wire::flags::ProtocolFlags;
+use crate::wire::message::{Command, PortalMsg};
+use crate::wire::session::Session;
 use mio::net::TcpStream;
 use std::io::{self, Read};
 use std::net::SocketAddr;
@@ -324,7 +324,7 @@ struct Worker {
     /// websocket is open (a page fetch never becomes a session).
     unregistered: Option<(Session, WorkerHandle)>,
     /// Flags the game set (they win over the negotiated ones when rendering).
-    game_flags: Map,
+    game_flags: ProtocolFlags,
     framer: LineFramer,
     limiter: RateLimiter,
     rate_notice_at: Option<Instant>,
@@ -399,7 +399,7 @@ impl Worker {
             rx,
             protocol,
             unregistered,
-            game_flags: Map::new(),
+            game_flags: ProtocolFlags::default(),
             rate_notice_at: None,
             dropped_subnegotiations: 0,
             out: Vec::new(),
@@ -604,9 +604,7 @@ impl Worker {
                 TelnetEvent::Command(command) => self.handle_oob(command),
                 TelnetEvent::Ready | TelnetEvent::FlagsChanged => {
                     if let Protocol::Telnet(telnet) = &self.protocol {
-                        self.shared
-                            .registry
-                            .sync_flags(self.sessid, telnet.flags_iter());
+                        self.shared.registry.sync_flags(self.sessid, telnet.flags());
                     }
                 }
                 TelnetEvent::MsspRequest => {
@@ -740,11 +738,7 @@ impl Worker {
         };
         let (text, replaced) = telnet.decode_line(&line);
         if replaced {
-            let encoding = telnet.flag("ENCODING").cloned();
-            let encoding = encoding
-                .as_ref()
-                .and_then(|v| v.as_str())
-                .unwrap_or("utf-8");
+            let encoding = telnet.flags().encoding.as_deref().unwrap_or("utf-8");
             log::info!(
                 "session {}: invalid {} in input replaced",
                 self.sessid,
@@ -844,7 +838,7 @@ impl Worker {
                     self.protocol.close(&reason, going_away);
                     self.close(Closing::Asked);
                 }
-                ToWorker::Flags(flags) => self.game_flags.extend(flags),
+                ToWorker::Flags(flags) => self.game_flags.merge(&flags),
             }
         }
         self.take_transmit();

@@ -446,8 +446,8 @@ impl RawGame {
     }
 
     /// Connect, hello, sync; returns the game and the sync reply.
-    pub fn link(amp: SocketAddr) -> (RawGame, portal::amp::message::PortalMsg) {
-        use portal::amp::message::{PortalMsg, ServerMsg, PROTOCOL_VERSION};
+    pub fn link(amp: SocketAddr) -> (RawGame, portal::wire::message::PortalMsg) {
+        use portal::wire::message::{PortalMsg, ServerMsg, PROTOCOL_VERSION};
         let mut game = RawGame::connect(amp);
         game.send(&ServerMsg::Hello {
             version: PROTOCOL_VERSION,
@@ -461,7 +461,7 @@ impl RawGame {
         (game, sync)
     }
 
-    pub fn send(&mut self, message: &portal::amp::message::ServerMsg) {
+    pub fn send(&mut self, message: &portal::wire::message::ServerMsg) {
         let mut bytes = Vec::new();
         portal::amp::codec::encode(message, &mut bytes).expect("encode");
         self.stream.write_all(&bytes).expect("write frame");
@@ -472,7 +472,7 @@ impl RawGame {
     }
 
     /// The next message from the portal, or None once it closed the link.
-    pub fn try_recv(&mut self) -> Option<portal::amp::message::PortalMsg> {
+    pub fn try_recv(&mut self) -> Option<portal::wire::message::PortalMsg> {
         use portal::amp::codec::{decode, Decoded};
         wait_for("a frame from the portal", || {
             match decode(&self.buf, 1 << 24) {
@@ -501,15 +501,15 @@ impl RawGame {
         })
     }
 
-    pub fn recv(&mut self) -> portal::amp::message::PortalMsg {
+    pub fn recv(&mut self) -> portal::wire::message::PortalMsg {
         self.try_recv().expect("the portal closed the link")
     }
 
     /// Skip messages until one matches.
     pub fn recv_until(
         &mut self,
-        mut want: impl FnMut(&portal::amp::message::PortalMsg) -> bool,
-    ) -> portal::amp::message::PortalMsg {
+        mut want: impl FnMut(&portal::wire::message::PortalMsg) -> bool,
+    ) -> portal::wire::message::PortalMsg {
         loop {
             let message = self.recv();
             if want(&message) {

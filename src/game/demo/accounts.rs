@@ -149,7 +149,7 @@ impl AccountStore {
                 name.to_ascii_lowercase(),
                 hash,
                 count == 0,
-                crate::session::unix_now()
+                crate::wire::session::unix_now()
             ],
         )?;
         let id = tx.last_insert_rowid();

@@ -7,7 +7,7 @@
 //! What the database keeps, and what the logs name, is its SHA-256
 //! ([`BrowserKey`]).
 
-use crate::session::Session;
+use crate::wire::session::Session;
 use std::fmt::Write as _;
 
 /// The longest `csessid` taken as a browser id; a longer one is ignored.

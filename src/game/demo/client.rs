@@ -3,45 +3,45 @@
 //! (`Core.Hello`, kept in `server_data`).
 
 use super::markup::escape;
-use crate::session::Session;
-use crate::value::Value;
+use crate::wire::flags::{Flag, Text};
+use crate::wire::session::Session;
+use crate::wire::value::Value;
 
-/// The flag the `screenreader` command toggles.
-pub const SCREENREADER: &str = "SCREENREADER";
+/// The flag the `screenreader` command toggles, by its wire name.
+pub const SCREENREADER: &str = Flag::Screenreader.name();
 
 /// `server_data` keys for what the client said in GMCP `Core.Hello`.
 pub const HELLO_CLIENT: &str = "gmcp_client";
 pub const HELLO_VERSION: &str = "gmcp_client_version";
 
 /// The yes/no abilities the `client` command lists, in this order.
-const ABILITIES: [&str; 8] = [
-    "ANSI",
-    "XTERM256",
-    "TRUECOLOR",
-    "MXP",
-    "GMCP",
-    "MSDP",
-    "MCCP",
-    SCREENREADER,
+const ABILITIES: [Flag; 8] = [
+    Flag::Ansi,
+    Flag::Xterm256,
+    Flag::Truecolor,
+    Flag::Mxp,
+    Flag::Gmcp,
+    Flag::Msdp,
+    Flag::Mccp,
+    Flag::Screenreader,
 ];
 
 /// Whether a boolean flag is on (missing counts as off).
-pub fn flag_on(session: &Session, key: &str) -> bool {
-    session
-        .protocol_flags
-        .get(key)
-        .is_some_and(Value::is_truthy)
+pub fn flag_on(session: &Session, flag: Flag) -> bool {
+    session.protocol_flags.is_on(flag).unwrap_or(false)
 }
 
 /// Whether the client takes out-of-band data (GMCP or MSDP on telnet; a
 /// web client whose format has an out-of-band channel sets `OOB`).
 pub fn wants_oob(session: &Session) -> bool {
-    flag_on(session, "GMCP") || flag_on(session, "MSDP") || flag_on(session, "OOB")
+    [Flag::Gmcp, Flag::Msdp, Flag::Oob]
+        .into_iter()
+        .any(|flag| flag_on(session, flag))
 }
 
 /// Whether the client's encoding is UTF-8 (the default when unknown).
 pub fn is_utf8(session: &Session) -> bool {
-    match flag_str(session, "ENCODING") {
+    match non_empty(&session.protocol_flags.encoding) {
         Some(enc) => {
             let enc = enc.to_ascii_lowercase().replace(['-', '_'], "");
             enc == "utf8"
@@ -50,28 +50,14 @@ pub fn is_utf8(session: &Session) -> bool {
     }
 }
 
-/// A string flag, if set and non-empty.
-fn flag_str<'a>(session: &'a Session, key: &str) -> Option<&'a str> {
-    session
-        .protocol_flags
-        .get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-}
-
-/// A screen dimension: Evennia keeps them per window (`{"0": 80}`); a
-/// plain number is accepted too.
-fn screen_dimension(session: &Session, key: &str) -> Option<i64> {
-    match session.protocol_flags.get(key)? {
-        Value::Int(n) => Some(*n),
-        Value::Map(windows) => windows.get("0").and_then(Value::as_int),
-        _ => None,
-    }
+/// A text flag, if set and non-empty.
+fn non_empty(text: &Option<Text>) -> Option<&str> {
+    text.as_deref().filter(|s| !s.is_empty())
 }
 
 /// The client's screen width, if it told (and it is sane).
 pub fn screen_width(session: &Session) -> Option<usize> {
-    let width = screen_dimension(session, "SCREENWIDTH")?;
+    let width = session.protocol_flags.screen_width()?;
     usize::try_from(width).ok().filter(|w| *w >= 10)
 }
 
@@ -86,21 +72,19 @@ fn server_str<'a>(session: &'a Session, key: &str) -> Option<&'a str> {
 
 /// The `client` command's report.
 pub fn report(session: &Session) -> String {
-    let name = flag_str(session, "CLIENTNAME").or_else(|| server_str(session, HELLO_CLIENT));
-    let version = flag_str(session, "CLIENTVERSION").or_else(|| server_str(session, HELLO_VERSION));
+    let flags = &session.protocol_flags;
+    let name = non_empty(&flags.clientname).or_else(|| server_str(session, HELLO_CLIENT));
+    let version = non_empty(&flags.clientversion).or_else(|| server_str(session, HELLO_VERSION));
     let client = match (name, version) {
         (Some(n), Some(v)) => format!("{} {}", escape(n), escape(v)),
         (Some(n), None) => escape(n),
         (None, _) => "unknown".to_owned(),
     };
-    let screen = match (
-        screen_dimension(session, "SCREENWIDTH"),
-        screen_dimension(session, "SCREENHEIGHT"),
-    ) {
+    let screen = match (flags.screen_width(), flags.screen_height()) {
         (Some(w), Some(h)) => format!("{w}x{h}"),
         _ => "unknown".to_owned(),
     };
-    let encoding = flag_str(session, "ENCODING").map_or("unknown".to_owned(), escape);
+    let encoding = non_empty(&flags.encoding).map_or("unknown".to_owned(), escape);
     let mut out = format!(
         "|wYour connection|n\n\
          Protocol: {}\n\
@@ -109,13 +93,13 @@ pub fn report(session: &Session) -> String {
          Encoding: {encoding}\n",
         escape(&session.protocol_key)
     );
-    for key in ABILITIES {
-        let state = if flag_on(session, key) {
+    for flag in ABILITIES {
+        let state = if flag_on(session, flag) {
             "|gyes|n"
         } else {
             "|xno|n"
         };
-        out.push_str(&format!("{key}: {state}\n"));
+        out.push_str(&format!("{}: {state}\n", flag.name()));
     }
     out.pop();
     out
@@ -125,7 +109,7 @@ pub fn report(session: &Session) -> String {
 mod tests {
     use super::super::markup::strip;
     use super::*;
-    use crate::value::Map;
+    use crate::wire::value::Map;
 
     fn session() -> Session {
         Session::init_session(1, "telnet", "127.0.0.1:1")

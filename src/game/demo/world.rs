@@ -29,13 +29,14 @@
 
 use super::accounts::{Account, AccountError, AccountStore};
 use super::browser::{self, BrowserKey};
-use super::client::{self, flag_on, wants_oob, SCREENREADER};
+use super::client::{self, flag_on, wants_oob};
 use super::command::{name_and_password, parse, validate_name, Input};
 use super::markup::{escape, link, palette, wrap};
-use crate::amp::message::{Command, PortalMsg, ServerMsg, StartMode};
 use crate::game::{ServerSessions, Synced};
-use crate::session::{unix_now, Session};
-use crate::value::{Map, Value};
+use crate::wire::flags::Flag;
+use crate::wire::message::{Command, PortalMsg, ServerMsg, StartMode};
+use crate::wire::session::{unix_now, Session};
+use crate::wire::value::{Map, Value};
 use std::collections::{HashMap, HashSet};
 
 /// The one room.
@@ -849,14 +850,12 @@ impl Game {
             return;
         };
         let on = match args.to_ascii_lowercase().as_str() {
-            "" => !flag_on(session, SCREENREADER),
+            "" => !flag_on(session, Flag::Screenreader),
             "on" => true,
             "off" => false,
             _ => return self.text(sessid, "Usage: screenreader [on|off]"),
         };
-        session
-            .protocol_flags
-            .insert(SCREENREADER.into(), Value::Bool(on));
+        session.protocol_flags.set_on(Flag::Screenreader, on);
         let record = session.get_sync_data();
         self.outbox.push(ServerMsg::SessionSync {
             sessions: vec![record],
@@ -1040,9 +1039,10 @@ fn player_help() -> String {
 #[cfg(test)]
 mod tests {
     use super::super::accounts::HashCost;
+    use super::super::client::SCREENREADER;
     use super::super::markup::strip;
     use super::*;
-    use crate::amp::message::{StartMode, StopMode};
+    use crate::wire::message::{StartMode, StopMode};
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -1555,7 +1555,7 @@ mod tests {
                 assert_eq!(sessions[0].sessid, 1);
                 assert!(sessions[0].logged_in);
                 let flag = sessions[0].protocol_flags.get(SCREENREADER);
-                assert_eq!(flag, Some(&Value::Bool(true)));
+                assert_eq!(flag, Some(Value::Bool(true)));
             }
             other => panic!("{other:?}"),
         }
@@ -1564,7 +1564,7 @@ mod tests {
         assert_eq!(f.texts(1, "screenreader off"), [SCREENREADER_OFF]);
         assert_eq!(f.texts(1, "SCREENREADER ON"), [SCREENREADER_ON]);
         let flags = &f.game.sessions().get(1).unwrap().protocol_flags;
-        assert_eq!(flags.get(SCREENREADER), Some(&Value::Bool(true)));
+        assert_eq!(flags.get(SCREENREADER), Some(Value::Bool(true)));
         assert!(f.texts(1, "client").join("").contains("SCREENREADER: yes"));
         let out = f.say(1, "screenreader maybe");
         assert!(!out

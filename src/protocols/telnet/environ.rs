@@ -14,7 +14,7 @@
 
 use super::charset::codec_name;
 use super::ttype::apply_mtts;
-use crate::value::{Map, Value};
+use crate::wire::flags::ProtocolFlags;
 
 /// Telnet option number.
 pub const NEW_ENVIRON: u8 = 39;
@@ -94,24 +94,24 @@ fn field(input: &[u8]) -> (Vec<u8>, &[u8]) {
 
 /// Record the variables MNES defines in the protocol flags. Returns
 /// whether any flag changed.
-pub fn apply(vars: &[(String, String)], flags: &mut Map) -> bool {
+pub fn apply(vars: &[(String, String)], flags: &mut ProtocolFlags) -> bool {
     let before = flags.clone();
     for (name, value) in vars {
         match name.as_str() {
             "CLIENT_NAME" if !value.is_empty() => {
-                flags.insert("CLIENTNAME".into(), Value::Str(value.to_uppercase()));
+                flags.clientname = Some(value.to_uppercase().into());
             }
             "CLIENT_VERSION" if !value.is_empty() => {
-                flags.insert("CLIENTVERSION".into(), Value::from(value.as_str()));
+                flags.clientversion = Some(value.clone().into());
             }
             "CHARSET" => {
                 if let Some(codec) = codec_name(value) {
-                    flags.insert("ENCODING".into(), Value::from(codec));
+                    flags.encoding = Some(codec.into());
                 }
             }
             "MTTS" => apply_mtts(&format!("MTTS {value}"), flags),
             "TERMINAL_TYPE" if !value.is_empty() => {
-                flags.insert("TERM".into(), Value::from(value.as_str()));
+                flags.term = Some(value.clone().into());
             }
             _ => {}
         }
@@ -122,6 +122,7 @@ pub fn apply(vars: &[(String, String)], flags: &mut Map) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::value::Value;
 
     #[test]
     fn request_names_the_mnes_variables() {
@@ -144,13 +145,13 @@ mod tests {
 
     #[test]
     fn mnes_variables_become_flags() {
-        let mut flags = Map::new();
+        let mut flags = ProtocolFlags::default();
         let vars = parse(b"\x00\x00CLIENT_NAME\x01Mudlet\x00CLIENT_VERSION\x014.17\x00CHARSET\x01ISO-8859-1\x00MTTS\x01265");
         assert!(apply(&vars, &mut flags));
-        assert_eq!(flags["CLIENTNAME"], Value::from("MUDLET"));
-        assert_eq!(flags["CLIENTVERSION"], Value::from("4.17"));
-        assert_eq!(flags["ENCODING"], Value::from("latin-1"));
-        assert_eq!(flags["TRUECOLOR"], Value::Bool(true));
+        assert_eq!(flags.to_map()["CLIENTNAME"], Value::from("MUDLET"));
+        assert_eq!(flags.to_map()["CLIENTVERSION"], Value::from("4.17"));
+        assert_eq!(flags.to_map()["ENCODING"], Value::from("latin-1"));
+        assert_eq!(flags.to_map()["TRUECOLOR"], Value::Bool(true));
         assert!(!apply(&vars, &mut flags), "the same values change nothing");
     }
 }

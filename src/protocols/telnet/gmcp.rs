@@ -15,8 +15,8 @@
 //! assert_eq!(encode(&command), br#"Char.Vitals {"hp": 10}"#);
 //! ```
 
-use crate::amp::message::Command;
-use crate::value::{Map, Value};
+use crate::wire::message::Command;
+use crate::wire::value::{Map, Value};
 
 /// Telnet option number.
 pub const GMCP: u8 = 201;

@@ -36,8 +36,8 @@
 //! telnet.handle_input(b"hi\xff\xfb\x1f\xff\xfa\x1f\x00\x64\x00\x28\xff\xf0", now);
 //! assert!(matches!(telnet.poll_event(), Some(TelnetEvent::Data(d)) if d == b"hi"));
 //! let flags = telnet.protocol_flags();
-//! assert_eq!(flags["SCREENWIDTH"], portal::value::Value::Map(
-//!     [("0".to_string(), portal::value::Value::Int(100))].into_iter().collect()));
+//! assert_eq!(flags["SCREENWIDTH"], portal::wire::value::Value::Map(
+//!     [("0".to_string(), portal::wire::value::Value::Int(100))].into_iter().collect()));
 //! ```
 
 pub mod charset;
@@ -51,8 +51,9 @@ pub mod options;
 pub mod parser;
 pub mod ttype;
 
-use crate::amp::message::Command;
-use crate::value::{Map, Value};
+use crate::wire::flags::{Flag, ProtocolFlags};
+use crate::wire::message::Command;
+use crate::wire::value::Map;
 use mccp::{Deflater, Inflated, Inflater, COMPRESS2, COMPRESS3};
 use options::{Options, Side};
 use parser::{Parser, Token};
@@ -160,9 +161,9 @@ pub struct Telnet {
     options: Options,
     /// Our requests at start; `Ready` waits for their answers.
     offered: Vec<(Side, u8)>,
-    /// The protocol flags that differ from [`initial_flags`] (shared by all
-    /// sessions): an idle session that negotiated little holds almost none.
-    flags: Map,
+    /// The protocol flags, from [`initial_flags`] on (a compact struct:
+    /// no allocation until a client names itself).
+    flags: ProtocolFlags,
     events: VecDeque<TelnetEvent>,
     /// Data bytes for the next `Data` event.
     data: Vec<u8>,
@@ -193,7 +194,7 @@ impl Telnet {
             parser: Parser::new(settings.max_subnegotiation),
             options: Options::new(),
             offered: Vec::new(),
-            flags: Map::new(),
+            flags: initial_flags(),
             events: VecDeque::new(),
             data: Vec::new(),
             transmit: Vec::new(),
@@ -305,8 +306,9 @@ impl Telnet {
 
     fn handle_token(&mut self, token: Token) -> After {
         self.flush_data();
-        self.drop_unchanged_flags();
-        let flags_before = self.ready.then(|| self.flags.clone());
+        // Only option changes and subnegotiations touch the flags.
+        let may_change = matches!(token, Token::Negotiate(..) | Token::Sub(..));
+        let flags_before = (self.ready && may_change).then(|| self.flags.clone());
         let after = match token {
             Token::Data(_) | Token::Command(_) => After::Continue,
             Token::Negotiate(verb, option) => {
@@ -320,19 +322,10 @@ impl Telnet {
             }
         };
         self.check_ready();
-        self.drop_unchanged_flags();
         if flags_before.is_some_and(|before| before != self.flags) {
             self.push_event(TelnetEvent::FlagsChanged);
         }
         after
-    }
-
-    /// Keep in `flags` only what differs from the shared initial flags, so
-    /// comparing two states of `flags` compares the sessions' flags.
-    fn drop_unchanged_flags(&mut self) {
-        let base = base_flags();
-        self.flags
-            .retain(|name, value| base.get(name) != Some(value));
     }
 
     fn negotiate(&mut self, verb: u8, option: u8) {
@@ -365,21 +358,21 @@ impl Telnet {
     /// Effects of one side of an option turning on or off.
     fn option_changed(&mut self, side: Side, option: u8, on: bool) {
         match (side, option) {
-            (Side::Us, SGA) => set_flag(&mut self.flags, "NOGOAHEAD", on),
-            (Side::Us, EOR) => set_flag(&mut self.flags, "EOR", on),
+            (Side::Us, SGA) => self.flags.nogoahead = Some(on),
+            (Side::Us, EOR) => self.flags.eor = Some(on),
             (Side::Us, COMPRESS2) if on => {
                 self.compress_wanted = true;
                 self.start_compression();
             }
             (Side::Us, COMPRESS2) => self.stop_compression(),
             (Side::Us, mssp::MSSP) if on => self.push_event(TelnetEvent::MsspRequest),
-            (Side::Us, msdp::MSDP) => self.set_oob_flag("MSDP", on),
-            (Side::Us, gmcp::GMCP) => self.set_oob_flag("GMCP", on),
+            (Side::Us, msdp::MSDP) => self.set_oob_flag(Flag::Msdp, on),
+            (Side::Us, gmcp::GMCP) => self.set_oob_flag(Flag::Gmcp, on),
             (Side::Us, MXP) => {
                 if on {
                     self.write_sub(MXP, &[]);
                 }
-                set_flag(&mut self.flags, "MXP", on);
+                self.flags.mxp = Some(on);
             }
             (Side::Us, charset::CHARSET) => {
                 if on {
@@ -392,7 +385,7 @@ impl Telnet {
                 self.ttype.finish();
                 self.start_compression();
             }
-            (Side::Him, naws::NAWS) => set_flag(&mut self.flags, "AUTORESIZE", on),
+            (Side::Him, naws::NAWS) => self.flags.autoresize = Some(on),
             (Side::Him, environ::NEW_ENVIRON) => {
                 if on {
                     self.write_sub(environ::NEW_ENVIRON, &environ::request());
@@ -403,11 +396,11 @@ impl Telnet {
         }
     }
 
-    fn set_oob_flag(&mut self, name: &str, on: bool) {
-        set_flag(&mut self.flags, name, on);
+    fn set_oob_flag(&mut self, flag: Flag, on: bool) {
+        self.flags.set_on(flag, on);
         let oob = self.options.enabled(Side::Us, gmcp::GMCP)
             || self.options.enabled(Side::Us, msdp::MSDP);
-        set_flag(&mut self.flags, "OOB", oob);
+        self.flags.oob = Some(oob);
     }
 
     fn subnegotiate(&mut self, option: u8, body: &[u8]) -> After {
@@ -456,11 +449,11 @@ impl Telnet {
     /// MTTS said the client cannot do UTF-8 and no CHARSET/NEW-ENVIRON
     /// answer named an encoding: use the configured fallback.
     fn use_fallback_encoding_if_not_utf8(&mut self) {
-        let says_no_utf8 = self.flag("UTF-8") == Some(&Value::Bool(false));
+        let says_no_utf8 = self.flags.utf8 == Some(false);
         let named = self.encoding() != "utf-8";
         if says_no_utf8 && !named {
             let fallback = self.settings.fallback_encoding.clone();
-            self.flags.insert("ENCODING".into(), Value::from(fallback));
+            self.flags.encoding = Some(fallback.into());
         }
     }
 
@@ -469,10 +462,11 @@ impl Telnet {
             return;
         };
         self.naws_seen = true;
-        for (name, size) in [("SCREENWIDTH", width), ("SCREENHEIGHT", height)] {
-            if size > 0 {
-                self.flags.insert(name.into(), window_map(size.into()));
-            }
+        if width > 0 {
+            self.flags.screenwidth = Some(width);
+        }
+        if height > 0 {
+            self.flags.screenheight = Some(height);
         }
     }
 
@@ -496,9 +490,9 @@ impl Telnet {
         }
     }
 
-    fn set_encoding(&mut self, codec: &str) {
-        self.flags.insert("ENCODING".into(), Value::from(codec));
-        set_flag(&mut self.flags, "UTF-8", codec == "utf-8");
+    fn set_encoding(&mut self, codec: &'static str) {
+        self.flags.encoding = Some(codec.into());
+        self.flags.utf8 = Some(codec == "utf-8");
     }
 
     /// Fire `Ready` once every answer we wait for is in.
@@ -594,7 +588,7 @@ impl Telnet {
 
     fn prompt_wants_ga(&self) -> bool {
         let no_ga = self.options.enabled(Side::Us, SGA);
-        let no_prompt_ga = self.flag("NOPROMPTGOAHEAD").map(Value::is_truthy);
+        let no_prompt_ga = self.flags.nopromptgoahead;
         !no_prompt_ga.unwrap_or(no_ga)
     }
 
@@ -613,9 +607,7 @@ impl Telnet {
     }
 
     fn encoding(&self) -> &str {
-        self.flag("ENCODING")
-            .and_then(Value::as_str)
-            .unwrap_or("utf-8")
+        self.flags.encoding.as_deref().unwrap_or("utf-8")
     }
 
     /// An out-of-band command: GMCP if agreed, else MSDP if agreed; false
@@ -690,7 +682,7 @@ impl Telnet {
         }
         self.write_sub(COMPRESS2, &[]);
         self.deflater = Some(Deflater::new());
-        set_flag(&mut self.flags, "MCCP", true);
+        self.flags.mccp = Some(true);
     }
 
     /// End MCCP2: what is queued goes out compressed, then the stream ends.
@@ -700,31 +692,19 @@ impl Telnet {
             deflater.finish(&self.uncompressed, &mut self.transmit);
             self.uncompressed.clear();
         }
-        set_flag(&mut self.flags, "MCCP", false);
+        self.flags.mccp = Some(false);
     }
 
     // ---- state ----
 
-    /// The session's protocol flags, with Evennia's names.
+    /// The session's protocol flags as the wire map (Evennia's names).
     pub fn protocol_flags(&self) -> Map {
-        let mut flags = base_flags().clone();
-        flags.extend(self.flags.iter().map(|(k, v)| (k.clone(), v.clone())));
-        flags
+        self.flags.to_map()
     }
 
-    /// Every protocol flag, as [`Telnet::protocol_flags`] has them, without
-    /// copying them.
-    pub fn flags_iter(&self) -> impl Iterator<Item = (&String, &Value)> {
-        let base = base_flags();
-        let changed = &self.flags;
-        base.iter()
-            .map(move |(k, v)| (k, changed.get(k).unwrap_or(v)))
-            .chain(changed.iter().filter(move |(k, _)| !base.contains_key(*k)))
-    }
-
-    /// One protocol flag, without copying them all.
-    pub fn flag(&self, name: &str) -> Option<&Value> {
-        self.flags.get(name).or_else(|| base_flags().get(name))
+    /// The session's protocol flags.
+    pub fn flags(&self) -> &ProtocolFlags {
+        &self.flags
     }
 
     /// Whether the client agreed to MXP.
@@ -789,50 +769,31 @@ fn accepts(settings: &TelnetSettings, side: Side, option: u8) -> bool {
     }
 }
 
-/// [`initial_flags`], built once and shared by every session.
-fn base_flags() -> &'static Map {
-    static BASE: std::sync::LazyLock<Map> = std::sync::LazyLock::new(initial_flags);
-    &BASE
-}
-
 /// Flags before any negotiation, as Evennia starts a telnet session.
-fn initial_flags() -> Map {
-    let mut flags = Map::new();
-    flags.insert("ENCODING".into(), Value::from("utf-8"));
-    flags.insert("SCREENWIDTH".into(), window_map(78));
-    flags.insert("SCREENHEIGHT".into(), window_map(45));
-    for (name, on) in [
-        ("ANSI", true),
-        ("XTERM256", false),
-        ("TRUECOLOR", false),
-        ("UTF-8", true),
-        ("SCREENREADER", false),
-        ("TTYPE", false),
-        ("FORCEDENDLINE", true),
-        ("NOGOAHEAD", false),
-        ("NOPKEEPALIVE", true),
-        ("AUTORESIZE", false),
-        ("MCCP", false),
-        ("MXP", false),
-        ("GMCP", false),
-        ("MSDP", false),
-        ("OOB", false),
-        ("RAW", false),
-        ("NOCOLOR", false),
-    ] {
-        set_flag(&mut flags, name, on);
+fn initial_flags() -> ProtocolFlags {
+    ProtocolFlags {
+        encoding: Some("utf-8".into()),
+        screenwidth: Some(78),
+        screenheight: Some(45),
+        ansi: Some(true),
+        xterm256: Some(false),
+        truecolor: Some(false),
+        utf8: Some(true),
+        screenreader: Some(false),
+        ttype: Some(false),
+        forcedendline: Some(true),
+        nogoahead: Some(false),
+        nopkeepalive: Some(true),
+        autoresize: Some(false),
+        mccp: Some(false),
+        mxp: Some(false),
+        gmcp: Some(false),
+        msdp: Some(false),
+        oob: Some(false),
+        raw: Some(false),
+        nocolor: Some(false),
+        ..ProtocolFlags::default()
     }
-    flags
-}
-
-/// Evennia keeps screen sizes per window id; window "0" is the main one.
-fn window_map(size: i64) -> Value {
-    Value::Map([("0".to_string(), Value::Int(size))].into_iter().collect())
-}
-
-/// Set a boolean protocol flag.
-pub(crate) fn set_flag(flags: &mut Map, name: &str, on: bool) {
-    flags.insert(name.to_owned(), Value::Bool(on));
 }
 
 /// Double every IAC so data cannot start a command.

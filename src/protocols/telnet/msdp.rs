@@ -12,15 +12,15 @@
 //!
 //! ```
 //! use portal::protocols::telnet::msdp::{decode, encode};
-//! use portal::value::Value;
+//! use portal::wire::value::Value;
 //! let commands = decode(b"\x01LIST\x02COMMANDS");
 //! assert_eq!(commands[0].name, "msdp_list");
 //! assert_eq!(commands[0].args, [Value::from("COMMANDS")]);
 //! assert_eq!(encode(&commands[0]), b"\x01msdp_list\x02COMMANDS");
 //! ```
 
-use crate::amp::message::Command;
-use crate::value::{Map, Value};
+use crate::wire::message::Command;
+use crate::wire::value::{Map, Value};
 
 /// Telnet option number.
 pub const MSDP: u8 = 69;

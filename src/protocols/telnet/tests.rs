@@ -1,6 +1,8 @@
 //! Engine tests: scripted byte exchanges with exact reply bytes.
 
 use super::*;
+use crate::wire::flags::window_map;
+use crate::wire::value::Value;
 use proptest::prelude::*;
 use std::io::Read;
 

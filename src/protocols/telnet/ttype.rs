@@ -9,18 +9,19 @@
 //!
 //! ```
 //! use portal::protocols::telnet::ttype::{Ttype, Step};
-//! use portal::value::{Map, Value};
+//! use portal::wire::flags::ProtocolFlags;
 //! let mut ttype = Ttype::new();
-//! let mut flags = Map::new();
+//! let mut flags = ProtocolFlags::default();
 //! assert_eq!(ttype.receive(b"\x00Mudlet", &mut flags), Step::AskAgain);
 //! assert_eq!(ttype.receive(b"\x00XTERM-256COLOR", &mut flags), Step::AskAgain);
 //! assert_eq!(ttype.receive(b"\x00MTTS 2317", &mut flags), Step::Done);
-//! assert_eq!(flags["CLIENTNAME"], Value::from("MUDLET"));
-//! assert_eq!(flags["TRUECOLOR"], Value::Bool(true));
+//! assert_eq!(flags.clientname.as_deref(), Some("MUDLET"));
+//! assert_eq!(flags.truecolor, Some(true));
 //! ```
 
-use super::{set_flag, IAC, SB, SE};
-use crate::value::{Map, Value};
+use super::{IAC, SB, SE};
+use crate::wire::flags::{Flag, ProtocolFlags};
+use crate::wire::value::Value;
 
 /// Telnet option number.
 pub const TTYPE: u8 = 24;
@@ -31,19 +32,19 @@ pub const SEND: u8 = 1;
 pub const REQUEST: [u8; 6] = [IAC, SB, TTYPE, SEND, IAC, SE];
 
 /// MTTS bits and the protocol flag each sets (Evennia's names).
-pub const MTTS_BITS: [(u32, &str); 12] = [
-    (1, "ANSI"),
-    (2, "VT100"),
-    (4, "UTF-8"),
-    (8, "XTERM256"),
-    (16, "MOUSE_TRACKING"),
-    (32, "OSC_COLOR_PALETTE"),
-    (64, "SCREENREADER"),
-    (128, "PROXY"),
-    (256, "TRUECOLOR"),
-    (512, "MNES"),
-    (1024, "MSLP"),
-    (2048, "SSL"),
+pub const MTTS_BITS: [(u32, Flag); 12] = [
+    (1, Flag::Ansi),
+    (2, Flag::Vt100),
+    (4, Flag::Utf8),
+    (8, Flag::Xterm256),
+    (16, Flag::MouseTracking),
+    (32, Flag::OscColorPalette),
+    (64, Flag::Screenreader),
+    (128, Flag::Proxy),
+    (256, Flag::Truecolor),
+    (512, Flag::Mnes),
+    (1024, Flag::Mslp),
+    (2048, Flag::Ssl),
 ];
 
 /// Clients that have shown xterm 256 colours for many years.
@@ -99,7 +100,7 @@ impl Ttype {
     }
 
     /// Apply one `IS` answer to `flags`.
-    pub fn receive(&mut self, body: &[u8], flags: &mut Map) -> Step {
+    pub fn receive(&mut self, body: &[u8], flags: &mut ProtocolFlags) -> Step {
         if self.done {
             return Step::Done;
         }
@@ -127,15 +128,15 @@ impl Ttype {
         Step::AskAgain
     }
 
-    fn end(&mut self, flags: &mut Map) -> Step {
+    fn end(&mut self, flags: &mut ProtocolFlags) -> Step {
         self.done = true;
-        set_flag(flags, "TTYPE", true);
+        flags.ttype = Some(true);
         Step::Done
     }
 }
 
 /// Round 1: the client's name, and what Evennia infers from it.
-fn apply_client_name(name: &str, flags: &mut Map) {
+fn apply_client_name(name: &str, flags: &mut ProtocolFlags) {
     let upper = name.to_uppercase();
     let (client, version) = match upper.split_once(' ') {
         Some((client, version)) => (client.to_owned(), version.trim().to_owned()),
@@ -150,34 +151,34 @@ fn apply_client_name(name: &str, flags: &mut Map) {
     if client == "MUDLET" {
         // Mudlet's prompt triggers want a GA after a prompt even when it
         // suppresses go-ahead elsewhere (as Evennia notes).
-        set_flag(flags, "NOPROMPTGOAHEAD", false);
+        flags.nopromptgoahead = Some(false);
     }
-    set_flag(flags, "ANSI", true);
-    set_flag(flags, "XTERM256", xterm256);
-    set_flag(flags, "TRUECOLOR", truecolor);
-    flags.insert("CLIENTNAME".into(), Value::Str(client));
+    flags.ansi = Some(true);
+    flags.xterm256 = Some(xterm256);
+    flags.truecolor = Some(truecolor);
+    flags.clientname = Some(client.into());
     if !version.is_empty() {
-        flags.insert("CLIENTVERSION".into(), Value::Str(version));
+        flags.clientversion = Some(version.into());
     }
 }
 
 /// Round 2: the terminal type.
-fn apply_terminal_type(term: &str, flags: &mut Map) {
+fn apply_terminal_type(term: &str, flags: &mut ProtocolFlags) {
     let upper = term.to_uppercase();
     let xterm256 =
         upper.ends_with("-256COLOR") || (upper.ends_with("XTERM") && !upper.ends_with("-COLOR"));
     if xterm256 {
-        set_flag(flags, "ANSI", true);
-        set_flag(flags, "XTERM256", true);
+        flags.ansi = Some(true);
+        flags.xterm256 = Some(true);
     }
     if upper.ends_with("-TRUECOLOR") {
-        set_flag(flags, "TRUECOLOR", true);
+        flags.truecolor = Some(true);
     }
-    flags.insert("TERM".into(), Value::from(term));
+    flags.term = Some(term.to_owned().into());
 }
 
 /// Round 3: `MTTS <bits>`.
-pub fn apply_mtts(answer: &str, flags: &mut Map) {
+pub fn apply_mtts(answer: &str, flags: &mut ProtocolFlags) {
     let Some(rest) = answer.strip_prefix("MTTS").map(str::trim) else {
         return;
     };
@@ -185,15 +186,15 @@ pub fn apply_mtts(answer: &str, flags: &mut Map) {
         Ok(bits) => {
             for (bit, flag) in MTTS_BITS {
                 if bits & bit != 0 {
-                    set_flag(flags, flag, true);
+                    flags.set_on(flag, true);
                 }
             }
             // A client that reports its abilities and leaves out UTF-8
             // gets the fallback encoding.
-            set_flag(flags, "UTF-8", bits & 4 != 0);
+            flags.utf8 = Some(bits & 4 != 0);
         }
         // Some clients send a word instead of a number: take it as a flag.
-        Err(_) if !rest.is_empty() => set_flag(flags, &rest.to_uppercase(), true),
+        Err(_) if !rest.is_empty() => flags.insert(rest.to_uppercase(), Value::Bool(true)),
         Err(_) => {}
     }
 }
@@ -202,23 +203,23 @@ pub fn apply_mtts(answer: &str, flags: &mut Map) {
 mod tests {
     use super::*;
 
-    fn flag(flags: &Map, name: &str) -> bool {
-        flags.get(name).is_some_and(Value::is_truthy)
+    fn flag(flags: &ProtocolFlags, name: &str) -> bool {
+        flags.get(name).is_some_and(|v| v.is_truthy())
     }
 
     #[test]
     fn a_client_repeating_its_name_ends_the_cycle_early() {
         let mut ttype = Ttype::new();
-        let mut flags = Map::new();
+        let mut flags = ProtocolFlags::default();
         assert_eq!(ttype.receive(b"\x00ANSI", &mut flags), Step::AskAgain);
         assert_eq!(ttype.receive(b"\x00ANSI", &mut flags), Step::Done);
         assert!(flag(&flags, "TTYPE"));
-        assert!(!flags.contains_key("TERM"));
+        assert!(!flags.to_map().contains_key("TERM"));
     }
 
     #[test]
     fn mtts_bits_become_flags() {
-        let mut flags = Map::new();
+        let mut flags = ProtocolFlags::default();
         apply_mtts("MTTS 69", &mut flags);
         assert!(flag(&flags, "ANSI") && flag(&flags, "UTF-8") && flag(&flags, "SCREENREADER"));
         assert!(!flag(&flags, "XTERM256"));
@@ -227,28 +228,28 @@ mod tests {
     #[test]
     fn known_clients_get_xterm256() {
         for name in ["MUSHclient", "CMUD", "Potato", "xterm"] {
-            let mut flags = Map::new();
+            let mut flags = ProtocolFlags::default();
             apply_client_name(name, &mut flags);
             assert!(flag(&flags, "XTERM256"), "{name}");
         }
-        let mut flags = Map::new();
+        let mut flags = ProtocolFlags::default();
         apply_client_name("TinTin++", &mut flags);
         assert!(flag(&flags, "TRUECOLOR"));
     }
 
     #[test]
     fn a_version_after_the_name_is_kept() {
-        let mut flags = Map::new();
+        let mut flags = ProtocolFlags::default();
         apply_client_name("Mudlet 4.17.2", &mut flags);
-        assert_eq!(flags["CLIENTNAME"], Value::from("MUDLET"));
-        assert_eq!(flags["CLIENTVERSION"], Value::from("4.17.2"));
+        assert_eq!(flags.to_map()["CLIENTNAME"], Value::from("MUDLET"));
+        assert_eq!(flags.to_map()["CLIENTVERSION"], Value::from("4.17.2"));
         assert!(flag(&flags, "XTERM256"));
     }
 
     #[test]
     fn never_more_than_three_rounds() {
         let mut ttype = Ttype::new();
-        let mut flags = Map::new();
+        let mut flags = ProtocolFlags::default();
         ttype.receive(b"\x00A", &mut flags);
         ttype.receive(b"\x00B", &mut flags);
         assert_eq!(ttype.receive(b"\x00C", &mut flags), Step::Done);

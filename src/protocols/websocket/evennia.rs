@@ -20,9 +20,9 @@
 //! ```
 
 use super::format::{Frame, Incoming};
-use crate::amp::message::Command;
 use crate::protocols::telnet::gmcp::{from_json, write_json};
-use crate::value::{Map, Value};
+use crate::wire::message::Command;
+use crate::wire::value::{Map, Value};
 
 /// The subprotocol name (Evennia's).
 pub const SUBPROTOCOL: &str = "v1.evennia.com";

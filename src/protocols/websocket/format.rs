@@ -12,7 +12,7 @@
 //! out. The web engine ([`super::WebEngine`]) drives them.
 
 use super::{evennia, gmcp_standard, json_standard, terminal};
-use crate::amp::message::Command;
+use crate::wire::message::Command;
 
 /// One wire format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,8 +10,8 @@
 //! ```
 
 use super::format::{lines, Frame, Incoming};
-use crate::amp::message::Command;
 use crate::protocols::telnet::gmcp;
+use crate::wire::message::Command;
 
 /// The subprotocol name.
 pub const SUBPROTOCOL: &str = "gmcp.mudstandards.org";
@@ -35,7 +35,7 @@ pub fn encode_oob(command: &Command) -> Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::Value;
+    use crate::wire::value::Value;
 
     #[test]
     fn gmcp_text_frames_round_trip_with_evennia_names() {

@@ -12,8 +12,8 @@
 //! ```
 
 use super::format::{lines, Frame, Incoming};
-use crate::amp::message::Command;
 use crate::protocols::telnet::gmcp;
+use crate::wire::message::Command;
 
 /// The subprotocol name.
 pub const SUBPROTOCOL: &str = "json.mudstandards.org";
@@ -64,7 +64,7 @@ pub fn encode_oob(command: &Command) -> Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::Value;
+    use crate::wire::value::Value;
 
     #[test]
     fn envelopes_round_trip() {

@@ -39,9 +39,9 @@ pub mod json_standard;
 pub mod page;
 pub mod terminal;
 
-use crate::amp::message::Command;
 use crate::protocols::http::{parse_request, Parsed, Request, Response};
-use crate::value::{Map, Value};
+use crate::wire::flags::ProtocolFlags;
+use crate::wire::message::Command;
 use format::{Format, Frame, Incoming};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -184,7 +184,7 @@ pub struct WebEngine {
     stage: Stage,
     events: VecDeque<WebEvent>,
     transmit: Vec<u8>,
-    flags: Map,
+    flags: ProtocolFlags,
 }
 
 impl WebEngine {
@@ -286,27 +286,25 @@ impl WebEngine {
 
     /// What this client can do, in Evennia's flag names (fixed once the
     /// websocket is open: the format decides).
-    pub fn flags(&self) -> &Map {
+    pub fn flags(&self) -> &ProtocolFlags {
         &self.flags
     }
 
-    fn flags_for(format: Format) -> Map {
-        let flag = |name: &str, value: Value| (name.to_owned(), value);
-        [
-            flag("CLIENTNAME", Value::from("Portal webclient")),
-            flag("WEBSOCKET_FORMAT", Value::from(format.subprotocol())),
-            flag("ANSI", Value::Bool(true)),
-            flag("XTERM256", Value::Bool(true)),
-            flag("TRUECOLOR", Value::Bool(true)),
-            flag("UTF-8", Value::Bool(true)),
-            flag("ENCODING", Value::from("utf-8")),
-            flag("OOB", Value::Bool(format.supports_oob())),
-            flag("GMCP", Value::Bool(format.speaks_gmcp())),
-            flag("MXP", Value::Bool(format.renders_html())),
-            flag("SCREENREADER", Value::Bool(false)),
-        ]
-        .into_iter()
-        .collect()
+    fn flags_for(format: Format) -> ProtocolFlags {
+        ProtocolFlags {
+            clientname: Some("Portal webclient".into()),
+            websocket_format: Some(format.subprotocol().into()),
+            ansi: Some(true),
+            xterm256: Some(true),
+            truecolor: Some(true),
+            utf8: Some(true),
+            encoding: Some("utf-8".into()),
+            oob: Some(format.supports_oob()),
+            gmcp: Some(format.speaks_gmcp()),
+            mxp: Some(format.renders_html()),
+            screenreader: Some(false),
+            ..ProtocolFlags::default()
+        }
     }
 
     /// Rendered game text.

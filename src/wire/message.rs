@@ -5,8 +5,8 @@
 //! reorder, only append, and bump [`PROTOCOL_VERSION`] on any other change.
 //! The names in brackets are the seed's (Evennia's) AMP command names.
 
-use crate::session::Session;
-use crate::value::{Map, Value};
+use crate::wire::session::Session;
+use crate::wire::value::{Map, Value};
 use serde::{Deserialize, Serialize};
 
 /// The link protocol version both sides must agree on in the hello.
