@@ -71,9 +71,6 @@ struct Entry {
     /// The player was told the game is not keeping up; reset when input
     /// flows again.
     told_slow: bool,
-    /// When a player who has not logged in is closed (Unix seconds);
-    /// `None` for outbound sessions or with the timeout off.
-    login_deadline: Option<f64>,
 }
 
 /// At most this many unconfirmed commands are remembered per session.
@@ -195,12 +192,10 @@ impl Handler {
     }
 
     /// Register a new session and tell the game (PCONN).
-    /// `inbound` sessions (players) get the login timeout; outbound ones
-    /// opened for the game do not.
-    pub fn connect(&self, session: Session, worker: WorkerHandle, inbound: bool) {
+    /// `inbound` is true for players, false for sessions opened for the
+    /// game (the login deadline itself is kept by the session's worker).
+    pub fn connect(&self, session: Session, worker: WorkerHandle, _inbound: bool) {
         let config = self.config();
-        let timeout = config.limits.login_timeout_secs;
-        let login_deadline = (inbound && timeout > 0).then_some(session.conn_time + timeout as f64);
         let mut reg = self.lock();
         if reg.away {
             worker.text(&config.messages.game_restarting);
@@ -215,7 +210,6 @@ impl Handler {
                 held: VecDeque::new(),
                 inflight: VecDeque::new(),
                 told_slow: false,
-                login_deadline,
             },
         );
         if linked {
@@ -405,24 +399,6 @@ impl Handler {
                 "unknown protocol key `{other}` (known: {})",
                 OUTBOUND_PROTOCOLS.join(", ")
             )),
-        }
-    }
-
-    /// Close players who have not logged in by their deadline (slow or
-    /// silent clients, slowloris). Called about once a second.
-    pub fn sweep_login_timeouts(&self, now_unix: f64) {
-        let text = self.config().messages.login_timeout.clone();
-        let mut reg = self.lock();
-        for entry in reg.sessions.values_mut() {
-            let due = entry.login_deadline.is_some_and(|at| now_unix >= at);
-            if due && !entry.session.logged_in {
-                log::info!(
-                    "session {}: not logged in in time; closed",
-                    entry.session.sessid
-                );
-                entry.login_deadline = None;
-                entry.worker.close(&text);
-            }
         }
     }
 
@@ -714,8 +690,9 @@ fn outbound_target(config: &Map) -> Result<String, String> {
 
 /// Load a record from the game; protocol flags the game changed (say, a
 /// screen reader toggle) are passed on to the worker, which renders with
-/// them.
+/// them, and so is a login or logout (the worker keeps the login deadline).
 fn load_from_game(entry: &mut Entry, data: &Session) {
+    let was_logged_in = entry.session.logged_in;
     let changed: Map = data
         .protocol_flags
         .iter()
@@ -725,6 +702,9 @@ fn load_from_game(entry: &mut Entry, data: &Session) {
     entry.session.load_game_data(data);
     if !changed.is_empty() {
         entry.worker.set_flags(changed);
+    }
+    if entry.session.logged_in != was_logged_in {
+        entry.worker.logged_in(entry.session.logged_in);
     }
 }
 
@@ -884,6 +864,7 @@ mod tests {
                     .collect(),
                 ToWorker::Close(reason) => vec![format!("CLOSE {reason}")],
                 ToWorker::Flags(flags) => vec![format!("FLAGS {flags:?}")],
+                ToWorker::LoggedIn(_) => vec![],
             })
             .collect()
     }

@@ -10,6 +10,7 @@
 //! The connection itself (socket, telnet state, line buffer) is not here: it
 //! belongs to the session worker thread ([`worker`]).
 
+pub mod core;
 pub mod framer;
 pub mod protocol;
 pub mod render;
