@@ -27,6 +27,12 @@
 //! web registration only once the websocket opens, and config reloads.
 //! The TLS handshake deadline stays with the worker, which owns the
 //! transport that knows whether a handshake is still going on.
+//!
+//! Output for the socket is a buffer rather than owned chunks
+//! ([`Core::transmit`]): bytes the socket has not taken yet must stay
+//! counted against `output_buffer_bytes`, and the worker writes straight
+//! from it without a copy. [`ToWorker`] still lives in the worker's module
+//! (the registry's handle type); the core only reads it.
 
 use crate::amp::message::Command;
 use crate::config::{fill, Config};
@@ -122,7 +128,9 @@ pub struct Core {
     seen_line: bool,
     /// Plaintext waiting for the socket, at most `output_buffer_bytes`.
     out: Vec<u8>,
-    closing: Option<(Closing, Instant)>,
+    closing: Option<Closing>,
+    /// When a requested close began: the linger runs from it.
+    close_asked_at: Instant,
     events: VecDeque<CoreEvent>,
 }
 
@@ -154,6 +162,7 @@ impl Core {
             seen_line: false,
             out: Vec::new(),
             closing: None,
+            close_asked_at: now,
             events: VecDeque::new(),
         };
         if direction != Direction::Web {
@@ -285,8 +294,8 @@ impl Core {
 
     /// When [`Core::handle_timeout`] next has something to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if let Some((_, since)) = &self.closing {
-            return Some(*since + CLOSE_LINGER);
+        if self.closing.is_some() {
+            return Some(self.close_asked_at + CLOSE_LINGER);
         }
         let idle = self.config.limits.idle_timeout_secs;
         let idle_deadline = (self.direction != Direction::Outbound && idle > 0)
@@ -307,16 +316,16 @@ impl Core {
     /// a requested close once `flushed` (nothing left for the socket,
     /// TLS included) or when the linger is over.
     pub fn is_finished(&self, now: Instant, flushed: bool) -> bool {
-        match &self.closing {
+        match self.closing {
             None => false,
-            Some((Closing::PeerGone, _)) => true,
-            Some((Closing::Asked, since)) => flushed || now >= *since + CLOSE_LINGER,
+            Some(Closing::PeerGone) => true,
+            Some(Closing::Asked) => flushed || now >= self.close_asked_at + CLOSE_LINGER,
         }
     }
 
     /// How the session ends, once it does.
     pub fn closing(&self) -> Option<Closing> {
-        self.closing.map(|(why, _)| why)
+        self.closing
     }
 
     // ---- the rules ----
@@ -332,15 +341,14 @@ impl Core {
     /// A requested close: the first one counts.
     fn close_asked(&mut self, now: Instant) {
         if self.closing.is_none() {
-            self.closing = Some((Closing::Asked, now));
+            self.closing = Some(Closing::Asked);
+            self.close_asked_at = now;
         }
     }
 
-    /// End at once, whatever close was under way (its time does not
-    /// matter: a session whose peer is gone ends without a linger).
+    /// End at once, whatever close was under way (no linger).
     fn end_now(&mut self) {
-        let since = self.closing.map_or(self.started, |(_, at)| at);
-        self.closing = Some((Closing::PeerGone, since));
+        self.closing = Some(Closing::PeerGone);
     }
 
     /// Show `reason` (if any), tell a websocket why, then end once flushed.

@@ -7,8 +7,9 @@
 //! of the AMP link: `get_sync_data` produces the record sent over the link
 //! and `load_sync_data` applies one received from the other side.
 //!
-//! The connection itself (socket, telnet state, line buffer) is not here: it
-//! belongs to the session worker thread ([`worker`]).
+//! The connection itself is not here: its rules (telnet state, line
+//! buffer, limits, timeouts) are the sans-IO session core ([`core`]), and
+//! its I/O (socket, TLS) belongs to the session worker thread ([`worker`]).
 
 pub mod core;
 pub mod framer;

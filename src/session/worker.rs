@@ -1,20 +1,24 @@
-//! The session worker: one thread per connection.
+//! The session worker: one thread per connection, the I/O loop around
+//! its [`Core`].
 //!
-//! The worker owns its connection's whole stack (socket, telnet state, line
-//! framer, command rate limiter, output buffer), so no lock guards protocol
-//! state. It waits on two things at once with a [`Waiter`] (`ppoll` on its
-//! socket and an eventfd): the socket, and a [`Wake`] that the AMP reader
-//! (through the [`Handler`]) pokes after pushing output into the worker's
-//! channel.
+//! The worker owns its connection's I/O: the socket, the TLS state
+//! ([`Transport`]), the channel the registry sends on, and a [`Waiter`]
+//! (`ppoll` on the socket and an eventfd) that the AMP reader (through
+//! the [`Handler`]) wakes after pushing output. Every session rule —
+//! framing, limits, timeouts, rendering, the close — is in the sans-IO
+//! [`Core`]; the worker feeds it, writes what it has for the socket,
+//! carries out its [`CoreEvent`]s and sleeps until its next deadline. It
+//! keeps one rule of its own: the TLS handshake deadline, because the
+//! transport is what knows whether a handshake is still going on.
 //!
 //! ```text
-//!  socket ──► telnet engine ──► line framer ──► size/rate checks ──► Handler::data_in
-//!                 │ GMCP/MSDP commands ──────────► rate check ────────┘
-//!                 │ Ready / resize ──► Handler::sync (PCONNSYNC)
-//!  socket ◄── output buffer ◄── telnet engine (MCCP2) ◄── markup render ◄── channel
-//!                                                        ◄── Handler::data_out
+//!  socket ─► Transport::read ─► Core::handle_input ─┐
+//!  channel (ToWorker) ───────► Core::handle_message ├─► Core::poll_event ─► Worker::apply ─► Handler
+//!  clock ────────────────────► Core::handle_timeout ┘
+//!  socket ◄─ Transport::write ◄─ Core::transmit        sleep until Core::poll_timeout
 //! ```
 //!
+//! `Worker::apply` is the only place the loop calls the [`Handler`].
 //! Started by the acceptor ([`spawn_inbound`]) and by `server_connect`
 //! ([`spawn_outbound`]).
 
@@ -23,7 +27,7 @@ use crate::config::Config;
 use crate::handler::Handler;
 use crate::protocols::telnet::{Telnet, TelnetSettings};
 use crate::protocols::websocket::{WebEngine, WebSettings};
-pub(crate) use crate::session::core::Direction;
+use crate::session::core::Direction;
 use crate::session::core::{Closing, Core, CoreEvent};
 use crate::session::protocol::Protocol;
 use crate::session::transport::{ReadEnd, Transport};
@@ -342,7 +346,6 @@ type SetupError = (io::Error, Option<std::net::TcpStream>);
 
 /// One connection's I/O, owned by its thread; its rules are in `core`.
 struct Worker {
-    sessid: u64,
     handler: Arc<Handler>,
     config_generation: u64,
     waiter: Waiter,
@@ -401,7 +404,6 @@ impl Worker {
         };
         // Boxed: the worker thread's frames stay small (see `session::stack`).
         let mut worker = Box::new(Worker {
-            sessid,
             handler,
             config_generation,
             waiter,
@@ -421,7 +423,7 @@ impl Worker {
             let timeout = self.next_timeout(Instant::now());
             let ready = match self.waiter.wait(timeout) {
                 Ok(ready) => ready,
-                Err(e) => return log::warn!("session {}: poll failed: {e}", self.sessid),
+                Err(e) => return log::warn!("session {}: poll failed: {e}", self.core.sessid()),
             };
             self.refresh_config();
             if ready.readable {
@@ -519,10 +521,13 @@ impl Worker {
             let count = crate::tls::count_handshake_failure();
             log::info!(
                 "session {}: TLS handshake failed ({count} so far): {reason}",
-                self.sessid
+                self.core.sessid()
             );
         } else {
-            log::info!("session {}: connection failed: {reason}", self.sessid);
+            log::info!(
+                "session {}: connection failed: {reason}",
+                self.core.sessid()
+            );
         }
         self.core.handle_peer_gone();
         let _ = self.transport.write(&mut self.stream, self.core.transmit());
@@ -538,7 +543,7 @@ impl Worker {
             let count = crate::tls::count_handshake_failure();
             log::info!(
                 "session {}: TLS handshake not finished in {limit:?}; dropped ({count} so far)",
-                self.sessid
+                self.core.sessid()
             );
             self.core.handle_peer_gone();
         }
@@ -561,7 +566,7 @@ impl Worker {
     /// Carry out one core event. The only place the loop calls the handler.
     fn apply(&mut self, event: CoreEvent) {
         let handler = &self.handler;
-        let sessid = self.sessid;
+        let sessid = self.core.sessid();
         match event {
             CoreEvent::Register {
                 csessid,
@@ -607,7 +612,7 @@ impl Worker {
         let out = self.core.transmit();
         let before = out.len();
         if let Err(e) = self.transport.write(&mut self.stream, out) {
-            log::debug!("session {}: write failed: {e}", self.sessid);
+            log::debug!("session {}: write failed: {e}", self.core.sessid());
             return self.core.handle_peer_gone();
         }
         let written = before.saturating_sub(out.len());
