@@ -18,7 +18,10 @@
 //!  socket ◄─ Transport::write ◄─ Core::transmit        sleep until Core::poll_timeout
 //! ```
 //!
-//! `Worker::apply` is the only place the loop calls the [`Handler`].
+//! `Worker::apply` is the only place the loop calls the [`Handler`],
+//! besides `Worker::refresh_config` reading a reloaded config; setup and
+//! teardown (registering the thread, the refusal text, `disconnect`) are
+//! in the spawn functions.
 //! Started by the acceptor ([`spawn_inbound`]) and by `server_connect`
 //! ([`spawn_outbound`]).
 
@@ -563,7 +566,8 @@ impl Worker {
         }
     }
 
-    /// Carry out one core event. The only place the loop calls the handler.
+    /// Carry out one core event: with `refresh_config`, the only place
+    /// the loop calls the handler.
     fn apply(&mut self, event: CoreEvent) {
         let handler = &self.handler;
         let sessid = self.core.sessid();
