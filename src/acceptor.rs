@@ -91,8 +91,6 @@ pub struct Acceptor {
     queue: VecDeque<Pending>,
     paused_until: Option<Instant>,
     spare_fd: Option<std::fs::File>,
-    /// When login timeouts were last checked.
-    last_sweep: Instant,
     log_file: Option<LogFile>,
     /// When the last stats line was written, and the counters then.
     last_stats: (Instant, Counters),
@@ -143,7 +141,6 @@ impl Acceptor {
             queue: VecDeque::new(),
             paused_until: None,
             spare_fd: open_spare(),
-            last_sweep: Instant::now(),
             log_file: None,
             last_stats: (Instant::now(), Counters::default()),
         })
@@ -187,7 +184,6 @@ impl Acceptor {
             }
             self.resume_after_pause();
             self.release_queue(Instant::now());
-            self.sweep_when_due(Instant::now());
             self.log_stats_when_due(Instant::now());
         }
     }
@@ -451,16 +447,6 @@ impl Acceptor {
             }
             let text = self.shared.config().messages.connection_refused.clone();
             refuse(inbound.stream, &text, from.protocol_key == WEB_PROTOCOL_KEY);
-        }
-    }
-
-    /// Once a second: close players who did not log in in time.
-    fn sweep_when_due(&mut self, now: Instant) {
-        if now.saturating_duration_since(self.last_sweep) >= Duration::from_secs(1) {
-            self.last_sweep = now;
-            let text = self.shared.config().messages.login_timeout.clone();
-            let registry = &self.shared.registry;
-            registry.sweep_login_timeouts(crate::wire::session::unix_now(), &text);
         }
     }
 

@@ -10,8 +10,9 @@
 //!                   │ spawns
 //!                   ▼
 //!             session worker thread (one per connection; owns the socket,
-//!             TLS, the protocol engine — telnet, or HTTP + websocket for
-//!             the web page — line framer, rate limits, output buffer)
+//!             TLS and its waiter) driving its session core (sans-IO: the
+//!             protocol engine — telnet, or HTTP + websocket for the web
+//!             page — line framer, limits, timeouts, output buffer)
 //!                   │ data_in                               ▲ data_out
 //!                   ▼                                       │ (channel + waker)
 //!       crossbeam channel ──► AMP writer thread ──frames──► game server
@@ -22,9 +23,15 @@
 //! Module map, following the picture:
 //! - [`config`]: `portal.conf` (TOML) and its limits;
 //! - [`acceptor`]: the listeners' poll loop, connection throttle, signals;
-//! - [`session::worker`]: the per-connection thread; it sleeps in
-//!   [`session::waiter`] (`ppoll` on its socket and an eventfd) and gives
-//!   back idle stack pages with [`session::stack`];
+//! - [`session::worker`]: the per-connection thread, a thin I/O loop: it
+//!   sleeps in [`session::waiter`] (`ppoll` on its socket and an eventfd),
+//!   reads and writes through [`session::transport`], gives back idle stack
+//!   pages with [`session::stack`], and is the one place a session calls the
+//!   registry;
+//! - [`session::core`]: one session's rules as a sans-IO state machine
+//!   (framing, size and rate limits, idle and login deadlines, keepalive,
+//!   HTTP probe, output cap, close linger), driven by the worker with bytes,
+//!   messages and `now`; [`session::framer`] splits its input into lines;
 //! - [`shared`]: the owners every thread reaches, wired together once;
 //! - [`registry`]: the session registry (the seed's `PortalSessionHandler`);
 //!   sessid → record and [`session::handle`] (how a worker is reached);
@@ -38,7 +45,8 @@
 //!   state and the heartbeat ([`amp::outbox`], pure);
 //! - [`protocols`]: the client protocols (telnet; HTTP and websockets for
 //!   the web client, with its wire formats; spotting HTTP on telnet);
-//! - [`session::protocol`]: which engine a worker drives, and rendering for it;
+//! - [`session::protocol`]: which engine a session core drives, and
+//!   rendering for it;
 //! - [`tls`] and [`session::transport`]: telnet over TLS (rustls);
 //! - [`throttle`]: rate limits and per-address caps;
 //! - [`markup`]: Evennia colour markup rendered for each client (ANSI for

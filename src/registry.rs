@@ -33,9 +33,6 @@ use std::sync::{Mutex, MutexGuard};
 struct Entry {
     session: Session,
     worker: WorkerHandle,
-    /// When a player who has not logged in is closed (Unix seconds);
-    /// `None` for outbound sessions or with the timeout off.
-    login_deadline: Option<f64>,
 }
 
 /// The portal's sessions.
@@ -68,15 +65,10 @@ impl Registry {
         self.next_sessid.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Register a new session and tell the game (PCONN). A player not
-    /// logged in by `login_deadline` (Unix seconds) is closed.
-    pub fn connect(&self, session: Session, worker: WorkerHandle, login_deadline: Option<f64>) {
+    /// Register a new session and tell the game (PCONN).
+    pub fn connect(&self, session: Session, worker: WorkerHandle) {
         let record = session.clone();
-        let entry = Entry {
-            session,
-            worker,
-            login_deadline,
-        };
+        let entry = Entry { session, worker };
         self.lock().insert(record.sessid, entry);
         self.amp.send(ToWriter::Connect(record));
     }
@@ -166,8 +158,8 @@ impl Registry {
                 .get_mut(&data.sessid)
                 .and_then(|entry| load_from_game(entry, data))
         };
-        if let Some((worker, flags)) = changed {
-            worker.set_flags(flags);
+        if let Some(changes) = changed {
+            changes.deliver();
         }
     }
 
@@ -196,35 +188,14 @@ impl Registry {
                 );
             }
         }
-        for (worker, flags) in flag_changes {
-            worker.set_flags(flags);
+        for changes in flag_changes {
+            changes.deliver();
         }
         for (sessid, entry) in dropped {
             entry
                 .worker
                 .close("Your session is no longer known to the game.");
             self.amp.send(ToWriter::Forget(sessid));
-        }
-    }
-
-    /// Close players who have not logged in by their deadline (slow or
-    /// silent clients, slowloris), showing `text`. Called about once a
-    /// second.
-    pub fn sweep_login_timeouts(&self, now_unix: f64, text: &str) {
-        let mut due = Vec::new();
-        for entry in self.lock().values_mut() {
-            let late = entry.login_deadline.is_some_and(|at| now_unix >= at);
-            if late && !entry.session.logged_in {
-                log::info!(
-                    "session {}: not logged in in time; closed",
-                    entry.session.sessid
-                );
-                entry.login_deadline = None;
-                due.push(entry.worker.clone());
-            }
-        }
-        for worker in due {
-            worker.close(text);
         }
     }
 
@@ -296,15 +267,43 @@ impl Registry {
     }
 }
 
-/// Load a record from the game. Protocol flags the game changed (say, a
-/// screen reader toggle) are returned with the worker to pass them to, as
-/// the worker renders with them.
-fn load_from_game(entry: &mut Entry, data: &Session) -> Option<(WorkerHandle, ProtocolFlags)> {
-    let changed = data
+/// What a record from the game changed that its worker must hear: the
+/// protocol flags the game set (say, a screen reader toggle; the worker
+/// renders with them) and whether the player is now logged in (the
+/// worker's login deadline).
+struct Changes {
+    worker: WorkerHandle,
+    flags: Option<ProtocolFlags>,
+    logged_in: Option<bool>,
+}
+
+impl Changes {
+    /// Tell the worker (after the registry's lock is released).
+    fn deliver(self) {
+        if let Some(flags) = self.flags {
+            self.worker.set_flags(flags);
+        }
+        if let Some(logged_in) = self.logged_in {
+            self.worker.logged_in(logged_in);
+        }
+    }
+}
+
+/// Load a record from the game (the game's fields; see
+/// [`Session::load_game_data`]) and say what its worker must hear.
+fn load_from_game(entry: &mut Entry, data: &Session) -> Option<Changes> {
+    let was_logged_in = entry.session.logged_in;
+    let flags = data
         .protocol_flags
         .changed_from(&entry.session.protocol_flags);
     entry.session.load_game_data(data);
-    (!changed.is_empty()).then(|| (entry.worker.clone(), changed))
+    let logged_in = entry.session.logged_in;
+    let changes = Changes {
+        worker: entry.worker.clone(),
+        flags: (!flags.is_empty()).then_some(flags),
+        logged_in: (logged_in != was_logged_in).then_some(logged_in),
+    };
+    (changes.flags.is_some() || changes.logged_in.is_some()).then_some(changes)
 }
 
 #[cfg(test)]
@@ -332,7 +331,7 @@ mod tests {
         let (handle, rx, waiter) = test_handle();
         let sessid = f.registry.generate_sessid();
         let record = Session::init_session(sessid, "telnet", "127.0.0.1:1");
-        f.registry.connect(record, handle, None);
+        f.registry.connect(record, handle);
         (sessid, rx, waiter)
     }
 
@@ -345,6 +344,7 @@ mod tests {
                     .collect(),
                 ToWorker::Close(reason) => vec![format!("CLOSE {reason}")],
                 ToWorker::Flags(flags) => vec![format!("FLAGS {flags:?}")],
+                ToWorker::LoggedIn(on) => vec![format!("LOGGED IN {on}")],
             })
             .collect()
     }
@@ -449,24 +449,6 @@ mod tests {
         assert!(told[0].contains("screenreader: Some(true)"), "{told:?}");
         f.registry.server_logged_in(&record);
         assert!(texts(&rx).is_empty(), "unchanged flags are not sent again");
-    }
-
-    #[test]
-    fn login_deadline_closes_only_players_not_logged_in() {
-        let f = fixture();
-        let (handle, rx, _w) = test_handle();
-        let sessid = f.registry.generate_sessid();
-        f.registry.connect(
-            Session::init_session(sessid, "telnet", "x"),
-            handle,
-            Some(10.0),
-        );
-        f.registry.sweep_login_timeouts(9.0, "too slow");
-        assert!(texts(&rx).is_empty());
-        f.registry.sweep_login_timeouts(10.0, "too slow");
-        assert_eq!(texts(&rx), ["CLOSE too slow"]);
-        f.registry.sweep_login_timeouts(11.0, "too slow");
-        assert!(texts(&rx).is_empty(), "told once");
     }
 
     #[test]

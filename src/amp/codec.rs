@@ -1,7 +1,7 @@
 //! The AMP frame codec: pure bytes in, messages out.
 //!
 //! A frame is a 4-byte big-endian body length followed by the body, one
-//! postcard-encoded message ([`super::message`]). No I/O happens here: the
+//! postcard-encoded message ([`crate::wire::message`]). No I/O happens here: the
 //! reader thread feeds bytes in, the writer thread takes bytes out.
 //!
 //! ```

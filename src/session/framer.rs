@@ -3,7 +3,7 @@
 //! Telnet clients end lines with CR LF, but LF alone, CR NUL and a bare CR
 //! are all seen in the wild; each ends exactly one line. A line longer than
 //! the limit is reported once and its bytes are discarded up to the next line
-//! end, so an endless line never grows memory. Used by the session worker on
+//! end, so an endless line never grows memory. Used by the session core on
 //! the data bytes the telnet parser leaves.
 
 /// One thing found in the input.

@@ -1,5 +1,5 @@
 //! How the rest of the portal reaches a session worker: a mailbox of
-//! [`ToWorker`] messages and the worker's [`Wake`].
+//! `ToWorker` messages and the worker's [`Wake`].
 //!
 //! The [`crate::registry::Registry`] keeps one [`WorkerHandle`] per
 //! session; the AMP reader (game output) and writer (notices) send through
@@ -28,6 +28,8 @@ pub(crate) enum ToWorker {
     Close(String),
     /// Protocol flags the game set for this session (e.g. SCREENREADER).
     Flags(Box<ProtocolFlags>),
+    /// The game logged the player in (true) or out (false).
+    LoggedIn(bool),
 }
 
 /// What the handles and the worker share.
@@ -125,6 +127,11 @@ impl WorkerHandle {
     /// Flags the game changed; they take part in rendering from now on.
     pub fn set_flags(&self, flags: ProtocolFlags) {
         self.send(ToWorker::Flags(Box::new(flags)));
+    }
+
+    /// The game logged the player in or out (the login deadline).
+    pub fn logged_in(&self, logged_in: bool) {
+        self.send(ToWorker::LoggedIn(logged_in));
     }
 }
 

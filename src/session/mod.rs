@@ -3,10 +3,13 @@
 //!
 //! The sync record both sides keep for every connection (the seed's
 //! `Session`) is in [`crate::wire::session`]; the portal's registry
-//! ([`crate::registry`]) holds one per connected client. The connection
-//! itself (socket, telnet state, line buffer) belongs to the session worker
-//! thread ([`worker`]).
+//! ([`crate::registry`]) holds one per connected client.
+//!
+//! The connection itself is here: its rules (telnet state, line buffer,
+//! limits, timeouts) are the sans-IO session core ([`core`]), and its I/O
+//! (socket, TLS) belongs to the session worker thread ([`worker`]).
 
+pub mod core;
 pub mod framer;
 pub mod handle;
 pub mod outbound;

@@ -4,7 +4,7 @@
 //!
 //! Both engines are sans-IO and share one vocabulary (`handle_input`,
 //! `poll_transmit`, `handle_timeout`, `poll_timeout`); this enum lets the
-//! worker ([`super::worker`]) drive either without caring which, and
+//! session core ([`super::core`]) drive either without caring which, and
 //! renders game output the way each client wants it: ANSI for telnet and
 //! the terminal-style websocket formats, HTML for the web page.
 

@@ -2,7 +2,7 @@
 //!
 //! A thread's stack pages stay resident after the deepest call that touched
 //! them returns. A session worker goes deepest while it starts (the telnet
-//! engine, registering with the handler, rendering the login screen) and
+//! engine, registering with the registry, rendering the login screen) and
 //! then spends its life shallow, asleep in its poll; without this, every
 //! idle session keeps those pages (about 16 KiB each). [`trim`] tells the
 //! kernel (`madvise(MADV_DONTNEED)`) that the pages below the caller's frame

@@ -1,37 +1,43 @@
-//! The session worker: one thread per connection.
+//! The session worker: one thread per connection, the I/O loop around
+//! its [`Core`].
 //!
-//! The worker owns its connection's whole stack (socket, telnet state, line
-//! framer, command rate limiter, output buffer), so no lock guards protocol
-//! state. It waits on two things at once with a [`Waiter`] (`ppoll` on its
-//! socket and an eventfd): the socket, and a [`Wake`] that the AMP reader
-//! (through the [`Handler`]) pokes after pushing output into the worker's
-//! channel.
+//! The worker owns its connection's I/O: the socket, the TLS state
+//! ([`Transport`]), the mailbox the registry's handle fills ([`Mail`]),
+//! and a [`Waiter`] (`ppoll` on the socket and an eventfd) that the AMP
+//! reader and writer (through [`WorkerHandle`]) wake after posting. Every session rule —
+//! framing, limits, timeouts, rendering, the close — is in the sans-IO
+//! [`Core`]; the worker feeds it, writes what it has for the socket,
+//! carries out its [`CoreEvent`]s and sleeps until its next deadline. It
+//! keeps one rule of its own: the TLS handshake deadline, because the
+//! transport is what knows whether a handshake is still going on.
 //!
 //! ```text
-//!  socket ──► telnet engine ──► line framer ──► size/rate checks ──► Handler::data_in
-//!                 │ GMCP/MSDP commands ──────────► rate check ────────┘
-//!                 │ Ready / resize ──► Handler::sync (PCONNSYNC)
-//!  socket ◄── output buffer ◄── telnet engine (MCCP2) ◄── markup render ◄── channel
-//!                                                        ◄── Handler::data_out
+//!  socket ─► Transport::read ─► Core::handle_input ─┐
+//!  mailbox (ToWorker) ───────► Core::handle_message ├─► Core::poll_event ─► Worker::apply ─► registry
+//!  clock ────────────────────► Core::handle_timeout ┘
+//!  socket ◄─ Transport::write ◄─ Core::transmit        sleep until Core::poll_timeout
 //! ```
+//!
+//! `Worker::apply` is the only place the loop calls the
+//! [`crate::registry::Registry`] and the counters, besides `Worker::refresh_config` reading a reloaded config; setup and
+//! teardown (registering the thread, the refusal text, `disconnect`) are
+//! in the spawn functions.
 //!
 //! Started by the acceptor ([`spawn_inbound`]) and by `server_connect`
 //! ([`spawn_outbound`]).
 
-use crate::config::{fill, Config};
-use crate::protocols::http_probe;
-use crate::protocols::telnet::{Telnet, TelnetEvent, TelnetSettings};
-use crate::protocols::websocket::{WebEngine, WebEvent, WebSettings};
-use crate::session::framer::{Framed, LineFramer};
-use crate::session::handle::{Mail, ToWorker, WorkerHandle};
+use crate::config::Config;
+use crate::protocols::telnet::{Telnet, TelnetSettings};
+use crate::protocols::websocket::{WebEngine, WebSettings};
+use crate::session::core::Direction;
+use crate::session::core::{Closing, Core, CoreEvent};
+use crate::session::handle::{Mail, WorkerHandle};
 use crate::session::protocol::Protocol;
 use crate::session::transport::{ReadEnd, Transport};
 use crate::session::waiter::Waiter;
 use crate::shared::Shared;
 use crate::stats::Stats;
-use crate::throttle::RateLimiter;
-use crate::wire::flags::ProtocolFlags;
-use crate::wire::message::{Command, PortalMsg};
+use crate::wire::message::PortalMsg;
 use crate::wire::session::Session;
 use mio::net::TcpStream;
 use std::io::{self, Read};
@@ -40,20 +46,6 @@ use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// How long a closing session may take to flush its last output.
-const CLOSE_LINGER: Duration = Duration::from_secs(2);
-/// Shortest gap between two "too fast" notices to one player.
-const RATE_NOTICE_GAP: Duration = Duration::from_secs(1);
-
-/// Why a worker ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Closing {
-    /// The peer closed or the socket failed.
-    PeerGone,
-    /// Someone asked (game, shutdown, idle timeout, overflow).
-    Asked,
-}
 
 /// A connection handed over by the acceptor.
 pub struct Inbound {
@@ -218,19 +210,8 @@ fn connect_out(target: &str) -> io::Result<std::net::TcpStream> {
 /// The protocol key of web listener sessions.
 pub const WEB_PROTOCOL_KEY: &str = "webclient/websocket";
 
-/// Who opened the connection, and how it speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Direction {
-    /// A player connected to us: full telnet offers, idle timeout.
-    Inbound,
-    /// A browser on the web listener: HTTP, then a websocket session.
-    Web,
-    /// We connected out for the game: no offers, no idle timeout.
-    Outbound,
-}
-
 /// The telnet engine's settings from portal.conf.
-fn telnet_settings(config: &Config, direction: Direction) -> TelnetSettings {
+pub(crate) fn telnet_settings(config: &Config, direction: Direction) -> TelnetSettings {
     let t = &config.telnet;
     let on = direction != Direction::Outbound;
     let o = &t.options;
@@ -255,7 +236,7 @@ fn telnet_settings(config: &Config, direction: Direction) -> TelnetSettings {
 
 /// The web engine's settings from portal.conf; `secure` for a TLS
 /// listener.
-fn web_settings(config: &Config, secure: bool) -> io::Result<WebSettings> {
+pub(crate) fn web_settings(config: &Config, secure: bool) -> io::Result<WebSettings> {
     let w = &config.web;
     Ok(WebSettings {
         allowed_origins: w.allowed_origins.clone(),
@@ -297,47 +278,27 @@ fn random_token() -> io::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// When a player who has not logged in is closed (Unix seconds): inbound
-/// sessions only, and not with the timeout off.
-fn login_deadline(config: &Config, session: &Session, inbound: bool) -> Option<f64> {
-    let timeout = config.limits.login_timeout_secs;
-    (inbound && timeout > 0).then_some(session.conn_time + timeout as f64)
-}
-
 /// Why a worker could not start, with the client's stream when it can
 /// still be told.
 type SetupError = (io::Error, Option<std::net::TcpStream>);
 
-/// One connection's state, owned by its thread.
+/// One connection's I/O, owned by its thread; its rules are in `core`.
 struct Worker {
-    sessid: u64,
     shared: Arc<Shared>,
-    config: Arc<Config>,
     config_generation: u64,
     waiter: Waiter,
     stream: TcpStream,
     transport: Transport,
-    started: Instant,
     rx: Mail,
-    protocol: Protocol,
-    /// For web sessions: the record and handle to register once the
-    /// websocket is open (a page fetch never becomes a session).
+    /// The record and handle to register when the core asks (for the web,
+    /// once the websocket is open: a page fetch never becomes a session).
     unregistered: Option<(Session, WorkerHandle)>,
-    /// Flags the game set (they win over the negotiated ones when rendering).
-    game_flags: ProtocolFlags,
-    framer: LineFramer,
-    limiter: RateLimiter,
-    rate_notice_at: Option<Instant>,
-    dropped_subnegotiations: u64,
-    out: Vec<u8>,
-    last_input: Instant,
-    lines_seen: u64,
-    direction: Direction,
-    closing: Option<(Closing, Instant)>,
+    core: Core,
 }
 
 impl Worker {
-    /// Register the socket and waker and the session with the shared.
+    /// Set up the socket, waker and protocol engine; the session is
+    /// registered with the shared as soon as the core asks.
     fn new(
         shared: Arc<Shared>,
         stream: std::net::TcpStream,
@@ -374,41 +335,19 @@ impl Worker {
             let telnet = Telnet::new(telnet_settings(&config, direction), now);
             Protocol::Telnet(Box::new(telnet))
         };
-        let mut session = session;
         let (handle, rx) = WorkerHandle::new(waiter.waker());
-        let mut unregistered = None;
-        if direction == Direction::Web {
-            unregistered = Some((session, handle));
-        } else {
-            protocol.merge_flags_into(&mut session.protocol_flags);
-            let deadline = login_deadline(&config, &session, direction == Direction::Inbound);
-            shared.registry.connect(session, handle, deadline);
-        }
         // Boxed: the worker thread's frames stay small (see `session::stack`).
         let mut worker = Box::new(Worker {
-            sessid,
-            framer: LineFramer::new(config.limits.max_char_limit),
-            limiter: RateLimiter::new(config.limits.max_command_rate, now),
             shared,
-            config,
             config_generation,
             waiter,
             stream,
             transport,
-            started: now,
             rx,
-            protocol,
-            unregistered,
-            game_flags: ProtocolFlags::default(),
-            rate_notice_at: None,
-            dropped_subnegotiations: 0,
-            out: Vec::new(),
-            last_input: now,
-            lines_seen: 0,
-            direction,
-            closing: None,
+            unregistered: Some((session, handle)),
+            core: Core::new(sessid, config, direction, protocol, now),
         });
-        worker.take_transmit();
+        worker.apply_events();
         Ok(worker)
     }
 
@@ -418,20 +357,20 @@ impl Worker {
             let timeout = self.next_timeout(Instant::now());
             let ready = match self.waiter.wait(timeout) {
                 Ok(ready) => ready,
-                Err(e) => return log::warn!("session {}: poll failed: {e}", self.sessid),
+                Err(e) => return log::warn!("session {}: poll failed: {e}", self.core.sessid()),
             };
             self.refresh_config();
             if ready.readable {
                 self.read_socket();
             }
             let now = Instant::now();
-            self.protocol.handle_timeout(now);
-            self.pump();
-            self.drain_channel();
-            self.check_idle(now);
+            self.core.handle_timeout(now);
+            self.drain_channel(now);
             self.check_handshake(now);
+            self.apply_events();
             self.flush();
-            if self.finished(Instant::now()) {
+            let flushed = !self.transport.wants_write(self.core.transmit());
+            if self.core.is_finished(Instant::now(), flushed) {
                 return self.finish_close();
             }
         }
@@ -441,11 +380,11 @@ impl Worker {
     /// client still sends for a moment, so the kernel does not answer unread
     /// input with a reset that could destroy our last message in flight.
     fn finish_close(&mut self) {
-        if !matches!(self.closing, Some((Closing::Asked, _))) {
+        if self.core.closing() != Some(Closing::Asked) {
             return;
         }
         self.transport.close_notify();
-        let _ = self.transport.write(&mut self.stream, &mut self.out);
+        let _ = self.transport.write(&mut self.stream, self.core.transmit());
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
         // Only input matters now (a level-triggered write interest would spin).
         self.waiter.set_write_interest(false);
@@ -472,46 +411,25 @@ impl Worker {
     /// to sessions already connected.
     fn refresh_config(&mut self) {
         let generation = self.shared.config.generation();
-        if generation == self.config_generation {
-            return;
+        if generation != self.config_generation {
+            self.config_generation = generation;
+            self.core.set_config(self.shared.config());
         }
-        self.config_generation = generation;
-        self.config = self.shared.config();
-        self.limiter.set_rate(self.config.limits.max_command_rate);
-        self.framer.set_max(self.config.limits.max_char_limit);
     }
 
+    /// The core's next deadline, or the TLS handshake's if sooner.
     fn next_timeout(&self, now: Instant) -> Option<Duration> {
-        if let Some((_, since)) = &self.closing {
-            return Some((*since + CLOSE_LINGER).saturating_duration_since(now));
-        }
-        let idle = self.config.limits.idle_timeout_secs;
-        let idle_deadline = (self.direction != Direction::Outbound && idle > 0)
-            .then(|| self.last_input + Duration::from_secs(idle) + Duration::from_millis(10));
-        let handshake = self.transport.is_handshaking().then(|| {
-            self.started + Duration::from_secs_f64(self.config.limits.tls_handshake_timeout_secs)
-        });
-        let deadline = [idle_deadline, self.protocol.poll_timeout(), handshake]
+        let handshake = (self.transport.is_handshaking() && !self.core.is_closing())
+            .then(|| self.core.started() + self.handshake_limit());
+        let deadline = [self.core.poll_timeout(), handshake]
             .into_iter()
             .flatten()
             .min();
         deadline.map(|at| at.saturating_duration_since(now))
     }
 
-    fn finished(&self, now: Instant) -> bool {
-        match &self.closing {
-            None => false,
-            Some((Closing::PeerGone, _)) => true,
-            Some((Closing::Asked, since)) => {
-                !self.transport.wants_write(&self.out) || now >= *since + CLOSE_LINGER
-            }
-        }
-    }
-
-    fn close(&mut self, why: Closing) {
-        if self.closing.is_none() || why == Closing::PeerGone {
-            self.closing = Some((why, Instant::now()));
-        }
+    fn handshake_limit(&self) -> Duration {
+        Duration::from_secs_f64(self.core.config().limits.tls_handshake_timeout_secs)
     }
 
     // ---- input ----
@@ -520,12 +438,12 @@ impl Worker {
         let mut data = Vec::new();
         let end = self.transport.read(&mut self.stream, &mut data);
         if !data.is_empty() {
-            Stats::add(&self.shared.stats.bytes_in, data.len() as u64);
-            self.handle_bytes(&data);
+            self.apply(CoreEvent::BytesIn(data.len()));
+            self.core.handle_input(&data, Instant::now());
         }
         match end {
             ReadEnd::WouldBlock => {}
-            ReadEnd::Closed => self.close(Closing::PeerGone),
+            ReadEnd::Closed => self.core.handle_peer_gone(),
             ReadEnd::Failed(reason) => self.transport_failed(&reason),
         }
     }
@@ -537,377 +455,124 @@ impl Worker {
             let count = crate::tls::count_handshake_failure();
             log::info!(
                 "session {}: TLS handshake failed ({count} so far): {reason}",
-                self.sessid
+                self.core.sessid()
             );
         } else {
-            log::info!("session {}: connection failed: {reason}", self.sessid);
+            log::info!(
+                "session {}: connection failed: {reason}",
+                self.core.sessid()
+            );
         }
-        self.out.clear();
-        let _ = self.transport.write(&mut self.stream, &mut self.out);
-        self.close(Closing::PeerGone);
+        self.core.handle_peer_gone();
+        let _ = self.transport.write(&mut self.stream, self.core.transmit());
     }
 
     /// Drop a TLS client that has not finished its handshake in time.
     fn check_handshake(&mut self, now: Instant) {
-        if !self.transport.is_handshaking() || self.closing.is_some() {
+        if !self.transport.is_handshaking() || self.core.is_closing() {
             return;
         }
-        let limit = Duration::from_secs_f64(self.config.limits.tls_handshake_timeout_secs);
-        if now.saturating_duration_since(self.started) >= limit {
+        let limit = self.handshake_limit();
+        if now.saturating_duration_since(self.core.started()) >= limit {
             let count = crate::tls::count_handshake_failure();
             log::info!(
                 "session {}: TLS handshake not finished in {limit:?}; dropped ({count} so far)",
-                self.sessid
+                self.core.sessid()
             );
-            self.close(Closing::PeerGone);
+            self.core.handle_peer_gone();
         }
     }
 
-    fn handle_bytes(&mut self, bytes: &[u8]) {
-        if self.closing.is_some() {
-            return;
-        }
-        let now = Instant::now();
-        if let Protocol::Telnet(_) = self.protocol {
-            self.last_input = now;
-        }
-        // Web sessions count only what the player sends as input: pongs
-        // arrive every ping interval and must not keep an idle player.
-        self.protocol.handle_input(bytes, now);
-        self.pump();
-        if matches!(&self.protocol, Protocol::Telnet(t) if t.input_failed()) {
-            log::warn!("session {}: corrupt MCCP3 input; closing", self.sessid);
-            self.close(Closing::PeerGone);
+    fn drain_channel(&mut self, now: Instant) {
+        while let Some(message) = self.rx.try_recv() {
+            self.core.handle_message(message, now);
         }
     }
 
-    /// Act on everything the protocol engine has to report, then queue
-    /// what it has to send.
-    fn pump(&mut self) {
-        match &self.protocol {
-            Protocol::Telnet(_) => self.pump_telnet(),
-            Protocol::Web(_) => self.pump_web(),
+    // ---- the rest of the portal ----
+
+    fn apply_events(&mut self) {
+        while let Some(event) = self.core.poll_event() {
+            self.apply(event);
         }
-        self.take_transmit();
     }
 
-    fn pump_telnet(&mut self) {
-        loop {
-            let Protocol::Telnet(telnet) = &mut self.protocol else {
-                return;
-            };
-            let Some(event) = telnet.poll_event() else {
-                break;
-            };
-            match event {
-                TelnetEvent::Data(data) => self.handle_data(&data),
-                TelnetEvent::Command(command) => self.handle_oob(command),
-                TelnetEvent::Ready | TelnetEvent::FlagsChanged => {
-                    if let Protocol::Telnet(telnet) = &self.protocol {
-                        self.shared.registry.sync_flags(self.sessid, telnet.flags());
-                    }
+    /// Carry out one core event: with `refresh_config`, the only place
+    /// the loop calls the shared.
+    fn apply(&mut self, event: CoreEvent) {
+        let shared = &self.shared;
+        let sessid = self.core.sessid();
+        match event {
+            CoreEvent::Register {
+                csessid,
+                subprotocol,
+            } => {
+                let Some((mut session, handle)) = self.unregistered.take() else {
+                    return;
+                };
+                if let Some(subprotocol) = subprotocol {
+                    let from = &session.address;
+                    log::info!("session {sessid}: websocket from {from} ({subprotocol})");
                 }
-                TelnetEvent::MsspRequest => {
-                    let table = self.mssp_table();
-                    if let Protocol::Telnet(telnet) = &mut self.protocol {
-                        telnet.send_mssp(&table);
-                    }
-                }
+                session.csessid = csessid;
+                self.core.merge_flags_into(&mut session.protocol_flags);
+                shared.registry.connect(session, handle);
             }
-        }
-        self.note_dropped_subnegotiations();
-    }
-
-    fn pump_web(&mut self) {
-        loop {
-            let Protocol::Web(web) = &mut self.protocol else {
-                return;
-            };
-            let Some(event) = web.poll_event() else {
-                return;
-            };
-            match event {
-                WebEvent::Served {
-                    status,
-                    method,
-                    path,
-                } => log::debug!("session {}: HTTP {method} {path} → {status}", self.sessid),
-                WebEvent::Opened { csessid, format } => self.open_web_session(csessid, format),
-                WebEvent::Line(line) => {
-                    self.last_input = Instant::now();
-                    self.handle_web_line(line);
+            CoreEvent::Sync => match self.core.protocol() {
+                Protocol::Telnet(t) => shared.registry.sync_flags(sessid, t.flags()),
+                Protocol::Web(w) => shared.registry.sync_flags(sessid, w.flags()),
+            },
+            CoreEvent::Input { command, visible } => {
+                if visible {
+                    Stats::add(&shared.stats.commands, 1);
                 }
-                WebEvent::Command(command) => {
-                    self.last_input = Instant::now();
-                    self.handle_oob(command);
-                }
-                WebEvent::Refused(why) => {
-                    log::info!("session {}: web client message refused: {why}", self.sessid)
-                }
-                WebEvent::Closed(why) => {
-                    log::debug!("session {}: web connection ends: {why}", self.sessid);
-                    self.close(Closing::Asked);
-                }
+                shared.registry.data_in(sessid, vec![command], visible);
             }
-        }
-    }
-
-    /// The websocket is open: register the session and sync its flags.
-    fn open_web_session(
-        &mut self,
-        csessid: String,
-        format: crate::protocols::websocket::format::Format,
-    ) {
-        let Some((mut session, handle)) = self.unregistered.take() else {
-            return;
-        };
-        log::info!(
-            "session {}: websocket from {} ({})",
-            self.sessid,
-            session.address,
-            format.subprotocol()
-        );
-        session.csessid = Some(csessid);
-        self.protocol.merge_flags_into(&mut session.protocol_flags);
-        self.last_input = Instant::now();
-        let deadline = login_deadline(&self.config, &session, true);
-        self.shared.registry.connect(session, handle, deadline);
-        // Nothing is left to negotiate: the session is synced at once.
-        if let Protocol::Web(web) = &self.protocol {
-            self.shared.registry.sync_flags(self.sessid, web.flags());
-        }
-    }
-
-    /// A line from a web client: same limits as a telnet line.
-    fn handle_web_line(&mut self, line: String) {
-        if line.chars().count() > self.config.limits.max_char_limit {
-            return self.refuse_long_line();
-        }
-        self.forward(Command::text(line));
-    }
-
-    fn note_dropped_subnegotiations(&mut self) {
-        let Protocol::Telnet(telnet) = &self.protocol else {
-            return;
-        };
-        let dropped = telnet.dropped_subnegotiations();
-        if dropped > self.dropped_subnegotiations {
-            self.dropped_subnegotiations = dropped;
-            log::info!(
-                "session {}: subnegotiation over max_subnegotiation dropped ({dropped} so far)",
-                self.sessid
-            );
-        }
-    }
-
-    fn handle_data(&mut self, data: &[u8]) {
-        let mut framed = Vec::new();
-        self.framer.push(data, &mut framed);
-        for item in framed {
-            if self.closing.is_some() {
-                return;
+            CoreEvent::Refused => Stats::add(&shared.stats.commands_refused, 1),
+            CoreEvent::MsspRequest => {
+                let players = shared.registry.count_loggedin(false);
+                let table = mssp_table(self.core.config(), players, shared.started_unix());
+                self.core.send_mssp(&table);
             }
-            match item {
-                Framed::Line(line) => self.handle_line(line),
-                Framed::TooLong => self.refuse_long_line(),
-            }
+            CoreEvent::BytesIn(n) => Stats::add(&shared.stats.bytes_in, n as u64),
+            CoreEvent::BytesOut(n) => Stats::add(&shared.stats.bytes_out, n as u64),
         }
-    }
-
-    fn refuse_long_line(&mut self) {
-        log::info!(
-            "session {}: input line over max_char_limit refused",
-            self.sessid
-        );
-        let limit = self.config.limits.max_char_limit.to_string();
-        let text = fill(&self.config.messages.char_limit, "limit", &limit);
-        self.say(&text);
-    }
-
-    fn handle_line(&mut self, line: Vec<u8>) {
-        self.lines_seen += 1;
-        if self.lines_seen == 1 && http_probe::is_http_request(&line) {
-            return self.answer_browser();
-        }
-        if !line.is_empty() && line.iter().all(|&b| b == 0) {
-            let idle = Command::text("idle");
-            return self.shared.registry.data_in(self.sessid, vec![idle], false);
-        }
-        let Protocol::Telnet(telnet) = &self.protocol else {
-            return;
-        };
-        let (text, replaced) = telnet.decode_line(&line);
-        if replaced {
-            let encoding = telnet.flags().encoding.as_deref().unwrap_or("utf-8");
-            log::info!(
-                "session {}: invalid {} in input replaced",
-                self.sessid,
-                encoding.to_uppercase()
-            );
-            let notice = self.config.messages.invalid_utf8.clone();
-            self.say(&notice);
-        }
-        self.forward(Command::text(text));
-    }
-
-    /// An out-of-band (GMCP/MSDP) command: same rate limit as typed lines.
-    fn handle_oob(&mut self, command: Command) {
-        self.forward(command);
-    }
-
-    fn forward(&mut self, command: Command) {
-        let now = Instant::now();
-        if !self.limiter.try_take(now) {
-            Stats::add(&self.shared.stats.commands_refused, 1);
-            return self.refuse_fast_command(now);
-        }
-        Stats::add(&self.shared.stats.commands, 1);
-        self.shared
-            .registry
-            .data_in(self.sessid, vec![command], true);
-    }
-
-    /// A browser on the telnet port: a short plain answer, then close.
-    fn answer_browser(&mut self) {
-        log::info!(
-            "session {}: HTTP request on a telnet port; answered and closed",
-            self.sessid
-        );
-        self.queue_bytes(http_probe::ANSWER.as_bytes());
-        self.close(Closing::Asked);
-    }
-
-    fn refuse_fast_command(&mut self, now: Instant) {
-        let recent = self
-            .rate_notice_at
-            .is_some_and(|at| now.saturating_duration_since(at) < RATE_NOTICE_GAP);
-        if !recent {
-            log::info!("session {}: over max_command_rate", self.sessid);
-            self.rate_notice_at = Some(now);
-            let text = self.config.messages.command_rate.clone();
-            self.say(&text);
-        }
-    }
-
-    fn check_idle(&mut self, now: Instant) {
-        let idle = self.config.limits.idle_timeout_secs;
-        let waiting = self.unregistered.is_some();
-        if self.direction == Direction::Outbound || idle == 0 || self.closing.is_some() || waiting {
-            return;
-        }
-        if now.saturating_duration_since(self.last_input) >= Duration::from_secs(idle) {
-            log::info!("session {}: idle timeout", self.sessid);
-            let text = self.config.messages.idle_timeout.clone();
-            self.say(&text);
-            self.protocol.close(&text, false);
-            self.close(Closing::Asked);
-        }
-    }
-
-    /// The MSSP table: name, players, uptime, plus `[mssp]` keys.
-    fn mssp_table(&self) -> Vec<(String, Vec<String>)> {
-        let mut table = vec![
-            ("NAME".to_owned(), vec![self.config.portal.name.clone()]),
-            (
-                "PLAYERS".to_owned(),
-                vec![self.shared.registry.count_loggedin(false).to_string()],
-            ),
-            (
-                "UPTIME".to_owned(),
-                vec![format!("{}", self.shared.started_unix() as u64)],
-            ),
-        ];
-        for (key, value) in &self.config.mssp {
-            table.push((key.clone(), vec![value.clone()]));
-        }
-        table
     }
 
     // ---- output ----
 
-    fn drain_channel(&mut self) {
-        while let Some(message) = self.rx.try_recv() {
-            match message {
-                ToWorker::Out(commands) => self.render(commands),
-                ToWorker::Close(reason) => {
-                    log::debug!("session {}: closing: {reason}", self.sessid);
-                    if !reason.is_empty() {
-                        self.say(&reason);
-                    }
-                    let going_away = reason == self.config.messages.shutdown;
-                    self.protocol.close(&reason, going_away);
-                    self.close(Closing::Asked);
-                }
-                ToWorker::Flags(flags) => self.game_flags.merge(&flags),
-            }
-        }
-        self.take_transmit();
-    }
-
-    fn render(&mut self, commands: Vec<Command>) {
-        for command in commands {
-            match command.name.as_str() {
-                "text" | "prompt" => self.protocol.show_text(&command, &self.game_flags),
-                _ => {
-                    if !self.protocol.send_oob(&command) {
-                        log::debug!(
-                            "session {}: `{}` dropped: the client has no out-of-band channel",
-                            self.sessid,
-                            command.name
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    /// A line from the portal itself (limits, notices), shown as is.
-    fn say(&mut self, text: &str) {
-        self.protocol.notice(text, &self.game_flags);
-        self.take_transmit();
-    }
-
-    /// Move the protocol engine's output into the socket buffer.
-    fn take_transmit(&mut self) {
-        while let Some(bytes) = self.protocol.poll_transmit() {
-            self.queue_bytes(&bytes);
-        }
-    }
-
-    fn queue_bytes(&mut self, bytes: &[u8]) {
-        if self.out.len() + bytes.len() > self.config.limits.output_buffer_bytes {
-            log::warn!(
-                "session {}: client is not reading; output buffer full ({} bytes), closing",
-                self.sessid,
-                self.out.len()
-            );
-            self.out.clear();
-            self.close(Closing::PeerGone);
-            return;
-        }
-        self.out.extend_from_slice(bytes);
-    }
-
     /// Write what the socket takes; ask for writability if some is left.
     fn flush(&mut self) {
-        self.take_transmit();
-        let before = self.out.len();
-        if let Err(e) = self.transport.write(&mut self.stream, &mut self.out) {
-            log::debug!("session {}: write failed: {e}", self.sessid);
-            self.out.clear();
-            return self.close(Closing::PeerGone);
+        let out = self.core.transmit();
+        let before = out.len();
+        if let Err(e) = self.transport.write(&mut self.stream, out) {
+            log::debug!("session {}: write failed: {e}", self.core.sessid());
+            return self.core.handle_peer_gone();
         }
-        if self.out.is_empty() && self.out.capacity() > 4096 {
-            // A burst's large buffer goes back to the allocator.
-            self.out = Vec::new();
-        }
-        let written = before.saturating_sub(self.out.len());
+        let written = before.saturating_sub(out.len());
+        self.core.trim_transmit();
         if written > 0 {
-            Stats::add(&self.shared.stats.bytes_out, written as u64);
+            self.apply(CoreEvent::BytesOut(written));
         }
-        let wanted = self.transport.wants_write(&self.out);
+        let wanted = self.transport.wants_write(self.core.transmit());
         self.waiter.set_write_interest(wanted);
     }
+}
+
+/// The MSSP table: name, players, uptime, plus `[mssp]` keys.
+fn mssp_table(config: &Config, players: usize, started_unix: f64) -> Vec<(String, Vec<String>)> {
+    let mut table = vec![
+        ("NAME".to_owned(), vec![config.portal.name.clone()]),
+        ("PLAYERS".to_owned(), vec![players.to_string()]),
+        (
+            "UPTIME".to_owned(),
+            vec![format!("{}", started_unix as u64)],
+        ),
+    ];
+    for (key, value) in &config.mssp {
+        table.push((key.clone(), vec![value.clone()]));
+    }
+    table
 }
 
 #[cfg(test)]
@@ -932,7 +597,7 @@ mod tests {
         let (handle, _rx, _poll) = test_handle();
         let sessid = shared.registry.generate_sessid();
         let record = Session::init_session(sessid, "telnet", "127.0.0.1:9");
-        shared.registry.connect(record, handle, None);
+        shared.registry.connect(record, handle);
         run_guarded(shared.clone(), sessid, |_| panic!("a bug in one session"));
         assert!(
             shared.registry.session(sessid).is_none(),

@@ -1,7 +1,7 @@
 //! The session record both sides keep for every connection (the seed's
 //! `Session`).
 //!
-//! The portal's registry ([`crate::handler`]) holds one [`Session`] per
+//! The portal's registry ([`crate::registry`]) holds one [`Session`] per
 //! connected client; the game keeps its own copy through the game-side
 //! library ([`crate::game`]). The two are kept equal by the sync messages
 //! of the AMP link: `get_sync_data` produces the record sent over the link

@@ -1,0 +1,630 @@
+//! The session core: one connection's rules as a sans-IO state machine.
+//!
+//! Everything a session decides lives here; nothing here touches a socket,
+//! a thread, a channel, the clock or the registry. Time comes in as a
+//! `now: Instant` argument, bytes and messages come in through calls, and
+//! what the rest of the portal must do comes out as [`CoreEvent`]s, bytes
+//! for the socket and the next deadline. The session worker
+//! ([`super::worker`]) is the only caller: it feeds the socket's plaintext
+//! and the registry's messages in, writes [`Core::transmit`] out, applies
+//! the events and sleeps until [`Core::poll_timeout`].
+//!
+//! ```text
+//!  handle_input ──► protocol engine ──► line framer ──► size/rate checks ──► Input
+//!                      │ GMCP/MSDP commands ────────────► rate check ───────┘
+//!                      │ Ready / resize ──► Sync      MSSP request ──► MsspRequest
+//!                      │ websocket opened ──► Register
+//!  transmit ◄── output buffer (capped) ◄── engine (MCCP2, frames) ◄── render ◄── handle_message
+//!  handle_timeout ──► engine timers, idle timeout, login deadline, close linger
+//! ```
+//!
+//! The rules it owns: line framing, `max_char_limit`, `max_command_rate`
+//! (with at most one notice a second), the NUL-only keepalive line (sent
+//! on as an `idle` marker), the idle timeout (web: only player input
+//! counts, not pongs), the login deadline, the HTTP probe on a telnet
+//! port's first line, the invalid-encoding notice, the output buffer cap,
+//! the close (reason shown, then an end once flushed or after a linger),
+//! web registration only once the websocket opens, and config reloads.
+//! The TLS handshake deadline stays with the worker, which owns the
+//! transport that knows whether a handshake is still going on.
+//!
+//! Output for the socket is a buffer rather than owned chunks
+//! ([`Core::transmit`]): bytes the socket has not taken yet must stay
+//! counted against `output_buffer_bytes`, and the worker writes straight
+//! from it without a copy. Messages from the rest of the portal (`ToWorker`)
+//! are defined with the handle that sends them ([`crate::session::handle`]).
+
+use crate::config::{fill, Config};
+use crate::protocols::http_probe;
+use crate::protocols::telnet::TelnetEvent;
+use crate::protocols::websocket::WebEvent;
+use crate::session::framer::{Framed, LineFramer};
+use crate::session::handle::ToWorker;
+use crate::session::protocol::Protocol;
+use crate::throttle::RateLimiter;
+use crate::wire::flags::ProtocolFlags;
+use crate::wire::message::Command;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a closing session may take to flush its last output.
+pub const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// Shortest gap between two "too fast" notices to one player.
+const RATE_NOTICE_GAP: Duration = Duration::from_secs(1);
+/// The idle timer fires this much after the deadline (a wake-up a hair
+/// early would otherwise sleep again for nothing).
+const IDLE_SLACK: Duration = Duration::from_millis(10);
+
+/// Who opened the connection, and how it speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// A player connected to us: full telnet offers, idle and login timeouts.
+    Inbound,
+    /// A browser on the web listener: HTTP, then a websocket session.
+    Web,
+    /// We connected out for the game: no offers, no timeouts.
+    Outbound,
+}
+
+/// Why a session is ending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// The peer closed or the socket failed: end at once.
+    PeerGone,
+    /// Someone asked (game, shutdown, idle or login timeout, HTTP probe):
+    /// flush what is queued first.
+    Asked,
+}
+
+/// What the worker must do for the core, in order.
+#[derive(Debug, PartialEq)]
+pub enum CoreEvent {
+    /// Register the session with the registry (at once for telnet, when
+    /// the websocket opens for the web). For the web, the browser id and
+    /// the chosen subprotocol.
+    Register {
+        csessid: Option<String>,
+        subprotocol: Option<&'static str>,
+    },
+    /// The negotiated flags changed (or negotiation settled): sync them
+    /// (read them with [`Core::protocol`]).
+    Sync,
+    /// One command for the game. `visible` is false for the keepalive's
+    /// `idle` marker, which is not counted as a command.
+    Input { command: Command, visible: bool },
+    /// A command was refused by `max_command_rate` (a counter).
+    Refused,
+    /// The client asked for the MSSP table: answer with [`Core::send_mssp`].
+    MsspRequest,
+    /// Bytes read from the socket (raised by the worker, a counter).
+    BytesIn(usize),
+    /// Bytes written to the socket (raised by the worker, a counter).
+    BytesOut(usize),
+}
+
+/// One session's rules and state.
+pub struct Core {
+    sessid: u64,
+    config: Arc<Config>,
+    direction: Direction,
+    protocol: Protocol,
+    framer: LineFramer,
+    limiter: RateLimiter,
+    started: Instant,
+    /// Last player input: any bytes for telnet, lines and commands for web.
+    last_input: Instant,
+    rate_notice_at: Option<Instant>,
+    /// The login deadline (`login_timeout_secs` after the start) still
+    /// holds: a player session not yet closed for it.
+    login_armed: bool,
+    logged_in: bool,
+    /// Known to the registry (a web page fetch never is).
+    registered: bool,
+    /// Flags the game set (they win over the negotiated ones when rendering).
+    game_flags: ProtocolFlags,
+    dropped_subnegotiations: u64,
+    /// A first line arrived (only it is checked for HTTP).
+    seen_line: bool,
+    /// Plaintext waiting for the socket, at most `output_buffer_bytes`.
+    out: Vec<u8>,
+    closing: Option<Closing>,
+    /// When a requested close began: the linger runs from it.
+    close_asked_at: Instant,
+    events: VecDeque<CoreEvent>,
+}
+
+impl Core {
+    /// A session starting at `now` over `protocol`. A telnet session asks
+    /// to be registered at once; a web one when its websocket opens.
+    pub fn new(
+        sessid: u64,
+        config: Arc<Config>,
+        direction: Direction,
+        protocol: Protocol,
+        now: Instant,
+    ) -> Core {
+        let mut core = Core {
+            sessid,
+            framer: LineFramer::new(config.limits.max_char_limit),
+            limiter: RateLimiter::new(config.limits.max_command_rate, now),
+            config,
+            direction,
+            protocol,
+            started: now,
+            last_input: now,
+            rate_notice_at: None,
+            login_armed: direction != Direction::Outbound,
+            logged_in: false,
+            registered: false,
+            game_flags: ProtocolFlags::default(),
+            dropped_subnegotiations: 0,
+            seen_line: false,
+            out: Vec::new(),
+            closing: None,
+            close_asked_at: now,
+            events: VecDeque::new(),
+        };
+        if direction != Direction::Web {
+            core.register(None, None);
+        }
+        core.take_transmit();
+        core
+    }
+
+    pub fn sessid(&self) -> u64 {
+        self.sessid
+    }
+
+    /// When the connection was made.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// Who opened the connection.
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    /// The protocol engine (for its negotiated flags).
+    pub fn protocol(&self) -> &Protocol {
+        &self.protocol
+    }
+
+    /// A reloaded portal.conf (SIGHUP): limits and messages apply from now.
+    pub fn set_config(&mut self, config: Arc<Config>) {
+        self.limiter.set_rate(config.limits.max_command_rate);
+        self.framer.set_max(config.limits.max_char_limit);
+        self.config = config;
+    }
+
+    // ---- input ----
+
+    /// Plaintext bytes from the socket.
+    pub fn handle_input(&mut self, bytes: &[u8], now: Instant) {
+        if self.closing.is_some() {
+            return;
+        }
+        // Web sessions count only what the player sends as input: pongs
+        // arrive every ping interval and must not keep an idle player.
+        if let Protocol::Telnet(_) = self.protocol {
+            self.last_input = now;
+        }
+        self.protocol.handle_input(bytes, now);
+        self.pump(now);
+        if matches!(&self.protocol, Protocol::Telnet(t) if t.input_failed()) {
+            log::warn!("session {}: corrupt MCCP3 input; closing", self.sessid);
+            self.end_now();
+        }
+    }
+
+    /// The socket is gone (closed, failed, or a TLS handshake ran late):
+    /// end without flushing.
+    pub fn handle_peer_gone(&mut self) {
+        self.out.clear();
+        self.end_now();
+    }
+
+    /// A message from the rest of the portal.
+    pub(crate) fn handle_message(&mut self, message: ToWorker, now: Instant) {
+        match message {
+            ToWorker::Out(commands) => self.render(commands),
+            ToWorker::Close(reason) => {
+                log::debug!("session {}: closing: {reason}", self.sessid);
+                self.close_with(&reason, now);
+            }
+            ToWorker::Flags(flags) => self.game_flags.merge(&flags),
+            ToWorker::LoggedIn(logged_in) => self.logged_in = logged_in,
+        }
+        self.take_transmit();
+    }
+
+    /// Run whatever timers are due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.protocol.handle_timeout(now);
+        self.pump(now);
+        self.check_idle(now);
+        self.check_login(now);
+        self.take_transmit();
+    }
+
+    /// The MSSP table the worker built for a [`CoreEvent::MsspRequest`].
+    pub fn send_mssp(&mut self, table: &[(String, Vec<String>)]) {
+        if let Protocol::Telnet(telnet) = &mut self.protocol {
+            telnet.send_mssp(table);
+        }
+        self.take_transmit();
+    }
+
+    /// Copy the negotiated flags into a session record being registered.
+    pub fn merge_flags_into(&self, record: &mut ProtocolFlags) {
+        self.protocol.merge_flags_into(record);
+    }
+
+    // ---- output ----
+
+    /// The next thing for the worker to do.
+    pub fn poll_event(&mut self) -> Option<CoreEvent> {
+        let event = self.events.pop_front();
+        if event.is_none() && self.events.capacity() > 0 {
+            // An idle session keeps no event storage.
+            self.events = VecDeque::new();
+        }
+        event
+    }
+
+    /// The plaintext waiting for the socket. The worker writes from the
+    /// front and removes what was written (as [`super::transport`] does);
+    /// unwritten bytes stay counted against the output cap.
+    pub fn transmit(&mut self) -> &mut Vec<u8> {
+        &mut self.out
+    }
+
+    /// After a write: give a burst's large, now empty buffer back.
+    pub fn trim_transmit(&mut self) {
+        if self.out.is_empty() && self.out.capacity() > 4096 {
+            self.out = Vec::new();
+        }
+    }
+
+    /// When [`Core::handle_timeout`] next has something to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closing.is_some() {
+            return Some(self.close_asked_at + CLOSE_LINGER);
+        }
+        let idle = self.config.limits.idle_timeout_secs;
+        let idle_deadline = (self.direction != Direction::Outbound && idle > 0)
+            .then(|| self.last_input + secs(idle) + IDLE_SLACK);
+        let login = self.login_deadline().filter(|_| self.login_pending());
+        [idle_deadline, self.protocol.poll_timeout(), login]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether the session is ending.
+    pub fn is_closing(&self) -> bool {
+        self.closing.is_some()
+    }
+
+    /// Whether the session has ended: at once when the peer is gone, for
+    /// a requested close once `flushed` (nothing left for the socket,
+    /// TLS included) or when the linger is over.
+    pub fn is_finished(&self, now: Instant, flushed: bool) -> bool {
+        match self.closing {
+            None => false,
+            Some(Closing::PeerGone) => true,
+            Some(Closing::Asked) => flushed || now >= self.close_asked_at + CLOSE_LINGER,
+        }
+    }
+
+    /// How the session ends, once it does.
+    pub fn closing(&self) -> Option<Closing> {
+        self.closing
+    }
+
+    // ---- the rules ----
+
+    fn register(&mut self, csessid: Option<String>, subprotocol: Option<&'static str>) {
+        self.registered = true;
+        self.events.push_back(CoreEvent::Register {
+            csessid,
+            subprotocol,
+        });
+    }
+
+    /// A requested close: the first one counts.
+    fn close_asked(&mut self, now: Instant) {
+        if self.closing.is_none() {
+            self.closing = Some(Closing::Asked);
+            self.close_asked_at = now;
+        }
+    }
+
+    /// End at once, whatever close was under way (no linger).
+    fn end_now(&mut self) {
+        self.closing = Some(Closing::PeerGone);
+    }
+
+    /// Show `reason` (if any), tell a websocket why, then end once flushed.
+    fn close_with(&mut self, reason: &str, now: Instant) {
+        if !reason.is_empty() {
+            self.say(reason);
+        }
+        let going_away = reason == self.config.messages.shutdown;
+        self.protocol.close(reason, going_away);
+        self.close_asked(now);
+    }
+
+    /// Act on everything the protocol engine has to report, then queue
+    /// what it has to send.
+    fn pump(&mut self, now: Instant) {
+        match &self.protocol {
+            Protocol::Telnet(_) => self.pump_telnet(now),
+            Protocol::Web(_) => self.pump_web(now),
+        }
+        self.take_transmit();
+    }
+
+    fn pump_telnet(&mut self, now: Instant) {
+        loop {
+            let Protocol::Telnet(telnet) = &mut self.protocol else {
+                return;
+            };
+            let Some(event) = telnet.poll_event() else {
+                break;
+            };
+            match event {
+                TelnetEvent::Data(data) => self.handle_data(&data, now),
+                TelnetEvent::Command(command) => self.forward(command, now),
+                TelnetEvent::Ready | TelnetEvent::FlagsChanged => {
+                    self.events.push_back(CoreEvent::Sync)
+                }
+                TelnetEvent::MsspRequest => self.events.push_back(CoreEvent::MsspRequest),
+            }
+        }
+        self.note_dropped_subnegotiations();
+    }
+
+    fn pump_web(&mut self, now: Instant) {
+        loop {
+            let Protocol::Web(web) = &mut self.protocol else {
+                return;
+            };
+            let Some(event) = web.poll_event() else {
+                return;
+            };
+            match event {
+                WebEvent::Served {
+                    status,
+                    method,
+                    path,
+                } => log::debug!("session {}: HTTP {method} {path} → {status}", self.sessid),
+                WebEvent::Opened { csessid, format } => {
+                    if !self.registered {
+                        self.last_input = now;
+                        self.register(Some(csessid), Some(format.subprotocol()));
+                        // Nothing is left to negotiate: synced at once.
+                        self.events.push_back(CoreEvent::Sync);
+                    }
+                }
+                WebEvent::Line(line) => {
+                    self.last_input = now;
+                    self.handle_web_line(line, now);
+                }
+                WebEvent::Command(command) => {
+                    self.last_input = now;
+                    self.forward(command, now);
+                }
+                WebEvent::Refused(why) => {
+                    log::info!("session {}: web client message refused: {why}", self.sessid)
+                }
+                WebEvent::Closed(why) => {
+                    log::debug!("session {}: web connection ends: {why}", self.sessid);
+                    self.close_asked(now);
+                }
+            }
+        }
+    }
+
+    /// A line from a web client: same limits as a telnet line.
+    fn handle_web_line(&mut self, line: String, now: Instant) {
+        if line.chars().count() > self.config.limits.max_char_limit {
+            return self.refuse_long_line();
+        }
+        self.forward(Command::text(line), now);
+    }
+
+    fn note_dropped_subnegotiations(&mut self) {
+        let Protocol::Telnet(telnet) = &self.protocol else {
+            return;
+        };
+        let dropped = telnet.dropped_subnegotiations();
+        if dropped > self.dropped_subnegotiations {
+            self.dropped_subnegotiations = dropped;
+            log::info!(
+                "session {}: subnegotiation over max_subnegotiation dropped ({dropped} so far)",
+                self.sessid
+            );
+        }
+    }
+
+    fn handle_data(&mut self, data: &[u8], now: Instant) {
+        let mut framed = Vec::new();
+        self.framer.push(data, &mut framed);
+        for item in framed {
+            if self.closing.is_some() {
+                return;
+            }
+            match item {
+                Framed::Line(line) => self.handle_line(line, now),
+                Framed::TooLong => self.refuse_long_line(),
+            }
+        }
+    }
+
+    fn refuse_long_line(&mut self) {
+        log::info!(
+            "session {}: input line over max_char_limit refused",
+            self.sessid
+        );
+        let limit = self.config.limits.max_char_limit.to_string();
+        let text = fill(&self.config.messages.char_limit, "limit", &limit);
+        self.say(&text);
+    }
+
+    fn handle_line(&mut self, line: Vec<u8>, now: Instant) {
+        let first = !std::mem::replace(&mut self.seen_line, true);
+        if first && http_probe::is_http_request(&line) {
+            return self.answer_browser(now);
+        }
+        if !line.is_empty() && line.iter().all(|&b| b == 0) {
+            let command = Command::text("idle");
+            let visible = false;
+            return self.events.push_back(CoreEvent::Input { command, visible });
+        }
+        let Protocol::Telnet(telnet) = &self.protocol else {
+            return;
+        };
+        let (text, replaced) = telnet.decode_line(&line);
+        if replaced {
+            let encoding = telnet.flags().encoding.as_deref().unwrap_or("utf-8");
+            log::info!(
+                "session {}: invalid {} in input replaced",
+                self.sessid,
+                encoding.to_uppercase()
+            );
+            let notice = self.config.messages.invalid_utf8.clone();
+            self.say(&notice);
+        }
+        self.forward(Command::text(text), now);
+    }
+
+    /// A command (typed line or GMCP/MSDP) past the rate limit goes on.
+    fn forward(&mut self, command: Command, now: Instant) {
+        if !self.limiter.try_take(now) {
+            self.events.push_back(CoreEvent::Refused);
+            return self.refuse_fast_command(now);
+        }
+        let visible = true;
+        self.events.push_back(CoreEvent::Input { command, visible });
+    }
+
+    /// A browser on the telnet port: a short plain answer, then close.
+    fn answer_browser(&mut self, now: Instant) {
+        log::info!(
+            "session {}: HTTP request on a telnet port; answered and closed",
+            self.sessid
+        );
+        self.queue_bytes(http_probe::ANSWER.as_bytes());
+        self.close_asked(now);
+    }
+
+    fn refuse_fast_command(&mut self, now: Instant) {
+        let recent = self
+            .rate_notice_at
+            .is_some_and(|at| now.saturating_duration_since(at) < RATE_NOTICE_GAP);
+        if !recent {
+            log::info!("session {}: over max_command_rate", self.sessid);
+            self.rate_notice_at = Some(now);
+            let text = self.config.messages.command_rate.clone();
+            self.say(&text);
+        }
+    }
+
+    fn check_idle(&mut self, now: Instant) {
+        let idle = self.config.limits.idle_timeout_secs;
+        let outbound = self.direction == Direction::Outbound;
+        if outbound || idle == 0 || self.closing.is_some() || !self.registered {
+            return;
+        }
+        if now.saturating_duration_since(self.last_input) >= secs(idle) {
+            log::info!("session {}: idle timeout", self.sessid);
+            let text = self.config.messages.idle_timeout.clone();
+            self.say(&text);
+            self.protocol.close(&text, false);
+            self.close_asked(now);
+        }
+    }
+
+    /// When a player who has not logged in is closed; `None` with the
+    /// timeout off.
+    fn login_deadline(&self) -> Option<Instant> {
+        let login = self.config.limits.login_timeout_secs;
+        (login > 0).then(|| self.started + secs(login))
+    }
+
+    /// A registered player who has not logged in (the deadline is armed).
+    fn login_pending(&self) -> bool {
+        self.login_armed && self.registered && !self.logged_in && self.closing.is_none()
+    }
+
+    /// Close a player who has not logged in by the deadline (slow or
+    /// silent clients, slowloris).
+    fn check_login(&mut self, now: Instant) {
+        let due = self.login_deadline().is_some_and(|at| now >= at);
+        if !due || !self.login_pending() {
+            return;
+        }
+        log::info!("session {}: not logged in in time; closed", self.sessid);
+        self.login_armed = false;
+        let text = self.config.messages.login_timeout.clone();
+        self.close_with(&text, now);
+    }
+
+    fn render(&mut self, commands: Vec<Command>) {
+        for command in commands {
+            match command.name.as_str() {
+                "text" | "prompt" => self.protocol.show_text(&command, &self.game_flags),
+                _ => {
+                    if !self.protocol.send_oob(&command) {
+                        log::debug!(
+                            "session {}: `{}` dropped: the client has no out-of-band channel",
+                            self.sessid,
+                            command.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// A line from the portal itself (limits, notices), shown as is.
+    fn say(&mut self, text: &str) {
+        self.protocol.notice(text, &self.game_flags);
+        self.take_transmit();
+    }
+
+    /// Move the protocol engine's output into the socket buffer.
+    fn take_transmit(&mut self) {
+        while let Some(bytes) = self.protocol.poll_transmit() {
+            self.queue_bytes(&bytes);
+        }
+    }
+
+    fn queue_bytes(&mut self, bytes: &[u8]) {
+        if self.out.len() + bytes.len() > self.config.limits.output_buffer_bytes {
+            log::warn!(
+                "session {}: client is not reading; output buffer full ({} bytes), closing",
+                self.sessid,
+                self.out.len()
+            );
+            self.out.clear();
+            self.end_now();
+            return;
+        }
+        self.out.extend_from_slice(bytes);
+    }
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+#[cfg(test)]
+mod tests;
