@@ -287,7 +287,10 @@ impl Core {
 
     /// After a write: give a burst's large, now empty buffer back.
     pub fn trim_transmit(&mut self) {
-        if self.out.is_empty() && self.out.capacity() > 4096 {
+        // Output comes in bursts (a room, a login screen) between long
+        // idle spells: holding the burst's buffer would cost an idle
+        // session its size, and a new one costs one allocation per burst.
+        if self.out.is_empty() && self.out.capacity() > 0 {
             self.out = Vec::new();
         }
     }

@@ -534,7 +534,12 @@ impl Telnet {
 
     /// The next event, in order.
     pub fn poll_event(&mut self) -> Option<TelnetEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() && self.events.capacity() > 0 {
+            // Drained: an idle session keeps no queue.
+            self.events = VecDeque::new();
+        }
+        event
     }
 
     // ---- timers ----
