@@ -14,10 +14,11 @@
 //!             protocol engine — telnet, or HTTP + websocket for the web
 //!             page — line framer, limits, timeouts, output buffer)
 //!                   │ data_in                               ▲ data_out
-//!                   ▼                                       │ (channel + waker)
-//!       crossbeam channel ──► AMP writer thread ──frames──► game server
-//!                             AMP reader thread ◄──frames── game server
-//!                   registry: sessid → record + worker handle ◄── lookup
+//!                   ▼                                       │ (mailbox + waker)
+//!   registry ──► inbox (crossbeam) ──► AMP writer thread ──frames──► game server
+//!   (sessid → record       (held/in-flight input, link state, heartbeat)
+//!    + worker handle)
+//!       ▲ lookup ◄──────────────────── AMP reader thread ◄──frames── game server
 //! ```
 //!
 //! Module map, following the picture:
