@@ -51,6 +51,7 @@ pub mod control;
 pub mod dummyrunner;
 pub mod game;
 pub mod handler;
+pub mod limits;
 pub mod logfile;
 pub mod markup;
 pub mod pidfile;

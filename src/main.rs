@@ -386,26 +386,9 @@ fn bind_amp(config: &Config, status: &StatusFile) -> Result<std::net::TcpListene
 /// Raise the open-file soft limit to the hard limit and log the session
 /// ceiling that follows (a socket and an eventfd per session).
 fn raise_file_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    let Ok(files) = portal::limits::raise_file_limit() else {
+        return log::warn!("cannot read the open-file limit");
     };
-    // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return log::warn!("cannot read the open-file limit");
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit = raised;
-            }
-        }
-    }
-    let files = limit.rlim_cur;
     // A session holds its socket and its worker's eventfd.
     log::info!(
         "open-file limit {files}: room for about {} sessions",
