@@ -11,6 +11,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+pub use crate::protocols::telnet::TelnetOptions;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -66,7 +68,8 @@ pub struct TelnetSection {
     /// Largest telnet subnegotiation accepted, in bytes; longer ones are
     /// discarded.
     pub max_subnegotiation: usize,
-    /// Which options the portal offers.
+    /// `[telnet.options]`: which options the portal offers, each on or off
+    /// (the engine's own type, so the list is written once).
     pub options: TelnetOptions,
 }
 
@@ -121,39 +124,6 @@ pub struct WebSection {
     pub cookie_max_age_days: u64,
     /// Out-of-band command names accepted from web clients (Evennia format).
     pub commands: Vec<String>,
-}
-
-/// `[telnet.options]`: each option the portal offers, on or off.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct TelnetOptions {
-    pub naws: bool,
-    pub ttype: bool,
-    pub mccp: bool,
-    pub mssp: bool,
-    pub gmcp: bool,
-    pub msdp: bool,
-    pub mxp: bool,
-    pub charset: bool,
-    pub environ: bool,
-    pub eor: bool,
-}
-
-impl Default for TelnetOptions {
-    fn default() -> Self {
-        TelnetOptions {
-            naws: true,
-            ttype: true,
-            mccp: true,
-            mssp: true,
-            gmcp: true,
-            msdp: true,
-            mxp: true,
-            charset: true,
-            environ: true,
-            eor: true,
-        }
-    }
 }
 
 /// `[amp]`: the link to the game server.

@@ -289,24 +289,18 @@ enum Direction {
 /// The telnet engine's settings from portal.conf.
 fn telnet_settings(config: &Config, direction: Direction) -> TelnetSettings {
     let t = &config.telnet;
-    let on = direction != Direction::Outbound;
-    let o = &t.options;
+    let passive = direction == Direction::Outbound;
     TelnetSettings {
-        mccp: on && o.mccp,
-        mssp: on && o.mssp,
-        gmcp: on && o.gmcp,
-        msdp: on && o.msdp,
-        mxp: on && o.mxp,
-        charset: on && o.charset,
-        environ: on && o.environ,
-        naws: on && o.naws,
-        ttype: on && o.ttype,
-        eor: on && o.eor,
+        options: if passive {
+            crate::protocols::telnet::TelnetOptions::none()
+        } else {
+            t.options.clone()
+        },
         negotiation_timeout: Duration::from_secs_f64(t.negotiation_timeout_secs),
         max_subnegotiation: t.max_subnegotiation,
         fallback_encoding: t.fallback_encoding.clone(),
         nop_interval: Duration::from_secs(t.keepalive_secs),
-        passive: !on,
+        passive,
     }
 }
 
