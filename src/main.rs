@@ -211,8 +211,35 @@ fn step(step: &'static str) -> impl FnOnce(io::Error) -> RunError {
     move |source| RunError::Step { step, source }
 }
 
+/// Why the command line was refused; printed above the usage.
+#[derive(Debug)]
+enum UsageError {
+    TwoCommands(String),
+    /// A flag without its value: what it needs.
+    MissingValue(&'static str),
+    BadTimeout(String),
+    Unknown(String),
+    TimeoutWithoutStop,
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsageError::TwoCommands(arg) => write!(f, "`{arg}`: only one command at a time"),
+            UsageError::MissingValue(need) => f.write_str(need),
+            UsageError::BadTimeout(text) => {
+                write!(f, "--timeout: `{text}` is not a number of seconds")
+            }
+            UsageError::Unknown(arg) => write!(f, "unknown argument `{arg}`"),
+            UsageError::TimeoutWithoutStop => f.write_str("--timeout only goes with `stop`"),
+        }
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 /// `Ok(None)` when the arguments asked only for help or the version.
-fn parse_args(args: Vec<String>) -> Result<Option<Args>, String> {
+fn parse_args(args: Vec<String>) -> Result<Option<Args>, UsageError> {
     let mut path = PathBuf::from("portal.conf");
     let mut command = None;
     let mut timeout = None;
@@ -228,21 +255,23 @@ fn parse_args(args: Vec<String>) -> Result<Option<Args>, String> {
         };
         if let Some(named) = named {
             if command.replace(named).is_some() {
-                return Err(format!("`{arg}`: only one command at a time"));
+                return Err(UsageError::TwoCommands(arg));
             }
             continue;
         }
         match arg.as_str() {
             "--config" | "-c" => {
-                path = args.next().ok_or("--config needs a path")?.into();
+                let missing = UsageError::MissingValue("--config needs a path");
+                path = args.next().ok_or(missing)?.into();
             }
             "--timeout" => {
-                let text = args.next().ok_or("--timeout needs a number of seconds")?;
+                let missing = UsageError::MissingValue("--timeout needs a number of seconds");
+                let text = args.next().ok_or(missing)?;
                 let secs: f64 = text
                     .parse()
                     .ok()
                     .filter(|s: &f64| s.is_finite() && *s >= 0.0)
-                    .ok_or_else(|| format!("--timeout: `{text}` is not a number of seconds"))?;
+                    .ok_or_else(|| UsageError::BadTimeout(text.clone()))?;
                 timeout = Some(Duration::from_secs_f64(secs));
             }
             "--help" | "-h" => {
@@ -253,12 +282,12 @@ fn parse_args(args: Vec<String>) -> Result<Option<Args>, String> {
                 println!("portal {}", env!("CARGO_PKG_VERSION"));
                 return Ok(None);
             }
-            other => return Err(format!("unknown argument `{other}`")),
+            other => return Err(UsageError::Unknown(other.to_owned())),
         }
     }
     let command = command.unwrap_or(Subcommand::Start);
     if timeout.is_some() && command != Subcommand::Stop {
-        return Err("--timeout only goes with `stop`".into());
+        return Err(UsageError::TimeoutWithoutStop);
     }
     Ok(Some(Args {
         command,
