@@ -9,7 +9,7 @@ use std::io;
 /// Raise the open-file soft limit (`RLIMIT_NOFILE`) to the hard limit and
 /// return the soft limit now in force. If raising is refused the old soft
 /// limit stays and is returned; `Err` only when the limit cannot be read.
-pub fn raise_file_limit() -> io::Result<u64> {
+pub fn raise_file_limit() -> io::Result<libc::rlim_t> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -29,7 +29,7 @@ pub fn raise_file_limit() -> io::Result<u64> {
             }
         }
     }
-    Ok(limit.rlim_cur as u64)
+    Ok(limit.rlim_cur)
 }
 
 #[cfg(test)]

@@ -163,7 +163,7 @@ enum RunError {
     },
     Tls {
         listen: String,
-        source: TlsError,
+        source: Box<TlsError>,
     },
 }
 
@@ -201,7 +201,7 @@ impl std::error::Error for RunError {
             RunError::PidFile(e) => Some(e),
             RunError::Control(e) => Some(e),
             RunError::Address(e) => Some(e),
-            RunError::Tls { source, .. } => Some(source),
+            RunError::Tls { source, .. } => Some(source.as_ref()),
         }
     }
 }
@@ -425,7 +425,7 @@ fn bind_listeners(config: &Config, status: &StatusFile) -> Result<Vec<Listener>,
         let tls = portal::tls::load_server_config(&entry.cert, &entry.key).map_err(|source| {
             RunError::Tls {
                 listen: entry.listen.clone(),
-                source,
+                source: Box::new(source),
             }
         })?;
         let (what, protocol_key, key) = match entry.serve {

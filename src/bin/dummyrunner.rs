@@ -23,7 +23,7 @@ fn main() {
     };
     // Every player is a socket.
     let files = portal::limits::raise_file_limit().unwrap_or(0);
-    if files > 0 && files < (opts.clients + 64) as u64 {
+    if files > 0 && files < (opts.clients + 64) as libc::rlim_t {
         eprintln!(
             "dummyrunner: warning: the open-file limit is {files}, too low for {} clients",
             opts.clients
