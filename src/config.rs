@@ -838,6 +838,31 @@ mod tests {
     }
 
     #[test]
+    fn the_cause_is_kept_as_source() {
+        use std::error::Error;
+        let err = Config::load(Path::new("/nonexistent/portal.conf")).unwrap_err();
+        assert!(matches!(err.kind, ConfigErrorKind::Read(_)));
+        let io = err
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(io.map(|e| e.kind()), Some(std::io::ErrorKind::NotFound));
+        let err = parse("[limits]\nmax_command_rate = \"fast\"\n").unwrap_err();
+        assert!(matches!(err.kind, ConfigErrorKind::Syntax(_)));
+        assert!(err.source().is_some());
+        let err = parse("[amp]\nlisten = \"nowhere\"\n").unwrap_err();
+        assert!(matches!(err.kind, ConfigErrorKind::Address(_)));
+        assert!(err.source().is_some_and(|s| s.source().is_some()));
+        let err = parse("[limits]\nmax_command_rate = -1\n").unwrap_err();
+        assert!(matches!(err.kind, ConfigErrorKind::Value));
+        assert!(err.source().is_none());
+    }
+
+    #[test]
+    fn the_error_stays_small() {
+        assert!(std::mem::size_of::<ConfigError>() <= 128);
+    }
+
+    #[test]
     fn fill_replaces_placeholders() {
         assert_eq!(fill("wait {seconds} s", "seconds", "3"), "wait 3 s");
     }

@@ -38,7 +38,8 @@
 //! - [`supervisor`]: the game server child process;
 //! - [`cli`], [`pidfile`], [`control`], [`stats`], [`logfile`], [`status`]:
 //!   operating the portal (subcommands, pid file, the `portal status`
-//!   socket, counters, reopenable log, status file);
+//!   socket, counters, reopenable log, status file); [`limits`]: the
+//!   open-file limit every binary raises at start;
 //! - [`value`]: the dynamic value type carried over AMP;
 //! - [`dummyrunner`]: the load tester's simulated players (`src/bin/dummyrunner.rs`);
 //! - [`game`]: the game's side of the link, used by the demo game.

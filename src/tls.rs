@@ -165,6 +165,8 @@ mod tests {
         let (_, other_key) = write_pair(dir.path(), "b");
         let err = load_server_config(&cert, &other_key).unwrap_err();
         assert!(matches!(err, TlsError::Pair { .. }), "{err}");
+        let cause = std::error::Error::source(&err);
+        assert!(cause.is_some_and(|c| c.is::<rustls::Error>()), "{err}");
     }
 
     #[test]
