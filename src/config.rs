@@ -11,6 +11,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+pub use crate::protocols::telnet::TelnetOptions;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -66,7 +68,8 @@ pub struct TelnetSection {
     /// Largest telnet subnegotiation accepted, in bytes; longer ones are
     /// discarded.
     pub max_subnegotiation: usize,
-    /// Which options the portal offers.
+    /// `[telnet.options]`: which options the portal offers, each on or off
+    /// (the engine's own type, so the list is written once).
     pub options: TelnetOptions,
 }
 
@@ -121,39 +124,6 @@ pub struct WebSection {
     pub cookie_max_age_days: u64,
     /// Out-of-band command names accepted from web clients (Evennia format).
     pub commands: Vec<String>,
-}
-
-/// `[telnet.options]`: each option the portal offers, on or off.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct TelnetOptions {
-    pub naws: bool,
-    pub ttype: bool,
-    pub mccp: bool,
-    pub mssp: bool,
-    pub gmcp: bool,
-    pub msdp: bool,
-    pub mxp: bool,
-    pub charset: bool,
-    pub environ: bool,
-    pub eor: bool,
-}
-
-impl Default for TelnetOptions {
-    fn default() -> Self {
-        TelnetOptions {
-            naws: true,
-            ttype: true,
-            mccp: true,
-            mssp: true,
-            gmcp: true,
-            msdp: true,
-            mxp: true,
-            charset: true,
-            environ: true,
-            eor: true,
-        }
-    }
 }
 
 /// `[amp]`: the link to the game server.
@@ -421,13 +391,37 @@ impl Default for GameSection {
 }
 
 /// Why a configuration was refused: which file, which key, and why.
+///
+/// The `Display` form is the one line the portal prints and logs
+/// (`FILE: key `KEY`: REASON`); [`ConfigError::kind`] says which stage
+/// refused it and keeps the underlying error, also given by `source()`.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct ConfigError {
     pub file: PathBuf,
     /// Dotted key path, e.g. `limits.max_command_rate`; empty when the file
     /// as a whole is at fault.
     pub key: String,
+    /// What is wrong, for people (the cause's own message included).
     pub reason: String,
+    pub kind: ConfigErrorKind,
+}
+
+/// The stage that refused a configuration, with its cause.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConfigErrorKind {
+    /// The file could not be read.
+    Read(std::io::Error),
+    /// Not valid TOML, an unknown key, or a value of the wrong type.
+    Syntax(Box<serde_path_to_error::Error<toml::de::Error>>),
+    /// An address that is not `ip:port`.
+    Address(AddrError),
+    /// A log level that is not one of the known names.
+    Level(LevelError),
+    /// A value of the right type the portal cannot use (out of range, a
+    /// missing secret, an unknown encoding…); `reason` says which rule.
+    Value,
 }
 
 impl fmt::Display for ConfigError {
@@ -446,7 +440,86 @@ impl fmt::Display for ConfigError {
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            ConfigErrorKind::Read(e) => Some(e),
+            ConfigErrorKind::Syntax(e) => Some(e.as_ref()),
+            ConfigErrorKind::Address(e) => Some(e),
+            ConfigErrorKind::Level(e) => Some(e),
+            ConfigErrorKind::Value => None,
+        }
+    }
+}
+
+/// A value check that failed: the key and the rule it broke.
+#[derive(Debug)]
+struct Invalid {
+    key: &'static str,
+    reason: String,
+    kind: ConfigErrorKind,
+}
+
+impl Invalid {
+    /// A broken rule with no underlying error.
+    fn value(key: &'static str, reason: impl Into<String>) -> Invalid {
+        Invalid {
+            key,
+            reason: reason.into(),
+            kind: ConfigErrorKind::Value,
+        }
+    }
+
+    fn address(key: &'static str) -> impl FnOnce(AddrError) -> Invalid {
+        move |e| Invalid {
+            key,
+            reason: e.to_string(),
+            kind: ConfigErrorKind::Address(e),
+        }
+    }
+}
+
+/// Text that is not an `ip:port` address.
+#[derive(Debug, Clone)]
+pub struct AddrError {
+    pub text: String,
+    source: std::net::AddrParseError,
+}
+
+impl fmt::Display for AddrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` is not an address of the form ip:port", self.text)
+    }
+}
+
+impl std::error::Error for AddrError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// Text that is not a log level name.
+#[derive(Debug)]
+pub struct LevelError {
+    pub text: String,
+    source: log::ParseLevelError,
+}
+
+impl fmt::Display for LevelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` is not one of error, warn, info, debug, trace, off",
+            self.text
+        )
+    }
+}
+
+impl std::error::Error for LevelError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
 
 impl Config {
     /// Read and check a configuration file.
@@ -455,6 +528,7 @@ impl Config {
             file: path.to_owned(),
             key: String::new(),
             reason: format!("cannot read: {e}"),
+            kind: ConfigErrorKind::Read(e),
         })?;
         Config::parse(&text, path)
     }
@@ -462,29 +536,33 @@ impl Config {
     /// Parse and check configuration text; `path` is only used in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let config: Config = parse_toml(text, path)?;
-        config.check().map_err(|(key, reason)| ConfigError {
+        config.check().map_err(|invalid| ConfigError {
             file: path.to_owned(),
-            key: key.to_owned(),
-            reason,
+            key: invalid.key.to_owned(),
+            reason: invalid.reason,
+            kind: invalid.kind,
         })?;
         Ok(config)
     }
 
     /// Value checks serde cannot express. Returns the offending key.
-    fn check(&self) -> Result<(), (&'static str, String)> {
+    fn check(&self) -> Result<(), Invalid> {
         if self.telnet.listen.is_empty() {
-            return Err(("telnet.listen", "at least one address is needed".into()));
+            return Err(Invalid::value(
+                "telnet.listen",
+                "at least one address is needed",
+            ));
         }
         for addr in &self.telnet.listen {
-            parse_addr(addr).map_err(|e| ("telnet.listen", e))?;
+            parse_addr(addr).map_err(Invalid::address("telnet.listen"))?;
         }
         for tls in &self.tls {
-            parse_addr(&tls.listen).map_err(|e| ("tls.listen", e))?;
+            parse_addr(&tls.listen).map_err(Invalid::address("tls.listen"))?;
         }
         self.web.check()?;
-        let amp = parse_addr(&self.amp.listen).map_err(|e| ("amp.listen", e))?;
+        let amp = parse_addr(&self.amp.listen).map_err(Invalid::address("amp.listen"))?;
         if !amp.ip().is_loopback() && self.amp.secret.is_empty() {
-            return Err((
+            return Err(Invalid::value(
                 "amp.secret",
                 format!("amp.listen {amp} is not loopback, so a secret is required"),
             ));
@@ -493,9 +571,9 @@ impl Config {
         check_positive("amp.hello_timeout_secs", self.amp.hello_timeout_secs)?;
         check_positive("amp.heartbeat_secs", self.amp.heartbeat_secs)?;
         if self.game.unresponsive_secs < 0.0 || !self.game.unresponsive_secs.is_finite() {
-            return Err((
+            return Err(Invalid::value(
                 "game.unresponsive_secs",
-                "must be 0 (off) or positive".into(),
+                "must be 0 (off) or positive",
             ));
         }
         check_positive(
@@ -507,13 +585,17 @@ impl Config {
             self.telnet.max_subnegotiation as f64,
         )?;
         if !KNOWN_ENCODINGS.contains(&self.telnet.fallback_encoding.as_str()) {
-            return Err((
+            return Err(Invalid::value(
                 "telnet.fallback_encoding",
                 format!("must be one of {}", KNOWN_ENCODINGS.join(", ")),
             ));
         }
         self.limits.check()?;
-        parse_level(&self.log.level).map_err(|e| ("log.level", e))?;
+        parse_level(&self.log.level).map_err(|e| Invalid {
+            key: "log.level",
+            reason: e.to_string(),
+            kind: ConfigErrorKind::Level(e),
+        })?;
         check_positive("game.stop_timeout_secs", self.game.stop_timeout_secs)?;
         check_positive(
             "game.max_restart_delay_secs",
@@ -534,19 +616,19 @@ impl Config {
     }
 
     /// The AMP listen address (checked by [`Config::parse`]).
-    pub fn amp_addr(&self) -> Result<SocketAddr, String> {
+    pub fn amp_addr(&self) -> Result<SocketAddr, AddrError> {
         parse_addr(&self.amp.listen)
     }
 }
 
 impl WebSection {
-    fn check(&self) -> Result<(), (&'static str, String)> {
+    fn check(&self) -> Result<(), Invalid> {
         for addr in &self.listen {
-            parse_addr(addr).map_err(|e| ("web.listen", e))?;
+            parse_addr(addr).map_err(Invalid::address("web.listen"))?;
         }
         for origin in &self.allowed_origins {
             if origin != "*" && !origin.contains("://") {
-                return Err((
+                return Err(Invalid::value(
                     "web.allowed_origins",
                     format!("`{origin}` is not an origin like https://mud.example.com (or \"*\")"),
                 ));
@@ -570,7 +652,7 @@ impl Limits {
             .any(|a| a.parse::<std::net::IpAddr>() == Ok(ip))
     }
 
-    fn check(&self) -> Result<(), (&'static str, String)> {
+    fn check(&self) -> Result<(), Invalid> {
         check_positive("limits.max_connection_rate", self.max_connection_rate)?;
         check_positive("limits.max_command_rate", self.max_command_rate)?;
         check_positive("limits.max_char_limit", self.max_char_limit as f64)?;
@@ -593,14 +675,17 @@ impl Limits {
         )?;
         for ip in &self.ip_allowlist {
             ip.parse::<std::net::IpAddr>().map_err(|_| {
-                (
+                Invalid::value(
                     "limits.ip_allowlist",
                     format!("`{ip}` is not an IP address"),
                 )
             })?;
         }
         if self.worker_stack_kib < 64 {
-            return Err(("limits.worker_stack_kib", "must be at least 64".into()));
+            return Err(Invalid::value(
+                "limits.worker_stack_kib",
+                "must be at least 64",
+            ));
         }
         Ok(())
     }
@@ -614,9 +699,8 @@ fn parse_toml<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigE
     let deserializer = toml::Deserializer::new(text);
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let key = e.path().to_string();
-        let inner = e.into_inner();
-        let reason = inner.message().to_owned();
-        let reason = match line_of(text, inner.span()) {
+        let reason = e.inner().message().to_owned();
+        let reason = match line_of(text, e.inner().span()) {
             Some(line) => format!("{reason} (line {line})"),
             None => reason,
         };
@@ -624,6 +708,7 @@ fn parse_toml<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigE
             file: path.to_owned(),
             key: if key == "." { String::new() } else { key },
             reason,
+            kind: ConfigErrorKind::Syntax(Box::new(e)),
         }
     })
 }
@@ -633,11 +718,14 @@ fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> Option<usize> {
     Some(text.get(..start)?.matches('\n').count() + 1)
 }
 
-fn check_positive(key: &'static str, value: f64) -> Result<(), (&'static str, String)> {
+fn check_positive(key: &'static str, value: f64) -> Result<(), Invalid> {
     if value > 0.0 && value.is_finite() {
         Ok(())
     } else {
-        Err((key, format!("must be a positive number, got {value}")))
+        Err(Invalid::value(
+            key,
+            format!("must be a positive number, got {value}"),
+        ))
     }
 }
 
@@ -652,15 +740,19 @@ fn beside_config(config_path: &Path, path: &Path) -> Option<PathBuf> {
 }
 
 /// Parse `ip:port`.
-pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
-    text.parse()
-        .map_err(|_| format!("`{text}` is not an address of the form ip:port"))
+pub fn parse_addr(text: &str) -> Result<SocketAddr, AddrError> {
+    text.parse().map_err(|source| AddrError {
+        text: text.to_owned(),
+        source,
+    })
 }
 
 /// Parse a log level name.
-pub fn parse_level(text: &str) -> Result<log::LevelFilter, String> {
-    text.parse()
-        .map_err(|_| format!("`{text}` is not one of error, warn, info, debug, trace, off"))
+pub fn parse_level(text: &str) -> Result<log::LevelFilter, LevelError> {
+    text.parse().map_err(|source| LevelError {
+        text: text.to_owned(),
+        source,
+    })
 }
 
 /// Fill `{name}` placeholders in a message.
@@ -784,6 +876,31 @@ mod tests {
         assert_eq!(off.pidfile_path(conf), None);
         let here = Config::default().pidfile_path(Path::new("portal.conf"));
         assert_eq!(here, Some(PathBuf::from("portal.pid")));
+    }
+
+    #[test]
+    fn the_cause_is_kept_as_source() {
+        use std::error::Error;
+        let err = Config::load(Path::new("/nonexistent/portal.conf")).unwrap_err();
+        assert!(matches!(err.kind, ConfigErrorKind::Read(_)));
+        let io = err
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(io.map(|e| e.kind()), Some(std::io::ErrorKind::NotFound));
+        let err = parse("[limits]\nmax_command_rate = \"fast\"\n").unwrap_err();
+        assert!(matches!(err.kind, ConfigErrorKind::Syntax(_)));
+        assert!(err.source().is_some());
+        let err = parse("[amp]\nlisten = \"nowhere\"\n").unwrap_err();
+        assert!(matches!(err.kind, ConfigErrorKind::Address(_)));
+        assert!(err.source().is_some_and(|s| s.source().is_some()));
+        let err = parse("[limits]\nmax_command_rate = -1\n").unwrap_err();
+        assert!(matches!(err.kind, ConfigErrorKind::Value));
+        assert!(err.source().is_none());
+    }
+
+    #[test]
+    fn the_error_stays_small() {
+        assert!(std::mem::size_of::<ConfigError>() <= 128);
     }
 
     #[test]

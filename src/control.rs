@@ -31,7 +31,7 @@
 
 use crate::shared::Shared;
 use crate::stats::{human_duration, GameState};
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -55,19 +55,54 @@ impl Drop for ControlSocket {
     }
 }
 
+/// Why the control socket could not be served.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// The socket file could not be created at `path`.
+    Bind { path: PathBuf, source: io::Error },
+    /// The thread answering it could not be started.
+    Thread(io::Error),
+}
+
+impl fmt::Display for ControlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ControlError::Bind { path, source } => write!(
+                f,
+                "cannot create the control socket {}: {source}",
+                path.display()
+            ),
+            ControlError::Thread(source) => {
+                write!(f, "cannot start the control thread: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ControlError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ControlError::Bind { source, .. } | ControlError::Thread(source) => Some(source),
+        }
+    }
+}
+
 /// Bind the socket at `path` (mode 0600) and start the thread answering
 /// it. Call while holding the pid file: a leftover socket file at `path`
 /// then belongs to a portal that is gone, and is replaced.
-pub fn serve(path: &Path, shared: Arc<Shared>) -> Result<ControlSocket, String> {
-    let listener = bind_private(path)
-        .map_err(|e| format!("cannot create the control socket {}: {e}", path.display()))?;
+pub fn serve(path: &Path, shared: Arc<Shared>) -> Result<ControlSocket, ControlError> {
+    let listener = bind_private(path).map_err(|source| ControlError::Bind {
+        path: path.to_owned(),
+        source,
+    })?;
     let socket = ControlSocket {
         path: path.to_owned(),
     };
     std::thread::Builder::new()
         .name("control".into())
         .spawn(move || answer_forever(listener, shared))
-        .map_err(|e| format!("cannot start the control thread: {e}"))?;
+        .map_err(ControlError::Thread)?;
     log::info!("control socket at {}", path.display());
     Ok(socket)
 }

@@ -55,7 +55,8 @@
 //! - [`supervisor`]: the game server child process;
 //! - [`cli`], [`pidfile`], [`control`], [`stats`], [`logfile`], [`status`]:
 //!   operating the portal (subcommands, pid file, the `portal status`
-//!   socket, counters, reopenable log, status file);
+//!   socket, counters, reopenable log, status file); [`limits`]: the
+//!   open-file limit every binary raises at start;
 //! - [`dummyrunner`]: the load tester's simulated players (`src/bin/dummyrunner.rs`);
 //! - [`game`]: the game's side of the link, used by the demo game.
 
@@ -66,6 +67,7 @@ pub mod config;
 pub mod control;
 pub mod dummyrunner;
 pub mod game;
+pub mod limits;
 pub mod logfile;
 pub mod markup;
 pub mod pidfile;

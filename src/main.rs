@@ -6,13 +6,17 @@
 use portal::acceptor::{self, Acceptor, Listener};
 use portal::amp;
 use portal::cli;
-use portal::config::{parse_addr, parse_level, Config, Serve};
+use portal::config::{parse_addr, parse_level, AddrError, Config, LevelError, Serve};
+use portal::control::ControlError;
 use portal::logfile::LogFile;
-use portal::pidfile::PidFile;
+use portal::pidfile::{PidFile, PidFileError};
 use portal::session::worker::WEB_PROTOCOL_KEY;
 use portal::shared::{Control, ControlSender, Shared};
 use portal::status::StatusFile;
 use portal::supervisor::Supervisor;
+use portal::tls::TlsError;
+use std::fmt;
+use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -130,8 +134,112 @@ fn main() -> ExitCode {
     }
 }
 
+/// Why the portal could not start, or stopped on an error. `main` prints
+/// and logs it as one line; `source()` keeps the cause.
+#[derive(Debug)]
+enum RunError {
+    /// The log level or log file of `[log]`.
+    Level(LevelError),
+    LogFile {
+        path: String,
+        source: io::Error,
+    },
+    /// The logger could not be installed.
+    Logger(log::SetLoggerError),
+    /// A start step (or the acceptor's loop) failed at the OS; `step` says
+    /// which, empty when the cause says enough.
+    Step {
+        step: &'static str,
+        source: io::Error,
+    },
+    SigInt(ctrlc::Error),
+    PidFile(PidFileError),
+    Control(ControlError),
+    Address(AddrError),
+    Listen {
+        what: String,
+        addr: SocketAddr,
+        source: io::Error,
+    },
+    Tls {
+        listen: String,
+        source: Box<TlsError>,
+    },
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Level(e) => e.fmt(f),
+            RunError::LogFile { path, source } => {
+                write!(f, "cannot open log file {path}: {source}")
+            }
+            RunError::Logger(e) => e.fmt(f),
+            RunError::Step { step: "", source } => source.fmt(f),
+            RunError::Step { step, source } => write!(f, "{step}: {source}"),
+            RunError::SigInt(e) => write!(f, "cannot install the SIGINT handler: {e}"),
+            RunError::PidFile(e) => e.fmt(f),
+            RunError::Control(e) => e.fmt(f),
+            RunError::Address(e) => e.fmt(f),
+            RunError::Listen { what, addr, source } => {
+                write!(f, "cannot listen for {what} on {addr}: {source}")
+            }
+            RunError::Tls { listen, source } => write!(f, "bad TLS listener {listen}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RunError::Level(e) => Some(e),
+            RunError::LogFile { source, .. }
+            | RunError::Step { source, .. }
+            | RunError::Listen { source, .. } => Some(source),
+            RunError::Logger(e) => Some(e),
+            RunError::SigInt(e) => Some(e),
+            RunError::PidFile(e) => Some(e),
+            RunError::Control(e) => Some(e),
+            RunError::Address(e) => Some(e),
+            RunError::Tls { source, .. } => Some(source.as_ref()),
+        }
+    }
+}
+
+/// `map_err` for a start step that failed at the OS.
+fn step(step: &'static str) -> impl FnOnce(io::Error) -> RunError {
+    move |source| RunError::Step { step, source }
+}
+
+/// Why the command line was refused; printed above the usage.
+#[derive(Debug)]
+enum UsageError {
+    TwoCommands(String),
+    /// A flag without its value: what it needs.
+    MissingValue(&'static str),
+    BadTimeout(String),
+    Unknown(String),
+    TimeoutWithoutStop,
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsageError::TwoCommands(arg) => write!(f, "`{arg}`: only one command at a time"),
+            UsageError::MissingValue(need) => f.write_str(need),
+            UsageError::BadTimeout(text) => {
+                write!(f, "--timeout: `{text}` is not a number of seconds")
+            }
+            UsageError::Unknown(arg) => write!(f, "unknown argument `{arg}`"),
+            UsageError::TimeoutWithoutStop => f.write_str("--timeout only goes with `stop`"),
+        }
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 /// `Ok(None)` when the arguments asked only for help or the version.
-fn parse_args(args: Vec<String>) -> Result<Option<Args>, String> {
+fn parse_args(args: Vec<String>) -> Result<Option<Args>, UsageError> {
     let mut path = PathBuf::from("portal.conf");
     let mut command = None;
     let mut timeout = None;
@@ -147,21 +255,23 @@ fn parse_args(args: Vec<String>) -> Result<Option<Args>, String> {
         };
         if let Some(named) = named {
             if command.replace(named).is_some() {
-                return Err(format!("`{arg}`: only one command at a time"));
+                return Err(UsageError::TwoCommands(arg));
             }
             continue;
         }
         match arg.as_str() {
             "--config" | "-c" => {
-                path = args.next().ok_or("--config needs a path")?.into();
+                let missing = UsageError::MissingValue("--config needs a path");
+                path = args.next().ok_or(missing)?.into();
             }
             "--timeout" => {
-                let text = args.next().ok_or("--timeout needs a number of seconds")?;
+                let missing = UsageError::MissingValue("--timeout needs a number of seconds");
+                let text = args.next().ok_or(missing)?;
                 let secs: f64 = text
                     .parse()
                     .ok()
                     .filter(|s: &f64| s.is_finite() && *s >= 0.0)
-                    .ok_or_else(|| format!("--timeout: `{text}` is not a number of seconds"))?;
+                    .ok_or_else(|| UsageError::BadTimeout(text.clone()))?;
                 timeout = Some(Duration::from_secs_f64(secs));
             }
             "--help" | "-h" => {
@@ -172,12 +282,12 @@ fn parse_args(args: Vec<String>) -> Result<Option<Args>, String> {
                 println!("portal {}", env!("CARGO_PKG_VERSION"));
                 return Ok(None);
             }
-            other => return Err(format!("unknown argument `{other}`")),
+            other => return Err(UsageError::Unknown(other.to_owned())),
         }
     }
     let command = command.unwrap_or(Subcommand::Start);
     if timeout.is_some() && command != Subcommand::Stop {
-        return Err("--timeout only goes with `stop`".into());
+        return Err(UsageError::TimeoutWithoutStop);
     }
     Ok(Some(Args {
         command,
@@ -189,9 +299,9 @@ fn parse_args(args: Vec<String>) -> Result<Option<Args>, String> {
 /// Log to stderr and, if configured, to a file SIGHUP can reopen (returned).
 /// The loggers pass everything; `log::set_max_level` is the one filter, so
 /// a reload can raise the level as well as lower it.
-fn init_logging(config: &Config) -> Result<Option<LogFile>, String> {
+fn init_logging(config: &Config) -> Result<Option<LogFile>, RunError> {
     use simplelog::{CombinedLogger, SharedLogger, WriteLogger};
-    let level = parse_level(&config.log.level)?;
+    let level = parse_level(&config.log.level).map_err(RunError::Level)?;
     let all = log::LevelFilter::Trace;
     let log_config = simplelog::ConfigBuilder::new()
         .set_time_format_rfc3339()
@@ -202,31 +312,31 @@ fn init_logging(config: &Config) -> Result<Option<LogFile>, String> {
         vec![WriteLogger::new(all, log_config.clone(), std::io::stderr())];
     let mut log_file = None;
     if !config.log.file.is_empty() {
-        let file = LogFile::open(config.log.file.as_ref())
-            .map_err(|e| format!("cannot open log file {}: {e}", config.log.file))?;
+        let file = LogFile::open(config.log.file.as_ref()).map_err(|source| RunError::LogFile {
+            path: config.log.file.clone(),
+            source,
+        })?;
         loggers.push(WriteLogger::new(all, log_config, file.clone()));
         log_file = Some(file);
     }
-    CombinedLogger::init(loggers).map_err(|e| e.to_string())?;
+    CombinedLogger::init(loggers).map_err(RunError::Logger)?;
     log::set_max_level(level);
     Ok(log_file)
 }
 
-fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Result<(), String> {
+fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Result<(), RunError> {
     log::info!(
         "portal {} starting (pid {})",
         env!("CARGO_PKG_VERSION"),
         std::process::id()
     );
-    let signals = acceptor::catch_signals()
-        .map_err(|e| format!("cannot install the signal handlers: {e}"))?;
-    let (poll, control, control_rx) = acceptor::control_queue().map_err(|e| e.to_string())?;
+    let signals = acceptor::catch_signals().map_err(step("cannot install the signal handlers"))?;
+    let (poll, control, control_rx) = acceptor::control_queue().map_err(step(""))?;
     let on_signal = control.clone();
-    ctrlc::set_handler(move || on_signal.send(Control::Shutdown))
-        .map_err(|e| format!("cannot install the SIGINT shared: {e}"))?;
+    ctrlc::set_handler(move || on_signal.send(Control::Shutdown)).map_err(RunError::SigInt)?;
     // Held to the end of `run`: dropping it removes the file.
     let _pidfile = match config.pidfile_path(&config_path) {
-        Some(path) => Some(PidFile::create(&path)?),
+        Some(path) => Some(PidFile::create(&path).map_err(RunError::PidFile)?),
         None => None,
     };
     raise_file_limit();
@@ -234,7 +344,7 @@ fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Resul
     let status = Arc::new(StatusFile::new(config.portal.status_file.clone()));
     let listeners = bind_listeners(&config, &status)?;
     let amp_listener = bind_amp(&config, &status)?;
-    let amp_addr = amp_listener.local_addr().map_err(|e| e.to_string())?;
+    let amp_addr = amp_listener.local_addr().map_err(step(""))?;
 
     let to_main = control.clone();
     let control_sender: ControlSender = Arc::new(move |c| to_main.send(c));
@@ -242,11 +352,12 @@ fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Resul
     // Before the threads that create files start: binding the socket sets
     // the umask for a moment.
     let _control_socket = match config.control_socket_path(&config_path) {
-        Some(path) => Some(portal::control::serve(&path, shared.clone())?),
+        Some(path) => {
+            Some(portal::control::serve(&path, shared.clone()).map_err(RunError::Control)?)
+        }
         None => None,
     };
-    amp::start(amp_listener, shared.clone(), amp_rx)
-        .map_err(|e| format!("cannot start the AMP link: {e}"))?;
+    amp::start(amp_listener, shared.clone(), amp_rx).map_err(step("cannot start the AMP link"))?;
 
     let mut acceptor = Acceptor::new(
         poll,
@@ -256,10 +367,10 @@ fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Resul
         shared.clone(),
         config_path,
     )
-    .map_err(|e| format!("cannot start the acceptor: {e}"))?;
+    .map_err(step("cannot start the acceptor"))?;
     let supervisor = if config.game.autostart {
         let s = Supervisor::start(shared.clone(), amp_addr, status.clone())
-            .map_err(|e| format!("cannot start the supervisor: {e}"))?;
+            .map_err(step("cannot start the supervisor"))?;
         Some(s)
     } else {
         log::info!("game autostart is off; waiting for a game to link on {amp_addr}");
@@ -267,9 +378,7 @@ fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Resul
     };
     acceptor.set_supervisor(supervisor);
     acceptor.set_log_file(log_file);
-    let supervisor = acceptor
-        .run()
-        .map_err(|e| format!("acceptor failed: {e}"))?;
+    let supervisor = acceptor.run().map_err(step("acceptor failed"))?;
     shut_down(&shared, supervisor, &status);
     Ok(())
 }
@@ -290,7 +399,7 @@ fn shut_down(shared: &Shared, supervisor: Option<Supervisor>, status: &StatusFil
     log::logger().flush();
 }
 
-fn bind_listeners(config: &Config, status: &StatusFile) -> Result<Vec<Listener>, String> {
+fn bind_listeners(config: &Config, status: &StatusFile) -> Result<Vec<Listener>, RunError> {
     let mut listeners = Vec::new();
     for (i, text) in config.telnet.listen.iter().enumerate() {
         let (socket, bound) = bind(text, "telnet")?;
@@ -311,8 +420,12 @@ fn bind_listeners(config: &Config, status: &StatusFile) -> Result<Vec<Listener>,
         });
     }
     for (i, entry) in config.tls.iter().enumerate() {
-        let tls = portal::tls::load_server_config(&entry.cert, &entry.key)
-            .map_err(|e| format!("bad TLS listener {}: {e}", entry.listen))?;
+        let tls = portal::tls::load_server_config(&entry.cert, &entry.key).map_err(|source| {
+            RunError::Tls {
+                listen: entry.listen.clone(),
+                source: Box::new(source),
+            }
+        })?;
         let (what, protocol_key, key) = match entry.serve {
             Serve::Telnet => ("telnet/ssl", "telnet/ssl", numbered("tls", i)),
             Serve::Web => (
@@ -333,14 +446,18 @@ fn bind_listeners(config: &Config, status: &StatusFile) -> Result<Vec<Listener>,
 }
 
 /// Bind one listener and log where it listens.
-fn bind(text: &str, what: &str) -> Result<(mio::net::TcpListener, SocketAddr), String> {
-    let addr = parse_addr(text)?;
-    let socket = mio::net::TcpListener::bind(addr)
-        .map_err(|e| format!("cannot listen for {what} on {addr}: {e}"))?;
+fn bind(text: &str, what: &str) -> Result<(mio::net::TcpListener, SocketAddr), RunError> {
+    let addr = parse_addr(text).map_err(RunError::Address)?;
+    let socket = mio::net::TcpListener::bind(addr).map_err(listen_error(what, addr))?;
     deepen_backlog(&socket);
-    let bound = socket.local_addr().map_err(|e| e.to_string())?;
+    let bound = socket.local_addr().map_err(step(""))?;
     log::info!("{what} listening on {bound}");
     Ok((socket, bound))
+}
+
+fn listen_error(what: &str, addr: SocketAddr) -> impl FnOnce(io::Error) -> RunError {
+    let what = what.to_owned();
+    move |source| RunError::Listen { what, addr, source }
 }
 
 /// Connections the kernel queues for a listener before the acceptor takes
@@ -371,11 +488,11 @@ fn numbered(name: &str, i: usize) -> String {
     }
 }
 
-fn bind_amp(config: &Config, status: &StatusFile) -> Result<std::net::TcpListener, String> {
-    let addr = config.amp_addr()?;
-    let listener = std::net::TcpListener::bind(addr)
-        .map_err(|e| format!("cannot listen for the game (AMP) on {addr}: {e}"))?;
-    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+fn bind_amp(config: &Config, status: &StatusFile) -> Result<std::net::TcpListener, RunError> {
+    let addr = config.amp_addr().map_err(RunError::Address)?;
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(listen_error("the game (AMP)", addr))?;
+    let bound = listener.local_addr().map_err(step(""))?;
     log::info!("AMP listening on {bound}");
     status.set("amp", &bound.to_string());
     status.set("pid", &std::process::id().to_string());
@@ -385,26 +502,9 @@ fn bind_amp(config: &Config, status: &StatusFile) -> Result<std::net::TcpListene
 /// Raise the open-file soft limit to the hard limit and log the session
 /// ceiling that follows (a socket and an eventfd per session).
 fn raise_file_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    let Ok(files) = portal::limits::raise_file_limit() else {
+        return log::warn!("cannot read the open-file limit");
     };
-    // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return log::warn!("cannot read the open-file limit");
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit = raised;
-            }
-        }
-    }
-    let files = limit.rlim_cur;
     // A session holds its socket and its worker's eventfd.
     log::info!(
         "open-file limit {files}: room for about {} sessions",

@@ -6,6 +6,7 @@
 //! replaced with a log line; if a portal still runs under that pid, this
 //! portal refuses to start and names the pid.
 
+use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -27,25 +28,61 @@ pub enum Holder {
     Stale(String),
 }
 
+/// Why the pid file could not be claimed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PidFileError {
+    /// A portal already runs under the pid the file holds.
+    Running { path: PathBuf, pid: u32 },
+    /// The file could not be written.
+    Write { path: PathBuf, source: io::Error },
+}
+
+impl fmt::Display for PidFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PidFileError::Running { path, pid } => write!(
+                f,
+                "another portal is already running with pid {pid} (pid file {}); \
+                 stop it first (`portal stop`)",
+                path.display()
+            ),
+            PidFileError::Write { path, source } => {
+                write!(f, "cannot write the pid file {}: {source}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for PidFileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PidFileError::Running { .. } => None,
+            PidFileError::Write { source, .. } => Some(source),
+        }
+    }
+}
+
 impl PidFile {
     /// Claim `path` for this process. Errors name the pid already running
     /// or the I/O problem.
-    pub fn create(path: &Path) -> Result<PidFile, String> {
+    pub fn create(path: &Path) -> Result<PidFile, PidFileError> {
         match holder(path) {
             Holder::Running(pid) => {
-                return Err(format!(
-                    "another portal is already running with pid {pid} (pid file {}); \
-                     stop it first (`portal stop`)",
-                    path.display()
-                ))
+                return Err(PidFileError::Running {
+                    path: path.to_owned(),
+                    pid,
+                })
             }
             Holder::Stale(why) => {
                 log::warn!("stale pid file {} ({why}); replacing it", path.display())
             }
             Holder::Missing => {}
         }
-        write_pid(path, std::process::id())
-            .map_err(|e| format!("cannot write the pid file {}: {e}", path.display()))?;
+        write_pid(path, std::process::id()).map_err(|source| PidFileError::Write {
+            path: path.to_owned(),
+            source,
+        })?;
         Ok(PidFile {
             path: path.to_owned(),
         })

@@ -11,7 +11,7 @@
 //! Provider: `ring`, which builds with only a C compiler on every host our
 //! users run; protocol versions TLS 1.3 and 1.2, rustls' safe defaults.
 
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{Error as PemError, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 use std::fmt;
@@ -19,32 +19,61 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Why a certificate/key pair could not be used.
+/// Why a certificate/key pair could not be used. `Display` names the
+/// file(s) and the reason in one line; `source()` is the PEM or rustls
+/// error underneath.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum TlsError {
-    /// A file could not be read or holds no valid PEM of the needed kind.
-    File { path: PathBuf, reason: String },
+    /// A file could not be read or holds malformed PEM. `context` says what
+    /// was being looked for (may be empty).
+    Pem {
+        path: PathBuf,
+        context: &'static str,
+        source: PemError,
+    },
+    /// A certificate file with no certificate in it.
+    NoCertificate { path: PathBuf },
     /// The key does not belong to the certificate, or rustls refused them.
     Pair {
         cert: PathBuf,
         key: PathBuf,
-        reason: String,
+        source: rustls::Error,
     },
 }
 
 impl fmt::Display for TlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TlsError::File { path, reason } => write!(f, "{}: {reason}", path.display()),
-            TlsError::Pair { cert, key, reason } => {
-                write!(f, "{} with {}: {reason}", cert.display(), key.display())
+            TlsError::Pem {
+                path,
+                context: "",
+                source,
+            } => write!(f, "{}: {source}", path.display()),
+            TlsError::Pem {
+                path,
+                context,
+                source,
+            } => write!(f, "{}: {context}: {source}", path.display()),
+            TlsError::NoCertificate { path } => {
+                write!(f, "{}: no certificate in the file", path.display())
+            }
+            TlsError::Pair { cert, key, source } => {
+                write!(f, "{} with {}: {source}", cert.display(), key.display())
             }
         }
     }
 }
 
-impl std::error::Error for TlsError {}
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TlsError::Pem { source, .. } => Some(source),
+            TlsError::NoCertificate { .. } => None,
+            TlsError::Pair { source, .. } => Some(source),
+        }
+    }
+}
 
 /// Handshakes that failed or timed out since start (logged each time).
 static HANDSHAKE_FAILURES: AtomicU64 = AtomicU64::new(0);
@@ -62,38 +91,42 @@ pub fn handshake_failures() -> u64 {
 /// Build a server configuration from a PEM certificate chain and key.
 pub fn load_server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
     let chain = load_chain(cert)?;
-    let private_key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::File {
-        path: key.to_owned(),
-        reason: format!("no usable private key: {e}"),
-    })?;
-    let pair_error = |reason: String| TlsError::Pair {
+    let private_key =
+        PrivateKeyDer::from_pem_file(key).map_err(pem_error(key, "no usable private key"))?;
+    let pair_error = |source| TlsError::Pair {
         cert: cert.to_owned(),
         key: key.to_owned(),
-        reason,
+        source,
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| pair_error(e.to_string()))?
+        .map_err(pair_error)?
         .with_no_client_auth()
         .with_single_cert(chain, private_key)
-        .map_err(|e| pair_error(e.to_string()))?;
+        .map_err(pair_error)?;
     Ok(Arc::new(config))
 }
 
 fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let file_error = |reason: String| TlsError::File {
-        path: path.to_owned(),
-        reason,
-    };
-    let iter = CertificateDer::pem_file_iter(path).map_err(|e| file_error(e.to_string()))?;
+    let iter = CertificateDer::pem_file_iter(path).map_err(pem_error(path, ""))?;
     let chain = iter
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| file_error(format!("bad PEM: {e}")))?;
+        .map_err(pem_error(path, "bad PEM"))?;
     if chain.is_empty() {
-        return Err(file_error("no certificate in the file".into()));
+        return Err(TlsError::NoCertificate {
+            path: path.to_owned(),
+        });
     }
     Ok(chain)
+}
+
+fn pem_error<'a>(path: &'a Path, context: &'static str) -> impl FnOnce(PemError) -> TlsError + 'a {
+    move |source| TlsError::Pem {
+        path: path.to_owned(),
+        context,
+        source,
+    }
 }
 
 #[cfg(test)]
@@ -132,6 +165,8 @@ mod tests {
         let (_, other_key) = write_pair(dir.path(), "b");
         let err = load_server_config(&cert, &other_key).unwrap_err();
         assert!(matches!(err, TlsError::Pair { .. }), "{err}");
+        let cause = std::error::Error::source(&err);
+        assert!(cause.is_some_and(|c| c.is::<rustls::Error>()), "{err}");
     }
 
     #[test]

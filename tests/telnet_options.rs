@@ -5,23 +5,15 @@
 mod support;
 use support::{Client, Portal};
 
-const IAC: u8 = 255;
-const DONT: u8 = 254;
-const DO: u8 = 253;
-const WONT: u8 = 252;
-const WILL: u8 = 251;
-const SB: u8 = 250;
-const GA: u8 = 249;
-const NOP: u8 = 241;
-const SE: u8 = 240;
-const EOR: u8 = 239;
-const ECHO: u8 = 1;
-const TTYPE: u8 = 24;
-const EOR_OPT: u8 = 25;
-const NAWS: u8 = 31;
-const MSSP: u8 = 70;
-const COMPRESS2: u8 = 86;
-const GMCP: u8 = 201;
+// The engine's own constants; this file's names for the two EORs are
+// kept: `EOR` the command (239), `EOR_OPT` the option (25).
+use portal::protocols::telnet::gmcp::GMCP;
+use portal::protocols::telnet::mccp::COMPRESS2;
+use portal::protocols::telnet::mssp::MSSP;
+use portal::protocols::telnet::naws::NAWS;
+use portal::protocols::telnet::ttype::TTYPE;
+use portal::protocols::telnet::{DO, DONT, ECHO, GA, IAC, NOP, SB, SE, WILL, WONT};
+use portal::protocols::telnet::{EOR as EOR_OPT, EOR_MARK as EOR};
 
 /// Text with ANSI colour escapes removed.
 fn plain(text: &str) -> String {

@@ -5,22 +5,16 @@
 //! game restart keeps TLS players.
 
 mod support;
-use rustls::pki_types::CertificateDer;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 use support::{wait_for, Portal};
 
-/// A certificate for `localhost`, written as PEM files; returns its DER.
+/// A certificate for `localhost` as `portal.crt`/`portal.key`; returns its
+/// DER too.
 fn make_cert(dir: &Path) -> (PathBuf, PathBuf, Vec<u8>) {
-    let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let cert = dir.join("portal.crt");
-    let key = dir.join("portal.key");
-    std::fs::write(&cert, generated.cert.pem()).unwrap();
-    std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
-    (cert, key, generated.cert.der().to_vec())
+    support::tls::make_cert(dir, "portal")
 }
 
 struct TlsPortal {
@@ -50,27 +44,14 @@ fn start(limits: &str) -> TlsPortal {
 
 /// A telnet-over-TLS player trusting exactly `trusted`.
 struct TlsClient {
-    stream: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    stream: support::tls::TlsStream,
     seen: Vec<u8>,
 }
 
 impl TlsClient {
     fn connect(addr: SocketAddr, trusted: &[u8]) -> TlsClient {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(CertificateDer::from(trusted.to_vec())).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let name = "localhost".try_into().unwrap();
-        let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-        let sock = TcpStream::connect(addr).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
         TlsClient {
-            stream: rustls::StreamOwned::new(conn, sock),
+            stream: support::tls::connect(addr, trusted),
             seen: Vec::new(),
         }
     }

@@ -2,26 +2,19 @@
 //! with a `Secure` browser-id cookie, and a wss session that plays.
 
 mod support;
-use rustls::pki_types::CertificateDer;
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::time::Instant;
 use support::web::{plain, read_all};
 use support::{Portal, WAIT};
 use tungstenite::handshake::client::generate_key;
 use tungstenite::Message;
 
-type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+type Tls = support::tls::TlsStream;
 
 fn start() -> (Portal, SocketAddr, Vec<u8>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("dir");
-    let generated =
-        rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("certificate");
-    let cert = dir.path().join("web.crt");
-    let key = dir.path().join("web.key");
-    std::fs::write(&cert, generated.cert.pem()).expect("write");
-    std::fs::write(&key, generated.key_pair.serialize_pem()).expect("write");
+    let (cert, key, der) = support::tls::make_cert(dir.path(), "web");
     let tables = format!(
         "[[tls]]\nlisten = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"\nserve = \"web\"\n",
         cert.display(),
@@ -29,26 +22,11 @@ fn start() -> (Portal, SocketAddr, Vec<u8>, tempfile::TempDir) {
     );
     let mut portal = Portal::start_tables("", &tables);
     let addr = portal.status("wss").parse().expect("wss address");
-    (portal, addr, generated.cert.der().to_vec(), dir)
+    (portal, addr, der, dir)
 }
 
 fn tls_connect(addr: SocketAddr, trusted: &[u8]) -> Tls {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from(trusted.to_vec()))
-        .expect("root");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = "localhost".try_into().expect("name");
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
-    let sock = TcpStream::connect(addr).expect("connect");
-    sock.set_read_timeout(Some(Duration::from_millis(50)))
-        .expect("timeout");
-    rustls::StreamOwned::new(conn, sock)
+    support::tls::connect(addr, trusted)
 }
 
 #[test]

@@ -5,24 +5,6 @@ use portal::dummyrunner::{options, run};
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Raise the soft open-file limit to the hard one: every player is a socket.
-fn raise_file_limit() -> libc::rlim_t {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit write/read only the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 0;
-        }
-        limit.rlim_cur = limit.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-    }
-    limit.rlim_cur
-}
-
 fn main() {
     let run_id = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -39,7 +21,8 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let files = raise_file_limit();
+    // Every player is a socket.
+    let files = portal::limits::raise_file_limit().unwrap_or(0);
     if files > 0 && files < (opts.clients + 64) as libc::rlim_t {
         eprintln!(
             "dummyrunner: warning: the open-file limit is {files}, too low for {} clients",

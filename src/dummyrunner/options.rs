@@ -1,6 +1,7 @@
 //! Command-line options of the `dummyrunner` binary.
 
-use super::profile::{Profile, DEFAULT_PROFILE};
+use super::profile::{Profile, ProfileError, DEFAULT_PROFILE};
+use std::fmt;
 use std::time::Duration;
 
 pub const USAGE: &str = "\
@@ -133,21 +134,86 @@ fn base36(mut n: u64) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn secs(flag: &str, value: &str) -> Result<Duration, String> {
-    let s: f64 = value
-        .parse()
-        .map_err(|_| format!("{flag} needs seconds, not {value:?}"))?;
-    Duration::try_from_secs_f64(s).map_err(|_| format!("{flag} must be 0 or more"))
+/// Why the command line was refused; `Display` is the line printed above
+/// the usage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ArgError {
+    /// A flag given without its value.
+    MissingValue(String),
+    /// A flag this program does not know.
+    Unknown(String),
+    /// A value that is not the number the flag needs.
+    NotANumber {
+        flag: String,
+        value: String,
+    },
+    /// A value that is not a number of seconds.
+    NotSeconds {
+        flag: String,
+        value: String,
+    },
+    /// Seconds below zero (or too large for a duration).
+    BadSeconds(String),
+    /// A value not of the form the flag needs: `want` describes it.
+    BadForm {
+        want: &'static str,
+        value: Option<String>,
+    },
+    Profile(ProfileError),
+    /// Values that parse but break a rule (which one, for people).
+    Rule(&'static str),
 }
 
-fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
-    value
-        .parse()
-        .map_err(|_| format!("{flag} needs a number, not {value:?}"))
+impl fmt::Display for ArgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArgError::MissingValue(flag) => write!(f, "{flag} needs a value"),
+            ArgError::Unknown(flag) => write!(f, "unknown option {flag:?}"),
+            ArgError::NotANumber { flag, value } => {
+                write!(f, "{flag} needs a number, not {value:?}")
+            }
+            ArgError::NotSeconds { flag, value } => {
+                write!(f, "{flag} needs seconds, not {value:?}")
+            }
+            ArgError::BadSeconds(flag) => write!(f, "{flag} must be 0 or more"),
+            ArgError::BadForm { want, value: None } => f.write_str(want),
+            ArgError::BadForm {
+                want,
+                value: Some(value),
+            } => write!(f, "{want}, not {value:?}"),
+            ArgError::Profile(e) => e.fmt(f),
+            ArgError::Rule(rule) => f.write_str(rule),
+        }
+    }
+}
+
+impl std::error::Error for ArgError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ArgError::Profile(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+fn secs(flag: &str, value: &str) -> Result<Duration, ArgError> {
+    let s: f64 = value.parse().map_err(|_| ArgError::NotSeconds {
+        flag: flag.to_owned(),
+        value: value.to_owned(),
+    })?;
+    Duration::try_from_secs_f64(s).map_err(|_| ArgError::BadSeconds(flag.to_owned()))
+}
+
+fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, ArgError> {
+    value.parse().map_err(|_| ArgError::NotANumber {
+        flag: flag.to_owned(),
+        value: value.to_owned(),
+    })
 }
 
 /// Parse the arguments after the program name.
-pub fn parse(args: impl IntoIterator<Item = String>, run_id: u64) -> Result<Invocation, String> {
+pub fn parse(args: impl IntoIterator<Item = String>, run_id: u64) -> Result<Invocation, ArgError> {
     let mut o = Options::defaults(run_id);
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -159,14 +225,16 @@ pub fn parse(args: impl IntoIterator<Item = String>, run_id: u64) -> Result<Invo
             "--churn" => o.churn = true,
             "--raw" => o.raw = true,
             flag if flag.starts_with("--") => {
-                let v = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+                let v = args
+                    .next()
+                    .ok_or_else(|| ArgError::MissingValue(flag.to_owned()))?;
                 match flag {
                     "--clients" => o.clients = number(flag, &v)?,
                     "--duration" => o.duration = secs(flag, &v)?,
                     "--connect-rate" => o.connect_rate = number(flag, &v)?,
                     "--interval" => o.interval = secs(flag, &v)?,
                     "--jitter" => o.jitter = number(flag, &v)?,
-                    "--profile" => o.profile = Profile::parse(&v)?,
+                    "--profile" => o.profile = Profile::parse(&v).map_err(ArgError::Profile)?,
                     "--report-every" => o.report_every = secs(flag, &v)?,
                     "--prefix" => o.prefix = v,
                     "--password" => o.password = v,
@@ -182,44 +250,55 @@ pub fn parse(args: impl IntoIterator<Item = String>, run_id: u64) -> Result<Invo
                     "--wait-logins" => o.wait_logins = Some(secs(flag, &v)?),
                     "--seed" => o.seed = number(flag, &v)?,
                     "--exec-at" => {
-                        let (at, cmd) =
-                            v.split_once(':').ok_or("--exec-at wants SECONDS:COMMAND")?;
+                        let (at, cmd) = v.split_once(':').ok_or(ArgError::BadForm {
+                            want: "--exec-at wants SECONDS:COMMAND",
+                            value: None,
+                        })?;
                         o.exec_at = Some((secs(flag, at)?, cmd.to_owned()));
                     }
                     "--signal" => o.signal = Some(parse_signal(&v)?),
-                    other => return Err(format!("unknown option {other:?}")),
+                    other => return Err(ArgError::Unknown(other.to_owned())),
                 }
             }
             addr => o.addr = addr.to_owned(),
         }
     }
     if o.connect_rate.is_nan() || o.connect_rate <= 0.0 {
-        return Err("--connect-rate must be above 0".into());
+        return Err(ArgError::Rule("--connect-rate must be above 0"));
     }
     if !(0.0..1.0).contains(&o.jitter) {
-        return Err("--jitter must be at least 0 and below 1".into());
+        return Err(ArgError::Rule("--jitter must be at least 0 and below 1"));
     }
     if o.interval.is_zero() || o.report_every.is_zero() {
-        return Err("--interval and --report-every must be above 0".into());
+        return Err(ArgError::Rule(
+            "--interval and --report-every must be above 0",
+        ));
     }
     if o.warmup >= o.duration && !o.duration.is_zero() {
-        return Err("--warmup must be shorter than --duration".into());
+        return Err(ArgError::Rule("--warmup must be shorter than --duration"));
     }
     if [o.no_login, o.churn, o.raw].iter().filter(|&&m| m).count() > 1 {
-        return Err("--no-login, --churn and --raw exclude each other".into());
+        return Err(ArgError::Rule(
+            "--no-login, --churn and --raw exclude each other",
+        ));
     }
     if !o.echo_cmd.contains("{token}") {
-        return Err("--echo-cmd must contain {token}, which its reply repeats".into());
+        return Err(ArgError::Rule(
+            "--echo-cmd must contain {token}, which its reply repeats",
+        ));
     }
     Ok(Invocation::Run(Box::new(o)))
 }
 
-fn parse_signal(v: &str) -> Result<(i32, i32, Duration), String> {
+fn parse_signal(v: &str) -> Result<(i32, i32, Duration), ArgError> {
     let mut parts = v.split(':');
     let (Some(pid), Some(sig), Some(at), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(format!("--signal wants PID:SIGNAL:SECONDS, not {v:?}"));
+        return Err(ArgError::BadForm {
+            want: "--signal wants PID:SIGNAL:SECONDS",
+            value: Some(v.to_owned()),
+        });
     };
     let sig = match sig {
         "USR1" | "SIGUSR1" => libc::SIGUSR1,
@@ -234,7 +313,7 @@ mod tests {
     use super::*;
 
     fn run(args: &[&str]) -> Result<Options, String> {
-        match parse(args.iter().map(|s| s.to_string()), 7)? {
+        match parse(args.iter().map(|s| s.to_string()), 7).map_err(|e| e.to_string())? {
             Invocation::Run(o) => Ok(*o),
             Invocation::Help => Err("help".into()),
         }

@@ -49,22 +49,75 @@ pub struct Profile {
 /// players leaving and coming back.
 pub const DEFAULT_PROFILE: &str = "look=30,say=5,who=5,echo=40,idle=15,relog=5";
 
+/// Why a `--profile` text was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProfileError {
+    /// An entry without `=`.
+    BadEntry(String),
+    /// A name that is not one of [`Action::name`].
+    UnknownAction(String),
+    /// A weight that is not a whole number.
+    BadWeight {
+        name: String,
+        weight: String,
+        source: std::num::ParseIntError,
+    },
+    /// The weights add up past `u32`.
+    TooLarge,
+    /// No action with a weight above 0.
+    Empty,
+}
+
+impl fmt::Display for ProfileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProfileError::BadEntry(part) => {
+                write!(f, "bad profile entry {part:?}: use name=weight")
+            }
+            ProfileError::UnknownAction(name) => {
+                write!(f, "unknown action {name:?} in the profile")
+            }
+            ProfileError::BadWeight { name, weight, .. } => {
+                write!(f, "bad weight {weight:?} for {name}")
+            }
+            ProfileError::TooLarge => f.write_str("profile weights are too large"),
+            ProfileError::Empty => {
+                f.write_str("the profile needs at least one action with a weight above 0")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ProfileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ProfileError::BadWeight { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
 impl Profile {
     /// Parse `name=weight,...`; names are those of [`Action::name`].
-    pub fn parse(text: &str) -> Result<Profile, String> {
+    pub fn parse(text: &str) -> Result<Profile, ProfileError> {
         let mut weights = Vec::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (name, weight) = part
                 .split_once('=')
-                .ok_or_else(|| format!("bad profile entry {part:?}: use name=weight"))?;
+                .ok_or_else(|| ProfileError::BadEntry(part.to_owned()))?;
             let action = Action::ALL
                 .into_iter()
                 .find(|a| a.name() == name.trim())
-                .ok_or_else(|| format!("unknown action {name:?} in the profile"))?;
+                .ok_or_else(|| ProfileError::UnknownAction(name.to_owned()))?;
             let weight: u32 = weight
                 .trim()
                 .parse()
-                .map_err(|_| format!("bad weight {weight:?} for {name}"))?;
+                .map_err(|source| ProfileError::BadWeight {
+                    name: name.to_owned(),
+                    weight: weight.to_owned(),
+                    source,
+                })?;
             if weight > 0 {
                 weights.push((action, weight));
             }
@@ -72,9 +125,9 @@ impl Profile {
         let total = weights
             .iter()
             .try_fold(0u32, |sum, (_, w)| sum.checked_add(*w))
-            .ok_or("profile weights are too large")?;
+            .ok_or(ProfileError::TooLarge)?;
         if total == 0 {
-            return Err("the profile needs at least one action with a weight above 0".into());
+            return Err(ProfileError::Empty);
         }
         Ok(Profile { weights, total })
     }
@@ -163,11 +216,12 @@ mod tests {
 
     #[test]
     fn bad_profiles_are_explained() {
-        assert!(Profile::parse("").unwrap_err().contains("at least one"));
+        let explain = |text| Profile::parse(text).unwrap_err().to_string();
+        assert!(explain("").contains("at least one"));
         assert!(Profile::parse("look=0").is_err());
-        assert!(Profile::parse("dance=1").unwrap_err().contains("dance"));
-        assert!(Profile::parse("look").unwrap_err().contains("name=weight"));
-        assert!(Profile::parse("look=x").unwrap_err().contains("bad weight"));
+        assert!(explain("dance=1").contains("dance"));
+        assert!(explain("look").contains("name=weight"));
+        assert!(explain("look=x").contains("bad weight"));
         assert!(Profile::parse(DEFAULT_PROFILE).is_ok());
     }
 

@@ -17,13 +17,7 @@
 
 use std::collections::VecDeque;
 
-const IAC: u8 = 255;
-const DONT: u8 = 254;
-const DO: u8 = 253;
-const WONT: u8 = 252;
-const WILL: u8 = 251;
-const SB: u8 = 250;
-const SE: u8 = 240;
+use crate::protocols::telnet::{DO, DONT, IAC, SB, SE, WILL, WONT};
 const ESC: u8 = 0x1b;
 
 /// Where the byte parser is.

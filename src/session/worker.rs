@@ -213,24 +213,18 @@ pub const WEB_PROTOCOL_KEY: &str = "webclient/websocket";
 /// The telnet engine's settings from portal.conf.
 pub(crate) fn telnet_settings(config: &Config, direction: Direction) -> TelnetSettings {
     let t = &config.telnet;
-    let on = direction != Direction::Outbound;
-    let o = &t.options;
+    let passive = direction == Direction::Outbound;
     TelnetSettings {
-        mccp: on && o.mccp,
-        mssp: on && o.mssp,
-        gmcp: on && o.gmcp,
-        msdp: on && o.msdp,
-        mxp: on && o.mxp,
-        charset: on && o.charset,
-        environ: on && o.environ,
-        naws: on && o.naws,
-        ttype: on && o.ttype,
-        eor: on && o.eor,
+        options: if passive {
+            crate::protocols::telnet::TelnetOptions::none()
+        } else {
+            t.options.clone()
+        },
         negotiation_timeout: Duration::from_secs_f64(t.negotiation_timeout_secs),
         max_subnegotiation: t.max_subnegotiation,
         fallback_encoding: t.fallback_encoding.clone(),
         nop_interval: Duration::from_secs(t.keepalive_secs),
-        passive: !on,
+        passive,
     }
 }
 
@@ -298,7 +292,7 @@ struct Worker {
 
 impl Worker {
     /// Set up the socket, waker and protocol engine; the session is
-    /// registered with the shared as soon as the core asks.
+    /// registered with the registry as soon as the core asks.
     fn new(
         shared: Arc<Shared>,
         stream: std::net::TcpStream,
@@ -498,7 +492,7 @@ impl Worker {
     }
 
     /// Carry out one core event: with `refresh_config`, the only place
-    /// the loop calls the shared.
+    /// the loop calls the registry.
     fn apply(&mut self, event: CoreEvent) {
         let shared = &self.shared;
         let sessid = self.core.sessid();

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod tls;
 pub mod web;
 
 use std::io::{Read, Write};

@@ -25,10 +25,11 @@
 //! (the markup renderer writes its tags).
 //!
 //! ```
-//! use portal::protocols::telnet::{Telnet, TelnetEvent, TelnetSettings};
+//! use portal::protocols::telnet::{Telnet, TelnetEvent, TelnetOptions, TelnetSettings};
 //! use std::time::Instant;
 //! let now = Instant::now();
-//! let settings = TelnetSettings { mccp: false, ..TelnetSettings::default() };
+//! let options = TelnetOptions { mccp: false, ..TelnetOptions::default() };
+//! let settings = TelnetSettings { options, ..TelnetSettings::default() };
 //! let mut telnet = Telnet::new(settings, now);
 //! let offers = telnet.poll_transmit().unwrap();
 //! assert_eq!(&offers[..6], [255, 251, 3, 255, 253, 24]); // IAC WILL SGA, IAC DO TTYPE
@@ -82,9 +83,15 @@ pub const EOR: u8 = 25;
 /// Option: MUD eXtension Protocol.
 pub const MXP: u8 = 91;
 
-/// Every knob and limit of the telnet engine.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TelnetSettings {
+/// Which options the engine offers and accepts, one switch each. The one
+/// list of them: portal.conf's `[telnet.options]` deserializes straight
+/// into it (`config::TelnetSection::options`), and [`TelnetSettings`]
+/// carries it. ECHO and SGA are not switches: they are always handled.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelnetOptions {
+    pub naws: bool,
+    pub ttype: bool,
     pub mccp: bool,
     pub mssp: bool,
     pub gmcp: bool,
@@ -92,9 +99,51 @@ pub struct TelnetSettings {
     pub mxp: bool,
     pub charset: bool,
     pub environ: bool,
-    pub naws: bool,
-    pub ttype: bool,
     pub eor: bool,
+}
+
+impl TelnetOptions {
+    /// Every option off: what our side of an outbound (passive) connection
+    /// uses, and the base for tests that switch on only what they need.
+    pub fn none() -> TelnetOptions {
+        TelnetOptions {
+            naws: false,
+            ttype: false,
+            mccp: false,
+            mssp: false,
+            gmcp: false,
+            msdp: false,
+            mxp: false,
+            charset: false,
+            environ: false,
+            eor: false,
+        }
+    }
+}
+
+/// Every option on.
+impl Default for TelnetOptions {
+    fn default() -> Self {
+        TelnetOptions {
+            naws: true,
+            ttype: true,
+            mccp: true,
+            mssp: true,
+            gmcp: true,
+            msdp: true,
+            mxp: true,
+            charset: true,
+            environ: true,
+            eor: true,
+        }
+    }
+}
+
+/// Every knob and limit of the telnet engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelnetSettings {
+    /// The options offered at start and accepted when the client asks.
+    pub options: TelnetOptions,
     /// How long to wait for negotiation answers before [`TelnetEvent::Ready`].
     pub negotiation_timeout: Duration,
     /// Largest subnegotiation body kept; longer ones are dropped and counted.
@@ -111,16 +160,7 @@ pub struct TelnetSettings {
 impl Default for TelnetSettings {
     fn default() -> Self {
         TelnetSettings {
-            mccp: true,
-            mssp: true,
-            gmcp: true,
-            msdp: true,
-            mxp: true,
-            charset: true,
-            environ: true,
-            naws: true,
-            ttype: true,
-            eor: true,
+            options: TelnetOptions::default(),
             negotiation_timeout: Duration::from_secs(2),
             max_subnegotiation: 8 * 1024,
             fallback_encoding: "latin-1".into(),
@@ -221,7 +261,7 @@ impl Telnet {
         if self.settings.passive {
             return;
         }
-        let s = &self.settings;
+        let s = &self.settings.options;
         let wanted = [
             (Side::Us, SGA, true),
             (Side::Him, ttype::TTYPE, s.ttype),
@@ -750,6 +790,7 @@ impl Telnet {
 
 /// Whether we agree to an option the client proposes unasked.
 fn accepts(settings: &TelnetSettings, side: Side, option: u8) -> bool {
+    let settings = &settings.options;
     match side {
         Side::Us => match option {
             SGA => true,

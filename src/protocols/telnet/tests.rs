@@ -13,16 +13,7 @@ fn t0() -> Instant {
 /// Only the options a test names, no MCCP unless asked.
 fn only(f: impl FnOnce(&mut TelnetSettings)) -> TelnetSettings {
     let mut s = TelnetSettings {
-        mccp: false,
-        mssp: false,
-        gmcp: false,
-        msdp: false,
-        mxp: false,
-        charset: false,
-        environ: false,
-        naws: false,
-        ttype: false,
-        eor: false,
+        options: TelnetOptions::none(),
         ..TelnetSettings::default()
     };
     f(&mut s);
@@ -93,7 +84,7 @@ fn default_offers_put_ttype_before_mccp() {
 
 #[test]
 fn answers_to_our_offers_get_no_reply() {
-    let (mut telnet, now) = engine(only(|s| s.gmcp = true));
+    let (mut telnet, now) = engine(only(|s| s.options.gmcp = true));
     assert_eq!(exchange(&mut telnet, now, &[IAC, DO, 201]), b"");
     assert_eq!(
         exchange(&mut telnet, now, &[IAC, DO, 201]),
@@ -141,7 +132,10 @@ fn set_echo_sends_will_and_wont_once_each() {
 #[test]
 fn two_engines_negotiating_with_each_other_stop() {
     let settings = TelnetSettings {
-        mccp: false,
+        options: TelnetOptions {
+            mccp: false,
+            ..TelnetOptions::default()
+        },
         ..TelnetSettings::default()
     };
     let now = t0();
@@ -191,8 +185,8 @@ fn ready_fires_once_at_the_deadline_without_answers() {
 #[test]
 fn ready_fires_when_every_answer_is_in() {
     let (mut telnet, now) = engine(only(|s| {
-        s.naws = true;
-        s.ttype = true;
+        s.options.naws = true;
+        s.options.ttype = true;
     }));
     let mut input = vec![IAC, DO, SGA, IAC, WILL, 31, IAC, WONT, 24];
     telnet.handle_input(&input, now);
@@ -215,7 +209,7 @@ fn nop_keepalive_repeats() {
 
 #[test]
 fn naws_sets_the_size_and_a_resize_after_ready_is_flags_changed() {
-    let (mut telnet, now) = engine(only(|s| s.naws = true));
+    let (mut telnet, now) = engine(only(|s| s.options.naws = true));
     let mut input = vec![IAC, DO, SGA, IAC, WILL, 31];
     input.extend(sub(31, &[0, 120, 0, 50]));
     assert_eq!(exchange(&mut telnet, now, &input), b"");
@@ -235,7 +229,7 @@ fn naws_sets_the_size_and_a_resize_after_ready_is_flags_changed() {
 
 #[test]
 fn ttype_cycle_asks_three_times_and_sets_flags() {
-    let (mut telnet, now) = engine(only(|s| s.ttype = true));
+    let (mut telnet, now) = engine(only(|s| s.options.ttype = true));
     let send = [IAC, SB, 24, 1, IAC, SE];
     assert_eq!(exchange(&mut telnet, now, &[IAC, WILL, 24]), send);
     assert_eq!(exchange(&mut telnet, now, &sub(24, b"\x00MUDLET")), send);
@@ -264,7 +258,7 @@ fn ttype_cycle_asks_three_times_and_sets_flags() {
 
 #[test]
 fn prompt_ends_with_ga_until_sga_then_eor_when_agreed() {
-    let (mut telnet, now) = engine(only(|s| s.eor = true));
+    let (mut telnet, now) = engine(only(|s| s.options.eor = true));
     telnet.send_prompt("> ");
     assert_eq!(drain(&mut telnet), b"> \xff\xf9");
     exchange(&mut telnet, now, &[IAC, DO, SGA]);
@@ -278,7 +272,7 @@ fn prompt_ends_with_ga_until_sga_then_eor_when_agreed() {
 
 #[test]
 fn mudlet_gets_ga_after_prompts_even_with_sga() {
-    let (mut telnet, now) = engine(only(|s| s.ttype = true));
+    let (mut telnet, now) = engine(only(|s| s.options.ttype = true));
     exchange(&mut telnet, now, &[IAC, DO, SGA, IAC, WILL, 24]);
     exchange(&mut telnet, now, &sub(24, b"\x00Mudlet"));
     telnet.send_prompt(">");
@@ -298,7 +292,7 @@ fn send_text_uses_crlf_and_ends_the_line() {
 
 #[test]
 fn charset_accepted_switches_the_encoding() {
-    let (mut telnet, now) = engine(only(|s| s.charset = true));
+    let (mut telnet, now) = engine(only(|s| s.options.charset = true));
     let request = exchange(&mut telnet, now, &[IAC, DO, 42]);
     assert_eq!(request, sub(42, b"\x01;UTF-8;ISO-8859-1;US-ASCII"));
     exchange(&mut telnet, now, &sub(42, b"\x02ISO-8859-1"));
@@ -310,7 +304,7 @@ fn charset_accepted_switches_the_encoding() {
 
 #[test]
 fn charset_rejected_keeps_utf8() {
-    let (mut telnet, now) = engine(only(|s| s.charset = true));
+    let (mut telnet, now) = engine(only(|s| s.options.charset = true));
     exchange(&mut telnet, now, &[IAC, DO, 42]);
     exchange(&mut telnet, now, &sub(42, b"\x03"));
     assert_eq!(flag(&telnet, "ENCODING"), Value::from("utf-8"));
@@ -319,7 +313,7 @@ fn charset_rejected_keeps_utf8() {
 
 #[test]
 fn a_client_charset_request_is_answered() {
-    let (mut telnet, now) = engine(only(|s| s.charset = true));
+    let (mut telnet, now) = engine(only(|s| s.options.charset = true));
     exchange(&mut telnet, now, &[IAC, WILL, 42]);
     let reply = exchange(&mut telnet, now, &sub(42, b"\x01 KOI8-R UTF-8"));
     assert_eq!(reply, sub(42, b"\x02UTF-8"));
@@ -337,7 +331,7 @@ fn decode_line_replaces_invalid_bytes_in_the_session_encoding() {
 
 #[test]
 fn mtts_without_utf8_switches_to_the_fallback_encoding() {
-    let (mut telnet, now) = engine(only(|s| s.ttype = true));
+    let (mut telnet, now) = engine(only(|s| s.options.ttype = true));
     exchange(&mut telnet, now, &[IAC, WILL, 24]);
     for answer in [&b"\x00OLDCLIENT"[..], b"\x00ANSI", b"\x00MTTS 1"] {
         exchange(&mut telnet, now, &sub(24, answer));
@@ -350,7 +344,7 @@ fn mtts_without_utf8_switches_to_the_fallback_encoding() {
 
 #[test]
 fn new_environ_request_and_mnes_flags() {
-    let (mut telnet, now) = engine(only(|s| s.environ = true));
+    let (mut telnet, now) = engine(only(|s| s.options.environ = true));
     let request = exchange(&mut telnet, now, &[IAC, WILL, 39]);
     assert_eq!(request, sub(39, &environ::request()));
     telnet.handle_input(
@@ -368,7 +362,7 @@ fn new_environ_request_and_mnes_flags() {
 
 #[test]
 fn mssp_request_is_an_event_and_the_table_goes_out() {
-    let (mut telnet, now) = engine(only(|s| s.mssp = true));
+    let (mut telnet, now) = engine(only(|s| s.options.mssp = true));
     exchange(&mut telnet, now, &[IAC, DO, 70]);
     assert!(events(&mut telnet).contains(&TelnetEvent::MsspRequest));
     telnet.send_mssp(&[("PLAYERS".into(), vec!["3".into()])]);
@@ -377,7 +371,7 @@ fn mssp_request_is_an_event_and_the_table_goes_out() {
 
 #[test]
 fn mxp_is_started_with_an_empty_subnegotiation() {
-    let (mut telnet, now) = engine(only(|s| s.mxp = true));
+    let (mut telnet, now) = engine(only(|s| s.options.mxp = true));
     assert!(!telnet.mxp_enabled());
     assert_eq!(
         exchange(&mut telnet, now, &[IAC, DO, MXP]),
@@ -391,7 +385,7 @@ fn mxp_is_started_with_an_empty_subnegotiation() {
 
 #[test]
 fn gmcp_in_is_a_command_and_out_is_a_subnegotiation() {
-    let (mut telnet, now) = engine(only(|s| s.gmcp = true));
+    let (mut telnet, now) = engine(only(|s| s.options.gmcp = true));
     telnet.handle_input(&[IAC, DO, 201], now);
     telnet.handle_input(
         &sub(201, br#"Core.Hello {"client":"Mudlet","version":"4"}"#),
@@ -416,8 +410,8 @@ fn gmcp_in_is_a_command_and_out_is_a_subnegotiation() {
 #[test]
 fn oob_falls_back_to_msdp_then_to_nothing() {
     let (mut telnet, now) = engine(only(|s| {
-        s.gmcp = true;
-        s.msdp = true;
+        s.options.gmcp = true;
+        s.options.msdp = true;
     }));
     let command = Command::text("hi");
     assert!(!telnet.send_oob(&command), "nothing agreed yet");
@@ -439,7 +433,7 @@ fn oob_falls_back_to_msdp_then_to_nothing() {
 
 #[test]
 fn gmcp_before_it_is_agreed_is_ignored() {
-    let (mut telnet, now) = engine(only(|s| s.gmcp = true));
+    let (mut telnet, now) = engine(only(|s| s.options.gmcp = true));
     telnet.handle_input(&sub(201, b"Core.Ping"), now);
     assert!(events(&mut telnet).is_empty());
 }
@@ -447,7 +441,7 @@ fn gmcp_before_it_is_agreed_is_ignored() {
 #[test]
 fn oversized_subnegotiation_is_dropped_and_text_after_it_survives() {
     let (mut telnet, now) = engine(only(|s| {
-        s.gmcp = true;
+        s.options.gmcp = true;
         s.max_subnegotiation = 64;
     }));
     telnet.handle_input(&[IAC, DO, 201], now);
@@ -478,8 +472,8 @@ fn inflate_all(bytes: &[u8]) -> Vec<u8> {
 #[test]
 fn mccp2_waits_for_ttype_then_compresses_every_write() {
     let (mut telnet, now) = engine(only(|s| {
-        s.mccp = true;
-        s.ttype = true;
+        s.options.mccp = true;
+        s.options.ttype = true;
     }));
     let send = [IAC, SB, 24, 1, IAC, SE];
     assert_eq!(
@@ -524,8 +518,8 @@ fn mccp2_waits_for_ttype_then_compresses_every_write() {
 #[test]
 fn mccp2_starts_at_the_deadline_when_ttype_never_answers() {
     let (mut telnet, now) = engine(only(|s| {
-        s.mccp = true;
-        s.ttype = true;
+        s.options.mccp = true;
+        s.options.ttype = true;
     }));
     assert_eq!(
         exchange(&mut telnet, now, &[IAC, DO, 86, IAC, WILL, 24]).len(),
@@ -551,8 +545,8 @@ fn zlib(bytes: &[u8], finish: bool) -> Vec<u8> {
 #[test]
 fn mccp3_input_is_decompressed_from_the_byte_after_its_start() {
     let (mut telnet, now) = engine(only(|s| {
-        s.mccp = true;
-        s.naws = true;
+        s.options.mccp = true;
+        s.options.naws = true;
     }));
     telnet.handle_input(&[IAC, DO, 87], now);
     let mut input = b"plain ".to_vec();
@@ -581,7 +575,7 @@ fn mccp3_split_at_every_byte_gives_the_same_data() {
     input.extend(zlib(b"north\r\nsouth\r\n", false));
     let mut want = None;
     for cut in 0..=input.len() {
-        let (mut telnet, now) = engine(only(|s| s.mccp = true));
+        let (mut telnet, now) = engine(only(|s| s.options.mccp = true));
         telnet.handle_input(&[IAC, DO, 87], now);
         events(&mut telnet);
         telnet.handle_input(&input[..cut], now);
@@ -601,7 +595,7 @@ fn mccp3_split_at_every_byte_gives_the_same_data() {
 
 #[test]
 fn corrupt_mccp3_stops_input() {
-    let (mut telnet, now) = engine(only(|s| s.mccp = true));
+    let (mut telnet, now) = engine(only(|s| s.options.mccp = true));
     telnet.handle_input(&[IAC, DO, 87], now);
     let mut input = sub(87, &[]);
     input.extend(b"\x00\x01 definitely not zlib");
@@ -655,6 +649,12 @@ fn run(settings: &TelnetSettings, chunks: &[&[u8]]) -> (Vec<TelnetEvent>, Vec<u8
     (merged(events(&mut telnet)), drain(&mut telnet))
 }
 
+/// `settings` with MCCP switched off.
+fn no_mccp(mut settings: TelnetSettings) -> TelnetSettings {
+    settings.options.mccp = false;
+    settings
+}
+
 fn small_cap() -> TelnetSettings {
     TelnetSettings {
         max_subnegotiation: 48,
@@ -670,7 +670,7 @@ proptest! {
 
     #[test]
     fn data_never_holds_an_iac_that_was_not_escaped(input in client_bytes()) {
-        let settings = TelnetSettings { mccp: false, ..small_cap() };
+        let settings = no_mccp(small_cap());
         let (events, _) = run(&settings, &[&input]);
         let data: Vec<u8> = events
             .into_iter()
@@ -687,7 +687,7 @@ proptest! {
         body in prop::collection::vec(any::<u8>(), 0..40),
         option in any::<u8>(),
     ) {
-        let settings = TelnetSettings { mccp: false, ..small_cap() };
+        let settings = no_mccp(small_cap());
         let input = [text.clone(), sub(option, &body), text.clone()].concat();
         let (events, _) = run(&settings, &[&input]);
         let data: Vec<u8> = events
@@ -705,7 +705,7 @@ proptest! {
     ) {
         // MCCP3 is left off: a random "compressed" stream is corrupt, and
         // where corruption is noticed may depend on the chunking.
-        let settings = TelnetSettings { mccp: false, ..small_cap() };
+        let settings = no_mccp(small_cap());
         let whole = run(&settings, &[&input]);
         let mut points: Vec<usize> = cuts.iter().map(|i| i.index(input.len() + 1)).collect();
         points.sort_unstable();

@@ -45,7 +45,7 @@ fn decode_text(text: &str, allowed: &dyn Fn(&str) -> bool) -> Incoming {
     };
     let command = match to_command(json) {
         Ok(command) => command,
-        Err(why) => return Incoming::Bad(why),
+        Err(shape) => return Incoming::Bad(shape.explain().into()),
     };
     if command.name == "text" {
         return Incoming::Line(command.first_str().unwrap_or_default().to_owned());
@@ -56,18 +56,41 @@ fn decode_text(text: &str, allowed: &dyn Fn(&str) -> bool) -> Incoming {
     Incoming::Command(command)
 }
 
-fn to_command(json: serde_json::Value) -> Result<Command, String> {
-    const SHAPE: &str = "expected [cmdname, args, kwargs]";
+/// How a JSON message misses the `[cmdname, args, kwargs]` shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BadShape {
+    /// Not an array of one to three items.
+    NotAnArray,
+    NameNotAString,
+    KwargsNotAnObject,
+}
+
+impl BadShape {
+    /// What the client is told.
+    fn explain(self) -> &'static str {
+        match self {
+            BadShape::NotAnArray => "expected [cmdname, args, kwargs]",
+            BadShape::NameNotAString => {
+                "expected [cmdname, args, kwargs]: cmdname must be a string"
+            }
+            BadShape::KwargsNotAnObject => {
+                "expected [cmdname, args, kwargs]: kwargs must be an object"
+            }
+        }
+    }
+}
+
+fn to_command(json: serde_json::Value) -> Result<Command, BadShape> {
     let serde_json::Value::Array(mut items) = json else {
-        return Err(SHAPE.into());
+        return Err(BadShape::NotAnArray);
     };
     if items.is_empty() || items.len() > 3 {
-        return Err(SHAPE.into());
+        return Err(BadShape::NotAnArray);
     }
     let kwargs = if items.len() == 3 { items.pop() } else { None };
     let args = if items.len() == 2 { items.pop() } else { None };
     let Some(serde_json::Value::String(name)) = items.pop() else {
-        return Err(format!("{SHAPE}: cmdname must be a string"));
+        return Err(BadShape::NameNotAString);
     };
     let args = match args.map(from_json) {
         None | Some(Value::Null) => Vec::new(),
@@ -77,7 +100,7 @@ fn to_command(json: serde_json::Value) -> Result<Command, String> {
     let kwargs = match kwargs.map(from_json) {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Map(kwargs)) => kwargs,
-        Some(_) => return Err(format!("{SHAPE}: kwargs must be an object")),
+        Some(_) => return Err(BadShape::KwargsNotAnObject),
     };
     Ok(Command { name, args, kwargs })
 }
