@@ -16,17 +16,21 @@
 //! is reported again.
 //!
 //! `wait` also gives back stack pages the worker no longer uses (see
-//! [`crate::session::stack`]) before the 2nd, 4th, 8th, … sleep of a
-//! session (after setup and the login screen) and after a sleep
-//! that ended by its timeout (an idle session's timers), so an idle session
-//! keeps only the pages its waiting frames need, for one system call now
-//! and then.
+//! [`crate::session::stack`]) once a session falls idle: a long sleep is
+//! cut into [`IDLE_TRIM`] and the rest, and if the first part passes with
+//! nothing to do, the pages the last burst of work touched are released
+//! before the rest of the sleep. A busy session (news within a second)
+//! never pays for it; an idle one pays one wake and one system call per
+//! idle spell, and keeps only the pages its waiting frames need.
 
 use crate::session::stack;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long a session must sleep without news before its stack is trimmed.
+pub const IDLE_TRIM: Duration = Duration::from_secs(1);
 
 /// What woke a [`Waiter::wait`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -85,10 +89,10 @@ pub struct Waiter {
     socket: RawFd,
     event: Arc<OwnedFd>,
     write_interest: bool,
-    /// Sleeps so far, for the trimming schedule.
-    waits: u64,
-    /// The last sleep timed out: trim before the next.
-    trim_next: bool,
+    /// The stack was trimmed and nothing has happened since.
+    trimmed: bool,
+    /// [`IDLE_TRIM`], shorter in tests.
+    idle_trim: Duration,
 }
 
 impl Waiter {
@@ -106,8 +110,8 @@ impl Waiter {
             socket,
             event,
             write_interest: false,
-            waits: 0,
-            trim_next: false,
+            trimmed: false,
+            idle_trim: IDLE_TRIM,
         })
     }
 
@@ -125,11 +129,36 @@ impl Waiter {
 
     /// Sleep until the socket is ready, a wake comes, or `timeout` passes
     /// (`None`: no timeout). A signal ends the wait early with nothing set.
+    /// A sleep longer than [`IDLE_TRIM`] that passes its first second with
+    /// nothing to do trims the stack first (see the module doc).
     pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<Readiness> {
-        self.waits += 1;
-        if self.trim_next || (self.waits >= 2 && self.waits.is_power_of_two()) {
-            stack::trim();
+        let idle_trim = self.idle_trim;
+        let long = timeout.is_none_or(|t| t > idle_trim);
+        if self.trimmed || !long {
+            return self.wait_noting(timeout);
         }
+        let start = Instant::now();
+        let ready = self.poll_once(Some(idle_trim))?;
+        if !ready.timed_out() {
+            return Ok(ready);
+        }
+        stack::trim();
+        self.trimmed = true;
+        let rest = timeout.map(|t| t.saturating_sub(start.elapsed()));
+        self.wait_noting(rest)
+    }
+
+    /// One sleep; news of any kind means the stack may have grown again.
+    fn wait_noting(&mut self, timeout: Option<Duration>) -> io::Result<Readiness> {
+        let ready = self.poll_once(timeout)?;
+        if !ready.timed_out() {
+            self.trimmed = false;
+        }
+        Ok(ready)
+    }
+
+    /// One `ppoll` on the socket and the eventfd.
+    fn poll_once(&mut self, timeout: Option<Duration>) -> io::Result<Readiness> {
         let mut socket_events = libc::POLLIN | libc::POLLRDHUP;
         if self.write_interest {
             socket_events |= libc::POLLOUT;
@@ -173,7 +202,6 @@ impl Waiter {
         if ready.woken {
             self.consume_wake();
         }
-        self.trim_next = ready.timed_out();
         Ok(ready)
     }
 
@@ -198,6 +226,30 @@ mod tests {
     use std::io::Write;
     use std::net::{TcpListener, TcpStream};
     use std::time::Instant;
+
+    #[test]
+    fn an_idle_spell_trims_once_and_news_rearms_it() {
+        let (quiet, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut waiter = Waiter::new(quiet.as_raw_fd()).unwrap();
+        waiter.idle_trim = Duration::from_millis(5);
+        let ready = waiter.wait(Some(Duration::from_millis(30))).unwrap();
+        assert!(ready.timed_out());
+        assert!(waiter.trimmed, "trimmed after the idle part");
+        waiter.waker().wake().unwrap();
+        let ready = waiter.wait(Some(Duration::from_secs(5))).unwrap();
+        assert!(ready.woken);
+        assert!(!waiter.trimmed, "news: the next idle spell trims again");
+    }
+
+    #[test]
+    fn a_short_sleep_does_not_trim() {
+        let (quiet, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut waiter = Waiter::new(quiet.as_raw_fd()).unwrap();
+        waiter.idle_trim = Duration::from_millis(50);
+        let ready = waiter.wait(Some(Duration::from_millis(5))).unwrap();
+        assert!(ready.timed_out());
+        assert!(!waiter.trimmed);
+    }
 
     fn pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
