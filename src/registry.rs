@@ -310,11 +310,10 @@ fn load_from_game(entry: &mut Entry, data: &Session) -> Option<Changes> {
 mod tests {
     use super::*;
     use crate::session::handle::{test_handle, Mail, ToWorker};
-    use crossbeam_channel::Receiver;
 
     struct Fixture {
         registry: Registry,
-        amp: Receiver<ToWriter>,
+        amp: crate::amp::inbox::InboxReceiver,
     }
 
     fn fixture() -> Fixture {

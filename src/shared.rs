@@ -12,12 +12,11 @@
 //! - `stats`: counters;
 //! - `addresses`: per-address connection caps.
 
-use crate::amp::inbox::{Inbox, LinkStatus, ToWriter};
+use crate::amp::inbox::{Inbox, InboxReceiver, LinkStatus};
 use crate::config::{Config, ConfigCell};
 use crate::registry::Registry;
 use crate::stats::Stats;
 use crate::throttle::AddressCaps;
-use crossbeam_channel::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,7 +52,7 @@ pub struct Shared {
 impl Shared {
     /// The owners for `config`, asking the main loop for shutdown and
     /// reloads through `control`; also the receiver the AMP writer takes.
-    pub fn new(config: Arc<Config>, control: ControlSender) -> (Arc<Shared>, Receiver<ToWriter>) {
+    pub fn new(config: Arc<Config>, control: ControlSender) -> (Arc<Shared>, InboxReceiver) {
         let (amp, amp_rx) = Inbox::new();
         let shared = Shared {
             config: ConfigCell::new(config),

@@ -5,7 +5,14 @@
 //! reader threads and the supervisor each hold an [`Inbox`] and send
 //! [`ToWriter`] messages on it. The writer ([`crate::amp::writer`]) is the
 //! only reader of the channel and the only owner of the link's state, held
-//! and in-flight input and the heartbeat; nothing here is locked.
+//! and in-flight input and the heartbeat.
+//!
+//! The channel is a mutex over a queue and a condition variable rather
+//! than a crossbeam channel: the writer takes every waiting message in one
+//! lock, a sender wakes it only when it is asleep, and a writer with
+//! nothing to do sleeps at once (a channel's receiver spins and yields
+//! first, which at a thousand commands a second costs more CPU than the
+//! commands).
 //!
 //! [`LinkStatus`] is what other threads may read about the link: whether a
 //! game holds it (claimed by the accept thread at the hello, released by the
@@ -14,9 +21,11 @@
 
 use crate::wire::message::{Command, PortalMsg, StartMode};
 use crate::wire::session::Session;
-use crossbeam_channel::{Receiver, Sender};
+use std::collections::VecDeque;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 /// A message to the AMP writer.
 #[derive(Debug)]
@@ -49,30 +58,102 @@ pub enum ToWriter {
     ExpectClose,
 }
 
+/// The queue the inbox and the writer share.
+struct Queue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+}
+
+struct QueueState {
+    messages: VecDeque<ToWriter>,
+    /// The writer is asleep on `ready`.
+    sleeping: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // A push or a take cannot leave the queue half-changed.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// The sending side of the writer's channel. Cheap to clone.
 #[derive(Clone)]
 pub struct Inbox {
-    tx: Sender<ToWriter>,
+    queue: Arc<Queue>,
+}
+
+/// The writer's side of its channel.
+pub struct InboxReceiver {
+    queue: Arc<Queue>,
 }
 
 impl Inbox {
     /// A new inbox and the receiver the writer thread takes.
-    pub fn new() -> (Inbox, Receiver<ToWriter>) {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        (Inbox { tx }, rx)
+    pub fn new() -> (Inbox, InboxReceiver) {
+        let queue = Arc::new(Queue {
+            state: Mutex::new(QueueState {
+                messages: VecDeque::new(),
+                sleeping: false,
+            }),
+            ready: Condvar::new(),
+        });
+        let receiver = InboxReceiver {
+            queue: queue.clone(),
+        };
+        (Inbox { queue }, receiver)
     }
 
-    /// Deliver a message. The writer only goes away at exit, when nothing
-    /// is left to tell the game.
+    /// Deliver a message; wakes the writer if it sleeps.
     pub fn send(&self, message: ToWriter) {
-        if self.tx.send(message).is_err() {
-            log::debug!("AMP writer gone; message dropped");
+        let wake = {
+            let mut state = self.queue.lock();
+            state.messages.push_back(message);
+            std::mem::replace(&mut state.sleeping, false)
+        };
+        if wake {
+            self.queue.ready.notify_one();
         }
     }
 
     /// A message for a linked game.
     pub fn send_msg(&self, message: PortalMsg) {
         self.send(ToWriter::Send(message));
+    }
+}
+
+impl InboxReceiver {
+    /// Move every waiting message into `into`, sleeping up to `timeout`
+    /// for the first one. Returns false if the time ran out with none.
+    pub fn take_all(&self, timeout: Duration, into: &mut VecDeque<ToWriter>) -> bool {
+        let mut state = self.queue.lock();
+        if state.messages.is_empty() {
+            state.sleeping = true;
+            let waited = self
+                .queue
+                .ready
+                .wait_timeout_while(state, timeout, |s| s.messages.is_empty());
+            state = match waited {
+                Ok((state, _)) => state,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+            state.sleeping = false;
+        }
+        if state.messages.is_empty() {
+            return false;
+        }
+        if into.is_empty() {
+            std::mem::swap(&mut state.messages, into);
+        } else {
+            into.extend(state.messages.drain(..));
+        }
+        true
+    }
+
+    /// Every waiting message, oldest first, without sleeping (tests).
+    #[cfg(test)]
+    pub fn try_iter(&self) -> impl Iterator<Item = ToWriter> {
+        std::mem::take(&mut self.queue.lock().messages).into_iter()
     }
 }
 
@@ -149,5 +230,41 @@ impl LinkStatus {
     /// Commands held (game away or not keeping up), over all sessions.
     pub fn held(&self) -> usize {
         self.held.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn an_empty_inbox_times_out_and_a_send_wakes_the_writer() {
+        let (inbox, receiver) = Inbox::new();
+        let mut batch = VecDeque::new();
+        assert!(!receiver.take_all(Duration::from_millis(5), &mut batch));
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            inbox.send(ToWriter::Pong(1));
+            inbox.send(ToWriter::Pong(2));
+        });
+        let start = Instant::now();
+        assert!(receiver.take_all(Duration::from_secs(10), &mut batch));
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "woken, not timed out"
+        );
+        sender.join().unwrap();
+        while batch.len() < 2 {
+            receiver.take_all(Duration::from_secs(1), &mut batch);
+        }
+        let seqs: Vec<u64> = batch
+            .iter()
+            .map(|m| match m {
+                ToWriter::Pong(seq) => *seq,
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(seqs, [1, 2], "in order");
     }
 }

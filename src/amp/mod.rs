@@ -29,20 +29,15 @@ pub mod outbox;
 pub mod reader;
 pub mod writer;
 
-use crate::amp::inbox::ToWriter;
+use crate::amp::inbox::InboxReceiver;
 use crate::shared::Shared;
-use crossbeam_channel::Receiver;
 use std::io;
 use std::net::TcpListener;
 use std::sync::Arc;
 
 /// Start the accept, reader and writer threads on `listener`; the writer
 /// takes `inbox`, the receiving end of [`Shared::amp`].
-pub fn start(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    inbox: Receiver<ToWriter>,
-) -> io::Result<()> {
+pub fn start(listener: TcpListener, shared: Arc<Shared>, inbox: InboxReceiver) -> io::Result<()> {
     let (reader_tx, reader_rx) = crossbeam_channel::unbounded();
     let s = shared.clone();
     std::thread::Builder::new()

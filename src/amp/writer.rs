@@ -4,7 +4,8 @@
 //! It sleeps on its inbox (the one channel every other thread sends to)
 //! until a message arrives or the [`Outbox`]'s next deadline (a heartbeat
 //! ping, a game that stopped answering). Every message already waiting is
-//! taken before writing, so under load many frames go out in one write.
+//! taken in one go before writing, so under load many frames go out in one
+//! write.
 //! The socket has a short write timeout: a game that stops reading never
 //! blocks the writer, which keeps taking input (holding it, and telling
 //! players) and keeps its heartbeat; what was not written is retried.
@@ -12,17 +13,15 @@
 //! What the outbox decides for players (notices) goes out through the
 //! registry after each batch; a hung game is reported to the main loop.
 
-use crate::amp::inbox::ToWriter;
+use crate::amp::inbox::{InboxReceiver, ToWriter};
 use crate::amp::outbox::{Notice, Outbox};
 use crate::shared::{Control, Shared};
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The writer stops taking messages for one batch at this many bytes.
-const MAX_BATCH: usize = 256 * 1024;
 /// How long one write may block on a game that is not reading.
 const WRITE_TIMEOUT: Duration = Duration::from_millis(20);
 /// How soon to retry bytes a slow game did not take.
@@ -38,26 +37,25 @@ struct Writer {
     config_generation: u64,
 }
 
-/// Run the writer until every sender of its inbox is gone.
-pub fn run_writer(shared: Arc<Shared>, inbox: Receiver<ToWriter>) {
+/// Run the writer for the life of the portal.
+pub fn run_writer(shared: Arc<Shared>, inbox: InboxReceiver) {
     let mut writer = Writer {
         outbox: Outbox::new(shared.config()),
         config_generation: shared.config.generation(),
         stream: None,
         shared,
     };
+    let mut batch = VecDeque::new();
     loop {
         let wait = writer.next_wait(Instant::now());
-        match inbox.recv_timeout(wait) {
-            Ok(first) => {
-                writer.apply(first);
-                while writer.outbox.transmit().len() < MAX_BATCH {
-                    let Ok(next) = inbox.try_recv() else { break };
-                    writer.apply(next);
-                }
+        if inbox.take_all(wait, &mut batch) {
+            for message in batch.drain(..) {
+                writer.apply(message);
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
+            if batch.capacity() > 1024 {
+                // A burst's queue goes back to the allocator.
+                batch = VecDeque::new();
+            }
         }
         writer.refresh_config();
         writer.outbox.handle_timeout(Instant::now());
