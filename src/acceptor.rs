@@ -4,7 +4,10 @@
 //! Each accepted socket either starts a session at once or, beyond
 //! `max_connection_rate` per second, waits in a queue; a queued client is
 //! told it is queued and for about how long, and is let in when its turn
-//! comes. A session starts as a worker thread ([`crate::session::worker`]).
+//! comes. A queued socket is watched by the same poll: one that closes
+//! leaves the queue at once, so the dead neither hold up the live behind
+//! them nor count in the wait they are told. A session starts as a worker
+//! thread ([`crate::session::worker`]).
 //! Running out of file descriptors or threads refuses that one client with
 //! a message and a log line; the loop never spins.
 //!
@@ -27,12 +30,14 @@ use crate::supervisor::Supervisor;
 use crate::throttle::RateLimiter;
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpListener;
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook::consts::{SIGHUP, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,6 +81,9 @@ struct Pending {
     listener: usize,
     /// Counted against its address's caps (not allowlisted).
     counted: bool,
+    /// Its token while it waits in the queue, registered with the poll to
+    /// hear it close.
+    token: Option<Token>,
 }
 
 /// The acceptor's state.
@@ -89,6 +97,8 @@ pub struct Acceptor {
     config_path: PathBuf,
     limiter: RateLimiter,
     queue: VecDeque<Pending>,
+    /// The token the next queued client gets (after the listeners').
+    next_token: usize,
     paused_until: Option<Instant>,
     spare_fd: Option<std::fs::File>,
     log_file: Option<LogFile>,
@@ -129,6 +139,7 @@ impl Acceptor {
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         let rate = shared.config().limits.max_connection_rate;
+        let next_token = listeners.len();
         Ok(Acceptor {
             poll,
             listeners,
@@ -139,6 +150,7 @@ impl Acceptor {
             config_path,
             limiter: RateLimiter::new(rate, Instant::now()),
             queue: VecDeque::new(),
+            next_token,
             paused_until: None,
             spare_fd: open_spare(),
             log_file: None,
@@ -168,11 +180,19 @@ impl Acceptor {
                 }
                 return Err(e);
             }
+            // Queued clients that closed go first, so the clients accepted
+            // in this same batch are not told a wait that counts them.
+            let stirred: Vec<Token> = events
+                .iter()
+                .map(|event| event.token())
+                .filter(|token| self.is_queue_token(*token))
+                .collect();
+            self.drop_closed(&stirred);
             for event in events.iter() {
                 match event.token() {
                     SIGNALS => self.read_signals(),
-                    CONTROL => {}
-                    Token(i) => self.accept_all(i),
+                    Token(i) if i < self.listeners.len() => self.accept_all(i),
+                    _ => {}
                 }
             }
             while let Ok(control) = self.control_rx.try_recv() {
@@ -346,6 +366,7 @@ impl Acceptor {
             address,
             listener,
             counted,
+            token: None,
         };
         if self.queue.is_empty() && self.limiter.try_take(now) {
             return self.start_session(pending);
@@ -369,21 +390,87 @@ impl Acceptor {
         }
         log::info!("connection from {address} queued (about {wait:.0} s)");
         Stats::add(&self.shared.stats.connections_throttled, 1);
+        self.watch(&mut pending);
         self.queue.push_back(pending);
         self.note_queue_length();
     }
 
+    /// Let queued clients in as the rate allows, skipping any that closed
+    /// since the poll last said so.
     fn release_queue(&mut self, now: Instant) {
-        let mut released = false;
-        while !self.queue.is_empty() && self.limiter.try_take(now) {
-            if let Some(pending) = self.queue.pop_front() {
+        let mut changed = false;
+        while let Some(front) = self.queue.front() {
+            if peer_closed(&front.stream) {
+                if let Some(pending) = self.queue.pop_front() {
+                    self.forget_closed(pending);
+                }
+            } else if !self.limiter.try_take(now) {
+                break;
+            } else if let Some(mut pending) = self.queue.pop_front() {
+                self.unwatch(&mut pending);
                 self.start_session(pending);
-                released = true;
             }
+            changed = true;
         }
-        if released {
+        if changed {
             self.note_queue_length();
         }
+    }
+
+    /// Register a queued client with the poll, to hear it close. Without a
+    /// token (registration failed) it is still checked before its turn.
+    fn watch(&mut self, pending: &mut Pending) {
+        let token = Token(self.next_token);
+        self.next_token = match self.next_token.checked_add(1) {
+            Some(next) if next < CONTROL.0 => next,
+            _ => self.listeners.len(),
+        };
+        let fd = pending.stream.as_raw_fd();
+        let registry = self.poll.registry();
+        match registry.register(&mut SourceFd(&fd), token, Interest::READABLE) {
+            Ok(()) => pending.token = Some(token),
+            Err(e) => log::warn!("cannot watch queued {}: {e}", pending.address),
+        }
+    }
+
+    /// Take a client leaving the queue off the poll.
+    fn unwatch(&self, pending: &mut Pending) {
+        if pending.token.take().is_some() {
+            let fd = pending.stream.as_raw_fd();
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        }
+    }
+
+    fn is_queue_token(&self, token: Token) -> bool {
+        token != SIGNALS && token != CONTROL && token.0 >= self.listeners.len()
+    }
+
+    /// Drop the queued clients among `stirred` (tokens the poll reported)
+    /// that have closed: a live one may just have sent bytes, which stay
+    /// unread for its session.
+    fn drop_closed(&mut self, stirred: &[Token]) {
+        if stirred.is_empty() {
+            return;
+        }
+        let (closed, live): (VecDeque<Pending>, VecDeque<Pending>) =
+            std::mem::take(&mut self.queue).into_iter().partition(|p| {
+                p.token.is_some_and(|t| stirred.contains(&t)) && peer_closed(&p.stream)
+            });
+        self.queue = live;
+        if closed.is_empty() {
+            return;
+        }
+        for pending in closed {
+            self.forget_closed(pending);
+        }
+        self.note_queue_length();
+    }
+
+    /// A queued client closed before its turn: forget it and its count.
+    fn forget_closed(&self, mut pending: Pending) {
+        log::debug!("queued {} closed before its turn", pending.address);
+        self.unwatch(&mut pending);
+        self.release_pending(&pending);
     }
 
     /// How long the loop may sleep: until the next of its own deadlines
@@ -503,6 +590,20 @@ fn refuse(mut stream: std::net::TcpStream, text: &str, web: bool) {
     };
     let _ = stream.write_all(&bytes);
     let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// Whether the peer has closed (or reset) `stream`, asked without blocking
+/// and without reading: bytes it sent stay for its session.
+fn peer_closed(stream: &std::net::TcpStream) -> bool {
+    let mut fd = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: libc::POLLIN | libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one live pollfd, a zero timeout.
+    let n = unsafe { libc::poll(&mut fd, 1, 0) };
+    let closed = libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR | libc::POLLNVAL;
+    n > 0 && fd.revents & closed != 0
 }
 
 fn is_out_of_descriptors(e: &io::Error) -> bool {
