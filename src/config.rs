@@ -68,6 +68,10 @@ pub struct TelnetSection {
     /// Largest telnet subnegotiation accepted, in bytes; longer ones are
     /// discarded.
     pub max_subnegotiation: usize,
+    /// Most bytes one read of a client's MCCP3-compressed input may inflate
+    /// to; a client past it is told (`messages.input_too_large`) and cut
+    /// off.
+    pub max_inflated_input: usize,
     /// `[telnet.options]`: which options the portal offers, each on or off
     /// (the engine's own type, so the list is written once).
     pub options: TelnetOptions,
@@ -192,6 +196,9 @@ pub struct Messages {
     /// `{limit}` is replaced by `max_char_limit`.
     pub char_limit: String,
     pub invalid_utf8: String,
+    /// Told to a client cut off for compressed input that inflated past
+    /// `telnet.max_inflated_input`.
+    pub input_too_large: String,
     pub idle_timeout: String,
     pub game_restarting: String,
     pub game_back: String,
@@ -257,6 +264,7 @@ impl Default for TelnetSection {
             negotiation_timeout_secs: 2.0,
             fallback_encoding: "latin-1".into(),
             max_subnegotiation: 8192,
+            max_inflated_input: 65536,
             options: TelnetOptions::default(),
         }
     }
@@ -346,6 +354,7 @@ impl Default for Messages {
             char_limit: "That line was too long ({limit} characters at most) and was not run."
                 .into(),
             invalid_utf8: "Some characters you sent were not valid UTF-8 and were replaced.".into(),
+            input_too_large: "You sent more at once than the portal accepts. Goodbye.".into(),
             idle_timeout: "You have been idle too long. Goodbye.".into(),
             game_restarting: "The game is restarting. Stay connected; what you type now \
                               will run when it is back."
@@ -583,6 +592,10 @@ impl Config {
         check_positive(
             "telnet.max_subnegotiation",
             self.telnet.max_subnegotiation as f64,
+        )?;
+        check_positive(
+            "telnet.max_inflated_input",
+            self.telnet.max_inflated_input as f64,
         )?;
         if !KNOWN_ENCODINGS.contains(&self.telnet.fallback_encoding.as_str()) {
             return Err(Invalid::value(

@@ -36,7 +36,7 @@
 
 use crate::config::{fill, Config};
 use crate::protocols::http_probe;
-use crate::protocols::telnet::TelnetEvent;
+use crate::protocols::telnet::{InputFailure, TelnetEvent};
 use crate::protocols::websocket::WebEvent;
 use crate::session::framer::{Framed, LineFramer};
 use crate::session::handle::ToWorker;
@@ -217,9 +217,24 @@ impl Core {
         }
         self.protocol.handle_input(bytes, now);
         self.pump(now);
-        if matches!(&self.protocol, Protocol::Telnet(t) if t.input_failed()) {
-            log::warn!("session {}: corrupt MCCP3 input; closing", self.sessid);
-            self.end_now();
+        let failure = match &self.protocol {
+            Protocol::Telnet(telnet) => telnet.input_failure(),
+            Protocol::Web(_) => None,
+        };
+        match failure {
+            None => {}
+            Some(InputFailure::Corrupt) => {
+                log::warn!("session {}: corrupt MCCP3 input; closing", self.sessid);
+                self.end_now();
+            }
+            Some(InputFailure::TooLarge) => {
+                log::warn!(
+                    "session {}: MCCP3 input inflated past telnet.max_inflated_input; closing",
+                    self.sessid
+                );
+                let text = self.config.messages.input_too_large.clone();
+                self.close_with(&text, now);
+            }
         }
     }
 

@@ -222,6 +222,7 @@ pub(crate) fn telnet_settings(config: &Config, direction: Direction) -> TelnetSe
         },
         negotiation_timeout: Duration::from_secs_f64(t.negotiation_timeout_secs),
         max_subnegotiation: t.max_subnegotiation,
+        max_inflated_input: t.max_inflated_input,
         fallback_encoding: t.fallback_encoding.clone(),
         nop_interval: Duration::from_secs(t.keepalive_secs),
         passive,

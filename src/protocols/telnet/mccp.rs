@@ -7,6 +7,9 @@
 //! when compression is turned off. MCCP3: after IAC DO COMPRESS3 the client
 //! sends `IAC SB 87 IAC SE` and compresses everything it sends after that;
 //! the stream ends with zlib's end marker, after which input is plain again.
+//! Input is inflated in chunks the caller sizes, so a small "zlib bomb"
+//! never becomes a large buffer: the telnet engine counts what each read
+//! inflates to and stops at `max_inflated_input`.
 //!
 //! ```
 //! use portal::protocols::telnet::mccp::{Deflater, Inflater};
@@ -14,9 +17,10 @@
 //! let mut wire = Vec::new();
 //! deflater.compress(b"hello", &mut wire);
 //! let mut inflater = Inflater::new();
-//! let mut plain = Vec::new();
-//! inflater.decompress(&wire, &mut plain);
-//! assert_eq!(plain, b"hello");
+//! let mut plain = [0u8; 64];
+//! let step = inflater.inflate_into(&wire, &mut plain);
+//! assert_eq!(&plain[..step.written], b"hello");
+//! assert_eq!(step.used, wire.len());
 //! ```
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
@@ -83,18 +87,6 @@ impl Deflater {
     }
 }
 
-/// What one call to [`Inflater::decompress`] ended with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Inflated {
-    /// All input used; the stream goes on.
-    More,
-    /// The compressed stream ended after this many input bytes; the rest
-    /// of the input is plain.
-    End(usize),
-    /// The input is not a valid zlib stream.
-    Corrupt,
-}
-
 /// Input decompression (MCCP3).
 pub struct Inflater {
     stream: Decompress,
@@ -120,29 +112,52 @@ impl Inflater {
             stream: Decompress::new(true),
         }
     }
+}
 
-    /// Decompress `input`, appending to `out`.
-    pub fn decompress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Inflated {
-        let mut used = 0;
-        loop {
-            out.reserve(4096);
-            let before_in = self.stream.total_in();
-            let before_out = self.stream.total_out();
-            let status = self
-                .stream
-                .decompress_vec(&input[used..], out, FlushDecompress::None);
-            let consumed = (self.stream.total_in() - before_in) as usize;
-            used += consumed;
-            let stuck = consumed == 0 && self.stream.total_out() == before_out;
-            match status {
-                Err(_) => return Inflated::Corrupt,
-                Ok(Status::StreamEnd) => return Inflated::End(used),
-                Ok(_) if used == input.len() && out.len() < out.capacity() => {
-                    return Inflated::More
-                }
-                Ok(_) if stuck => return Inflated::More,
-                Ok(_) => {}
-            }
+/// Why one bounded step of [`Inflater::inflate_into`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// All input used (or none could be); the stream goes on.
+    InputEmpty,
+    /// The output slice filled, or input is left: call again for more.
+    Progress,
+    /// The compressed stream ended; the rest of the input is plain.
+    End,
+    /// The input is not a valid zlib stream.
+    Corrupt,
+}
+
+/// What one step of [`Inflater::inflate_into`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// Input bytes consumed.
+    pub used: usize,
+    /// Output bytes written to the front of the slice.
+    pub written: usize,
+    pub stop: Stop,
+}
+
+impl Inflater {
+    /// Decompress from `input` into `out`, never more than it holds: the
+    /// caller inflates in bounded chunks and decides how many it takes.
+    pub fn inflate_into(&mut self, input: &[u8], out: &mut [u8]) -> Step {
+        let before_in = self.stream.total_in();
+        let before_out = self.stream.total_out();
+        let status = self.stream.decompress(input, out, FlushDecompress::None);
+        let used = (self.stream.total_in() - before_in) as usize;
+        let written = (self.stream.total_out() - before_out) as usize;
+        let stop = match status {
+            Err(_) => Stop::Corrupt,
+            Ok(Status::StreamEnd) => Stop::End,
+            Ok(_) if used == input.len() && written < out.len() => Stop::InputEmpty,
+            // zlib may hand out pending output before taking more input.
+            Ok(_) if used > 0 || written > 0 => Stop::Progress,
+            Ok(_) => Stop::InputEmpty,
+        };
+        Step {
+            used,
+            written,
+            stop,
         }
     }
 }
@@ -188,16 +203,38 @@ mod tests {
         Deflater::new().finish(b"zipped", &mut wire);
         let zlen = wire.len();
         wire.extend_from_slice(b"plain");
+        let mut out = [0u8; 64];
+        let step = Inflater::new().inflate_into(&wire, &mut out);
+        assert_eq!((step.used, step.stop), (zlen, Stop::End));
+        assert_eq!(&out[..step.written], b"zipped");
+    }
+
+    #[test]
+    fn inflating_into_a_small_slice_goes_step_by_step() {
+        let mut wire = Vec::new();
+        Deflater::new().finish(&[b'z'; 10_000], &mut wire);
+        wire.extend_from_slice(b"plain");
         let mut inflater = Inflater::new();
-        let mut out = Vec::new();
-        assert_eq!(inflater.decompress(&wire, &mut out), Inflated::End(zlen));
-        assert_eq!(out, b"zipped");
+        let (mut used, mut total) = (0, 0);
+        let mut chunk = [0u8; 256];
+        loop {
+            let step = inflater.inflate_into(&wire[used..], &mut chunk);
+            assert!(chunk[..step.written].iter().all(|&b| b == b'z'));
+            used += step.used;
+            total += step.written;
+            match step.stop {
+                Stop::Progress => continue,
+                stop => break assert_eq!(stop, Stop::End),
+            }
+        }
+        assert_eq!(total, 10_000);
+        assert_eq!(&wire[used..], b"plain");
     }
 
     #[test]
     fn garbage_is_corrupt_not_a_panic() {
-        let mut out = Vec::new();
-        let got = Inflater::new().decompress(b"\x00\x01not zlib at all", &mut out);
-        assert_eq!(got, Inflated::Corrupt);
+        let mut out = [0u8; 64];
+        let step = Inflater::new().inflate_into(b"\x00\x01not zlib at all", &mut out);
+        assert_eq!(step.stop, Stop::Corrupt);
     }
 }

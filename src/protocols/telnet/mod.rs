@@ -55,7 +55,7 @@ pub mod ttype;
 use crate::wire::flags::{Flag, ProtocolFlags};
 use crate::wire::message::Command;
 use crate::wire::value::Map;
-use mccp::{Deflater, Inflated, Inflater, COMPRESS2, COMPRESS3};
+use mccp::{Deflater, Inflater, Stop, COMPRESS2, COMPRESS3};
 use options::{Options, Side};
 use parser::{Parser, Token};
 use std::collections::VecDeque;
@@ -148,6 +148,9 @@ pub struct TelnetSettings {
     pub negotiation_timeout: Duration,
     /// Largest subnegotiation body kept; longer ones are dropped and counted.
     pub max_subnegotiation: usize,
+    /// Most bytes the MCCP3 input of one [`Telnet::handle_input`] call may
+    /// inflate to; past it input stops ([`InputFailure::TooLarge`]).
+    pub max_inflated_input: usize,
     /// Used when the client's MTTS answer says it cannot do UTF-8.
     pub fallback_encoding: String,
     /// Gap between IAC NOP keepalives; zero turns them off.
@@ -163,6 +166,7 @@ impl Default for TelnetSettings {
             options: TelnetOptions::default(),
             negotiation_timeout: Duration::from_secs(2),
             max_subnegotiation: 8 * 1024,
+            max_inflated_input: 64 * 1024,
             fallback_encoding: "latin-1".into(),
             nop_interval: Duration::from_secs(30),
             passive: false,
@@ -185,6 +189,19 @@ pub enum TelnetEvent {
     /// The client asked for MSSP: answer with [`Telnet::send_mssp`].
     MsspRequest,
 }
+
+/// Why the engine stopped reading a client's input for good (the caller
+/// should close the connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputFailure {
+    /// The MCCP3 stream was corrupt: nothing after it can be read.
+    Corrupt,
+    /// One read's MCCP3 input inflated past `max_inflated_input`.
+    TooLarge,
+}
+
+/// Inflated MCCP3 input is parsed in chunks of this size.
+const INFLATE_CHUNK: usize = 4096;
 
 /// Whether the parser must stop because the rest of the input is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,9 +232,9 @@ pub struct Telnet {
     /// The client agreed to MCCP2; it starts once TTYPE is done or Ready.
     compress_wanted: bool,
     inflater: Option<Inflater>,
-    /// The client's MCCP3 stream was corrupt: nothing after it can be read,
-    /// so all further input is dropped (the caller should close).
-    inflate_failed: bool,
+    /// Set when the client's MCCP3 input was corrupt or too large: all
+    /// further input is dropped (the caller should close).
+    input_failure: Option<InputFailure>,
     ttype: ttype::Ttype,
     naws_seen: bool,
     charset_pending: bool,
@@ -242,7 +259,7 @@ impl Telnet {
             deflater: None,
             compress_wanted: false,
             inflater: None,
-            inflate_failed: false,
+            input_failure: None,
             ttype: ttype::Ttype::new(),
             naws_seen: false,
             charset_pending: false,
@@ -290,13 +307,14 @@ impl Telnet {
 
     /// Raw socket bytes (MCCP3-compressed ones included).
     pub fn handle_input(&mut self, input: &[u8], _now: Instant) {
-        if self.inflate_failed {
+        if self.input_failure.is_some() {
             return;
         }
         let mut rest = input;
+        let mut budget = self.settings.max_inflated_input;
         while !rest.is_empty() {
             match self.inflater.take() {
-                Some(inflater) => rest = self.inflate(inflater, rest),
+                Some(inflater) => rest = self.inflate(inflater, rest, &mut budget),
                 None => {
                     let used = self.parse(rest);
                     rest = &rest[used..];
@@ -306,24 +324,43 @@ impl Telnet {
         self.flush_data();
     }
 
-    /// Decompress MCCP3 input and parse it; returns the plain rest after the
-    /// end of the compressed stream, if any.
-    fn inflate<'a>(&mut self, mut inflater: Inflater, input: &'a [u8]) -> &'a [u8] {
-        let mut plain = Vec::new();
-        let outcome = inflater.decompress(input, &mut plain);
-        self.parse(&plain);
-        match outcome {
-            Inflated::More => {
-                self.inflater = Some(inflater);
-                &[]
+    /// Decompress MCCP3 input and parse it, a chunk at a time, taking what
+    /// it inflates to from `budget`; returns the plain rest after the end
+    /// of the compressed stream, if any.
+    fn inflate<'a>(
+        &mut self,
+        mut inflater: Inflater,
+        input: &'a [u8],
+        budget: &mut usize,
+    ) -> &'a [u8] {
+        let mut chunk = [0u8; INFLATE_CHUNK];
+        let mut used = 0;
+        loop {
+            let room = INFLATE_CHUNK.min(budget.saturating_add(1));
+            let step = inflater.inflate_into(&input[used..], &mut chunk[..room]);
+            used += step.used;
+            if step.written > *budget {
+                return self.fail_input(InputFailure::TooLarge);
             }
-            Inflated::End(used) => &input[used..],
-            Inflated::Corrupt => {
-                self.inflate_failed = true;
-                log::debug!("telnet: corrupt MCCP3 stream; further input dropped");
-                &[]
+            *budget -= step.written;
+            self.parse(&chunk[..step.written]);
+            match step.stop {
+                Stop::Progress => {}
+                Stop::InputEmpty => {
+                    self.inflater = Some(inflater);
+                    return &[];
+                }
+                Stop::End => return &input[used..],
+                Stop::Corrupt => return self.fail_input(InputFailure::Corrupt),
             }
         }
+    }
+
+    /// Stop reading input for good; returns the (no) input left to read.
+    fn fail_input(&mut self, why: InputFailure) -> &'static [u8] {
+        log::debug!("telnet: MCCP3 input {why:?}; further input dropped");
+        self.input_failure = Some(why);
+        &[]
     }
 
     /// Parse plain bytes until they end or MCCP3 starts; returns bytes used.
@@ -767,10 +804,16 @@ impl Telnet {
         self.parser.dropped()
     }
 
-    /// True once the client's MCCP3 stream proved corrupt: input is ignored
-    /// from then on and the caller should close the connection.
+    /// True once the client's MCCP3 stream proved corrupt or too large:
+    /// input is ignored from then on and the caller should close the
+    /// connection.
     pub fn input_failed(&self) -> bool {
-        self.inflate_failed
+        self.input_failure.is_some()
+    }
+
+    /// Why input stopped, once it has ([`Telnet::input_failed`]).
+    pub fn input_failure(&self) -> Option<InputFailure> {
+        self.input_failure
     }
 
     #[cfg(test)]

@@ -605,6 +605,54 @@ fn corrupt_mccp3_stops_input() {
     assert!(events(&mut telnet).is_empty());
 }
 
+fn data_len(events: &[TelnetEvent]) -> usize {
+    let data = events.iter().map(|event| match event {
+        TelnetEvent::Data(bytes) => bytes.len(),
+        _ => 0,
+    });
+    data.sum()
+}
+
+#[test]
+fn an_mccp3_bomb_is_cut_off_at_the_inflate_cap() {
+    let cap = 64 * 1024;
+    let (mut telnet, now) = engine(only(|s| {
+        s.options.mccp = true;
+        s.max_inflated_input = cap;
+    }));
+    telnet.handle_input(&[IAC, DO, 87], now);
+    let mut input = sub(87, &[]);
+    let bomb = zlib(&vec![0u8; 8 << 20], true);
+    assert!(bomb.len() < 16 * 1024, "{}", bomb.len());
+    input.extend(&bomb);
+    telnet.handle_input(&input, now);
+    telnet.handle_input(b"look\r\n", now);
+    assert_eq!(telnet.input_failure(), Some(InputFailure::TooLarge));
+    assert!(telnet.input_failed());
+    assert!(data_len(&events(&mut telnet)) <= cap);
+}
+
+#[test]
+fn mccp3_input_under_the_cap_in_each_call_is_all_read() {
+    let cap = 64 * 1024;
+    let (mut telnet, now) = engine(only(|s| {
+        s.options.mccp = true;
+        s.max_inflated_input = cap;
+    }));
+    telnet.handle_input(&[IAC, DO, 87], now);
+    telnet.handle_input(&sub(87, &[]), now);
+    let mut deflater = mccp::Deflater::new();
+    let mut sent = 0;
+    for _ in 0..4 {
+        let mut wire = Vec::new();
+        deflater.compress(&vec![b'x'; cap - 100], &mut wire);
+        telnet.handle_input(&wire, now);
+        sent += cap - 100;
+    }
+    assert_eq!(telnet.input_failure(), None);
+    assert_eq!(data_len(&events(&mut telnet)), sent);
+}
+
 // ---- properties ----
 
 /// Adjacent Data events joined, so different chunkings compare equal.
