@@ -12,7 +12,7 @@ use portal::protocols::telnet::mccp::COMPRESS2;
 use portal::protocols::telnet::mssp::MSSP;
 use portal::protocols::telnet::naws::NAWS;
 use portal::protocols::telnet::ttype::TTYPE;
-use portal::protocols::telnet::{DO, DONT, ECHO, GA, IAC, NOP, SB, SE, WILL, WONT};
+use portal::protocols::telnet::{DO, DONT, ECHO, GA, IAC, MXP, NOP, SB, SE, WILL, WONT};
 use portal::protocols::telnet::{EOR as EOR_OPT, EOR_MARK as EOR};
 
 /// Text with ANSI colour escapes removed.
@@ -170,6 +170,21 @@ fn gmcp_round_trips_through_the_game() {
     client.send("client");
     let report = client.expect("SCREENREADER");
     assert!(report.contains("TestClient"), "{report}");
+}
+
+#[test]
+fn an_mxp_client_gets_game_text_escaped_and_others_get_it_as_is() {
+    let portal = Portal::start("");
+    let mut client = portal.client();
+    client.send_raw(&[IAC, WONT, TTYPE, IAC, DO, MXP]);
+    client.expect_bytes(&sub(MXP, &[]));
+    let screen = client.expect("create &lt;name&gt; &lt;password&gt;");
+    assert!(!screen.contains("<name>"), "{screen}");
+
+    let mut plain_client = portal.client();
+    plain_client.send_raw(&[IAC, WONT, TTYPE, IAC, DONT, MXP]);
+    let screen = plain_client.expect("create <name> <password>");
+    assert!(!screen.contains("&lt;"), "{screen}");
 }
 
 #[test]
