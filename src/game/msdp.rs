@@ -36,7 +36,7 @@
 
 use crate::wire::message::Command;
 use crate::wire::value::Value;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// MSDP's generic commands, which every game on this library answers.
 pub const GENERIC_COMMANDS: [&str; 5] = ["LIST", "REPORT", "RESET", "SEND", "UNREPORT"];
@@ -105,13 +105,7 @@ impl MsdpDefaults {
         command: &Command,
         value: impl Fn(&str) -> Option<Value>,
     ) -> Option<Vec<Command>> {
-        let names = || {
-            command
-                .args
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_uppercase)
-        };
+        let names = || unique_names(&command.args).into_iter();
         let replies = match command.name.as_str() {
             "msdp_list" => names()
                 .filter_map(|list| self.list(sessid, &list))
@@ -191,6 +185,17 @@ impl MsdpDefaults {
             ..Command::default()
         })
     }
+}
+
+/// The text arguments in upper case, each once (a client repeating a name
+/// gets one answer, not one per repeat), in the order first given.
+fn unique_names(args: &[Value]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    args.iter()
+        .filter_map(Value::as_str)
+        .map(str::to_uppercase)
+        .filter(|name| seen.insert(name.clone()))
+        .collect()
 }
 
 fn upper<'a>(names: &'a [&str]) -> impl Iterator<Item = String> + 'a {
@@ -288,6 +293,24 @@ mod tests {
             .unwrap();
         assert_eq!(replies.len(), 1);
         assert_eq!(encode(&replies[0]), b"\x01HEALTH\x0250");
+    }
+
+    #[test]
+    fn a_repeated_name_is_answered_once() {
+        let mut msdp = demo();
+        let ask = Command {
+            name: "msdp_list".into(),
+            args: vec![Value::from("COMMANDS"); 1000],
+            ..Command::default()
+        };
+        assert_eq!(msdp.answer(1, &ask, |_| None).unwrap().len(), 1);
+        let send = Command {
+            name: "msdp_send".into(),
+            args: vec![Value::from("health"), Value::from("HEALTH")],
+            ..Command::default()
+        };
+        let replies = msdp.answer(1, &send, |_| Some(Value::Int(1))).unwrap();
+        assert_eq!(replies.len(), 1);
     }
 
     #[test]
