@@ -62,12 +62,13 @@
 //! With [`RenderOptions::mxp`], links become the tags Evennia sends, each
 //! tag opened in MXP "temp secure" mode (`ESC[4z`):
 //! `ESC[4z<SEND HREF="look">Look ESC[4z</SEND>` and
-//! `ESC[4z<A HREF="https://…">text ESC[4z</A>`. The text between the tags
-//! is shown verbatim, because the telnet MXP handler puts the client in
-//! locked mode (`ESC[7z`) when MXP is negotiated, as Evennia does; so only
-//! the `HREF` value is escaped (`&`, `<`, `>`, `"` become entities). Without
-//! MXP a command link shows its text and a URL link shows its URL, so the
-//! player can still copy it.
+//! `ESC[4z<A HREF="https://…">text ESC[4z</A>`. Those are the only tags
+//! an MXP client is sent: everywhere else, link text included, `&`, `<` and
+//! `>` become `&amp;`, `&lt;` and `&gt;` (as Evennia's `mxp_parse` escapes
+//! the text before adding its tags), so `create <name>` is shown and not
+//! taken for a tag; the `HREF` value has `"` escaped too. Without MXP, text
+//! is left as it is, a command link shows its text and a URL link shows its
+//! URL, so the player can still copy it.
 //!
 //! # Raw escape sequences in the input
 //!
@@ -79,7 +80,8 @@
 //!
 //! # Screenreaders
 //!
-//! [`RenderOptions::screenreader`] renders plain text without MXP, then
+//! [`RenderOptions::screenreader`] renders plain text without MXP links
+//! (still escaped for an MXP client), then
 //! removes the decoration Evennia's default `SCREENREADER_REGEX_STRIP`
 //! removes: runs of two or more `-`, `=` or `~`, a `+` followed by dashes,
 //! `+~`, and a `+` at the end of a line. Like Evennia's single regex pass,
@@ -120,9 +122,11 @@ pub enum ColorDepth {
 pub struct RenderOptions {
     /// The colour depth to render for.
     pub color: ColorDepth,
-    /// Whether `|lc`/`|lu` links become MXP tags.
+    /// The client speaks MXP: `|lc`/`|lu` links become MXP tags and all
+    /// other text has `&`, `<`, `>` as entities.
     pub mxp: bool,
-    /// Plain text without decoration; overrides `color` and `mxp`.
+    /// Plain text without decoration; overrides `color` and MXP links
+    /// (text is still escaped for an MXP client).
     pub screenreader: bool,
 }
 
@@ -130,7 +134,7 @@ pub struct RenderOptions {
 ///
 /// Never panics; any input renders to something.
 pub fn render(text: &str, options: &RenderOptions) -> String {
-    let (color, mxp) = if options.screenreader {
+    let (color, links) = if options.screenreader {
         (ColorDepth::None, false)
     } else {
         (options.color, options.mxp)
@@ -140,8 +144,10 @@ pub fn render(text: &str, options: &RenderOptions) -> String {
         text: String::with_capacity(text.len() + 16),
         color,
         dirty: false,
+        mxp: options.mxp,
+        links,
     };
-    out.render_tokens(&tokens, mxp);
+    out.render_tokens(&tokens);
     if out.dirty {
         out.text.push_str(RESET);
     }
@@ -572,21 +578,25 @@ struct Output {
     color: ColorDepth,
     /// A colour or style was sent and no reset since.
     dirty: bool,
+    /// Text is for an MXP client: `&`, `<`, `>` become entities.
+    mxp: bool,
+    /// Links become MXP tags (MXP, and not for a screenreader).
+    links: bool,
 }
 
 impl Output {
     /// Renders a token list, pairing link tokens into links.
-    fn render_tokens(&mut self, tokens: &[Token<'_>], mxp: bool) {
+    fn render_tokens(&mut self, tokens: &[Token<'_>]) {
         let mut at = 0;
         while at < tokens.len() {
             match tokens[at] {
                 Token::LinkOpen(kind) => match find_link(&tokens[at + 1..]) {
                     Some((target, label, used)) => {
-                        self.render_link(kind, target, label, mxp);
+                        self.render_link(kind, target, label);
                         at += 1 + used;
                         continue;
                     }
-                    None => self.text.push_str(tokens[at].link_literal()),
+                    None => self.push_text(tokens[at].link_literal()),
                 },
                 token => self.render_token(token),
             }
@@ -597,8 +607,8 @@ impl Output {
     /// Renders a token outside any link pairing.
     fn render_token(&mut self, token: Token<'_>) {
         match token {
-            Token::Text(text) => self.text.push_str(text),
-            Token::Layout(text) => self.text.push_str(text),
+            Token::Text(text) => self.push_text(text),
+            Token::Layout(text) => self.push_text(text),
             Token::Code(code) => self.render_code(code),
             Token::RawSgr(sgr) => {
                 if self.color != ColorDepth::None {
@@ -606,20 +616,24 @@ impl Output {
                     self.dirty = !matches!(sgr, "\x1b[m" | "\x1b[0m");
                 }
             }
-            link => self.text.push_str(link.link_literal()),
+            link => self.push_text(link.link_literal()),
+        }
+    }
+
+    /// Appends text the player reads, escaped for an MXP client so that
+    /// only our own tags are tags.
+    fn push_text(&mut self, text: &str) {
+        if self.mxp {
+            push_mxp_escaped(&mut self.text, text);
+        } else {
+            self.text.push_str(text);
         }
     }
 
     /// Renders a link: MXP tags around the label, or else what Evennia
     /// shows without MXP (a command link's label, a URL link's URL).
-    fn render_link(
-        &mut self,
-        kind: LinkKind,
-        target: &[Token<'_>],
-        label: &[Token<'_>],
-        mxp: bool,
-    ) {
-        if !mxp {
+    fn render_link(&mut self, kind: LinkKind, target: &[Token<'_>], label: &[Token<'_>]) {
+        if !self.links {
             match kind {
                 LinkKind::Command => self.render_plain_tokens(label),
                 LinkKind::Url => self.render_plain_tokens(target),
@@ -731,9 +745,35 @@ fn plain_text(tokens: &[Token<'_>]) -> String {
         text: String::new(),
         color: ColorDepth::None,
         dirty: false,
+        mxp: false,
+        links: false,
     };
     out.render_plain_tokens(tokens);
     out.text
+}
+
+/// Escapes text for an MXP client: `&`, `<` and `>` become entities, as
+/// Evennia's `mxp_parse` does before it adds its own tags.
+///
+/// ```
+/// assert_eq!(portal::markup::escape_mxp("create <name> & go"), "create &lt;name&gt; &amp; go");
+/// ```
+pub fn escape_mxp(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    push_mxp_escaped(&mut out, text);
+    out
+}
+
+/// Appends `text` with `&`, `<` and `>` as MXP entities.
+fn push_mxp_escaped(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
 }
 
 /// Appends text for a double-quoted MXP attribute value.
@@ -1178,6 +1218,46 @@ mod tests {
     }
 
     #[test]
+    fn mxp_text_outside_our_tags_is_escaped() {
+        assert_eq!(
+            mxp("create <name> <password> & |rgo|n"),
+            "create &lt;name&gt; &lt;password&gt; &amp; \x1b[1m\x1b[31mgo\x1b[0m"
+        );
+    }
+
+    #[test]
+    fn a_screenreader_with_mxp_gets_no_links_but_escaped_text() {
+        let options = RenderOptions {
+            color: ColorDepth::Ansi16,
+            mxp: true,
+            screenreader: true,
+        };
+        assert_eq!(
+            render("a <b> |lclook|ltLook|le", &options),
+            "a &lt;b&gt; Look"
+        );
+    }
+
+    #[test]
+    fn without_mxp_text_is_not_escaped() {
+        assert_eq!(ansi16("a <b> & c"), "a <b> & c");
+        assert_eq!(none("a <b> & c"), "a <b> & c");
+        assert_eq!(none("|lcx|lt<y>|le"), "<y>");
+    }
+
+    #[test]
+    fn mxp_link_tags_stay_intact_and_their_text_is_escaped() {
+        assert_eq!(
+            mxp("<|lcget <a&b>|lt<a&b>|le>"),
+            "&lt;\x1b[4z<SEND HREF=\"get &lt;a&amp;b&gt;\">&lt;a&amp;b&gt;\x1b[4z</SEND>&gt;"
+        );
+        assert_eq!(
+            mxp("|luhttps://x.org/?a=1&b=2|lt<site>|le"),
+            "\x1b[4z<A HREF=\"https://x.org/?a=1&amp;b=2\">&lt;site&gt;\x1b[4z</A>"
+        );
+    }
+
+    #[test]
     fn link_href_loses_markup_and_link_text_keeps_colour() {
         assert_eq!(
             mxp("|lc|rsay a||b|lt|gYes|le"),
@@ -1231,7 +1311,7 @@ mod tests {
     #[test]
     fn other_raw_escapes_are_dropped() {
         // An MXP secure-mode switch and a screen clear.
-        assert_eq!(mxp("\x1b[1z<SEND>x\x1b[2J"), "<SEND>x");
+        assert_eq!(mxp("\x1b[1z<SEND>x\x1b[2J"), "&lt;SEND&gt;x");
         assert_eq!(ansi16("a\x1bb\x1b"), "ab");
         assert_eq!(ansi16("\x1b[31"), "[31");
         assert_eq!(none("\x1b[é"), "[é");
@@ -1346,7 +1426,9 @@ mod tests {
             fn escaped_text_renders_verbatim(text in any_text(), options in any_options()) {
                 let text = text.replace('\x1b', "");
                 let options = RenderOptions { screenreader: false, ..options };
-                prop_assert_eq!(render(&escape(&text), &options), text.clone());
+                // Verbatim for an MXP client is with MXP's entities.
+                let shown = if options.mxp { escape_mxp(&text) } else { text.clone() };
+                prop_assert_eq!(render(&escape(&text), &options), shown);
                 prop_assert_eq!(strip(&escape(&text)), text);
             }
 
@@ -1364,6 +1446,9 @@ mod tests {
                 let closes = out.matches("\x1b[4z</SEND>").count() + out.matches("\x1b[4z</A>").count();
                 prop_assert_eq!(opens, closes);
                 prop_assert_eq!(out.matches('\x1b').count(), 2 * opens);
+                // Every '<' and '>' is in one of our tags: the text has none left.
+                prop_assert_eq!(out.matches('<').count(), opens + closes);
+                prop_assert_eq!(out.matches('>').count(), opens + closes);
             }
         }
     }

@@ -9,10 +9,11 @@ use support::{Client, Portal};
 // kept: `EOR` the command (239), `EOR_OPT` the option (25).
 use portal::protocols::telnet::gmcp::GMCP;
 use portal::protocols::telnet::mccp::COMPRESS2;
+use portal::protocols::telnet::msdp::{self, MSDP};
 use portal::protocols::telnet::mssp::MSSP;
 use portal::protocols::telnet::naws::NAWS;
 use portal::protocols::telnet::ttype::TTYPE;
-use portal::protocols::telnet::{DO, DONT, ECHO, GA, IAC, NOP, SB, SE, WILL, WONT};
+use portal::protocols::telnet::{DO, DONT, ECHO, GA, IAC, MXP, NOP, SB, SE, WILL, WONT};
 use portal::protocols::telnet::{EOR as EOR_OPT, EOR_MARK as EOR};
 
 /// Text with ANSI colour escapes removed.
@@ -170,6 +171,75 @@ fn gmcp_round_trips_through_the_game() {
     client.send("client");
     let report = client.expect("SCREENREADER");
     assert!(report.contains("TestClient"), "{report}");
+}
+
+#[test]
+fn an_mxp_client_gets_game_text_escaped_and_others_get_it_as_is() {
+    let portal = Portal::start("");
+    let mut client = portal.client();
+    client.send_raw(&[IAC, WONT, TTYPE, IAC, DO, MXP]);
+    client.expect_bytes(&sub(MXP, &[]));
+    let screen = client.expect("create &lt;name&gt; &lt;password&gt;");
+    assert!(!screen.contains("<name>"), "{screen}");
+
+    let mut plain_client = portal.client();
+    plain_client.send_raw(&[IAC, WONT, TTYPE, IAC, DONT, MXP]);
+    let screen = plain_client.expect("create <name> <password>");
+    assert!(!screen.contains("&lt;"), "{screen}");
+}
+
+/// The values of an MSDP reply `VAR name VAL ARRAY_OPEN (VAL v)* ARRAY_CLOSE`,
+/// checking that it is exactly that.
+fn msdp_array(body: &[u8], name: &str) -> Vec<String> {
+    let head = [
+        &[msdp::VAR][..],
+        name.as_bytes(),
+        &[msdp::VAL, msdp::ARRAY_OPEN],
+    ]
+    .concat();
+    assert!(body.starts_with(&head), "{body:?} opens the {name} array");
+    let inner = &body[head.len()..];
+    assert_eq!(inner.last(), Some(&msdp::ARRAY_CLOSE), "{body:?} closes it");
+    let inner = &inner[..inner.len() - 1];
+    assert!(inner.is_empty() || inner[0] == msdp::VAL, "{body:?}");
+    inner
+        .split(|b| *b == msdp::VAL)
+        .skip(1)
+        .map(|v| {
+            assert!(v.iter().all(|b| *b > msdp::ARRAY_CLOSE), "{body:?}");
+            String::from_utf8(v.to_vec()).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn msdp_list_is_answered_with_well_formed_arrays() {
+    let portal = Portal::start("");
+    let mut client = portal.client();
+    client.send_raw(&[IAC, WONT, TTYPE, IAC, DO, MSDP]);
+    client.expect("create <name>");
+    let list = |what: &str| {
+        sub(
+            MSDP,
+            &[&[msdp::VAR][..], b"LIST", &[msdp::VAL], what.as_bytes()].concat(),
+        )
+    };
+    client.send_raw(&list("COMMANDS"));
+    client.expect_bytes(&[IAC, SB, MSDP]);
+    let reply = client.expect_bytes(&[IAC, SE]);
+    let commands = msdp_array(&reply[..reply.len() - 2], "COMMANDS");
+    for name in ["LIST", "REPORT", "SEND", "UNREPORT", "RESET"] {
+        assert!(commands.iter().any(|c| c == name), "{name} in {commands:?}");
+    }
+
+    client.send_raw(&list("LISTS"));
+    client.expect_bytes(&[IAC, SB, MSDP]);
+    let reply = client.expect_bytes(&[IAC, SE]);
+    let lists = msdp_array(&reply[..reply.len() - 2], "LISTS");
+    assert!(
+        lists.iter().any(|l| l == "REPORTABLE_VARIABLES"),
+        "{lists:?}"
+    );
 }
 
 #[test]

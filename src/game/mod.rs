@@ -18,6 +18,9 @@
 //! - [`ServerSessions`]: the game's copy of the session records, kept in
 //!   step by applying the portal's `Connect`/`ConnSync`/`Disconnect`/
 //!   `DisconnectAll`/`Sync` messages;
+//! - [`MsdpDefaults`]: the default answers to MSDP's `LIST`, `REPORT`,
+//!   `UNREPORT`, `RESET` and `SEND` for the commands a game leaves
+//!   unhandled (Evennia's default inputfuncs);
 //! - [`LinkError`]: the one error type of this boundary.
 //!
 //! It owns no threads and no game logic. The wire format is in
@@ -25,20 +28,30 @@
 //!
 //! ```no_run
 //! use portal::wire::message::PortalMsg;
-//! use portal::game::{GameLink, ServerSessions};
+//! use portal::game::{GameLink, MsdpDefaults, ServerSessions};
 //! use std::time::Duration;
 //!
 //! # fn main() -> Result<(), portal::game::LinkError> {
 //! let (mut link, synced) = GameLink::connect("127.0.0.1:4006", "", "mygame", Duration::from_secs(30))?;
 //! let mut sessions = ServerSessions::new();
 //! sessions.sync(synced.sessions);
+//! let mut msdp = MsdpDefaults::new();
 //! loop {
 //!     let msg = link.recv()?;
 //!     if sessions.apply(&msg) {
 //!         continue;
 //!     }
 //!     match msg {
-//!         PortalMsg::DataIn { sessid, .. } => link.text(sessid, "You said something.")?,
+//!         PortalMsg::DataIn { sessid, commands } => {
+//!             for command in &commands {
+//!                 // What the game does not handle itself: MSDP's LIST… defaults.
+//!                 match msdp.answer(sessid, command, |_| None) {
+//!                     Some(replies) if replies.is_empty() => {}
+//!                     Some(replies) => link.data_out(sessid, replies)?,
+//!                     None => link.text(sessid, "You said something.")?,
+//!                 }
+//!             }
+//!         }
 //!         PortalMsg::Stop { .. } => return link.session_sync(sessions.records(), false),
 //!         _ => {}
 //!     }
@@ -48,7 +61,9 @@
 
 pub mod demo;
 mod link;
+pub mod msdp;
 mod sessions;
 
 pub use link::{GameLink, LinkError, Synced, MAX_FRAME};
+pub use msdp::MsdpDefaults;
 pub use sessions::ServerSessions;

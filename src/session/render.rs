@@ -8,7 +8,9 @@
 //! game's per-message `options` (Evennia's `send_text` options: `raw`,
 //! `nocolor`, `xterm256`, `truecolor`, `screenreader`, `mxp`, `echo`).
 
-use crate::markup::{escape_html, render, render_html, ColorDepth, HtmlOptions, RenderOptions};
+use crate::markup::{
+    escape_html, escape_mxp, render, render_html, ColorDepth, HtmlOptions, RenderOptions,
+};
 use crate::wire::flags::{Flag, ProtocolFlags};
 use crate::wire::value::{Map, Value};
 
@@ -74,10 +76,14 @@ pub fn render_with(text: &str, flags: Flags<'_>, kwargs: &Map) -> Rendered {
     let choices = Choices::new(flags, kwargs);
     let echo = choices.echo();
     if choices.pick("raw", Flag::Raw) {
-        return Rendered {
-            text: text.to_owned(),
-            echo,
+        // Raw text is not markup, but an MXP client still parses it for
+        // tags: it gets `&`, `<`, `>` as entities like all other text.
+        let text = if choices.pick("mxp", Flag::Mxp) {
+            escape_mxp(text)
+        } else {
+            text.to_owned()
         };
+        return Rendered { text, echo };
     }
     let pick = |name: &str, flag: Flag| choices.pick(name, flag);
     let screenreader = pick("screenreader", Flag::Screenreader);
@@ -183,6 +189,26 @@ mod tests {
         assert_eq!(plain.text, "red");
         let raw = render_for("|rred", &f, &options(&[("raw", Value::Bool(true))]));
         assert_eq!(raw.text, "|rred");
+    }
+
+    #[test]
+    fn an_mxp_client_gets_text_and_raw_text_escaped() {
+        let f = flags(&[("ANSI", true), ("MXP", true)]);
+        let out = render_for("create <name> & |lclook|lt<look>|le", &f, &Map::new());
+        assert_eq!(
+            out.text,
+            "create &lt;name&gt; &amp; \x1b[4z<SEND HREF=\"look\">&lt;look&gt;\x1b[4z</SEND>"
+        );
+        let raw = render_for("a <b> |r", &f, &options(&[("raw", Value::Bool(true))]));
+        assert_eq!(raw.text, "a &lt;b&gt; |r");
+    }
+
+    #[test]
+    fn a_client_without_mxp_gets_angle_brackets_as_they_are() {
+        let f = flags(&[("ANSI", true), ("MXP", false)]);
+        assert_eq!(render_for("a <b> & c", &f, &Map::new()).text, "a <b> & c");
+        let raw = render_for("a <b>", &f, &options(&[("raw", Value::Bool(true))]));
+        assert_eq!(raw.text, "a <b>");
     }
 
     #[test]

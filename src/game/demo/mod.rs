@@ -25,7 +25,10 @@
 //! - every logged-in command but `echo` and `quit` ends with a `prompt`;
 //! - out-of-band: GMCP `Core.Ping` (`ping`, as Evennia's portal names it) is answered with its own
 //!   payload, `Core.Hello` is remembered, and clients with GMCP or MSDP get
-//!   `char_vitals` after login and `look`;
+//!   `char_vitals` after login and `look`; MSDP's `LIST`, `REPORT`,
+//!   `UNREPORT`, `RESET` and `SEND` get the game library's defaults
+//!   ([`crate::game::MsdpDefaults`]), with `HEALTH` and `HEALTH_MAX` to
+//!   report and send;
 //! - `client` reports the session's `protocol_flags` ([`client`]);
 //!   `screenreader` flips `SCREENREADER` there and pushes the record back
 //!   with a `SessionSync`;

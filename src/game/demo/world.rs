@@ -32,7 +32,7 @@ use super::browser::{self, BrowserKey};
 use super::client::{self, flag_on, wants_oob};
 use super::command::{name_and_password, parse, validate_name, Input};
 use super::markup::{escape, link, palette, wrap};
-use crate::game::{ServerSessions, Synced};
+use crate::game::{MsdpDefaults, ServerSessions, Synced};
 use crate::wire::flags::Flag;
 use crate::wire::message::{Command, PortalMsg, ServerMsg, StartMode};
 use crate::wire::session::{unix_now, Session};
@@ -57,6 +57,8 @@ pub const PASSWORD_PROMPT: &str = "Password: ";
 pub const PROMPT: &str = "|gHP 10/10|n > ";
 /// The demo's fixed vitals, sent as `char_vitals` to GMCP/MSDP clients.
 const HP: i64 = 10;
+/// The MSDP variables the demo offers (`SEND`, `REPORT`): both are `HP`.
+const MSDP_VARIABLES: [&str; 2] = ["HEALTH", "HEALTH_MAX"];
 /// The `screenreader` command's replies.
 pub const SCREENREADER_ON: &str = "Screenreader mode is now on.";
 pub const SCREENREADER_OFF: &str = "Screenreader mode is now off.";
@@ -93,6 +95,8 @@ pub struct Game {
     /// How long (seconds) a browser's login is resumed after it was last
     /// seen; `None` when browser logins are not remembered.
     browser_window: Option<f64>,
+    /// MSDP's `LIST`, `REPORT`, `SEND`… for what [`Game::oob`] leaves.
+    msdp: MsdpDefaults,
 }
 
 impl Game {
@@ -105,6 +109,9 @@ impl Game {
             outbox: Vec::new(),
             login: HashMap::new(),
             browser_window: Some(f64::from(DEFAULT_BROWSER_LOGIN_HOURS) * 3600.0),
+            msdp: MsdpDefaults::new()
+                .with_reportable(&MSDP_VARIABLES)
+                .with_sendable(&MSDP_VARIABLES),
         }
     }
 
@@ -208,10 +215,12 @@ impl Game {
                 match &other {
                     PortalMsg::Disconnect { sessid } => {
                         self.login.remove(sessid);
+                        self.msdp.forget(*sessid);
                         self.touch_browsers(&[*sessid]);
                     }
                     PortalMsg::DisconnectAll => {
                         self.login.clear();
+                        self.msdp.forget_all();
                         let all: Vec<u64> = self.sessions.iter().map(|s| s.sessid).collect();
                         self.touch_browsers(&all);
                     }
@@ -302,7 +311,8 @@ impl Game {
 
     // ---- out-of-band (GMCP/MSDP) ---------------------------------------
 
-    /// An inbound OOB command. Never answered with text.
+    /// An inbound OOB command. Never answered with text; what the demo
+    /// does not handle itself gets the game library's MSDP defaults.
     fn oob(&mut self, sessid: u64, command: &Command) {
         let Some(session) = self.sessions.get_mut(sessid) else {
             log::debug!("{:?} for unknown session {sessid}", command.name);
@@ -329,7 +339,17 @@ impl Game {
                     };
                 }
             }
-            other => log::debug!("session {sessid}: ignoring out-of-band {other:?}"),
+            other => {
+                let value = |name: &str| MSDP_VARIABLES.contains(&name).then_some(Value::Int(HP));
+                match self.msdp.answer(sessid, command, value) {
+                    Some(replies) if !replies.is_empty() => self.outbox.push(ServerMsg::DataOut {
+                        sessid,
+                        commands: replies,
+                    }),
+                    Some(_) => {}
+                    None => log::debug!("session {sessid}: ignoring out-of-band {other:?}"),
+                }
+            }
         }
     }
 
@@ -1639,6 +1659,31 @@ mod tests {
             .unwrap();
         assert_eq!(kept.len(), HELLO_MAX);
         assert_eq!(data.get(client::HELLO_VERSION), None);
+    }
+
+    #[test]
+    fn msdp_list_report_and_send_get_the_game_library_defaults() {
+        let mut f = fixture();
+        f.connect(1);
+        let list = oob("msdp_list", vec![Value::from("COMMANDS")], &[]);
+        let out = commands_for(&f.send(1, list), 1);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].name, "COMMANDS");
+        let Value::List(names) = &out[0].args[0] else {
+            panic!("{out:?}")
+        };
+        for name in ["LIST", "REPORT", "SEND"] {
+            assert!(names.contains(&Value::from(name)), "{name} in {names:?}");
+        }
+        let report = oob("msdp_report", vec![Value::from("health")], &[]);
+        assert!(f.send(1, report).is_empty());
+        let list = oob("msdp_list", vec![Value::from("REPORTED_VARIABLES")], &[]);
+        let out = commands_for(&f.send(1, list), 1);
+        assert_eq!(out[0].args, [Value::List(vec![Value::from("HEALTH")])]);
+        let send = oob("msdp_send", vec![Value::from("HEALTH")], &[]);
+        let out = commands_for(&f.send(1, send), 1);
+        assert_eq!(out[0].name, "HEALTH");
+        assert_eq!(out[0].args, [Value::Int(HP)]);
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //! variable becomes a command as Evennia makes it: a table gives kwargs, an
 //! array or text gives args, the same name seen twice merges, and MSDP's
 //! generic commands (`LIST`, `REPORT`, `RESET`, `SEND`, `UNREPORT`) get an
-//! `msdp_` prefix. Outbound, one argument is sent as the value, several as
-//! an array, kwargs as a table.
+//! `msdp_` prefix (the game library answers those by default:
+//! [`crate::game::msdp`]). Outbound, one argument is sent as the value,
+//! several as an array, kwargs as a table; so a reply naming a list with
+//! one list argument is `VAR name VAL ARRAY_OPEN (VAL item)* ARRAY_CLOSE`.
 //!
 //! ```
 //! use portal::protocols::telnet::msdp::{decode, encode};
