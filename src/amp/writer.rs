@@ -59,6 +59,10 @@ pub fn run_writer(shared: Arc<Shared>, inbox: InboxReceiver) {
         }
         writer.refresh_config();
         writer.outbox.handle_timeout(Instant::now());
+        // Players hear the outbox's news before the game gets what goes
+        // with it: "the game is back" must reach a player before the
+        // game's answer to their held input can.
+        writer.deliver_notices();
         writer.write();
         writer.deliver_notices();
         let status = (writer.outbox.link_state(), writer.outbox.held());

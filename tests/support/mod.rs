@@ -310,6 +310,10 @@ impl Portal {
 
 impl Drop for Portal {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // A failing test shows what the portal logged.
+            eprintln!("---- portal.log ----\n{}", self.log());
+        }
         let game = std::fs::read_to_string(self.path("portal.status"))
             .ok()
             .and_then(|t| {
