@@ -176,7 +176,8 @@ impl Registry {
                 }
             }
             if clean {
-                let known: Vec<u64> = sessions.iter().map(|s| s.sessid).collect();
+                let known: std::collections::HashSet<u64> =
+                    sessions.iter().map(|s| s.sessid).collect();
                 let gone: Vec<u64> = map
                     .keys()
                     .filter(|id| !known.contains(id))
