@@ -650,8 +650,5 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.portal.control_socket != new.portal.control_socket {
         keys.push("portal.control_socket");
     }
-    if old.limits.data_in_queue != new.limits.data_in_queue {
-        keys.push("limits.data_in_queue");
-    }
     keys
 }
