@@ -24,6 +24,7 @@
 pub mod accept;
 pub mod codec;
 pub mod error;
+pub mod evennia;
 pub mod inbox;
 pub mod outbox;
 pub mod reader;

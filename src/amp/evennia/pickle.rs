@@ -1,0 +1,1 @@
+//! Pickle codec (placeholder; being written).
