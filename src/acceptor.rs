@@ -233,6 +233,18 @@ impl Acceptor {
                 Some(supervisor) => supervisor.kill_hung(),
                 None => log::error!("the unsupervised game is not responding"),
             },
+            Control::ResetGame => match &self.supervisor {
+                Some(supervisor) => supervisor.reset(),
+                None => log::warn!("game reset asked, but the game is not supervised"),
+            },
+            Control::StopGame => match &self.supervisor {
+                Some(supervisor) => supervisor.stop_game(),
+                None => log::warn!("game stop asked, but the game is not supervised"),
+            },
+            Control::StartGame => match &self.supervisor {
+                Some(supervisor) => supervisor.start_game(),
+                None => log::warn!("game start asked, but the game is not supervised"),
+            },
             Control::Shutdown => {}
         }
     }

@@ -130,10 +130,25 @@ pub struct WebSection {
     pub commands: Vec<String>,
 }
 
+/// Which AMP protocol the game speaks.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    /// The portal's own link (`docs/amp-protocol.md`): the demo game and
+    /// games built on `portal::game`.
+    #[default]
+    Native,
+    /// Twisted AMP with pickled payloads: an unmodified Evennia Server and
+    /// its launcher.
+    Evennia,
+}
+
 /// `[amp]`: the link to the game server.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AmpSection {
+    /// Which protocol the game speaks on the link.
+    pub dialect: Dialect,
     /// Where the portal listens for the game.
     pub listen: String,
     /// Shared secret the game must present in its hello. Required when
@@ -307,6 +322,7 @@ impl Default for WebSection {
 impl Default for AmpSection {
     fn default() -> Self {
         AmpSection {
+            dialect: Dialect::Native,
             listen: "127.0.0.1:4006".into(),
             secret: String::new(),
             max_frame_bytes: 1 << 20,
@@ -570,6 +586,14 @@ impl Config {
         }
         self.web.check()?;
         let amp = parse_addr(&self.amp.listen).map_err(Invalid::address("amp.listen"))?;
+        if self.amp.dialect == Dialect::Evennia && !amp.ip().is_loopback() {
+            return Err(Invalid::value(
+                "amp.listen",
+                format!(
+                    "{amp} is not loopback: Evennia's AMP has no secret, so the evennia dialect listens on loopback only"
+                ),
+            ));
+        }
         if !amp.ip().is_loopback() && self.amp.secret.is_empty() {
             return Err(Invalid::value(
                 "amp.secret",

@@ -368,9 +368,18 @@ fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Resul
         config_path,
     )
     .map_err(step("cannot start the acceptor"))?;
-    let supervisor = if config.game.autostart {
-        let s = Supervisor::start(shared.clone(), amp_addr, status.clone())
-            .map_err(step("cannot start the supervisor"))?;
+    // Evennia's launcher starts the Server through the portal (SSTART), so
+    // with that dialect there is always a supervisor, idle until asked
+    // when autostart is off.
+    let evennia = config.amp.dialect == portal::config::Dialect::Evennia;
+    let supervisor = if config.game.autostart || evennia {
+        let s = Supervisor::start(
+            shared.clone(),
+            amp_addr,
+            status.clone(),
+            config.game.autostart,
+        )
+        .map_err(step("cannot start the supervisor"))?;
         Some(s)
     } else {
         log::info!("game autostart is off; waiting for a game to link on {amp_addr}");

@@ -10,8 +10,10 @@
 //!   state, held and in-flight input and the heartbeat);
 //! - `link`: what others may read about the link;
 //! - `stats`: counters;
-//! - `addresses`: per-address connection caps.
+//! - `addresses`: per-address connection caps;
+//! - `evennia`: what the launcher's status reports of an Evennia Server.
 
+use crate::amp::evennia::ServerInfo;
 use crate::amp::inbox::{Inbox, InboxReceiver, LinkStatus};
 use crate::config::{Config, ConfigCell};
 use crate::registry::Registry;
@@ -31,6 +33,12 @@ pub enum Control {
     ReloadConfig,
     /// The game stopped answering heartbeats: kill it so it is restarted.
     KillHungGame,
+    /// Restart the game in Evennia's reset mode, keeping players connected.
+    ResetGame,
+    /// Stop the game and keep it stopped (players stay connected).
+    StopGame,
+    /// Start the game if it is not running (Evennia's launcher, SSTART).
+    StartGame,
 }
 
 /// Something that delivers [`Control`] requests to the main loop.
@@ -44,6 +52,8 @@ pub struct Shared {
     pub link: LinkStatus,
     pub stats: Stats,
     pub addresses: AddressCaps,
+    /// The Evennia Server's pid, info and start command (evennia dialect).
+    pub evennia: ServerInfo,
     control: ControlSender,
     started_unix: f64,
     started: Instant,
@@ -61,6 +71,7 @@ impl Shared {
             link: LinkStatus::default(),
             stats: Stats::default(),
             addresses: AddressCaps::default(),
+            evennia: ServerInfo::default(),
             control,
             started_unix: crate::wire::session::unix_now(),
             started: Instant::now(),

@@ -6,7 +6,7 @@
 //! acceptor (SIGUSR1, the game's own `reload`, shutdown).
 
 use crate::amp::inbox::ToWriter;
-use crate::config::Config;
+use crate::config::{Config, Dialect};
 use crate::shared::Shared;
 use crate::stats::{GameState, GameStatus};
 use crate::status::StatusFile;
@@ -35,6 +35,12 @@ pub enum Request {
     Stop,
     /// The game stopped answering heartbeats: kill it and start it again.
     KillHung,
+    /// Restart the game in Evennia's reset mode, keeping players.
+    Reset,
+    /// Stop the game and keep it stopped until `Start`.
+    StopGame,
+    /// Start the game if it is neither running nor about to start.
+    Start,
 }
 
 /// A handle on the supervisor thread.
@@ -44,23 +50,48 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// Start the supervisor; it starts the game at once.
+    /// Start the supervisor; it starts the game at once when `start_now`,
+    /// else when asked (Evennia's launcher sends SSTART).
     pub fn start(
         shared: Arc<Shared>,
         amp_addr: SocketAddr,
         status: Arc<StatusFile>,
+        start_now: bool,
     ) -> std::io::Result<Supervisor> {
         let (tx, rx) = crossbeam_channel::unbounded();
         // Recorded before the thread runs, so a `portal status` right after
         // start already shows a supervised game.
-        shared.stats.update_game(|g| g.state = GameState::Starting);
+        let state = if start_now {
+            GameState::Starting
+        } else {
+            GameState::Stopped
+        };
+        shared.stats.update_game(|g| g.state = state);
         let thread = std::thread::Builder::new()
             .name("supervisor".into())
             .spawn(move || {
                 let mut game = Game::new(shared, amp_addr, status);
+                if !start_now {
+                    game.restart_at = None;
+                }
                 game.run(rx);
             })?;
         Ok(Supervisor { tx, thread })
+    }
+
+    /// Ask for a game restart in reset mode.
+    pub fn reset(&self) {
+        let _ = self.tx.send(Request::Reset);
+    }
+
+    /// Stop the game, leaving the portal up.
+    pub fn stop_game(&self) {
+        let _ = self.tx.send(Request::StopGame);
+    }
+
+    /// Start the game unless it runs or is about to.
+    pub fn start_game(&self) {
+        let _ = self.tx.send(Request::Start);
     }
 
     /// Ask for a game restart.
@@ -115,8 +146,11 @@ impl Game {
     fn run(&mut self, rx: Receiver<Request>) {
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(Request::Reload) => self.reload(),
+                Ok(Request::Reload) => self.reload(StartMode::Reload),
+                Ok(Request::Reset) => self.reload(StartMode::Reset),
                 Ok(Request::KillHung) => self.kill_hung(),
+                Ok(Request::StopGame) => self.stop_game(),
+                Ok(Request::Start) => self.start_on_request(),
                 Ok(Request::Stop) | Err(RecvTimeoutError::Disconnected) => {
                     return self.stop(StopMode::Shutdown)
                 }
@@ -133,13 +167,23 @@ impl Game {
 
     /// Restart on request: players are told, input is held, the game is
     /// asked to stop (it finishes what it read first), then started again.
-    fn reload(&mut self) {
+    fn reload(&mut self, mode: StartMode) {
+        if self.child.is_none() {
+            log::info!(
+                "game {} asked while it is not running: starting it",
+                mode.name()
+            );
+            return self.start_on_request();
+        }
         log::info!("restarting the game server (players stay connected)");
-        self.shared
-            .amp
-            .send(ToWriter::BeginRestart(StartMode::Reload));
+        self.shared.amp.send(ToWriter::BeginRestart(mode));
         self.record(|g| g.state = GameState::Restarting);
-        self.stop(StopMode::Reload);
+        let stop = if mode == StartMode::Reset {
+            StopMode::Reset
+        } else {
+            StopMode::Reload
+        };
+        self.stop(stop);
         self.record(|g| {
             g.pid = None;
             g.since = None;
@@ -147,6 +191,28 @@ impl Game {
         self.wait_for_link_close();
         self.restart_at = Some(Instant::now());
         self.delay = MIN_RESTART_DELAY;
+    }
+
+    /// Stop the game and start it again only when asked (Evennia's `sstop`).
+    fn stop_game(&mut self) {
+        log::info!("stopping the game server (players stay connected)");
+        self.restart_at = None;
+        self.stop(StopMode::Shutdown);
+        self.record(|g| {
+            g.state = GameState::Stopped;
+            g.pid = None;
+            g.since = None;
+            g.next_start = None;
+        });
+        self.wait_for_link_close();
+    }
+
+    /// Start the game now unless it runs or a start is scheduled.
+    fn start_on_request(&mut self) {
+        if self.child.is_none() && self.restart_at.is_none() {
+            self.restart_at = Some(Instant::now());
+            self.delay = MIN_RESTART_DELAY;
+        }
     }
 
     /// After the old game exited, wait (briefly) until the AMP reader has
@@ -272,17 +338,140 @@ impl Game {
 
     fn spawn(&self) -> std::io::Result<Child> {
         let config = self.config();
-        let argv = game_command(&config)?;
+        let mut command = match config.amp.dialect {
+            Dialect::Native => {
+                let argv = game_command(&config)?;
+                let mut command = Command::new(&argv[0]);
+                command
+                    .args(&argv[1..])
+                    .env("PORTAL_AMP_ADDR", self.amp_addr.to_string())
+                    .env("PORTAL_AMP_SECRET", &config.amp.secret);
+                if !config.game.workdir.is_empty() {
+                    command.current_dir(&config.game.workdir);
+                }
+                command
+            }
+            Dialect::Evennia => evennia_server::command(&config, self.shared.evennia.command())?,
+        };
+        die_with_parent(&mut command);
+        let program = command.get_program().to_string_lossy().into_owned();
+        command
+            .spawn()
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{program}: {e}")))
+    }
+}
+
+/// How an Evennia Server is started under the supervisor.
+pub mod evennia_server {
+    use crate::config::Config;
+    use std::fs::OpenOptions;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+
+    /// The Server's command in the foreground (`twistd --nodaemon`, so it
+    /// stays the supervisor's child and crashes are seen), run in the game
+    /// directory with the environment Evennia's launcher gives it, its
+    /// output appended to `server/logs/server.log`. `launcher` is the
+    /// command SSTART gave (empty: `[game] command`, else found from the
+    /// `evennia` on PATH).
+    pub fn command(config: &Config, launcher: Vec<String>) -> std::io::Result<Command> {
+        let game_dir = game_dir(config)?;
+        let mut argv = if !launcher.is_empty() {
+            launcher
+        } else if !config.game.command.is_empty() {
+            config.game.command.clone()
+        } else {
+            default_argv(&game_dir)?
+        };
+        if !argv.iter().any(|a| a == "--nodaemon" || a == "-n") {
+            argv.insert(1.min(argv.len()), "--nodaemon".into());
+        }
+        let log_dir = game_dir.join("server").join("logs");
+        std::fs::create_dir_all(&log_dir)?;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_dir.join("server.log"))?;
         let mut command = Command::new(&argv[0]);
+        let python_path = match std::env::var_os("PYTHONPATH") {
+            Some(old) if !old.is_empty() => {
+                let mut p = game_dir.clone().into_os_string();
+                p.push(":");
+                p.push(old);
+                p
+            }
+            _ => game_dir.clone().into_os_string(),
+        };
         command
             .args(&argv[1..])
-            .env("PORTAL_AMP_ADDR", self.amp_addr.to_string())
-            .env("PORTAL_AMP_SECRET", &config.amp.secret);
-        if !config.game.workdir.is_empty() {
-            command.current_dir(&config.game.workdir);
+            .current_dir(&game_dir)
+            .env("DJANGO_SETTINGS_MODULE", "server.conf.settings")
+            // Its log lines reach server.log as they are written.
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONPATH", python_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        Ok(command)
+    }
+
+    /// `[game] workdir`, the game directory (the portal's own when empty).
+    pub fn game_dir(config: &Config) -> std::io::Result<PathBuf> {
+        let dir = if config.game.workdir.is_empty() {
+            std::env::current_dir()?
+        } else {
+            std::fs::canonicalize(&config.game.workdir)?
+        };
+        if !dir
+            .join("server")
+            .join("conf")
+            .join("settings.py")
+            .is_file()
+        {
+            return Err(std::io::Error::other(format!(
+                "{} is not an Evennia game directory (no server/conf/settings.py)",
+                dir.display()
+            )));
         }
-        die_with_parent(&mut command);
-        command.spawn()
+        Ok(dir)
+    }
+
+    /// `twistd --python=<evennia>/server/server.py …` from the virtual
+    /// environment of the `evennia` command on PATH.
+    fn default_argv(game_dir: &Path) -> std::io::Result<Vec<String>> {
+        let evennia = find_on_path("evennia").ok_or_else(|| {
+            std::io::Error::other("no `evennia` command on PATH (activate the game's virtualenv)")
+        })?;
+        let bin = evennia.parent().map(Path::to_path_buf).unwrap_or_default();
+        let python = bin.join("python");
+        let out = Command::new(&python)
+            .args([
+                "-c",
+                "import evennia, os; print(os.path.dirname(evennia.__file__))",
+            ])
+            .output()?;
+        if !out.status.success() {
+            return Err(std::io::Error::other(format!(
+                "{} cannot import evennia",
+                python.display()
+            )));
+        }
+        let lib = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let server_py = Path::new(&lib).join("server").join("server.py");
+        let pidfile = game_dir.join("server").join("server.pid");
+        Ok(vec![
+            bin.join("twistd").to_string_lossy().into_owned(),
+            format!("--python={}", server_py.display()),
+            "--logger=evennia.utils.logger.GetServerLogObserver".into(),
+            format!("--pidfile={}", pidfile.display()),
+        ])
+    }
+
+    fn find_on_path(name: &str) -> Option<PathBuf> {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
     }
 }
 

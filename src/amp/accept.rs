@@ -6,11 +6,19 @@
 //! (as a [`ToWriter::LinkUp`]) and then to the reader. A junk client, a
 //! wrong version, a bad secret or a second game is refused with a clear
 //! reason and closed; player sessions never notice.
+//!
+//! With the evennia dialect there is no hello: the first box tells the
+//! Server (it asks for the sessions) from Evennia's launcher (a status or
+//! an instruction), which is served on its own short-lived thread
+//! ([`crate::amp::evennia::launcher`]).
 
 use crate::amp::codec::{self, Decoded};
 use crate::amp::error::LinkError;
+use crate::amp::evennia::boxes::{self, AmpBox};
+use crate::amp::evennia::launcher;
 use crate::amp::inbox::ToWriter;
 use crate::amp::reader::NewLink;
+use crate::config::Dialect;
 use crate::shared::Shared;
 use crate::wire::message::{PortalMsg, ServerMsg, PROTOCOL_VERSION};
 use crossbeam_channel::Sender;
@@ -35,7 +43,18 @@ pub fn run_accept(listener: TcpListener, shared: Arc<Shared>, reader_tx: Sender<
             }
         };
         let peer = peer_name(&stream);
-        match admit(&shared, stream) {
+        let admitted = match shared.config().amp.dialect {
+            Dialect::Native => admit(&shared, stream),
+            Dialect::Evennia => match admit_evennia(&shared, stream) {
+                Ok(Peer::Game(stream, leftover)) => Ok((stream, leftover)),
+                Ok(Peer::Launcher(stream, leftover)) => {
+                    start_launcher(&shared, stream, leftover, &peer);
+                    continue;
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match admitted {
             Ok((stream, leftover)) => {
                 let id = next_id;
                 next_id += 1;
@@ -117,6 +136,97 @@ fn admit(shared: &Shared, mut stream: TcpStream) -> Result<(TcpStream, Vec<u8>),
     Ok((stream, leftover))
 }
 
+/// Who opened an Evennia-dialect connection, told by its first box.
+enum Peer {
+    /// The Server (its first box, PSYNC, is kept for the reader).
+    Game(TcpStream, Vec<u8>),
+    /// `evennia start|stop|reload|status` (first box kept too).
+    Launcher(TcpStream, Vec<u8>),
+}
+
+/// Read the first box within the hello deadline and tell the Server from
+/// the launcher; the Server claims the link as a native game does.
+fn admit_evennia(shared: &Shared, mut stream: TcpStream) -> Result<Peer, LinkError> {
+    let config = shared.config();
+    let _ = stream.set_nodelay(true);
+    let deadline = Instant::now() + Duration::from_secs_f64(config.amp.hello_timeout_secs);
+    let (first, buf) = match read_first_box(&mut stream, deadline) {
+        Ok(read) => read,
+        Err(e) => {
+            let _ = stream.shutdown(Shutdown::Both);
+            return Err(e);
+        }
+    };
+    let command = first.text("_command").unwrap_or_default();
+    if matches!(command.as_str(), "MsgStatus" | "MsgLauncher2Portal") {
+        stream.set_read_timeout(None)?;
+        return Ok(Peer::Launcher(stream, buf));
+    }
+    if !shared.link.claim() {
+        let _ = stream.shutdown(Shutdown::Both);
+        return Err(LinkError::SecondGame);
+    }
+    if let Err(e) = stream.set_read_timeout(None) {
+        shared.link.release();
+        return Err(LinkError::Io(e));
+    }
+    Ok(Peer::Game(stream, buf))
+}
+
+/// Read until the first box is whole; returns it and every byte read.
+fn read_first_box(
+    stream: &mut TcpStream,
+    deadline: Instant,
+) -> Result<(AmpBox, Vec<u8>), LinkError> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match boxes::decode(&buf, MAX_HELLO) {
+            boxes::Decoded::Box { amp_box, .. } => return Ok((amp_box, buf)),
+            boxes::Decoded::Invalid { reason } => return Err(LinkError::NotAmp { reason }),
+            boxes::Decoded::NeedMore => {}
+        }
+        read_more(stream, deadline, &mut buf, &mut chunk)?;
+    }
+}
+
+/// One read into `buf` before `deadline`.
+fn read_more(
+    stream: &mut TcpStream,
+    deadline: Instant,
+    buf: &mut Vec<u8>,
+    chunk: &mut [u8],
+) -> Result<(), LinkError> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(LinkError::NoHello);
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(chunk) {
+            Ok(0) => return Err(LinkError::ClosedBeforeHello),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                return Ok(());
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if is_timeout(&e) => return Err(LinkError::NoHello),
+            Err(e) => return Err(LinkError::Io(e)),
+        }
+    }
+}
+
+fn start_launcher(shared: &Arc<Shared>, stream: TcpStream, leftover: Vec<u8>, peer: &str) {
+    log::debug!("AMP: Evennia launcher connected from {peer}");
+    let s = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("amp-launcher".into())
+        .spawn(move || launcher::serve(&s, stream, leftover));
+    if let Err(e) = spawned {
+        log::error!("AMP: cannot serve the Evennia launcher: {e}");
+    }
+}
+
 /// Read until one whole frame is in; returns its body and what followed.
 fn read_first_frame(
     stream: &mut TcpStream,
@@ -136,18 +246,7 @@ fn read_first_frame(
             }
             Decoded::NeedMore => {}
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(LinkError::NoHello);
-        }
-        stream.set_read_timeout(Some(left))?;
-        match stream.read(&mut chunk) {
-            Ok(0) => return Err(LinkError::ClosedBeforeHello),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => return Err(LinkError::NoHello),
-            Err(e) => return Err(LinkError::Io(e)),
-        }
+        read_more(stream, deadline, &mut buf, &mut chunk)?;
     }
 }
 

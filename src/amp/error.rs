@@ -31,6 +31,8 @@ pub enum LinkError {
     FrameTooLarge { len: usize, max: usize },
     /// A whole frame whose body is not a message.
     Undecodable { reason: String },
+    /// The first bytes are not a Twisted AMP box (evennia dialect).
+    NotAmp { reason: String },
     /// The socket failed.
     Io(io::Error),
 }
@@ -58,6 +60,7 @@ impl fmt::Display for LinkError {
                 write!(f, "frame of {len} bytes is over max_frame_bytes ({max})")
             }
             LinkError::Undecodable { reason } => write!(f, "undecodable frame: {reason}"),
+            LinkError::NotAmp { reason } => write!(f, "not AMP ({reason})"),
             LinkError::Io(e) => write!(f, "{e}"),
         }
     }

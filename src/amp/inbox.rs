@@ -19,6 +19,7 @@
 //! reader when the link ends) and, for `portal status`, the state and the
 //! held-input count the writer last published.
 
+use crate::amp::evennia::boxes::AmpBox;
 use crate::wire::message::{Command, PortalMsg, StartMode};
 use crate::wire::session::Session;
 use std::collections::VecDeque;
@@ -56,6 +57,9 @@ pub enum ToWriter {
     BeginRestart(StartMode),
     /// The game is being stopped for good: its link closing is no outage.
     ExpectClose,
+    /// An answer to one of the game's requests (evennia dialect: every
+    /// `_ask` is answered), written on link `id`.
+    Answer(u64, AmpBox),
 }
 
 /// The queue the inbox and the writer share.

@@ -18,8 +18,10 @@
 //! as possibly not run.
 
 use crate::amp::codec;
+use crate::amp::evennia::boxes::AmpBox;
+use crate::amp::evennia::mapping;
 use crate::amp::inbox::LinkState;
-use crate::config::{fill, Config};
+use crate::config::{fill, Config, Dialect};
 use crate::wire::message::{Command, PortalMsg, StartMode};
 use crate::wire::session::Session;
 use std::collections::{HashMap, VecDeque};
@@ -79,6 +81,10 @@ pub struct Outbox {
     /// Encoded frames not yet written to the game.
     out: Vec<u8>,
     unwritten: VecDeque<Unwritten>,
+    /// Where each box in `out` ends (evennia dialect: one box per write).
+    box_ends: VecDeque<usize>,
+    /// The portal's start (Unix seconds), told to an Evennia Server.
+    started_unix: f64,
     /// Some session has held input.
     any_held: bool,
     notices: VecDeque<Notice>,
@@ -105,6 +111,8 @@ impl Outbox {
             last_ping: None,
             out: Vec::new(),
             unwritten: VecDeque::new(),
+            box_ends: VecDeque::new(),
+            started_unix: crate::wire::session::unix_now(),
             any_held: false,
             notices: VecDeque::new(),
         }
@@ -194,6 +202,14 @@ impl Outbox {
         self.link = Link::Linked(id);
         self.out.clear();
         self.unwritten.clear();
+        self.box_ends.clear();
+    }
+
+    /// An answer to a request of the game on link `id` (evennia dialect).
+    pub fn answer(&mut self, id: u64, answer: AmpBox) {
+        if self.link_id() == Some(id) {
+            self.push_box(&answer);
+        }
     }
 
     /// The game asked for the sessions: answer with every record (taken
@@ -329,6 +345,20 @@ impl Outbox {
         &self.out
     }
 
+    /// The bytes to give the socket in one write once `from` bytes of
+    /// [`Outbox::transmit`] went: all the rest, or for the evennia dialect
+    /// the rest of the box `from` is in (Evennia takes a read that does not
+    /// start a box for HTTP and drops the link).
+    pub fn next_write(&self, from: usize) -> &[u8] {
+        let from = from.min(self.out.len());
+        let i = self.box_ends.partition_point(|&end| end <= from);
+        let end = self
+            .box_ends
+            .get(i)
+            .map_or(self.out.len(), |&e| e.min(self.out.len()));
+        &self.out[from..end]
+    }
+
     /// `n` bytes of [`Outbox::transmit`] were written.
     pub fn wrote(&mut self, n: usize) {
         let n = n.min(self.out.len());
@@ -338,6 +368,12 @@ impl Outbox {
         }
         for frame in &mut self.unwritten {
             frame.end -= n;
+        }
+        while self.box_ends.front().is_some_and(|&end| end <= n) {
+            self.box_ends.pop_front();
+        }
+        for end in &mut self.box_ends {
+            *end -= n;
         }
         if self.out.is_empty() && self.out.capacity() > 64 * 1024 {
             self.out = Vec::new();
@@ -395,9 +431,24 @@ impl Outbox {
     }
 
     fn encode(&mut self, message: &PortalMsg) {
-        if let Err(e) = codec::encode(message, &mut self.out) {
-            log::error!("AMP: {e}");
+        match self.config.amp.dialect {
+            Dialect::Native => {
+                if let Err(e) = codec::encode(message, &mut self.out) {
+                    log::error!("AMP: {e}");
+                }
+            }
+            Dialect::Evennia => {
+                log::trace!("AMP: to the Evennia Server: {message:?}");
+                for b in mapping::encode_portal(message, self.started_unix) {
+                    self.push_box(&b);
+                }
+            }
         }
+    }
+
+    fn push_box(&mut self, b: &AmpBox) {
+        b.encode_into(&mut self.out);
+        self.box_ends.push_back(self.out.len());
     }
 
     /// Encode one session's input and remember it as in flight.

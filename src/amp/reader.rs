@@ -11,6 +11,7 @@
 use crate::amp::codec::{self, Decoded};
 use crate::amp::error::LinkError;
 use crate::amp::inbox::ToWriter;
+use crate::config::Dialect;
 use crate::shared::{Control, Shared};
 use crate::wire::message::{PortalMsg, ServerMsg};
 use crossbeam_channel::Receiver;
@@ -35,6 +36,7 @@ pub fn run_reader(shared: Arc<Shared>, links: Receiver<NewLink>) {
             Err(e) => log::warn!("AMP: link closed: {e}"),
         }
         shared.amp.send(ToWriter::LinkDown(id));
+        shared.evennia.disconnected();
         shared.link.release();
     }
 }
@@ -49,8 +51,13 @@ fn read_link(shared: &Arc<Shared>, link: NewLink) -> Result<(), LinkError> {
     let max = shared.config().amp.max_frame_bytes;
     let mut buf = leftover;
     let mut chunk = vec![0u8; 64 * 1024];
+    let dialect = shared.config().amp.dialect;
     loop {
-        let used = dispatch_frames(shared, id, &buf, max).inspect_err(|_| {
+        let used = match dialect {
+            Dialect::Native => dispatch_frames(shared, id, &buf, max),
+            Dialect::Evennia => crate::amp::evennia::link::dispatch_boxes(shared, id, &buf, max),
+        }
+        .inspect_err(|_| {
             let _ = stream.shutdown(Shutdown::Both);
         })?;
         buf.drain(..used);
@@ -76,7 +83,12 @@ fn dispatch_frames(
             Decoded::NeedMore => return Ok(used),
             Decoded::Frame { message, used: n } => {
                 used += n;
-                dispatch(shared, id, message);
+                if let Err(e) = dispatch(shared, id, message) {
+                    shared.amp.send_msg(PortalMsg::Error {
+                        request: "ServerConnect".into(),
+                        message: e,
+                    });
+                }
             }
             Decoded::TooLarge { len } => return Err(LinkError::FrameTooLarge { len, max }),
             Decoded::Invalid { reason, .. } => return Err(LinkError::Undecodable { reason }),
@@ -84,8 +96,9 @@ fn dispatch_frames(
     }
 }
 
-/// Act on one message from the game.
-fn dispatch(shared: &Arc<Shared>, id: u64, message: ServerMsg) {
+/// Act on one message from the game. Fails (with the reason to tell the
+/// game) only for a `ServerConnect` that cannot be made.
+pub fn dispatch(shared: &Arc<Shared>, id: u64, message: ServerMsg) -> Result<(), String> {
     log::trace!("AMP: from the game: {message:?}");
     let registry = &shared.registry;
     match message {
@@ -104,15 +117,15 @@ fn dispatch(shared: &Arc<Shared>, id: u64, message: ServerMsg) {
             if let Err(e) = crate::session::outbound::server_connect(shared, &protocol_key, &config)
             {
                 log::warn!("AMP: ServerConnect refused: {e}");
-                shared.amp.send_msg(PortalMsg::Error {
-                    request: "ServerConnect".into(),
-                    message: e.to_string(),
-                });
+                return Err(e.to_string());
             }
         }
         ServerMsg::Reload => shared.request(Control::ReloadGame),
+        ServerMsg::Reset => shared.request(Control::ResetGame),
+        ServerMsg::StopGame => shared.request(Control::StopGame),
         ServerMsg::Shutdown => shared.request(Control::Shutdown),
         ServerMsg::DataOut { sessid, commands } => registry.data_out(sessid, commands),
         ServerMsg::Pong { seq } => shared.amp.send(ToWriter::Pong(seq)),
     }
+    Ok(())
 }

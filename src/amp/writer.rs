@@ -103,6 +103,7 @@ impl Writer {
             ToWriter::Pong(seq) => outbox.pong(seq),
             ToWriter::BeginRestart(mode) => outbox.begin_restart(mode),
             ToWriter::ExpectClose => outbox.expect_close(),
+            ToWriter::Answer(id, answer) => outbox.answer(id, answer),
         }
     }
 
@@ -145,7 +146,7 @@ impl Writer {
         let id = *id;
         let mut written = 0;
         let result = loop {
-            let pending = &self.outbox.transmit()[written..];
+            let pending = self.outbox.next_write(written);
             if pending.is_empty() {
                 break Ok(());
             }

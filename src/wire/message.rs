@@ -49,6 +49,9 @@ pub enum StartMode {
     Crash,
     /// The game connected on its own (started by hand, or relinked).
     Reconnect,
+    /// Restarted on request in Evennia's `reset` mode (a cold start for
+    /// the game, players stay connected).
+    Reset,
 }
 
 impl StartMode {
@@ -59,6 +62,7 @@ impl StartMode {
             StartMode::Reload => "reload",
             StartMode::Crash => "crash",
             StartMode::Reconnect => "reconnect",
+            StartMode::Reset => "reset",
         }
     }
 }
@@ -68,8 +72,10 @@ impl StartMode {
 pub enum StopMode {
     /// The game will be started again at once; keep session state.
     Reload,
-    /// The portal is shutting down.
+    /// The portal is shutting down, or the game is stopped on its own.
     Shutdown,
+    /// As `Reload`, in Evennia's `reset` mode.
+    Reset,
 }
 
 /// Messages from the game server to the portal.
@@ -105,6 +111,11 @@ pub enum ServerMsg {
     /// Answer to [`PortalMsg::Ping`], sent once every frame received before
     /// that ping has been handled.
     Pong { seq: u64 },
+    /// Ask the portal to restart the game in reset mode (Evennia's SRESET).
+    Reset,
+    /// Ask the portal to stop the game and keep it stopped, players staying
+    /// connected (Evennia's SSHUTD, `evennia sstop`).
+    StopGame,
 }
 
 /// Messages from the portal to the game server.
