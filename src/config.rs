@@ -891,6 +891,25 @@ mod tests {
     }
 
     #[test]
+    fn shipped_evennia_conf_parses_with_the_evennia_dialect() {
+        let config = parse(include_str!("../portal-evennia.conf")).unwrap();
+        assert_eq!(config.amp.dialect, Dialect::Evennia);
+        assert_eq!(config.amp.listen, "127.0.0.1:4006");
+        assert!(!config.game.autostart);
+    }
+
+    #[test]
+    fn the_evennia_dialect_listens_on_loopback_only() {
+        let err =
+            parse("[amp]\ndialect = \"evennia\"\nlisten = \"0.0.0.0:4006\"\nsecret = \"s\"\n")
+                .unwrap_err();
+        assert_eq!(err.key, "amp.listen");
+        assert!(err.reason.contains("loopback"), "{}", err.reason);
+        let err = parse("[amp]\ndialect = \"twisted\"\n").unwrap_err();
+        assert_eq!(err.key, "amp.dialect");
+    }
+
+    #[test]
     fn public_amp_address_needs_a_secret() {
         let err = parse("[amp]\nlisten = \"0.0.0.0:4006\"\n").unwrap_err();
         assert_eq!(err.key, "amp.secret");

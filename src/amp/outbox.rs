@@ -48,6 +48,8 @@ pub enum Notice {
 struct SessionInput {
     /// The game has this session (sent as PCONN or in a sync reply).
     known: bool,
+    /// Some game has been told of this session (in a PCONN or a sync).
+    announced: bool,
     held: VecDeque<Command>,
     /// Sent and not yet confirmed, tagged with the ping that confirms it.
     inflight: VecDeque<(u64, Command)>,
@@ -135,6 +137,7 @@ impl Outbox {
         let entry = self.sessions.entry(sessid).or_default();
         if matches!(self.link, Link::Ready(_)) && !entry.known {
             entry.known = true;
+            entry.announced = true;
             self.encode(&PortalMsg::Connect { session });
         }
     }
@@ -221,10 +224,20 @@ impl Outbox {
         }
         let mode = std::mem::replace(&mut self.next_mode, StartMode::Reconnect);
         log::info!("game synced ({}), {} sessions", mode.name(), sessions.len());
-        for session in &sessions {
-            self.sessions.entry(session.sessid).or_default().known = true;
-        }
+        // An Evennia Server shows its login screen only for a session that
+        // connects (PCONN), never for one in a sync: one that arrived while
+        // no game ever heard of it is announced after the sync instead.
+        let evennia = self.config.amp.dialect == Dialect::Evennia;
+        let (sessions, late): (Vec<Session>, Vec<Session>) =
+            sessions.into_iter().partition(|session| {
+                let entry = self.sessions.entry(session.sessid).or_default();
+                entry.known = true;
+                !evennia || std::mem::replace(&mut entry.announced, true)
+            });
         self.encode(&PortalMsg::Sync { mode, sessions });
+        for session in late {
+            self.encode(&PortalMsg::Connect { session });
+        }
         self.link = Link::Ready(id);
         if std::mem::replace(&mut self.away, false) {
             let text = self.config.messages.game_back.clone();
@@ -910,5 +923,107 @@ mod tests {
         o.send(PortalMsg::DisconnectAll);
         o.disconnect_all();
         assert!(o.transmit().is_empty());
+    }
+
+    /// The operations in the Evennia boxes waiting in `o`: (op, sessid,
+    /// the sessids a PSYNC lists).
+    fn evennia_ops(o: &Outbox) -> Vec<(u8, i64, Vec<i64>)> {
+        use crate::amp::evennia::boxes::{self, Decoded as BoxDecoded};
+        use crate::amp::evennia::mapping::get;
+        use crate::amp::evennia::payload::unpack;
+        use crate::amp::evennia::pickle::{decode, Py};
+        let all = o.transmit();
+        let mut ops = Vec::new();
+        let mut used = 0;
+        while let BoxDecoded::Box { amp_box, used: n } = boxes::decode(&all[used..], usize::MAX) {
+            used += n;
+            let raw = unpack(&amp_box, "packed_data", 1 << 20).unwrap();
+            let Ok(Py::Tuple(items)) = decode(&raw, &Default::default()) else {
+                panic!()
+            };
+            let (Py::Int(sessid), Py::Dict(kwargs)) = (&items[0], &items[1]) else {
+                panic!()
+            };
+            let Some(Py::Str(op)) = get(kwargs, "operation") else {
+                continue;
+            };
+            let listed = match get(kwargs, "sessiondata") {
+                Some(Py::Dict(all)) if op == "\x03" => all
+                    .iter()
+                    .filter_map(|(k, _)| if let Py::Int(i) = k { Some(*i) } else { None })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            ops.push((op.as_bytes()[0], *sessid, listed));
+        }
+        ops
+    }
+
+    #[test]
+    fn an_evennia_server_hears_of_a_session_no_game_has_seen_as_a_connect() {
+        let mut config = Config::default();
+        config.amp.dialect = Dialect::Evennia;
+        let mut o = outbox(config);
+        o.link_up(1);
+        o.sync_request(1, vec![]);
+        o.connect(record(1)); // announced to the first game
+        o.link_down(1);
+        o.connect(record(2)); // arrives while no game is linked
+        o.link_up(2);
+        o.sync_request(2, vec![record(1), record(2)]);
+        assert_eq!(evennia_ops(&o), vec![(3, 0, vec![1]), (1, 2, vec![])]);
+        // A later sync lists it like any other.
+        o.link_up(3);
+        o.sync_request(3, vec![record(1), record(2)]);
+        assert_eq!(evennia_ops(&o), vec![(3, 0, vec![1, 2])]);
+    }
+
+    #[test]
+    fn the_evennia_dialect_writes_one_box_at_a_time_and_answers_on_its_link() {
+        use crate::amp::evennia::boxes::{self, Decoded as BoxDecoded};
+        let mut config = Config::default();
+        config.amp.dialect = Dialect::Evennia;
+        let mut o = outbox(config);
+        o.link_up(4);
+        o.sync_request(4, vec![record(1)]);
+        o.input(1, vec![Command::text("look"), Command::text("say hi")]);
+        o.answer(9, AmpBox::answer(b"x"));
+        o.answer(4, AmpBox::answer(b"a1"));
+        let all = o.transmit().to_vec();
+        let mut from = 0;
+        let mut commands = Vec::new();
+        while from < all.len() {
+            let one = o.next_write(from).to_vec();
+            let BoxDecoded::Box { amp_box, used } = boxes::decode(&one, usize::MAX) else {
+                panic!("a write is not one whole box");
+            };
+            assert_eq!(used, one.len(), "exactly one box per write");
+            commands.push(
+                amp_box
+                    .text("_command")
+                    .or(amp_box.text("_answer"))
+                    .unwrap(),
+            );
+            from += used;
+        }
+        assert_eq!(
+            commands,
+            [
+                "AdminPortal2Server", // PSYNC
+                "AdminPortal2Server", // PCONN: the session is new to every game
+                "MsgPortal2Server",
+                "MsgPortal2Server",
+                "a1"
+            ],
+            "the answer for another link is not written"
+        );
+        // Half a box written: the rest of that box comes next, alone.
+        o.wrote(3);
+        let rest = o.next_write(0).len();
+        o.wrote(rest);
+        assert!(matches!(
+            boxes::decode(o.next_write(0), usize::MAX),
+            BoxDecoded::Box { .. }
+        ));
     }
 }

@@ -287,3 +287,26 @@ fn is_timeout(e: &io::Error) -> bool {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sstart_command_is_a_pickled_list_of_strings() {
+        let list = Py::List(vec![
+            Py::Str("twistd".into()),
+            Py::Str("--python=/x/server.py".into()),
+        ]);
+        let command = server_command(&pickle::encode(&list)).unwrap();
+        assert_eq!(command, ["twistd", "--python=/x/server.py"]);
+        for bad in [
+            pickle::encode(&Py::Str("twistd".into())),
+            pickle::encode(&Py::List(vec![Py::Int(1)])),
+            pickle::encode(&Py::List(vec![])),
+            b"junk".to_vec(),
+        ] {
+            assert!(server_command(&bad).is_err());
+        }
+    }
+}

@@ -3,14 +3,18 @@
 //! The pickle is cut into chunks, each zlib-compressed on its own, under
 //! the keys `packed_data`, `packed_data.2`, `packed_data.3`, … (Evennia's
 //! `Compressed` argument). Reading accepts any chunk size; writing cuts
-//! the pickle so that even an incompressible chunk still fits an AMP value
-//! after zlib's few bytes of overhead. Pure.
+//! the pickle into 60,000-byte chunks as stored (uncompressed) zlib, which
+//! Evennia reads like any zlib stream and which always fits a value. Pure.
 
 use crate::amp::evennia::boxes::{AmpBox, MAX_VALUE};
-use flate2::read::ZlibDecoder;
-use flate2::write::ZlibEncoder;
-use flate2::Compression;
-use std::io::{Read, Write};
+use flate2::{Decompress, FlushDecompress, Status};
+use std::cell::RefCell;
+
+thread_local! {
+    // One inflate stream per thread, reset for every chunk: a new stream
+    // would allocate its 32 KiB window per message.
+    static INFLATE: RefCell<Decompress> = RefCell::new(Decompress::new(true));
+}
 
 /// Raw bytes per chunk: stored (incompressible) data grows by 5 bytes per
 /// 64 KiB block plus 6 of header and checksum, so this always fits.
@@ -66,14 +70,43 @@ pub fn pack(b: &mut AmpBox, name: &str, raw: &[u8]) {
     }
 }
 
+/// `chunk` as a zlib stream of stored (uncompressed) blocks. The Evennia
+/// link is loopback-only, so compressing buys nothing, while resetting a
+/// deflate stream clears its 64 KiB hash table for every message; any
+/// zlib reader (Evennia's `zlib.decompress`) reads stored blocks.
 fn compress(chunk: &[u8]) -> Vec<u8> {
-    let mut encoder = ZlibEncoder::new(
-        Vec::with_capacity(chunk.len() / 2 + 16),
-        Compression::fast(),
-    );
-    // Writing to a Vec cannot fail.
-    let _ = encoder.write_all(chunk);
-    encoder.finish().unwrap_or_default()
+    let mut out = Vec::with_capacity(chunk.len() + 16);
+    out.extend_from_slice(&[0x78, 0x01]);
+    let mut blocks = chunk.chunks(0xffff).peekable();
+    if blocks.peek().is_none() {
+        out.extend_from_slice(&[0x01, 0x00, 0x00, 0xff, 0xff]);
+    }
+    while let Some(block) = blocks.next() {
+        let last = blocks.peek().is_none();
+        let len = block.len() as u16;
+        out.push(u8::from(last));
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(block);
+    }
+    out.extend_from_slice(&adler32(chunk).to_be_bytes());
+    out
+}
+
+/// zlib's checksum (RFC 1950).
+fn adler32(data: &[u8]) -> u32 {
+    const MOD: u32 = 65521;
+    let (mut a, mut b) = (1u32, 0u32);
+    // 5552 bytes is the most that can be summed before b could overflow.
+    for block in data.chunks(5552) {
+        for &byte in block {
+            a += u32::from(byte);
+            b += a;
+        }
+        a %= MOD;
+        b %= MOD;
+    }
+    (b << 16) | a
 }
 
 /// Read argument `name` back: every chunk inflated and joined, at most
@@ -92,18 +125,38 @@ pub fn unpack(b: &AmpBox, name: &str, max: usize) -> Result<Vec<u8>, PayloadErro
 }
 
 fn inflate_into(chunk: &[u8], n: usize, max: usize, out: &mut Vec<u8>) -> Result<(), PayloadError> {
-    let room = max.saturating_sub(out.len()) as u64;
-    let mut decoder = ZlibDecoder::new(chunk).take(room + 1);
-    decoder
-        .read_to_end(out)
-        .map_err(|e| PayloadError::BadZlib {
-            chunk: n,
-            reason: e.to_string(),
-        })?;
-    if out.len() > max {
-        return Err(PayloadError::TooLarge { max });
-    }
-    Ok(())
+    let bad = |reason: String| PayloadError::BadZlib { chunk: n, reason };
+    INFLATE.with(|d| {
+        let mut d = d.borrow_mut();
+        d.reset(true);
+        loop {
+            if out.len() > max {
+                return Err(PayloadError::TooLarge { max });
+            }
+            if out.len() == out.capacity() {
+                // Room for what the limit still allows, and one byte more
+                // to see a stream that goes past it.
+                let room = (max + 1 - out.len()).min(out.capacity().max(4096));
+                out.reserve_exact(room);
+            }
+            let read = (d.total_in() as usize).min(chunk.len());
+            let before = (d.total_in(), d.total_out());
+            let status = d
+                .decompress_vec(&chunk[read..], out, FlushDecompress::None)
+                .map_err(|e| bad(e.to_string()))?;
+            match status {
+                Status::StreamEnd => break,
+                _ if (d.total_in(), d.total_out()) == before && out.len() < out.capacity() => {
+                    return Err(bad("the stream ends early".into()));
+                }
+                _ => {}
+            }
+        }
+        if out.len() > max {
+            return Err(PayloadError::TooLarge { max });
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -160,6 +213,37 @@ mod tests {
             b.insert(chunk_key("packed_data", i + 1), compress(chunk));
         }
         assert_eq!(unpack(&b, "packed_data", 1 << 20).unwrap(), raw);
+    }
+
+    #[test]
+    fn stored_chunks_are_zlib_that_any_reader_takes() {
+        use std::io::Read;
+        for raw in [&b""[..], b"a", &incompressible(70_000)] {
+            let mut back = Vec::new();
+            flate2::read::ZlibDecoder::new(&compress(raw)[..])
+                .read_to_end(&mut back)
+                .unwrap();
+            assert_eq!(back, raw);
+        }
+        // zlib's own value for "Wikipedia" (RFC 1950's example checksum).
+        assert_eq!(adler32(b"Wikipedia"), 0x11E6_0398);
+    }
+
+    #[test]
+    fn a_truncated_chunk_is_refused_and_the_next_one_still_reads() {
+        let whole = compress(b"hello hello hello");
+        let mut b = AmpBox::default();
+        b.insert("packed_data", &whole[..whole.len() - 3]);
+        assert!(matches!(
+            unpack(&b, "packed_data", 100),
+            Err(PayloadError::BadZlib { chunk: 1, .. })
+        ));
+        let mut b = AmpBox::default();
+        b.insert("packed_data", &whole);
+        assert_eq!(
+            unpack(&b, "packed_data", 100).unwrap(),
+            b"hello hello hello"
+        );
     }
 
     #[test]
