@@ -223,29 +223,21 @@ impl Acceptor {
     }
 
     fn apply(&mut self, control: Control) {
-        match control {
-            Control::ReloadGame => match &self.supervisor {
-                Some(supervisor) => supervisor.reload(),
-                None => log::warn!("game reload asked, but the game is not supervised"),
-            },
-            Control::ReloadConfig => self.reload_config(),
-            Control::KillHungGame => match &self.supervisor {
-                Some(supervisor) => supervisor.kill_hung(),
-                None => log::error!("the unsupervised game is not responding"),
-            },
-            Control::ResetGame => match &self.supervisor {
-                Some(supervisor) => supervisor.reset(),
-                None => log::warn!("game reset asked, but the game is not supervised"),
-            },
-            Control::StopGame => match &self.supervisor {
-                Some(supervisor) => supervisor.stop_game(),
-                None => log::warn!("game stop asked, but the game is not supervised"),
-            },
-            Control::StartGame => match &self.supervisor {
-                Some(supervisor) => supervisor.start_game(),
-                None => log::warn!("game start asked, but the game is not supervised"),
-            },
-            Control::Shutdown => {}
+        let (ask, what): (fn(&Supervisor), &str) = match control {
+            Control::ReloadConfig => return self.reload_config(),
+            Control::Shutdown => return,
+            Control::KillHungGame if self.supervisor.is_none() => {
+                return log::error!("the unsupervised game is not responding");
+            }
+            Control::KillHungGame => (Supervisor::kill_hung, "killing a hung game"),
+            Control::ReloadGame => (Supervisor::reload, "a game reload"),
+            Control::ResetGame => (Supervisor::reset, "a game reset"),
+            Control::StopGame => (Supervisor::stop_game, "a game stop"),
+            Control::StartGame => (Supervisor::start_game, "a game start"),
+        };
+        match &self.supervisor {
+            Some(supervisor) => ask(supervisor),
+            None => log::warn!("{what} was asked, but the game is not supervised"),
         }
     }
 
