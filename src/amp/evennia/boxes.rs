@@ -102,12 +102,11 @@ impl AmpBox {
     }
 
     /// Append the wire form to `out`. Keys and values past AMP's limits
-    /// are a bug in the caller (the dialect chunks values), so they are
-    /// cut rather than written with a length that would corrupt the link.
+    /// (an error description quoting a peer's huge value) are cut rather
+    /// than written with a length that would corrupt the link; payloads
+    /// are chunked by [`crate::amp::evennia::payload`] so they never are.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         for (key, value) in &self.pairs {
-            debug_assert!(!key.is_empty() && key.len() <= MAX_KEY, "AMP key length");
-            debug_assert!(value.len() <= MAX_VALUE, "AMP value length");
             let key = &key[..key.len().min(MAX_KEY)];
             let value = &value[..value.len().min(MAX_VALUE)];
             out.extend_from_slice(&(key.len() as u16).to_be_bytes());
@@ -252,6 +251,18 @@ mod tests {
         ));
         let http = b"GET / HTTP/1.1\r\n\r\n";
         assert!(matches!(decode(http, 1 << 20), Decoded::Invalid { .. }));
+    }
+
+    #[test]
+    fn an_over_long_value_is_cut_not_written_with_a_wrong_length() {
+        let b = AmpBox::error(b"1", "EXCEPTION", &"x".repeat(70_000));
+        let Decoded::Box { amp_box, .. } = decode(&b.encode(), 1 << 20) else {
+            panic!()
+        };
+        assert_eq!(
+            amp_box.get("_error_description").map(<[u8]>::len),
+            Some(MAX_VALUE)
+        );
     }
 
     #[test]

@@ -136,7 +136,7 @@ fn inflate_into(chunk: &[u8], n: usize, max: usize, out: &mut Vec<u8>) -> Result
             if out.len() == out.capacity() {
                 // Room for what the limit still allows, and one byte more
                 // to see a stream that goes past it.
-                let room = (max + 1 - out.len()).min(out.capacity().max(4096));
+                let room = (max.saturating_add(1) - out.len()).min(out.capacity().max(4096));
                 out.reserve_exact(room);
             }
             let read = (d.total_in() as usize).min(chunk.len());
