@@ -18,7 +18,8 @@
 //!  handle_timeout ──► engine timers, idle timeout, login deadline, close linger
 //! ```
 //!
-//! The rules it owns: line framing, `max_char_limit`, `max_command_rate`
+//! The rules it owns: line framing (backspace editing included), control
+//! characters stripped from every protocol's lines, `max_char_limit`, `max_command_rate`
 //! (with at most one notice a second), the NUL-only keepalive line (sent
 //! on as an `idle` marker), the idle timeout (web: only player input
 //! counts, not pongs), the login deadline, the HTTP probe on a telnet
@@ -38,7 +39,7 @@ use crate::config::{fill, Config};
 use crate::protocols::http_probe;
 use crate::protocols::telnet::{InputFailure, TelnetEvent};
 use crate::protocols::websocket::WebEvent;
-use crate::session::framer::{Framed, LineFramer};
+use crate::session::framer::{strip_controls, Framed, LineFramer};
 use crate::session::handle::ToWorker;
 use crate::session::protocol::Protocol;
 use crate::throttle::RateLimiter;
@@ -455,7 +456,7 @@ impl Core {
         if line.chars().count() > self.config.limits.max_char_limit {
             return self.refuse_long_line();
         }
-        self.forward(Command::text(line), now);
+        self.forward(Command::text(without_controls(line)), now);
     }
 
     fn note_dropped_subnegotiations(&mut self) {
@@ -520,7 +521,7 @@ impl Core {
             let notice = self.config.messages.invalid_utf8.clone();
             self.say(&notice);
         }
-        self.forward(Command::text(text), now);
+        self.forward(Command::text(without_controls(text)), now);
     }
 
     /// A command (typed line or GMCP/MSDP) past the rate limit goes on.
@@ -637,6 +638,15 @@ impl Core {
             return;
         }
         self.out.extend_from_slice(bytes);
+    }
+}
+
+/// A player's line with the control characters removed (see
+/// [`strip_controls`]); no copy when there are none.
+fn without_controls(line: String) -> String {
+    match strip_controls(&line) {
+        std::borrow::Cow::Borrowed(_) => line,
+        std::borrow::Cow::Owned(clean) => clean,
     }
 }
 

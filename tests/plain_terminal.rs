@@ -1,0 +1,29 @@
+//! Typing in a plain terminal: Linux `telnet` in character mode sends
+//! backspace as DEL or BS, and a player must not reach another's screen
+//! with control characters through `say`.
+
+mod support;
+use support::Portal;
+
+#[test]
+fn backspace_and_delete_edit_the_line_before_the_game_sees_it() {
+    let portal = Portal::start("");
+    let mut anna = portal.player("anna");
+    anna.send_raw(b"lo\x7f\x7flook\r\n");
+    anna.expect("The Portal Plaza");
+    anna.send_raw(b"lo\x08\x08echo edited-with-bs\r\n");
+    let seen = anna.expect("edited-with-bs");
+    assert!(!seen.contains("lo\u{8}"), "{seen:?}");
+}
+
+#[test]
+fn control_characters_never_reach_another_players_screen() {
+    let portal = Portal::start("");
+    let mut anna = portal.player("anna");
+    let mut bob = portal.player("bob");
+    anna.send_raw(b"say \x07\x1b[2Jbell\tand-clear\r\n");
+    let seen = bob.expect("and-clear");
+    assert!(seen.contains("[2Jbell\tand-clear"), "{seen:?}");
+    assert!(!seen.contains('\u{7}'), "no bell: {seen:?}");
+    assert!(!seen.contains("\u{1b}[2J"), "no escape: {seen:?}");
+}
