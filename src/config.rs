@@ -3,7 +3,10 @@
 //! `main.rs` loads it at start; the acceptor re-reads it on SIGHUP. Every
 //! limit the portal enforces lives in [`Limits`], every player-facing line in
 //! [`Messages`]. A bad file is refused with a [`ConfigError`] that names the
-//! file, the key and the reason, so nothing starts half-configured.
+//! file, the key and the reason, so nothing starts half-configured. The
+//! reason is for people: types are named in words ("a number", "true or
+//! false"), value errors give their line too, a misspelt key gets the nearest
+//! known one suggested, and a missing file says how to point at one.
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -552,7 +555,14 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_owned(),
             key: String::new(),
-            reason: format!("cannot read: {e}"),
+            reason: if e.kind() == std::io::ErrorKind::NotFound {
+                format!(
+                    "cannot read: {e}; point the portal at its config with \
+                     --config PATH (without it, portal.conf in the current directory)"
+                )
+            } else {
+                format!("cannot read: {e}")
+            },
             kind: ConfigErrorKind::Read(e),
         })?;
         Config::parse(&text, path)
@@ -564,7 +574,10 @@ impl Config {
         config.check().map_err(|invalid| ConfigError {
             file: path.to_owned(),
             key: invalid.key.to_owned(),
-            reason: invalid.reason,
+            reason: match line_of_key(text, invalid.key) {
+                Some(line) => format!("{} (line {line})", invalid.reason),
+                None => invalid.reason,
+            },
             kind: invalid.kind,
         })?;
         Ok(config)
@@ -736,7 +749,7 @@ fn parse_toml<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigE
     let deserializer = toml::Deserializer::new(text);
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let key = e.path().to_string();
-        let reason = e.inner().message().to_owned();
+        let reason = in_words(e.inner().message(), &key);
         let reason = match line_of(text, e.inner().span()) {
             Some(line) => format!("{reason} (line {line})"),
             None => reason,
@@ -748,6 +761,107 @@ fn parse_toml<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigE
             kind: ConfigErrorKind::Syntax(Box::new(e)),
         }
     })
+}
+
+/// serde's message for people: Rust type names become words, and an
+/// unknown key gets the nearest known one suggested.
+fn in_words(message: &str, key: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some((name, expected)) = rest.split_once('`') {
+            return unknown_key(name, expected, key);
+        }
+    }
+    let mut text = message.to_owned();
+    for (rust, words) in [
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected u64", "expected a whole number (0 or more)"),
+        ("expected usize", "expected a whole number (0 or more)"),
+        ("expected u32", "expected a whole number (0 or more)"),
+        ("expected u16", "expected a whole number (0 or more)"),
+        ("expected u8", "expected a whole number (0 or more)"),
+        ("expected i64", "expected a whole number"),
+        ("expected a boolean", "expected true or false"),
+        ("expected a sequence", "expected a list like [\"a\", \"b\"]"),
+        ("expected a map", "expected a table"),
+        ("invalid type: ", "wrong type: got "),
+        ("got string ", "got the string "),
+        ("got integer ", "got the number "),
+        ("got floating point ", "got the number "),
+        ("got boolean ", "got "),
+        ("got sequence", "got a list"),
+        ("got map", "got a table"),
+    ] {
+        text = text.replace(rust, words);
+    }
+    text
+}
+
+/// `unknown key `NAME` in [SECTION]; did you mean `KNOWN`?` from serde's
+/// `unknown field` message (`expected` lists the known names).
+fn unknown_key(name: &str, expected: &str, key: &str) -> String {
+    let section = key.rsplit_once('.').map_or("", |(section, _)| section);
+    let place = if section.is_empty() {
+        "at the top of the file".to_owned()
+    } else {
+        format!("in [{section}]")
+    };
+    let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let nearest = known
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .filter(|(d, k)| *d <= (k.len().max(name.len()) / 3).max(2))
+        .min();
+    match nearest {
+        Some((_, k)) => format!("unknown key `{name}` {place}; did you mean `{k}`?"),
+        None if known.is_empty() => format!("unknown key `{name}` {place}"),
+        None => format!(
+            "unknown key `{name}` {place} (known keys: {})",
+            known.join(", ")
+        ),
+    }
+}
+
+/// Levenshtein distance between two short names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// The line of `key` (`section.name`) in the file, found by reading it as
+/// written: the first `name =` under a `[section]` (or `[[section]]`)
+/// header.
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    let (section, name) = key.rsplit_once('.').unwrap_or(("", key));
+    let mut current = String::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(header) = line.strip_prefix('[') {
+            current = header
+                .trim_matches(|c| c == '[' || c == ']' || c == ' ')
+                .to_owned();
+            continue;
+        }
+        let Some((left, _)) = line.split_once('=') else {
+            continue;
+        };
+        if current == section && left.trim().trim_matches('"') == name {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> Option<usize> {
@@ -952,6 +1066,49 @@ mod tests {
         let err = parse("[limits]\nmax_command_rate = -1\n").unwrap_err();
         assert!(matches!(err.kind, ConfigErrorKind::Value));
         assert!(err.source().is_none());
+    }
+
+    #[test]
+    fn types_are_named_in_words() {
+        let err = parse("[limits]\nmax_command_rate = \"fast\"\n").unwrap_err();
+        assert!(err.reason.contains("expected a number"), "{err}");
+        assert!(!err.reason.contains("f64"), "{err}");
+        let err = parse("[limits]\nmax_char_limit = 1.5\n").unwrap_err();
+        assert!(err.reason.contains("a whole number"), "{err}");
+        assert!(!err.reason.contains("usize"), "{err}");
+        let err = parse("[game]\nautostart = 1\n").unwrap_err();
+        assert!(err.reason.contains("true or false"), "{err}");
+        let err = parse("[log]\nlevel = 3\n").unwrap_err();
+        assert!(err.reason.contains("a string"), "{err}");
+    }
+
+    #[test]
+    fn a_range_error_gives_the_line() {
+        let err = parse("# top\n[limits]\n\nmax_command_rate = -1\n").unwrap_err();
+        assert_eq!(err.key, "limits.max_command_rate");
+        assert!(err.reason.contains("(line 4)"), "{err}");
+    }
+
+    #[test]
+    fn a_misspelt_key_gets_the_nearest_suggested() {
+        let err = parse("[telnet]\nlisen = [\"0.0.0.0:4000\"]\n").unwrap_err();
+        assert!(
+            err.reason
+                .contains("unknown key `lisen` in [telnet]; did you mean `listen`?"),
+            "{err}"
+        );
+        assert!(err.reason.contains("line 2"), "{err}");
+        let err = parse("[limits]\nzzzzzzzz = 1\n").unwrap_err();
+        assert!(!err.reason.contains("did you mean"), "{err}");
+        assert!(err.reason.contains("known keys"), "{err}");
+        assert_eq!(edit_distance("lisen", "listen"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn a_missing_file_says_how_to_point_at_one() {
+        let err = Config::load(Path::new("/nonexistent/portal.conf")).unwrap_err();
+        assert!(err.to_string().contains("--config PATH"), "{err}");
     }
 
     #[test]

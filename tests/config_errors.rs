@@ -25,14 +25,14 @@ fn wrong_type_names_file_key_and_reason() {
     let (code, stderr) = run_with("[limits]\nmax_command_rate = \"lots\"\n");
     assert_eq!(code, 2);
     assert!(stderr.contains("limits.max_command_rate"), "{stderr}");
-    assert!(stderr.contains("invalid type"), "{stderr}");
+    assert!(stderr.contains("wrong type"), "{stderr}");
 }
 
 #[test]
 fn unknown_key_is_refused() {
     let (code, stderr) = run_with("[telnet]\nlisten = [\"127.0.0.1:0\"]\nport = 4000\n");
     assert_eq!(code, 2);
-    assert!(stderr.contains("unknown field `port`"), "{stderr}");
+    assert!(stderr.contains("unknown key `port`"), "{stderr}");
 }
 
 #[test]
@@ -69,4 +69,21 @@ fn missing_file_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/nonexistent/portal.conf") && stderr.contains("cannot read"));
+    assert!(
+        stderr.contains("--config PATH"),
+        "says how to point at one: {stderr}"
+    );
+}
+
+#[test]
+fn a_misspelt_key_gets_a_suggestion_and_a_range_error_its_line() {
+    let (code, stderr) = run_with("[telnet]\nlisen = [\"127.0.0.1:0\"]\n");
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("unknown key `lisen` in [telnet]; did you mean `listen`?"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_with("[limits]\n\nmax_char_limit = 0\n");
+    assert_eq!(code, 2);
+    assert!(stderr.contains("(line 3)"), "{stderr}");
 }

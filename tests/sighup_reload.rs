@@ -64,7 +64,7 @@ fn sighup_with_a_broken_file_keeps_the_running_config_and_logs_why() {
         line.contains("limits.max_command_rate"),
         "names the key: {line}"
     );
-    assert!(line.contains("invalid type"), "says why: {line}");
+    assert!(line.contains("wrong type"), "says why: {line}");
 
     flood(&mut anna);
     let seen = anna.expect("flood-9");
