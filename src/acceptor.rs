@@ -24,7 +24,7 @@
 use crate::config::{fill, Config};
 use crate::logfile::LogFile;
 use crate::session::worker::{spawn_inbound, Inbound, WEB_PROTOCOL_KEY};
-use crate::shared::{Control, Shared};
+use crate::shared::{Control, ReloadNotes, Shared};
 use crate::stats::{rate, Counters, Stats};
 use crate::supervisor::Supervisor;
 use crate::throttle::RateLimiter;
@@ -95,6 +95,9 @@ pub struct Acceptor {
     shared: Arc<Shared>,
     supervisor: Option<Supervisor>,
     config_path: PathBuf,
+    /// The config the portal started with: what its listeners, run files
+    /// and log file really use until a restart.
+    at_start: Arc<Config>,
     limiter: RateLimiter,
     queue: VecDeque<Pending>,
     /// The token the next queued client gets (after the listeners').
@@ -138,7 +141,8 @@ impl Acceptor {
         }
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
-        let rate = shared.config().limits.max_connection_rate;
+        let at_start = shared.config();
+        let rate = at_start.limits.max_connection_rate;
         let next_token = listeners.len();
         Ok(Acceptor {
             poll,
@@ -148,6 +152,7 @@ impl Acceptor {
             shared,
             supervisor: None,
             config_path,
+            at_start,
             limiter: RateLimiter::new(rate, Instant::now()),
             queue: VecDeque::new(),
             next_token,
@@ -253,11 +258,19 @@ impl Acceptor {
                 return log::error!("config reload refused, keeping the old one: {e}");
             }
         };
-        Stats::add(&stats.config_reloads, 1);
         let old = self.shared.config();
-        for key in restart_only_changes(&old, &new) {
-            log::warn!("config reload: `{key}` changed; that takes effect at the next restart");
+        let notes = reload_notes(&self.at_start, &old, &new);
+        for key in &notes.new_at_last_reload {
+            if *key == "game" {
+                log::warn!("config reload: `[game]` changed; that takes effect when the game next starts (portal reload-server)");
+            } else {
+                log::warn!("config reload: `{key}` changed; that takes effect only when the portal restarts");
+            }
         }
+        // Before the count: `portal reload` reads the notes once it sees
+        // the count go up.
+        self.shared.set_reload_notes(notes);
+        Stats::add(&stats.config_reloads, 1);
         if let Ok(level) = crate::config::parse_level(&new.log.level) {
             log::set_max_level(level);
         }
@@ -620,7 +633,30 @@ fn open_spare() -> Option<std::fs::File> {
     std::fs::File::open("/dev/null").ok()
 }
 
-/// Keys whose change needs a restart.
+/// What a reload from `last` (the file as last read) to `new` cannot apply
+/// live. A key is pending while `new` differs from what the portal started
+/// with (`at_start`), and new when it also differs from `last`: a value
+/// already reported is not reported again, and a key changed back to its
+/// running value is not pending. `[game]` is read at each game start, so
+/// it is only ever new, never pending.
+fn reload_notes(at_start: &Config, last: &Config, new: &Config) -> ReloadNotes {
+    let pending = restart_only_changes(at_start, new);
+    let since_last = restart_only_changes(last, new);
+    let mut new_keys: Vec<&'static str> = pending
+        .iter()
+        .copied()
+        .filter(|key| since_last.contains(key))
+        .collect();
+    if last.game != new.game {
+        new_keys.push("game");
+    }
+    ReloadNotes {
+        restart_pending: pending,
+        new_at_last_reload: new_keys,
+    }
+}
+
+/// Keys whose change needs a portal restart.
 fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut keys = Vec::new();
     if old.telnet.listen != new.telnet.listen {
@@ -641,9 +677,6 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if old.log.file != new.log.file {
         keys.push("log.file");
-    }
-    if old.game != new.game {
-        keys.push("game");
     }
     if old.portal.status_file != new.portal.status_file {
         keys.push("portal.status_file");

@@ -121,7 +121,8 @@ pub fn stop(config_path: &Path, timeout: Option<Duration>) -> u8 {
 }
 
 /// `portal reload`: check the file, SIGHUP, and report the portal's verdict
-/// when the control socket can tell it.
+/// when the control socket can tell it, with the changed keys that take
+/// effect only at a restart (each new value named once).
 pub fn reload(config_path: &Path) -> u8 {
     let config = match Config::load(config_path) {
         Ok(config) => config,
@@ -151,6 +152,7 @@ pub fn reload(config_path: &Path) -> u8 {
         match reload_counts(&socket) {
             Some((ok, _)) if ok > before.0 => {
                 println!("portal (pid {pid}): configuration reloaded, log file reopened");
+                print_restart_notes(&socket);
                 return OK;
             }
             Some((_, failed)) if failed > before.1 => {
@@ -164,6 +166,32 @@ pub fn reload(config_path: &Path) -> u8 {
     }
     eprintln!("portal (pid {pid}): sent SIGHUP, but saw no answer in time; see its log");
     FAILED
+}
+
+/// Tell the operator which changed keys the reload could not apply: they
+/// wait for a restart. Only keys newly changed are named, so the next
+/// reload of the same file stays quiet.
+fn print_restart_notes(socket: &Path) {
+    let Ok(status) = control::request(socket, "status") else {
+        return;
+    };
+    let keys: Vec<&str> = status
+        .lines()
+        .find_map(|l| l.strip_prefix("last_reload_new:"))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    let (game, portal): (Vec<&str>, Vec<&str>) = keys.into_iter().partition(|k| *k == "game");
+    if !portal.is_empty() {
+        println!(
+            "NOT APPLIED until the portal restarts (portal stop, then start): {}",
+            portal.join(", ")
+        );
+    }
+    if !game.is_empty() {
+        println!(
+            "[game] changed: it takes effect when the game next starts (portal reload-server)"
+        );
+    }
 }
 
 /// `(reloads, failed_reloads)` from the status answer.

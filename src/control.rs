@@ -15,7 +15,10 @@
 //! `shutdown` and `reload`.
 //!
 //! The status answer is plain text, one line per topic, `topic:` then
-//! space-separated words; a number always follows its label:
+//! space-separated words; a number always follows its label.
+//! `restart_pending` lists the restart-only keys whose file value the
+//! running portal has not applied; `last_reload_new` those the last reload
+//! found newly changed (what `portal reload` prints):
 //!
 //! ```text
 //! portal: running  version 0.1.0  pid 4242  uptime 1h2m3s  uptime_secs 3723
@@ -26,6 +29,8 @@
 //! traffic: bytes_in 1234  bytes_out 56789  commands 42  commands_refused 0
 //! held_input: 0
 //! config: reloads 1  failed_reloads 0
+//! restart_pending: telnet.listen
+//! last_reload_new: telnet.listen
 //! limits: max_connection_rate 5  max_command_rate 80  max_char_limit 6000 ...
 //! ```
 
@@ -250,6 +255,13 @@ pub fn status_report(shared: &Shared) -> String {
         out,
         "config: reloads {}  failed_reloads {}",
         c.config_reloads, c.config_reload_failures
+    );
+    let notes = shared.reload_notes();
+    let _ = writeln!(out, "restart_pending: {}", notes.restart_pending.join(" "));
+    let _ = writeln!(
+        out,
+        "last_reload_new: {}",
+        notes.new_at_last_reload.join(" ")
     );
     let _ = writeln!(out, "limits: {}", limits_line(shared));
     out

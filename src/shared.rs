@@ -44,6 +44,18 @@ pub enum Control {
 /// Something that delivers [`Control`] requests to the main loop.
 pub type ControlSender = Arc<dyn Fn(Control) + Send + Sync>;
 
+/// The restart-only keys a config reload saw, for `portal reload` to print
+/// (through the control socket's status answer).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadNotes {
+    /// Keys whose file value differs from the one the running portal
+    /// applied at start: they wait for a portal restart.
+    pub restart_pending: Vec<&'static str>,
+    /// Keys the last reload found newly changed (a value not warned about
+    /// before): portal-restart keys, and `game` (next game start).
+    pub new_at_last_reload: Vec<&'static str>,
+}
+
 /// The owners every thread reaches.
 pub struct Shared {
     pub config: ConfigCell,
@@ -54,6 +66,8 @@ pub struct Shared {
     pub addresses: AddressCaps,
     /// The Evennia Server's pid, info and start command (evennia dialect).
     pub evennia: ServerInfo,
+    /// What the last config reload changed that it could not apply live.
+    pub reload_notes: std::sync::Mutex<ReloadNotes>,
     control: ControlSender,
     started_unix: f64,
     started: Instant,
@@ -72,11 +86,28 @@ impl Shared {
             stats: Stats::default(),
             addresses: AddressCaps::default(),
             evennia: ServerInfo::default(),
+            reload_notes: std::sync::Mutex::new(ReloadNotes::default()),
             control,
             started_unix: crate::wire::session::unix_now(),
             started: Instant::now(),
         };
         (Arc::new(shared), amp_rx)
+    }
+
+    /// What the last config reload could not apply live.
+    pub fn reload_notes(&self) -> ReloadNotes {
+        match self.reload_notes.lock() {
+            Ok(notes) => notes.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Record what a config reload could not apply live.
+    pub fn set_reload_notes(&self, notes: ReloadNotes) {
+        match self.reload_notes.lock() {
+            Ok(mut held) => *held = notes,
+            Err(poisoned) => *poisoned.into_inner() = notes,
+        }
     }
 
     /// The configuration in force.
