@@ -23,20 +23,31 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: portal [COMMAND] [--config PATH]\n\
-\n\
-commands:\n\
-  start            run the portal in the foreground (the default)\n\
-  stop [--timeout SECS]\n\
-                   shut the running portal down gracefully (SIGTERM) and wait\n\
-  reload           re-read the config and reopen the log (SIGHUP)\n\
-  reload-server    restart the game server keeping every player (SIGUSR1)\n\
-  status           show the running portal's state, game, sessions, counters\n\
-\n\
---config PATH: the portal's config file (default: portal.conf in the current\n\
-directory); the commands find the running portal through its pidfile and\n\
-control_socket. Exit codes: 0 done, 1 failed, 2 usage or config error,\n\
-3 the portal is not running.";
+const USAGE: &str = "usage: portal [COMMAND] [--config PATH]
+
+commands:
+  start            run the portal in the foreground (the default)
+  stop [--timeout SECS]
+                   shut the running portal down gracefully (SIGTERM) and wait
+                   (default: [game] stop_timeout_secs + 20 s)
+  reload           re-read portal.conf and reopen the log (SIGHUP); prints
+                   the changed keys that take effect only at a restart.
+                   This does NOT restart the game: Evennia's `evennia reload`
+                   is `portal reload-server` here
+  reload-server    restart the game server keeping every player (SIGUSR1);
+                   what `evennia reload` does
+  status           show the running portal's state, game, sessions, counters
+  help             this text (also -h, --help)
+  version          the portal's version (also -V, --version)
+
+options:
+  -c, --config PATH  the portal's config file (default: portal.conf in the
+                     current directory); the commands find the running
+                     portal through its pidfile and control_socket
+  --timeout SECS     with `stop` only: how long to wait (see above)
+
+Exit codes: 0 done, 1 failed, 2 usage or config error, 3 the portal is not
+running.";
 
 /// What the command line asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +262,14 @@ fn parse_args(args: Vec<String>) -> Result<Option<Args>, UsageError> {
             "reload" => Some(Subcommand::Reload),
             "reload-server" => Some(Subcommand::ReloadServer),
             "status" => Some(Subcommand::Status),
+            "help" => {
+                println!("{USAGE}");
+                return Ok(None);
+            }
+            "version" => {
+                println!("portal {}", env!("CARGO_PKG_VERSION"));
+                return Ok(None);
+            }
             _ => None,
         };
         if let Some(named) = named {

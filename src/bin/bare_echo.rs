@@ -28,6 +28,10 @@ fn main() {
     let mut stack_kib = 128usize;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if arg == "-h" || arg == "--help" {
+            println!("{USAGE}");
+            return;
+        }
         let Some(value) = args.next() else {
             usage(&format!("{arg} needs a value"));
         };
@@ -53,8 +57,15 @@ fn main() {
     }
 }
 
+const USAGE: &str = "\
+usage: bare_echo [options]   (a bare line echo server, the benchmark baseline)
+
+  --listen ADDR      where to listen (127.0.0.1:0, a free port)
+  --stack-kib N      stack of each connection's thread, at least 64 (128)
+  -h, --help         this text";
+
 fn usage(problem: &str) -> ! {
-    eprintln!("bare_echo: {problem}\nusage: bare_echo [--listen ADDR] [--stack-kib N]");
+    eprintln!("bare_echo: {problem}\n{USAGE}");
     std::process::exit(2);
 }
 

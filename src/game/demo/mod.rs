@@ -128,10 +128,21 @@ pub enum Invocation {
 }
 
 /// The `--help` text.
-pub const USAGE: &str = "usage: demo_game [--amp ADDR] [--db PATH] [--name NAME] \
-[--hash-cost default|fast|KIB] [--connect-timeout SECS] [--log-level LEVEL] \
-[--browser-login-hours N]
-environment: PORTAL_AMP_ADDR, PORTAL_AMP_SECRET, DEMO_GAME_HASH_COST, DEMO_GAME_LOG";
+pub const USAGE: &str = "\
+usage: demo_game [options]   (normally started by the portal, [game] command)
+
+  --amp ADDR                 the portal's AMP address (PORTAL_AMP_ADDR, else 127.0.0.1:4006)
+  --db PATH                  account database (demo_game.sqlite3)
+  --name NAME                the game's name (Portal Demo)
+  --hash-cost default|fast|KIB
+                             argon2 cost of passwords (default; DEMO_GAME_HASH_COST)
+  --connect-timeout SECS     give up linking to the portal after SECS (30)
+  --log-level LEVEL          error, warn, info, debug, trace (info; DEMO_GAME_LOG)
+  --browser-login-hours N    a browser stays logged in N hours, 0 off (24)
+  -h, --help                 this text
+
+environment: PORTAL_AMP_ADDR, PORTAL_AMP_SECRET (the link's secret, none by
+default), DEMO_GAME_HASH_COST, DEMO_GAME_LOG";
 
 /// Parse the arguments (without the program name); `env` looks up
 /// environment variables.
