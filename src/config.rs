@@ -66,6 +66,10 @@ pub struct TelnetSection {
     /// Seconds to wait for the client's option answers before the session
     /// is synced to the game anyway.
     pub negotiation_timeout_secs: f64,
+    /// Milliseconds the opening negotiation waits for a new client's first
+    /// bytes, so a browser on the telnet port gets a clean HTTP answer; a
+    /// client that sends anything else ends the wait at once; 0 = no wait.
+    pub negotiation_hold_ms: u64,
     /// Encoding for clients that do not speak UTF-8 (e.g. `latin-1`).
     pub fallback_encoding: String,
     /// Largest telnet subnegotiation accepted, in bytes; longer ones are
@@ -280,6 +284,7 @@ impl Default for TelnetSection {
             listen: vec!["0.0.0.0:4000".into()],
             keepalive_secs: 30,
             negotiation_timeout_secs: 2.0,
+            negotiation_hold_ms: 150,
             fallback_encoding: "latin-1".into(),
             max_subnegotiation: 8192,
             max_inflated_input: 65536,

@@ -27,3 +27,24 @@ fn control_characters_never_reach_another_players_screen() {
     assert!(!seen.contains('\u{7}'), "no bell: {seen:?}");
     assert!(!seen.contains("\u{1b}[2J"), "no escape: {seen:?}");
 }
+
+#[test]
+fn a_browser_on_the_telnet_port_gets_plain_http_first() {
+    let portal = Portal::start("");
+    let mut browser = support::Client::connect(portal.telnet);
+    browser.send_raw(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let answer = browser.expect_closed();
+    assert!(answer.starts_with("HTTP/1.1 "), "{answer:?}");
+    assert!(answer.contains("not a web page"), "{answer:?}");
+}
+
+#[test]
+fn a_silent_telnet_client_still_gets_negotiation_promptly() {
+    let portal = Portal::start("");
+    let started = std::time::Instant::now();
+    let mut client = support::Client::connect(portal.telnet);
+    client.expect_bytes(&[255]);
+    let waited = started.elapsed();
+    assert!(waited < std::time::Duration::from_secs(1), "{waited:?}");
+    eprintln!("negotiation after {waited:?}");
+}

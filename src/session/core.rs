@@ -104,6 +104,16 @@ pub enum CoreEvent {
     BytesOut(usize),
 }
 
+/// Output held back from a new telnet client until its first bytes show
+/// it is not a browser, or `telnet.negotiation_hold_ms` passes.
+struct Hold {
+    until: Instant,
+    /// The output so far (counted against `output_buffer_bytes`).
+    bytes: Vec<u8>,
+    /// The client's first bytes, as many as the HTTP check needs.
+    start: Vec<u8>,
+}
+
 /// One session's rules and state.
 pub struct Core {
     sessid: u64,
@@ -129,6 +139,8 @@ pub struct Core {
     seen_line: bool,
     /// Plaintext waiting for the socket, at most `output_buffer_bytes`.
     out: Vec<u8>,
+    /// While a new telnet client may be a browser: output held back.
+    hold: Option<Box<Hold>>,
     closing: Option<Closing>,
     /// When a requested close began: the linger runs from it.
     close_asked_at: Instant,
@@ -162,6 +174,7 @@ impl Core {
             dropped_subnegotiations: 0,
             seen_line: false,
             out: Vec::new(),
+            hold: None,
             closing: None,
             close_asked_at: now,
             events: VecDeque::new(),
@@ -169,8 +182,40 @@ impl Core {
         if direction != Direction::Web {
             core.register(None, None);
         }
+        let hold_ms = core.config.telnet.negotiation_hold_ms;
+        if direction == Direction::Inbound && matches!(core.protocol, Protocol::Telnet(_)) {
+            core.hold = (hold_ms > 0).then(|| {
+                Box::new(Hold {
+                    until: now + Duration::from_millis(hold_ms),
+                    bytes: Vec::new(),
+                    start: Vec::new(),
+                })
+            });
+        }
         core.take_transmit();
         core
+    }
+
+    /// Send what was held: the client is not a browser (or the wait is
+    /// over).
+    fn release_hold(&mut self) {
+        if let Some(hold) = self.hold.take() {
+            self.queue_bytes(&hold.bytes);
+        }
+    }
+
+    /// A new client's first bytes: release the held output unless they
+    /// may still be an HTTP request.
+    fn check_hold(&mut self, bytes: &[u8]) {
+        let Some(hold) = &mut self.hold else {
+            return;
+        };
+        let room = 8usize.saturating_sub(hold.start.len());
+        hold.start
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+        if !http_probe::may_be_request(&hold.start) {
+            self.release_hold();
+        }
     }
 
     pub fn sessid(&self) -> u64 {
@@ -216,8 +261,13 @@ impl Core {
         if let Protocol::Telnet(_) = self.protocol {
             self.last_input = now;
         }
+        self.check_hold(bytes);
         self.protocol.handle_input(bytes, now);
         self.pump(now);
+        if self.seen_line {
+            // A first line that was not a request.
+            self.release_hold();
+        }
         let failure = match &self.protocol {
             Protocol::Telnet(telnet) => telnet.input_failure(),
             Protocol::Web(_) => None,
@@ -262,6 +312,9 @@ impl Core {
 
     /// Run whatever timers are due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.hold.as_ref().is_some_and(|hold| now >= hold.until) {
+            self.release_hold();
+        }
         self.protocol.handle_timeout(now);
         self.pump(now);
         self.check_idle(now);
@@ -320,7 +373,8 @@ impl Core {
         let idle_deadline = (self.direction != Direction::Outbound && idle > 0)
             .then(|| self.last_input + secs(idle) + IDLE_SLACK);
         let login = self.login_deadline().filter(|_| self.login_pending());
-        [idle_deadline, self.protocol.poll_timeout(), login]
+        let hold = self.hold.as_ref().map(|hold| hold.until);
+        [idle_deadline, self.protocol.poll_timeout(), login, hold]
             .into_iter()
             .flatten()
             .min()
@@ -372,6 +426,7 @@ impl Core {
 
     /// Show `reason` (if any), tell a websocket why, then end once flushed.
     fn close_with(&mut self, reason: &str, now: Instant) {
+        self.release_hold();
         if !reason.is_empty() {
             self.say(reason);
         }
@@ -540,7 +595,13 @@ impl Core {
             "session {}: HTTP request on a telnet port; answered and closed",
             self.sessid
         );
-        self.queue_bytes(http_probe::ANSWER.as_bytes());
+        // What the telnet engine said so far is not for a browser.
+        self.hold = None;
+        let web_port = (self.config.web.listen.first())
+            .and_then(|addr| crate::config::parse_addr(addr).ok())
+            .map(|addr| addr.port())
+            .filter(|port| *port != 0);
+        self.queue_bytes(http_probe::answer(web_port).as_bytes());
         self.close_asked(now);
     }
 
@@ -627,7 +688,8 @@ impl Core {
     }
 
     fn queue_bytes(&mut self, bytes: &[u8]) {
-        if self.out.len() + bytes.len() > self.config.limits.output_buffer_bytes {
+        let held = self.hold.as_ref().map_or(0, |hold| hold.bytes.len());
+        if self.out.len() + held + bytes.len() > self.config.limits.output_buffer_bytes {
             log::warn!(
                 "session {}: client is not reading; output buffer full ({} bytes), closing",
                 self.sessid,
@@ -637,7 +699,10 @@ impl Core {
             self.end_now();
             return;
         }
-        self.out.extend_from_slice(bytes);
+        match &mut self.hold {
+            Some(hold) => hold.bytes.extend_from_slice(bytes),
+            None => self.out.extend_from_slice(bytes),
+        }
     }
 }
 

@@ -205,7 +205,7 @@ fn an_http_request_on_telnet_is_answered_and_closed() {
     shown(&mut core);
     core.handle_input(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now);
     assert!(texts(&mut core).is_empty(), "nothing reaches the game");
-    assert!(shown(&mut core).contains(http_probe::ANSWER));
+    assert!(shown(&mut core).contains(&http_probe::answer(Some(4001))));
     assert_eq!(core.closing(), Some(Closing::Asked));
 }
 
@@ -318,6 +318,39 @@ fn an_mssp_request_is_passed_on_and_the_table_sent() {
     assert!(shown(&mut core).contains("NAME"));
 }
 
+#[test]
+fn the_opening_negotiation_waits_for_the_first_bytes_or_the_hold() {
+    let (mut core, now) = telnet_core(config(|c| c.telnet.negotiation_hold_ms = 150));
+    assert!(core.transmit().is_empty(), "held while it may be a browser");
+    assert_eq!(core.poll_timeout(), Some(now + Duration::from_millis(150)));
+    core.handle_timeout(now + Duration::from_millis(150));
+    assert!(
+        core.transmit().starts_with(&[255]),
+        "negotiation after the hold"
+    );
+
+    let (mut core, now) = telnet_core(config(|c| c.telnet.negotiation_hold_ms = 150));
+    core.handle_input(b"l", now);
+    assert!(
+        core.transmit().starts_with(&[255]),
+        "not a browser: at once"
+    );
+}
+
+#[test]
+fn a_browser_gets_http_with_no_telnet_bytes_before_it() {
+    let (mut core, now) = telnet_core(config(|c| c.telnet.negotiation_hold_ms = 150));
+    core.handle_input(b"GET / HT", now);
+    assert!(core.transmit().is_empty(), "still may be a browser");
+    core.handle_input(b"TP/1.1\r\nHost: x\r\n\r\n", now);
+    assert!(
+        core.transmit().starts_with(b"HTTP/1."),
+        "{:?}",
+        core.transmit()
+    );
+    assert!(!core.transmit().contains(&255));
+}
+
 /// The session fields the worker held before the core took them over
 /// (and the registry's login deadline, now kept here).
 #[allow(dead_code)]
@@ -337,6 +370,9 @@ struct TakenOver {
     closing: Option<(Closing, Instant)>,
     sessid: u64,
     login_deadline: Option<f64>,
+    /// Not taken over but new since: the opening negotiation held while a
+    /// client may be a browser (one pointer; the rest is boxed).
+    hold: Option<Box<u8>>,
 }
 
 #[test]
