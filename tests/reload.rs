@@ -30,7 +30,7 @@ fn sigusr1_restarts_the_game_and_keeps_players_logged_in() {
 #[test]
 fn the_games_own_reload_command_keeps_players() {
     let portal = Portal::start("");
-    let mut admin = portal.player("admin");
+    let mut admin = portal.admin();
     let mut bob = portal.player("bob");
     bob.send("reload");
     bob.expect("not allowed");

@@ -8,6 +8,7 @@ fn main() {
     let invocation = demo::parse_args(std::env::args().skip(1), |key| std::env::var(key).ok());
     let opts = match invocation {
         Ok(Invocation::Run(opts)) => opts,
+        Ok(Invocation::CreateAdmin(request)) => std::process::exit(demo::create_admin(&request)),
         Ok(Invocation::Help) => {
             println!("{USAGE}");
             return;

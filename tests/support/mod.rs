@@ -86,6 +86,11 @@ stop_timeout_secs = 5.0
     )
 }
 
+/// The admin account every test portal's demo game creates at first start.
+pub const ADMIN_NAME: &str = "operator";
+/// Its password.
+pub const ADMIN_PASSWORD: &str = "op-pass-123";
+
 impl Portal {
     /// Start a portal with the demo game and the given `[limits]` and
     /// `[messages]` lines (TOML body of a `[limits]` table).
@@ -185,6 +190,9 @@ impl Portal {
             }
         }
         let child = command
+            // The operator's admin, made by the demo game at its first start.
+            .env("DEMO_GAME_ADMIN_NAME", ADMIN_NAME)
+            .env("DEMO_GAME_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .arg("--config")
             .arg(conf)
             .current_dir(dir.path())
@@ -296,6 +304,15 @@ impl Portal {
 
     pub fn client(&self) -> Client {
         Client::connect(self.telnet)
+    }
+
+    /// A client logged in as the operator's admin ([`ADMIN_NAME`]).
+    pub fn admin(&self) -> Client {
+        let mut client = self.client();
+        client.expect("create <name>");
+        client.send(&format!("connect {ADMIN_NAME} {ADMIN_PASSWORD}"));
+        client.expect("The Portal Plaza");
+        client
     }
 
     /// A client that created `name` (password `pw123`) and is logged in.

@@ -3,6 +3,11 @@
 //! of [`HashCost`] never locks anyone out), and the browser logins: which
 //! account each browser was last logged in as, keyed by the SHA-256 of its
 //! `csessid` ([`BrowserKey`]), never the id itself.
+//!
+//! The admin rule: accounts players create ([`AccountStore::create`]) are
+//! never admin, not even the first one; the only admin is the one the
+//! operator makes ([`AccountStore::create_admin`], from `demo_game
+//! create-admin` or the environment at first start).
 
 use super::browser::BrowserKey;
 use super::command::{validate_name, validate_password};
@@ -49,7 +54,8 @@ pub struct Account {
     pub id: i64,
     /// The name as it was typed at creation.
     pub name: String,
-    /// The first account ever created is the admin.
+    /// Made by the operator ([`AccountStore::create_admin`]); players'
+    /// accounts never are.
     pub is_admin: bool,
 }
 
@@ -131,33 +137,54 @@ impl AccountStore {
         Ok(AccountStore { conn, hasher })
     }
 
-    /// Create an account; the first one ever is the admin.
+    /// Create a player's account; it is never an admin.
     pub fn create(&mut self, name: &str, password: &str) -> Result<Account, AccountError> {
+        self.insert(name, password, false)
+    }
+
+    /// Create an admin account: for the operator only (`demo_game
+    /// create-admin` or the environment at start), never for a player.
+    pub fn create_admin(&mut self, name: &str, password: &str) -> Result<Account, AccountError> {
+        self.insert(name, password, true)
+    }
+
+    /// Whether any admin account exists.
+    pub fn has_admin(&self) -> Result<bool, AccountError> {
+        let count: i64 =
+            self.conn
+                .query_row("SELECT COUNT(*) FROM accounts WHERE is_admin", [], |r| {
+                    r.get(0)
+                })?;
+        Ok(count > 0)
+    }
+
+    fn insert(
+        &mut self,
+        name: &str,
+        password: &str,
+        is_admin: bool,
+    ) -> Result<Account, AccountError> {
         validate_name(name).map_err(AccountError::BadName)?;
         validate_password(password).map_err(AccountError::BadPassword)?;
         if self.find(name)?.is_some() {
             return Err(AccountError::NameTaken);
         }
         let hash = self.hash(password)?;
-        let tx = self.conn.transaction()?;
-        let count: i64 = tx.query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))?;
-        tx.execute(
+        self.conn.execute(
             "INSERT INTO accounts (name, name_key, password, is_admin, created) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 name,
                 name.to_ascii_lowercase(),
                 hash,
-                count == 0,
+                is_admin,
                 crate::wire::session::unix_now()
             ],
         )?;
-        let id = tx.last_insert_rowid();
-        tx.commit()?;
         Ok(Account {
-            id,
+            id: self.conn.last_insert_rowid(),
             name: name.to_owned(),
-            is_admin: count == 0,
+            is_admin,
         })
     }
 
@@ -336,11 +363,29 @@ mod tests {
     }
 
     #[test]
-    fn first_account_is_admin_and_later_ones_are_not() {
+    fn players_accounts_are_never_admin_not_even_the_first() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = store(&dir);
-        assert!(s.create("Anna", "pw123").unwrap().is_admin);
+        let anna = s.create("Anna", "pw123").unwrap();
+        assert!(!anna.is_admin);
+        assert!(!s.get(anna.id).unwrap().unwrap().is_admin);
+        assert!(!s.has_admin().unwrap());
+    }
+
+    #[test]
+    fn only_the_operator_makes_an_admin() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(&dir);
+        s.create("anna", "pw123").unwrap();
+        let root = s.create_admin("Root", "pw12345").unwrap();
+        assert!(root.is_admin);
+        assert!(s.has_admin().unwrap());
+        assert!(s.authenticate("root", "pw12345").unwrap().is_admin);
         assert!(!s.create("bob", "pw123").unwrap().is_admin);
+        assert!(matches!(
+            s.create_admin("ANNA", "pw12345"),
+            Err(AccountError::NameTaken)
+        ));
     }
 
     #[test]

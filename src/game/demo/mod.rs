@@ -11,7 +11,7 @@
 //! tools can drive it: before login `create <name> <password>`,
 //! `connect <name> <password>`, `look`, `help`, `quit`; after login `look`,
 //! `say <text>` (or `"text`), `who`, `echo <text>`, `color`, `client`,
-//! `screenreader`, `help`, `quit`, and for the first account ever created,
+//! `screenreader`, `help`, `quit`, and for the admin,
 //! `reload` and `shutdown`. A line `idle` is a keepalive and is ignored.
 //!
 //! What it asks of the portal ([`world`] has the details):
@@ -77,6 +77,19 @@
 //! browser at start (tabs connected when one of them logs in still log in
 //! together).
 //!
+//! # The admin
+//!
+//! Accounts players create are never admin. The operator makes the admin,
+//! before or at the first start:
+//!
+//! - `demo_game create-admin [--db PATH] [--hash-cost COST] [NAME [PASSWORD]]`:
+//!   what is not given comes from `DEMO_GAME_ADMIN_NAME` and
+//!   `DEMO_GAME_ADMIN_PASSWORD`, else is asked for on the terminal (the
+//!   password without echo);
+//! - at start, when the database has no admin and both variables are set,
+//!   the game creates that admin; with no admin and no variables it logs
+//!   how to make one and runs without.
+//!
 //! Exit status: 0 after the portal's `Stop` (the final `SessionSync` sent),
 //! 1 when the link is lost (the portal's supervisor restarts the game),
 //! 2 for bad arguments or when the database or the portal cannot be reached
@@ -124,12 +137,29 @@ pub struct Options {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Invocation {
     Run(Options),
+    /// `create-admin`: make the admin account, then exit.
+    CreateAdmin(AdminRequest),
     Help,
+}
+
+/// The environment variable naming the admin account.
+pub const ADMIN_NAME_ENV: &str = "DEMO_GAME_ADMIN_NAME";
+/// The environment variable holding the admin's password.
+pub const ADMIN_PASSWORD_ENV: &str = "DEMO_GAME_ADMIN_PASSWORD";
+
+/// `create-admin`'s arguments; what is `None` is asked for on the terminal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminRequest {
+    pub db: PathBuf,
+    pub hash_cost: HashCost,
+    pub name: Option<String>,
+    pub password: Option<String>,
 }
 
 /// The `--help` text.
 pub const USAGE: &str = "\
 usage: demo_game [options]   (normally started by the portal, [game] command)
+       demo_game create-admin [--db PATH] [--hash-cost COST] [NAME [PASSWORD]]
 
   --amp ADDR                 the portal's AMP address (PORTAL_AMP_ADDR, else 127.0.0.1:4006)
   --db PATH                  account database (demo_game.sqlite3)
@@ -141,8 +171,14 @@ usage: demo_game [options]   (normally started by the portal, [game] command)
   --browser-login-hours N    a browser stays logged in N hours, 0 off (24)
   -h, --help                 this text
 
+create-admin makes the admin account (who may shutdown and reload); a name
+or password not given is read from DEMO_GAME_ADMIN_NAME and
+DEMO_GAME_ADMIN_PASSWORD, else asked for on the terminal. Players' accounts
+are never admin.
+
 environment: PORTAL_AMP_ADDR, PORTAL_AMP_SECRET (the link's secret, none by
-default), DEMO_GAME_HASH_COST, DEMO_GAME_LOG";
+default), DEMO_GAME_HASH_COST, DEMO_GAME_LOG, DEMO_GAME_ADMIN_NAME and
+DEMO_GAME_ADMIN_PASSWORD (the admin, made at a start when there is none)";
 
 /// Parse the arguments (without the program name); `env` looks up
 /// environment variables.
@@ -151,7 +187,11 @@ pub fn parse_args(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Invocation, String> {
     let mut opts = defaults(&env)?;
-    let mut args = args.into_iter();
+    let mut args = args.into_iter().peekable();
+    if args.peek().map(String::as_str) == Some("create-admin") {
+        args.next();
+        return parse_create_admin(opts, args, &env);
+    }
     while let Some(flag) = args.next() {
         if flag == "-h" || flag == "--help" {
             return Ok(Invocation::Help);
@@ -160,6 +200,151 @@ pub fn parse_args(
         apply_flag(&mut opts, &flag, &value)?;
     }
     Ok(Invocation::Run(opts))
+}
+
+fn parse_create_admin(
+    mut opts: Options,
+    mut args: impl Iterator<Item = String>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Invocation, String> {
+    let mut positional = Vec::new();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Invocation::Help),
+            "--db" | "--hash-cost" => {
+                let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
+                apply_flag(&mut opts, &arg, &value)?;
+            }
+            flag if flag.starts_with("--") => {
+                return Err(format!("unknown create-admin option {flag:?}"))
+            }
+            _ => positional.push(arg),
+        }
+    }
+    if positional.len() > 2 {
+        return Err("create-admin takes at most a name and a password".into());
+    }
+    let mut positional = positional.into_iter();
+    Ok(Invocation::CreateAdmin(AdminRequest {
+        db: opts.db,
+        hash_cost: opts.hash_cost,
+        name: positional.next().or_else(|| env(ADMIN_NAME_ENV)),
+        password: positional.next().or_else(|| env(ADMIN_PASSWORD_ENV)),
+    }))
+}
+
+/// `create-admin`: make the admin from `request`, asking on the terminal
+/// for what it lacks; returns the exit status.
+pub fn create_admin(request: &AdminRequest) -> i32 {
+    let name = match request
+        .name
+        .clone()
+        .map(Ok)
+        .unwrap_or_else(|| ask("Admin name: ", false))
+    {
+        Ok(name) => name,
+        Err(e) => {
+            eprintln!("demo_game create-admin: {e}");
+            return EXIT_STARTUP;
+        }
+    };
+    let password = match request
+        .password
+        .clone()
+        .map(Ok)
+        .unwrap_or_else(|| ask("Password: ", true))
+    {
+        Ok(password) => password,
+        Err(e) => {
+            eprintln!("demo_game create-admin: {e}");
+            return EXIT_STARTUP;
+        }
+    };
+    let made = AccountStore::open(&request.db, request.hash_cost)
+        .and_then(|mut store| store.create_admin(&name, &password));
+    match made {
+        Ok(account) => {
+            println!(
+                "admin account {} created in {}",
+                account.name,
+                request.db.display()
+            );
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("demo_game create-admin: {}: {e}", request.db.display());
+            EXIT_STARTUP
+        }
+    }
+}
+
+/// Ask for one line on the terminal; `hidden` turns echo off while it is
+/// typed. Refuses when stdin is not a terminal.
+fn ask(prompt: &str, hidden: bool) -> Result<String, String> {
+    use std::io::{BufRead, Write};
+    // SAFETY: isatty only reads the descriptor's state.
+    if unsafe { libc::isatty(0) } != 1 {
+        return Err(format!(
+            "stdin is not a terminal: give the name and password as arguments \
+             or in {ADMIN_NAME_ENV} and {ADMIN_PASSWORD_ENV}"
+        ));
+    }
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let saved = if hidden { echo_off() } else { None };
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line);
+    if let Some(saved) = saved {
+        // SAFETY: restores the settings read by echo_off on the same fd.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &saved) };
+        eprintln!();
+    }
+    read.map_err(|e| format!("cannot read stdin: {e}"))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// Turn off the terminal's echo on stdin; the old settings, to restore.
+fn echo_off() -> Option<libc::termios> {
+    // SAFETY: termios is plain data; tcgetattr fills it or fails.
+    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+    if unsafe { libc::tcgetattr(0, &mut saved) } != 0 {
+        return None;
+    }
+    let mut quiet = saved;
+    quiet.c_lflag &= !libc::ECHO;
+    // SAFETY: sets settings derived from the ones just read.
+    if unsafe { libc::tcsetattr(0, libc::TCSANOW, &quiet) } != 0 {
+        return None;
+    }
+    Some(saved)
+}
+
+/// At start: with no admin, make one from the environment, or log how to.
+fn ensure_admin(accounts: &mut AccountStore, env: impl Fn(&str) -> Option<String>) {
+    match accounts.has_admin() {
+        Ok(true) => return,
+        Ok(false) => {}
+        Err(e) => {
+            log::error!("cannot check for an admin account: {e}");
+            return;
+        }
+    }
+    match (env(ADMIN_NAME_ENV), env(ADMIN_PASSWORD_ENV)) {
+        (Some(name), Some(password)) => match accounts.create_admin(&name, &password) {
+            Ok(account) => log::info!(
+                "created the admin account {} from the environment",
+                account.name
+            ),
+            Err(e) => {
+                log::error!("cannot create the admin account {name:?} from {ADMIN_NAME_ENV}: {e}")
+            }
+        },
+        _ => log::warn!(
+            "there is no admin account, and no player account ever becomes one: \
+             run `demo_game create-admin` (with the same --db), or set \
+             {ADMIN_NAME_ENV} and {ADMIN_PASSWORD_ENV} for the game's first start"
+        ),
+    }
 }
 
 fn defaults(env: &impl Fn(&str) -> Option<String>) -> Result<Options, String> {
@@ -218,13 +403,14 @@ fn apply_flag(opts: &mut Options, flag: &str, value: &str) -> Result<(), String>
 
 /// Run the game until the portal stops it; returns the exit status.
 pub fn run(opts: &Options) -> i32 {
-    let accounts = match AccountStore::open(&opts.db, opts.hash_cost) {
+    let mut accounts = match AccountStore::open(&opts.db, opts.hash_cost) {
         Ok(store) => store,
         Err(e) => {
             log::error!("cannot open {}: {e}", opts.db.display());
             return EXIT_STARTUP;
         }
     };
+    ensure_admin(&mut accounts, |key| std::env::var(key).ok());
     let linked = GameLink::connect(
         &opts.amp_addr,
         &opts.secret,
@@ -352,5 +538,46 @@ mod tests {
             assert!(err.contains("--browser-login-hours"), "{err}");
         }
         assert_eq!(parse(&["--help"], &[]), Ok(Invocation::Help));
+    }
+
+    #[test]
+    fn create_admin_takes_arguments_then_the_environment() {
+        let env = [
+            ("DEMO_GAME_ADMIN_NAME", "root"),
+            ("DEMO_GAME_ADMIN_PASSWORD", "s3cret"),
+        ];
+        let parsed = parse(&["create-admin", "--db", "x.db", "boss"], &env).unwrap();
+        let Invocation::CreateAdmin(request) = parsed else {
+            panic!("{parsed:?}");
+        };
+        assert_eq!(request.db, PathBuf::from("x.db"));
+        assert_eq!(request.name.as_deref(), Some("boss"));
+        assert_eq!(request.password.as_deref(), Some("s3cret"));
+        let parsed = parse(&["create-admin"], &[]).unwrap();
+        let Invocation::CreateAdmin(request) = parsed else {
+            panic!("{parsed:?}");
+        };
+        assert_eq!((request.name, request.password), (None, None));
+        assert!(parse(&["create-admin", "a", "b", "c"], &[]).is_err());
+        assert!(parse(&["create-admin", "--amp", "x"], &[]).is_err());
+    }
+
+    #[test]
+    fn the_admin_comes_from_the_environment_only_when_there_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.sqlite3");
+        let mut store = AccountStore::open(&path, HashCost::Fast).unwrap();
+        ensure_admin(&mut store, |_| None);
+        assert!(!store.has_admin().unwrap());
+        let env = |key: &str| match key {
+            ADMIN_NAME_ENV => Some("root".to_owned()),
+            ADMIN_PASSWORD_ENV => Some("pw12345".to_owned()),
+            _ => None,
+        };
+        ensure_admin(&mut store, env);
+        assert!(store.authenticate("root", "pw12345").unwrap().is_admin);
+        // A second start with the variables still set changes nothing.
+        ensure_admin(&mut store, env);
+        assert!(store.has_admin().unwrap());
     }
 }

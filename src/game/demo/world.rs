@@ -449,7 +449,11 @@ impl Game {
     fn create_account(&mut self, sessid: u64, name: &str, password: &str) {
         match self.accounts.create(name, password) {
             Ok(account) => {
-                log::info!("session {sessid} created account {}", account.name);
+                log::info!(
+                    "session {sessid} from {} created account {}",
+                    self.address(sessid),
+                    account.name
+                );
                 self.text(
                     sessid,
                     format!("A new account '{}' was created.", account.name),
@@ -469,9 +473,33 @@ impl Game {
 
     fn authenticate(&mut self, sessid: u64, name: &str, password: &str) {
         match self.accounts.authenticate(name, password) {
-            Ok(account) => self.log_in(sessid, account),
-            Err(e) => self.account_error(sessid, e),
+            Ok(account) => {
+                log::info!(
+                    "session {sessid} from {} logged in as {}",
+                    self.address(sessid),
+                    account.name
+                );
+                self.log_in(sessid, account)
+            }
+            Err(e) => {
+                if matches!(e, AccountError::WrongCredentials) {
+                    log::info!(
+                        "session {sessid} from {}: failed login as {:?}",
+                        self.address(sessid),
+                        name
+                    );
+                }
+                self.account_error(sessid, e)
+            }
         }
+    }
+
+    /// The client address the portal gave for `sessid` (`?` if unknown).
+    fn address(&self, sessid: u64) -> String {
+        self.sessions
+            .get(sessid)
+            .map(|s| s.address.clone())
+            .unwrap_or_else(|| "?".to_owned())
     }
 
     fn account_error(&mut self, sessid: u64, error: AccountError) {
@@ -825,9 +853,18 @@ impl Game {
 
     fn admin(&mut self, sessid: u64, verb: &str) {
         if !self.is_admin(sessid) {
+            log::info!(
+                "session {sessid} from {} ({}) was refused {verb}: not an admin",
+                self.address(sessid),
+                self.display_name(sessid)
+            );
             return self.text(sessid, "You are not allowed to do that.");
         }
-        log::info!("{} asked for {verb}", self.display_name(sessid));
+        log::info!(
+            "session {sessid} from {}: admin {} asked for {verb}",
+            self.address(sessid),
+            self.display_name(sessid)
+        );
         if verb == "reload" {
             self.text(sessid, "Reloading the game. You will stay connected.");
             self.outbox.push(ServerMsg::Reload);
@@ -1238,10 +1275,17 @@ mod tests {
     }
 
     #[test]
-    fn admin_commands_are_for_the_first_account_only() {
-        let mut f = fixture();
-        f.logged_in(1, "anna");
+    fn admin_commands_are_for_the_operators_admin_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = AccountStore::open(&dir.path().join("db.sqlite3"), HashCost::Fast).unwrap();
+        store.create_admin("root", "pw12345").unwrap();
+        let mut f = Fixture {
+            _dir: dir,
+            game: Game::new("Demo", store),
+        };
         f.logged_in(2, "bob");
+        f.connect(1);
+        f.say(1, "connect root pw12345");
         let out = f.say(2, "reload");
         assert_eq!(texts_for(&out, 2), ["You are not allowed to do that."]);
         assert!(!out.contains(&ServerMsg::Reload));
