@@ -542,6 +542,7 @@ impl Acceptor {
             protocol_key: from.protocol_key,
             tls: from.tls.as_ref().map(|(_, config)| config.clone()),
             counted_ip: pending.counted,
+            resume: None,
         };
         if let Err((inbound, e)) = spawn_inbound(self.shared.clone(), inbound) {
             log::error!("cannot start a session thread for {address}: {e}; client refused");

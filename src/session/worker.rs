@@ -24,7 +24,11 @@
 //! in the spawn functions.
 //!
 //! Started by the acceptor ([`spawn_inbound`]) and by `server_connect`
-//! ([`spawn_outbound`]).
+//! ([`spawn_outbound`]). A web connection's worker also serves AJAX
+//! requests (`POST /webclientdata`, see [`crate::session::ajax`]): it
+//! answers most itself, but a `receive` takes its socket to the AJAX
+//! session's worker, and this one ends; the session starts a fresh
+//! connection worker for the socket ([`Resume`]) once it has answered.
 
 use crate::config::Config;
 use crate::protocols::telnet::{Telnet, TelnetSettings};
@@ -57,6 +61,61 @@ pub struct Inbound {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Counted against the per-address caps: released when the worker ends.
     pub counted_ip: bool,
+    /// A connection an AJAX session gives back after answering a receive
+    /// on it (the transport already set up); `None` for a new one.
+    pub resume: Option<Box<Resume>>,
+}
+
+/// A web connection coming back from an AJAX session (see
+/// [`crate::session::ajax`]): its transport, the input read past the
+/// receive, the answer to write, and whether to close once it is written.
+pub struct Resume {
+    pub transport: Transport,
+    pub leftover: Vec<u8>,
+    pub output: Vec<u8>,
+    pub end: bool,
+}
+
+/// A web connection's socket taken away by an AJAX session (a receive it
+/// parks), with what the connection's worker still held.
+pub struct Taken {
+    pub stream: TcpStream,
+    pub transport: Transport,
+    pub address: SocketAddr,
+    pub leftover: Vec<u8>,
+    pub output: Vec<u8>,
+    /// Counted against the per-address caps (whoever ends the connection
+    /// releases it).
+    pub counted: Option<AddressCount>,
+}
+
+/// A connection's place in the per-address caps: given back when dropped,
+/// unless handed on to a new worker with [`AddressCount::hand_on`].
+pub struct AddressCount {
+    shared: Arc<Shared>,
+    ip: Option<std::net::IpAddr>,
+}
+
+impl AddressCount {
+    pub fn new(shared: Arc<Shared>, ip: std::net::IpAddr) -> AddressCount {
+        AddressCount {
+            shared,
+            ip: Some(ip),
+        }
+    }
+
+    /// The count now belongs to whoever is given the connection.
+    pub fn hand_on(mut self) {
+        self.ip = None;
+    }
+}
+
+impl Drop for AddressCount {
+    fn drop(&mut self) {
+        if let Some(ip) = self.ip.take() {
+            self.shared.addresses.release(ip);
+        }
+    }
 }
 
 /// Start a worker thread for an accepted connection. On failure the stream
@@ -68,10 +127,11 @@ pub fn spawn_inbound(shared: Arc<Shared>, inbound: Inbound) -> Result<(), (Inbou
         let received = rx.recv();
         drop(rx); // not kept for the session's life
         if let Ok(inbound) = received {
-            let release = inbound.counted_ip.then(|| inbound.address.ip());
+            // The count goes with the socket if an AJAX session takes it.
+            let release = std::cell::Cell::new(inbound.counted_ip.then(|| inbound.address.ip()));
             let h = shared.clone();
-            run_guarded(shared, inbound.sessid, move |h| serve_inbound(h, inbound));
-            if let Some(ip) = release {
+            run_guarded(shared, inbound.sessid, |h| serve_inbound(h, inbound, &release));
+            if let Some(ip) = release.take() {
                 h.addresses.release(ip);
             }
         }
@@ -94,14 +154,14 @@ pub fn spawn_outbound(shared: Arc<Shared>, target: String) -> io::Result<()> {
         .map(|_| ())
 }
 
-fn thread_builder(shared: &Shared, name: String) -> std::thread::Builder {
+pub(crate) fn thread_builder(shared: &Shared, name: String) -> std::thread::Builder {
     let stack = shared.config().limits.worker_stack_kib * 1024;
     std::thread::Builder::new().name(name).stack_size(stack)
 }
 
 /// Run a worker body, turning a panic into a logged, reported disconnect so
 /// one broken session never takes the portal down.
-fn run_guarded(shared: Arc<Shared>, sessid: u64, body: impl FnOnce(&Arc<Shared>)) {
+pub(crate) fn run_guarded(shared: Arc<Shared>, sessid: u64, body: impl FnOnce(&Arc<Shared>)) {
     shared.stats.worker_started(true);
     if catch_unwind(AssertUnwindSafe(|| body(&shared))).is_err() {
         log::error!("session {sessid}: worker panicked; session closed");
@@ -110,9 +170,32 @@ fn run_guarded(shared: Arc<Shared>, sessid: u64, body: impl FnOnce(&Arc<Shared>)
     shared.stats.worker_started(false);
 }
 
-fn serve_inbound(shared: &Arc<Shared>, inbound: Inbound) {
-    if let Some(mut worker) = start_inbound(shared, inbound) {
-        worker.run();
+fn serve_inbound(
+    shared: &Arc<Shared>,
+    inbound: Inbound,
+    counted: &std::cell::Cell<Option<std::net::IpAddr>>,
+) {
+    let address = inbound.address;
+    let Some(mut worker) = start_inbound(shared, inbound) else {
+        return;
+    };
+    if let Some(session) = worker.run() {
+        let Worker {
+            stream,
+            transport,
+            mut core,
+            ..
+        } = *worker;
+        let (leftover, output) = core.hand_over();
+        let taken = Taken {
+            stream,
+            transport,
+            address,
+            leftover,
+            output,
+            counted: counted.take().map(|ip| AddressCount::new(shared.clone(), ip)),
+        };
+        crate::session::ajax::park(&session, taken);
     }
 }
 
@@ -128,11 +211,13 @@ fn start_inbound(shared: &Arc<Shared>, inbound: Inbound) -> Option<Box<Worker>> 
         protocol_key,
         tls,
         counted_ip: _,
+        mut resume,
     } = inbound;
-    let transport = match tls.map(rustls::ServerConnection::new).transpose() {
-        Ok(Some(conn)) => Transport::Tls(Box::new(conn)),
-        Ok(None) => Transport::Plain,
-        Err(e) => {
+    let transport = match (resume.as_mut(), tls.map(rustls::ServerConnection::new).transpose()) {
+        (Some(resume), _) => std::mem::replace(&mut resume.transport, Transport::Plain),
+        (None, Ok(Some(conn))) => Transport::Tls(Box::new(conn)),
+        (None, Ok(None)) => Transport::Plain,
+        (None, Err(e)) => {
             log::warn!("session {sessid}: cannot start TLS: {e}");
             return None;
         }
@@ -144,7 +229,13 @@ fn start_inbound(shared: &Arc<Shared>, inbound: Inbound) -> Option<Box<Worker>> 
         Direction::Inbound
     };
     match Worker::new(shared.clone(), stream, transport, session, direction) {
-        Ok(worker) => Some(worker),
+        Ok(mut worker) => {
+            worker.address = Some(address);
+            if let Some(resume) = resume {
+                worker.resume(*resume);
+            }
+            Some(worker)
+        }
         Err((e, stream)) => {
             log::warn!("session {sessid}: cannot set up its worker ({e}); client refused");
             if let Some(mut stream) = stream {
@@ -289,6 +380,10 @@ struct Worker {
     /// once the websocket is open: a page fetch never becomes a session).
     unregistered: Option<(Session, WorkerHandle)>,
     core: Core,
+    /// The client's address (inbound connections).
+    address: Option<SocketAddr>,
+    /// An AJAX session this connection's socket goes to (a receive).
+    hand_to: Option<WorkerHandle>,
 }
 
 impl Worker {
@@ -341,18 +436,42 @@ impl Worker {
             rx,
             unregistered: Some((session, handle)),
             core: Core::new(sessid, config, direction, protocol, now),
+            address: None,
+            hand_to: None,
         });
         worker.apply_events();
         Ok(worker)
     }
 
-    /// The event loop: until the peer leaves or a close has flushed.
-    fn run(&mut self) {
+    /// A connection given back by an AJAX session: read what it had read,
+    /// write its answer.
+    fn resume(&mut self, resume: Resume) {
+        let now = Instant::now();
+        self.core.resume_with(&resume.output, resume.end, now);
+        // The answer goes out before anything else is read.
+        self.flush();
+        if !resume.leftover.is_empty() {
+            self.core.handle_input(&resume.leftover, now);
+        }
+        self.apply_events();
+    }
+
+    /// The event loop: until the peer leaves or a close has flushed, or
+    /// an AJAX receive takes the socket to its session (returned).
+    fn run(&mut self) -> Option<WorkerHandle> {
         loop {
+            if let Some(session) = self.hand_to.take() {
+                // What the socket takes now goes before the hand-over.
+                self.flush();
+                return Some(session);
+            }
             let timeout = self.next_timeout(Instant::now());
             let ready = match self.waiter.wait(timeout) {
                 Ok(ready) => ready,
-                Err(e) => return log::warn!("session {}: poll failed: {e}", self.core.sessid()),
+                Err(e) => {
+                log::warn!("session {}: poll failed: {e}", self.core.sessid());
+                return None;
+            }
             };
             self.refresh_config();
             if ready.readable {
@@ -363,10 +482,14 @@ impl Worker {
             self.drain_channel(now);
             self.check_handshake(now);
             self.apply_events();
+            if self.hand_to.is_some() {
+                continue;
+            }
             self.flush();
             let flushed = !self.transport.wants_write(self.core.transmit());
             if self.core.is_finished(Instant::now(), flushed) {
-                return self.finish_close();
+                self.finish_close();
+                return None;
             }
         }
     }
@@ -495,42 +618,24 @@ impl Worker {
     /// Carry out one core event: with `refresh_config`, the only place
     /// the loop calls the registry.
     fn apply(&mut self, event: CoreEvent) {
-        let shared = &self.shared;
-        let sessid = self.core.sessid();
         match event {
-            CoreEvent::Register {
-                csessid,
-                subprotocol,
-            } => {
-                let Some((mut session, handle)) = self.unregistered.take() else {
-                    return;
-                };
-                if let Some(subprotocol) = subprotocol {
-                    let from = &session.address;
-                    log::info!("session {sessid}: websocket from {from} ({subprotocol})");
-                }
-                session.csessid = csessid;
-                self.core.merge_flags_into(&mut session.protocol_flags);
-                shared.registry.connect(session, handle);
+            CoreEvent::Ajax(post) => self.serve_ajax(&post),
+            event => apply_event(&self.shared, &mut self.core, &mut self.unregistered, event),
+        }
+    }
+
+    /// An AJAX request: answered here, or (a receive) its socket goes to
+    /// the session once the loop has applied this round's events.
+    fn serve_ajax(&mut self, post: &crate::protocols::websocket::AjaxPost) {
+        let Some(address) = self.address else {
+            return;
+        };
+        let secure = matches!(self.transport, Transport::Tls(_));
+        match crate::session::ajax::serve(&self.shared, post, address, secure) {
+            crate::session::ajax::Served::Answer(response) => {
+                self.core.answer_ajax(response, Instant::now());
             }
-            CoreEvent::Sync => match self.core.protocol() {
-                Protocol::Telnet(t) => shared.registry.sync_flags(sessid, t.flags()),
-                Protocol::Web(w) => shared.registry.sync_flags(sessid, w.flags()),
-            },
-            CoreEvent::Input { command, visible } => {
-                if visible {
-                    Stats::add(&shared.stats.commands, 1);
-                }
-                shared.registry.data_in(sessid, vec![command], visible);
-            }
-            CoreEvent::Refused => Stats::add(&shared.stats.commands_refused, 1),
-            CoreEvent::MsspRequest => {
-                let players = shared.registry.count_loggedin(false);
-                let table = mssp_table(self.core.config(), players, shared.started_unix());
-                self.core.send_mssp(&table);
-            }
-            CoreEvent::BytesIn(n) => Stats::add(&shared.stats.bytes_in, n as u64),
-            CoreEvent::BytesOut(n) => Stats::add(&shared.stats.bytes_out, n as u64),
+            crate::session::ajax::Served::HandOver(session) => self.hand_to = Some(session),
         }
     }
 
@@ -551,6 +656,56 @@ impl Worker {
         }
         let wanted = self.transport.wants_write(self.core.transmit());
         self.waiter.set_write_interest(wanted);
+    }
+}
+
+/// Carry out one core event that is not an AJAX request, for a
+/// connection's worker or an AJAX session's (`session::ajax`).
+pub(crate) fn apply_event(
+    shared: &Shared,
+    core: &mut Core,
+    unregistered: &mut Option<(Session, WorkerHandle)>,
+    event: CoreEvent,
+) {
+    let sessid = core.sessid();
+    match event {
+        CoreEvent::Register {
+            csessid,
+            subprotocol,
+        } => {
+            let Some((mut session, handle)) = unregistered.take() else {
+                return;
+            };
+            let from = &session.address;
+            if session.protocol_key == crate::protocols::ajax::PROTOCOL_KEY {
+                log::info!("session {sessid}: AJAX session from {from}");
+            } else if let Some(subprotocol) = subprotocol {
+                log::info!("session {sessid}: websocket from {from} ({subprotocol})");
+            }
+            session.csessid = csessid;
+            core.merge_flags_into(&mut session.protocol_flags);
+            shared.registry.connect(session, handle);
+        }
+        CoreEvent::Sync => match core.protocol() {
+            Protocol::Telnet(t) => shared.registry.sync_flags(sessid, t.flags()),
+            Protocol::Web(w) => shared.registry.sync_flags(sessid, w.flags()),
+        },
+        CoreEvent::Input { command, visible } => {
+            if visible {
+                Stats::add(&shared.stats.commands, 1);
+            }
+            shared.registry.data_in(sessid, vec![command], visible);
+        }
+        CoreEvent::Refused => Stats::add(&shared.stats.commands_refused, 1),
+        CoreEvent::MsspRequest => {
+            let players = shared.registry.count_loggedin(false);
+            let table = mssp_table(core.config(), players, shared.started_unix());
+            core.send_mssp(&table);
+        }
+        CoreEvent::BytesIn(n) => Stats::add(&shared.stats.bytes_in, n as u64),
+        CoreEvent::BytesOut(n) => Stats::add(&shared.stats.bytes_out, n as u64),
+        // Only a web connection's worker serves these.
+        CoreEvent::Ajax(_) => {}
     }
 }
 

@@ -1,0 +1,275 @@
+//! AJAX long-poll sessions (`POST /webclientdata`, Evennia's wire format)
+//! over real sockets: play beside a telnet player, parked receives woken by
+//! output, a newer receive replacing a parked one, keepalive, close, the
+//! idle ping and drop, the limits, a session outliving its connections,
+//! and a game restart with held input.
+
+mod support;
+use std::time::{Duration, Instant};
+use support::ajax::{browser_id, encode, AjaxClient, Conn};
+use support::{wait_for, Portal};
+
+/// Receive until a receive stays parked for `quiet`: the output so far is
+/// read and the poll connection now holds a parked receive.
+fn drain_until_parked(client: &mut AjaxClient, quiet: Duration) {
+    let deadline = Instant::now() + support::WAIT;
+    while Instant::now() < deadline {
+        client.start_receive();
+        if client.poll.answer_within(quiet).is_none() {
+            return;
+        }
+    }
+    panic!("the output never ran dry");
+}
+
+#[test]
+fn an_ajax_player_and_a_telnet_player_hear_each_other() {
+    let portal = Portal::start("");
+    let mut web = AjaxClient::init(portal.web, &browser_id(1), "tab1");
+    web.create("alma");
+    let mut tom = portal.player("tom");
+
+    web.send("say hello over ajax");
+    web.expect("You say, \"hello over ajax\"");
+    tom.expect("alma says, \"hello over ajax\"");
+    tom.send("say hi <b>alma</b>");
+    let heard = web.expect("tom says");
+    assert!(heard.contains("hi <b>alma</b>"), "{heard}");
+    web.send("echo ajax-token-1");
+    web.expect("ajax-token-1");
+
+    let status = portal.status_report();
+    let line = status.words("sessions").join(" ");
+    assert!(line.contains("webclient/ajax"), "status: {line}");
+}
+
+#[test]
+fn a_parked_receive_is_answered_when_output_arrives() {
+    let portal = Portal::start("");
+    let mut web = AjaxClient::init(portal.web, &browser_id(2), "");
+    web.create("pia");
+    drain_until_parked(&mut web, Duration::from_millis(400));
+    web.send("echo wake-up-token");
+    let answer = web.poll.answer();
+    assert_eq!(answer.status, 200);
+    assert!(
+        answer
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/json")),
+        "{answer:?}"
+    );
+    let message: serde_json::Value = serde_json::from_str(&answer.body).expect("JSON");
+    assert!(message.is_array(), "one [cmdname, args, kwargs]: {message}");
+    let mut text = support::ajax::text_of(&message);
+    if !text.contains("wake-up-token") {
+        text = web.expect("wake-up-token");
+    }
+    assert!(text.contains("wake-up-token"), "{text}");
+}
+
+#[test]
+fn a_newer_receive_replaces_a_parked_one_which_gets_an_empty_answer() {
+    let portal = Portal::start("");
+    let mut web = AjaxClient::init(portal.web, &browser_id(3), "");
+    web.expect("create");
+    drain_until_parked(&mut web, Duration::from_millis(400));
+    let mut newer = Conn::open(portal.web);
+    newer.post(&web.form("receive"), "");
+    let old = web.poll.answer();
+    assert_eq!((old.status, old.body.as_str()), (200, ""), "{old:?}");
+    assert!(
+        newer.answer_within(Duration::from_millis(300)).is_none(),
+        "the newer one is parked now"
+    );
+    web.send("look");
+    let answer = newer.answer();
+    assert_eq!(answer.status, 200);
+    assert!(answer.body.starts_with('['), "{answer:?}");
+    // The old connection is kept alive and serves the next receive.
+    web.send("look");
+    web.expect("create");
+}
+
+#[test]
+fn keepalive_and_close_answer_an_empty_string_and_close_ends_the_session() {
+    let portal = Portal::start("");
+    let mut web = AjaxClient::init(portal.web, &browser_id(4), "");
+    web.expect("create");
+    let answer = web.call("keepalive", "");
+    assert_eq!((answer.status, answer.body.as_str()), (200, "\"\""));
+    assert_eq!(portal.sessions(), 1);
+    let answer = web.call("close", "");
+    assert_eq!((answer.status, answer.body.as_str()), (200, "\"\""));
+    wait_for("the session to end", || (portal.sessions() == 0).then_some(()));
+    let gone = web.receive();
+    assert_eq!(gone[0], "connection_close", "{gone}");
+    assert_eq!(gone[2]["code"], 1001, "a page would start over: {gone}");
+}
+
+#[test]
+fn a_silent_client_is_pinged_and_then_dropped() {
+    let portal = Portal::start_web("ajax_keepalive_secs = 1.0\najax_receive_timeout_secs = 30.0");
+    let mut web = AjaxClient::init(portal.web, &browser_id(5), "");
+    // A client that answers its pings stays.
+    for _ in 0..2 {
+        let deadline = Instant::now() + support::WAIT;
+        while web.receive()[0] != "ajax_keepalive" {
+            assert!(Instant::now() < deadline, "no ping: {:?}", web.seen);
+        }
+        let answer = web.call("keepalive", "");
+        assert_eq!(answer.body, "\"\"");
+    }
+    assert_eq!(portal.sessions(), 1, "answered pings keep the session");
+    // One that goes silent is pinged, then dropped a keepalive later.
+    let silent_from = Instant::now();
+    wait_for("the silent client to be dropped", || {
+        (portal.sessions() == 0).then_some(())
+    });
+    assert!(
+        silent_from.elapsed() >= Duration::from_millis(1500),
+        "dropped after the ping and a second keepalive, not at once: {:?}",
+        silent_from.elapsed()
+    );
+    portal.wait_log("AJAX client silent since its ping; dropped");
+}
+
+#[test]
+fn a_parked_receive_is_answered_with_a_ping_after_the_receive_timeout() {
+    let portal = Portal::start_web("ajax_receive_timeout_secs = 0.5");
+    let mut web = AjaxClient::init(portal.web, &browser_id(6), "");
+    web.expect("create");
+    drain_until_parked(&mut web, Duration::from_millis(200));
+    let answer = web.poll.answer();
+    assert_eq!(answer.body, r#"["ajax_keepalive",[],{}]"#);
+}
+
+#[test]
+fn oversized_chunked_foreign_and_malformed_requests_are_refused() {
+    let portal = Portal::start_web("max_message_bytes = 4096\nmax_frame_bytes = 4096");
+    let mut other = AjaxClient::init(portal.web, &browser_id(7), "");
+    other.create("olive");
+
+    let mut big = Conn::open(portal.web);
+    let form = format!("mode=input&csessid={}&data={}", other.csessid, "x".repeat(10_000));
+    big.post(&form, "");
+    let answer = big.answer();
+    assert_eq!(answer.status, 413, "{answer:?}");
+    assert!(big.closed(), "the connection is closed after a refused body");
+
+    let mut chunked = Conn::open(portal.web);
+    let request = "POST /webclientdata HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nmode=\r\n0\r\n\r\n";
+    std::io::Write::write_all(&mut chunked.stream, request.as_bytes()).expect("write");
+    assert_eq!(chunked.answer().status, 411);
+
+    let mut foreign = Conn::open(portal.web);
+    foreign.post(&other.form("keepalive"), "Origin: https://evil.example\r\n");
+    assert_eq!(foreign.answer().status, 403);
+
+    let mut own = Conn::open(portal.web);
+    own.post(&other.form("keepalive"), "Origin: http://127.0.0.1\r\n");
+    assert_eq!(own.answer().status, 200, "the page's own origin is fine");
+
+    let mut bad = Conn::open(portal.web);
+    bad.post("mode=launch", "");
+    assert_eq!(bad.answer().status, 400);
+    bad.post("mode=receive", "");
+    assert_eq!(bad.answer().status, 400, "no browser id");
+    bad.post("mode=input&csessid=abc%ZZ", "");
+    assert_eq!(bad.answer().status, 400);
+
+    let get = support::web::http_exchange(
+        portal.web,
+        b"GET /webclientdata HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert!(get.starts_with("HTTP/1.1 405"), "{get}");
+
+    other.send("echo still-fine");
+    other.expect("still-fine");
+}
+
+#[test]
+fn a_session_outlives_the_connections_its_requests_came_on() {
+    let portal = Portal::start("");
+    let csessid = browser_id(8);
+    let cookie = format!("Cookie: portal_csessid={csessid}\r\n");
+    // Our page names its browser by the cookie, not a form field.
+    let fresh = |form: &str| {
+        let mut conn = Conn::open(portal.web);
+        conn.post(form, &cookie);
+        conn.answer()
+    };
+    let init = fresh("mode=init&cuid=t1&browserstr=test");
+    assert_eq!(init.status, 200, "{init:?}");
+    let mut texts = String::new();
+    let receive_until = |needle: &str, texts: &mut String| {
+        let deadline = Instant::now() + support::WAIT;
+        while !texts.contains(needle) {
+            assert!(Instant::now() < deadline, "no {needle:?} in {texts}");
+            let answer = fresh("mode=receive&cuid=t1");
+            let message: serde_json::Value = serde_json::from_str(&answer.body).expect("JSON");
+            texts.push_str(&support::ajax::text_of(&message));
+        }
+    };
+    receive_until("create", &mut texts);
+    let data = serde_json::json!(["text", ["create cora pw123"], {}]).to_string();
+    let sent = fresh(&format!("mode=input&cuid=t1&data={}", encode(&data)));
+    assert_eq!(sent.body, "\"\"");
+    receive_until("The Portal Plaza", &mut texts);
+    assert_eq!(portal.sessions(), 1, "one session through many connections");
+    let data = serde_json::json!(["text", ["who"], {}]).to_string();
+    fresh(&format!("mode=input&cuid=t1&data={}", encode(&data)));
+    receive_until("cora", &mut texts);
+    let record = portal.log();
+    assert!(record.contains("AJAX session from"), "logged");
+}
+
+#[test]
+fn tabs_of_one_browser_share_its_login() {
+    let portal = Portal::start("");
+    let csessid = browser_id(9);
+    let mut first = AjaxClient::init(portal.web, &csessid, "tab-a");
+    first.create("tabitha");
+    let mut second = AjaxClient::init(portal.web, &csessid, "tab-b");
+    second.expect("The Portal Plaza");
+    second.send("who");
+    second.expect("tabitha");
+    assert_eq!(portal.sessions(), 2);
+    first.send("echo first-tab-still-here");
+    first.expect("first-tab-still-here");
+}
+
+#[test]
+fn ajax_players_keep_their_input_through_a_game_restart() {
+    let mut portal = Portal::start("");
+    let mut web = AjaxClient::init(portal.web, &browser_id(10), "");
+    web.create("rhea");
+    let first = portal.game_pid_other_than(None);
+    let reload = portal.cli(&["reload-server"]);
+    assert_eq!(reload.code, 0, "{}{}", reload.stdout, reload.stderr);
+    web.expect("The game is restarting");
+    web.send("echo typed-during-restart");
+    web.expect("The game is back");
+    web.expect("typed-during-restart");
+    assert_ne!(portal.game_pid_other_than(Some(first)), first);
+    web.send("who");
+    let who = web.expect("rhea");
+    assert!(!who.contains("create"), "still logged in: {who}");
+}
+
+#[test]
+fn quit_ends_the_session_with_connection_close() {
+    let portal = Portal::start("");
+    let mut web = AjaxClient::init(portal.web, &browser_id(11), "");
+    web.create("quin");
+    web.send("quit");
+    let deadline = Instant::now() + support::WAIT;
+    loop {
+        let message = web.receive();
+        if message[0] == "connection_close" {
+            assert_eq!(message[2]["code"], 1000, "a deliberate close: {message}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no connection_close: {:?}", web.seen);
+    }
+    wait_for("the session to end", || (portal.sessions() == 0).then_some(()));
+}
