@@ -100,7 +100,9 @@ fn keepalive_and_close_answer_an_empty_string_and_close_ends_the_session() {
     assert_eq!(portal.sessions(), 1);
     let answer = web.call("close", "");
     assert_eq!((answer.status, answer.body.as_str()), (200, "\"\""));
-    wait_for("the session to end", || (portal.sessions() == 0).then_some(()));
+    wait_for("the session to end", || {
+        (portal.sessions() == 0).then_some(())
+    });
     let gone = web.receive();
     assert_eq!(gone[0], "connection_close", "{gone}");
     assert_eq!(gone[2]["code"], 1001, "a page would start over: {gone}");
@@ -150,11 +152,18 @@ fn oversized_chunked_foreign_and_malformed_requests_are_refused() {
     other.create("olive");
 
     let mut big = Conn::open(portal.web);
-    let form = format!("mode=input&csessid={}&data={}", other.csessid, "x".repeat(10_000));
+    let form = format!(
+        "mode=input&csessid={}&data={}",
+        other.csessid,
+        "x".repeat(10_000)
+    );
     big.post(&form, "");
     let answer = big.answer();
     assert_eq!(answer.status, 413, "{answer:?}");
-    assert!(big.closed(), "the connection is closed after a refused body");
+    assert!(
+        big.closed(),
+        "the connection is closed after a refused body"
+    );
 
     let mut chunked = Conn::open(portal.web);
     let request = "POST /webclientdata HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nmode=\r\n0\r\n\r\n";
@@ -269,7 +278,13 @@ fn quit_ends_the_session_with_connection_close() {
             assert_eq!(message[2]["code"], 1000, "a deliberate close: {message}");
             break;
         }
-        assert!(Instant::now() < deadline, "no connection_close: {:?}", web.seen);
+        assert!(
+            Instant::now() < deadline,
+            "no connection_close: {:?}",
+            web.seen
+        );
     }
-    wait_for("the session to end", || (portal.sessions() == 0).then_some(()));
+    wait_for("the session to end", || {
+        (portal.sessions() == 0).then_some(())
+    });
 }

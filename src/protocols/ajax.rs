@@ -382,7 +382,10 @@ mod tests {
 
     #[test]
     fn calls_name_their_mode_browser_id_and_tab() {
-        let form = decode_form(b"mode=init&csessid=0123456789abcdef0123&cuid=tab-1&browserstr=chrome%3Cscript").unwrap();
+        let form = decode_form(
+            b"mode=init&csessid=0123456789abcdef0123&cuid=tab-1&browserstr=chrome%3Cscript",
+        )
+        .unwrap();
         let call = parse_call(&form).unwrap();
         assert_eq!(call.mode, Mode::Init("chromescript".into()));
         assert_eq!(call.csessid.as_deref(), Some("0123456789abcdef0123"));
@@ -475,8 +478,15 @@ mod tests {
 
         let mut poll: LongPoll<u32> = LongPoll::new(TIMING, t0);
         poll.handle_timeout(t0 + secs(30));
-        assert_eq!(poll.receive(7, false, t0 + secs(31)), vec![(7, Reply::Ping)]);
-        assert_eq!(poll.handle_timeout(t0 + secs(61)), (vec![], false), "heard at 31");
+        assert_eq!(
+            poll.receive(7, false, t0 + secs(31)),
+            vec![(7, Reply::Ping)]
+        );
+        assert_eq!(
+            poll.handle_timeout(t0 + secs(61)),
+            (vec![], false),
+            "heard at 31"
+        );
         poll.heard(t0 + secs(50));
         assert_eq!(poll.poll_timeout(), t0 + secs(80));
     }

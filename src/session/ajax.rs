@@ -121,7 +121,12 @@ pub(crate) enum Served {
 
 /// Carry out one AJAX request that came from `address` (over TLS when
 /// `secure`).
-pub(crate) fn serve(shared: &Arc<Shared>, post: &AjaxPost, address: SocketAddr, secure: bool) -> Served {
+pub(crate) fn serve(
+    shared: &Arc<Shared>,
+    post: &AjaxPost,
+    address: SocketAddr,
+    secure: bool,
+) -> Served {
     let call = match ajax::decode_form(&post.body) {
         Ok(fields) => ajax::parse_call(&fields),
         Err(_) => Err("the body is not a form"),
@@ -307,7 +312,10 @@ impl AjaxWorker {
             }
             self.apply_events();
             self.deliver();
-            if self.core.is_finished(Instant::now(), !self.core.has_message()) {
+            if self
+                .core
+                .is_finished(Instant::now(), !self.core.has_message())
+            {
                 break;
             }
         }
@@ -337,7 +345,10 @@ impl AjaxWorker {
             None => return,
         };
         if gone {
-            log::debug!("session {}: a parked receive's client left", self.core.sessid());
+            log::debug!(
+                "session {}: a parked receive's client left",
+                self.core.sessid()
+            );
             // Dropped: closed, its count given back.
             drop(self.poll.take_parked());
         } else if let Some(parked) = self.poll.parked_mut() {
@@ -415,8 +426,7 @@ impl AjaxWorker {
             parked.taken.address,
             body.len()
         );
-        let bytes = ajax::answer(&body).to_bytes(false);
-        resume(&self.shared, parked.taken, &bytes, false);
+        resume(&self.shared, *parked.taken, &body);
     }
 
     fn finish(&mut self) {
@@ -437,17 +447,17 @@ impl AjaxWorker {
         while let Some(message) = self.rx.try_recv() {
             if let ToWorker::Ajax(mail) = message {
                 if let AjaxMail::Receive(taken) = *mail {
-                    let bytes = ajax::answer("").to_bytes(false);
-                    resume(&self.shared, taken, &bytes, false);
+                    resume(&self.shared, *taken, "");
                 }
             }
         }
     }
 }
 
-/// Give a connection back to a fresh web connection worker, with `output`
-/// to write first (and a close after it with `end`).
-fn resume(shared: &Arc<Shared>, taken: Box<Taken>, output: &[u8], end: bool) {
+/// Answer a receive with `body`: a fresh web connection worker writes it,
+/// then serves the connection's next request (or closes it, if the client
+/// asked).
+fn resume(shared: &Arc<Shared>, taken: Taken, body: &str) {
     let Taken {
         stream,
         transport,
@@ -455,8 +465,12 @@ fn resume(shared: &Arc<Shared>, taken: Box<Taken>, output: &[u8], end: bool) {
         leftover,
         output: mut pending,
         counted,
-    } = *taken;
-    pending.extend_from_slice(output);
+        keep_alive,
+    } = taken;
+    let mut response = ajax::answer(body);
+    response.close = !keep_alive;
+    pending.extend_from_slice(&response.to_bytes(false));
+    let end = !keep_alive;
     // SAFETY: the descriptor comes from a live stream that gives up
     // ownership of it here.
     let stream = unsafe { std::net::TcpStream::from_raw_fd(stream.into_raw_fd()) };

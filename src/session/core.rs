@@ -36,9 +36,9 @@
 //! are defined with the handle that sends them ([`crate::session::handle`]).
 
 use crate::config::{fill, Config};
+use crate::protocols::http::Response;
 use crate::protocols::http_probe;
 use crate::protocols::telnet::{InputFailure, TelnetEvent};
-use crate::protocols::http::Response;
 use crate::protocols::websocket::{AjaxPost, WebEvent};
 use crate::session::framer::{strip_controls, Framed, LineFramer};
 use crate::session::handle::ToWorker;

@@ -87,6 +87,8 @@ pub struct Taken {
     /// Counted against the per-address caps (whoever ends the connection
     /// releases it).
     pub counted: Option<AddressCount>,
+    /// The client wants the connection kept open after the answer.
+    pub keep_alive: bool,
 }
 
 /// A connection's place in the per-address caps: given back when dropped,
@@ -130,7 +132,9 @@ pub fn spawn_inbound(shared: Arc<Shared>, inbound: Inbound) -> Result<(), (Inbou
             // The count goes with the socket if an AJAX session takes it.
             let release = std::cell::Cell::new(inbound.counted_ip.then(|| inbound.address.ip()));
             let h = shared.clone();
-            run_guarded(shared, inbound.sessid, |h| serve_inbound(h, inbound, &release));
+            run_guarded(shared, inbound.sessid, |h| {
+                serve_inbound(h, inbound, &release)
+            });
             if let Some(ip) = release.take() {
                 h.addresses.release(ip);
             }
@@ -179,7 +183,7 @@ fn serve_inbound(
     let Some(mut worker) = start_inbound(shared, inbound) else {
         return;
     };
-    if let Some(session) = worker.run() {
+    if let Some((session, keep_alive)) = worker.run() {
         let Worker {
             stream,
             transport,
@@ -193,7 +197,10 @@ fn serve_inbound(
             address,
             leftover,
             output,
-            counted: counted.take().map(|ip| AddressCount::new(shared.clone(), ip)),
+            counted: counted
+                .take()
+                .map(|ip| AddressCount::new(shared.clone(), ip)),
+            keep_alive,
         };
         crate::session::ajax::park(&session, taken);
     }
@@ -213,7 +220,10 @@ fn start_inbound(shared: &Arc<Shared>, inbound: Inbound) -> Option<Box<Worker>> 
         counted_ip: _,
         mut resume,
     } = inbound;
-    let transport = match (resume.as_mut(), tls.map(rustls::ServerConnection::new).transpose()) {
+    let transport = match (
+        resume.as_mut(),
+        tls.map(rustls::ServerConnection::new).transpose(),
+    ) {
         (Some(resume), _) => std::mem::replace(&mut resume.transport, Transport::Plain),
         (None, Ok(Some(conn))) => Transport::Tls(Box::new(conn)),
         (None, Ok(None)) => Transport::Plain,
@@ -382,8 +392,9 @@ struct Worker {
     core: Core,
     /// The client's address (inbound connections).
     address: Option<SocketAddr>,
-    /// An AJAX session this connection's socket goes to (a receive).
-    hand_to: Option<WorkerHandle>,
+    /// An AJAX session this connection's socket goes to (a receive), and
+    /// whether the client wants the connection kept open after its answer.
+    hand_to: Option<(WorkerHandle, bool)>,
 }
 
 impl Worker {
@@ -458,7 +469,7 @@ impl Worker {
 
     /// The event loop: until the peer leaves or a close has flushed, or
     /// an AJAX receive takes the socket to its session (returned).
-    fn run(&mut self) -> Option<WorkerHandle> {
+    fn run(&mut self) -> Option<(WorkerHandle, bool)> {
         loop {
             if let Some(session) = self.hand_to.take() {
                 // What the socket takes now goes before the hand-over.
@@ -469,9 +480,9 @@ impl Worker {
             let ready = match self.waiter.wait(timeout) {
                 Ok(ready) => ready,
                 Err(e) => {
-                log::warn!("session {}: poll failed: {e}", self.core.sessid());
-                return None;
-            }
+                    log::warn!("session {}: poll failed: {e}", self.core.sessid());
+                    return None;
+                }
             };
             self.refresh_config();
             if ready.readable {
@@ -635,7 +646,9 @@ impl Worker {
             crate::session::ajax::Served::Answer(response) => {
                 self.core.answer_ajax(response, Instant::now());
             }
-            crate::session::ajax::Served::HandOver(session) => self.hand_to = Some(session),
+            crate::session::ajax::Served::HandOver(session) => {
+                self.hand_to = Some((session, post.request.keep_alive()));
+            }
         }
     }
 

@@ -582,7 +582,8 @@ impl WebEngine {
             return self.respond_to(&request, response);
         }
         let secure = self.settings.secure;
-        if let Err(refusal) = handshake::check_origin(&request, &self.settings.allowed_origins, secure)
+        if let Err(refusal) =
+            handshake::check_origin(&request, &self.settings.allowed_origins, secure)
         {
             return self.respond_to(&request, refusal);
         }
