@@ -58,38 +58,15 @@ impl Conn {
 
     /// Send a POST of `form` with `extra` header lines (each ending CR LF).
     pub fn post(&mut self, form: &str, extra: &str) {
-        let request = format!(
-            "POST /webclientdata HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-             Content-Type: application/x-www-form-urlencoded\r\n\
-             Content-Length: {}\r\n{extra}\r\n{form}",
-            form.len()
-        );
-        self.stream.write_all(request.as_bytes()).expect("write");
+        self.stream
+            .write_all(&post_bytes(form, extra))
+            .expect("write");
     }
 
     /// The next answer, if one comes within `within`; `None` if none does
     /// or the connection closes first.
     pub fn answer_within(&mut self, within: Duration) -> Option<Answer> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(answer) = self.parse() {
-                return Some(answer);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            let mut chunk = [0u8; 8192];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => return None,
-            }
-        }
+        read_answer(&mut self.stream, &mut self.buf, within)
     }
 
     /// The next answer (within `WAIT`).
@@ -114,33 +91,6 @@ impl Conn {
             }
         }
         false
-    }
-
-    /// A whole answer at the front of the buffer, taken out.
-    fn parse(&mut self) -> Option<Answer> {
-        let end = self.buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        let length: usize = headers
-            .iter()
-            .find(|(k, _)| k == "content-length")
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0);
-        if self.buf.len() < end + length {
-            return None;
-        }
-        let body = String::from_utf8_lossy(&self.buf[end..end + length]).into_owned();
-        self.buf.drain(..end + length);
-        Some(Answer {
-            status,
-            headers,
-            body,
-        })
     }
 }
 
@@ -253,4 +203,68 @@ pub fn text_of(message: &serde_json::Value) -> String {
         Some(text) => plain(text),
         None => message.to_string(),
     }
+}
+
+/// Read one answer from `stream` (any bytes past it stay in `buf`), if
+/// one comes within `within`; `None` if none does or the stream closes.
+/// The stream must have a short read timeout.
+pub fn read_answer(stream: &mut impl Read, buf: &mut Vec<u8>, within: Duration) -> Option<Answer> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(answer) = parse(buf) {
+            return Some(answer);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        let mut chunk = [0u8; 8192];
+        match stream.read(&mut chunk) {
+            Ok(0) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// A whole answer at the front of `buf`, taken out.
+fn parse(buf: &mut Vec<u8>) -> Option<Answer> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    if buf.len() < end + length {
+        return None;
+    }
+    let body = String::from_utf8_lossy(&buf[end..end + length]).into_owned();
+    buf.drain(..end + length);
+    Some(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// A POST of `form` to `/webclientdata` as bytes, with `extra` header lines.
+pub fn post_bytes(form: &str, extra: &str) -> Vec<u8> {
+    format!(
+        "POST /webclientdata HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\n{extra}\r\n{form}",
+        form.len()
+    )
+    .into_bytes()
 }
