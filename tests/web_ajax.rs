@@ -288,3 +288,46 @@ fn quit_ends_the_session_with_connection_close() {
         (portal.sessions() == 0).then_some(())
     });
 }
+
+/// Threads of process `pid`.
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn parked_receives_cost_no_thread_of_their_own() {
+    // No game: nothing to say, so every receive parks at once.
+    let portal = Portal::start_with("", false);
+    let pid = portal.child.id();
+    let mut control = Conn::open(portal.web);
+    let ids: Vec<String> = (0..30).map(|n| browser_id(100 + n)).collect();
+    for id in &ids {
+        control.post(&format!("mode=init&csessid={id}"), "");
+        assert_eq!(control.answer().status, 200);
+    }
+    let settled = wait_for("the sessions' threads", || {
+        let before = threads(pid);
+        (before >= 30).then_some(before)
+    });
+    let mut parked: Vec<Conn> = ids
+        .iter()
+        .map(|id| {
+            let mut conn = Conn::open(portal.web);
+            conn.post(&format!("mode=receive&csessid={id}"), "");
+            conn
+        })
+        .collect();
+    for conn in &mut parked {
+        assert!(conn.answer_within(Duration::from_millis(20)).is_none());
+    }
+    // The connections' workers hand their sockets over and end.
+    wait_for("the receive connections' workers to end", || {
+        (threads(pid) <= settled + 1).then_some(())
+    });
+    assert_eq!(portal.sessions(), 30);
+    // And each parked receive still answers when asked again elsewhere.
+    let mut newer = Conn::open(portal.web);
+    newer.post(&format!("mode=receive&csessid={}", ids[0]), "");
+    let old = parked[0].answer();
+    assert_eq!((old.status, old.body.as_str()), (200, ""));
+}

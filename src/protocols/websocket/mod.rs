@@ -1,10 +1,13 @@
 //! The web listener's protocol: HTTP/1.1 for the page, then RFC 6455
 //! websockets for play (protocol key `webclient/websocket`), one sans-IO
-//! engine per connection.
+//! engine per connection; also the engine of an AJAX long-poll session
+//! (`webclient/ajax`, [`WebEngine::new_ajax`]).
 //!
 //! ```text
 //!  socket bytes ─► handle_input ─► HTTP stage: request head (http.rs)
 //!                                    ├─► GET /, /client.js, /style.css ─► page.rs answer (keep-alive)
+//!                                    ├─► POST /webclientdata (Origin, body ≤ max_message_bytes) ─► Ajax event;
+//!                                    │     reading waits for answer_ajax, or hand_over gives the socket away
 //!                                    ├─► other ─► 404 / 405 / 400 / 431 / 408 and close
 //!                                    └─► upgrade (handshake.rs: Origin, subprotocol) ─► 101
 //!                                  websocket stage: tungstenite frames ─► format.rs decode
@@ -19,6 +22,11 @@
 //! message over `[web] max_frame_bytes` / `max_message_bytes` closes the
 //! websocket with 1009 (too big). The engine reads no clock and touches no
 //! socket; the browser id (`csessid`) it hands out is made by the caller.
+//!
+//! An AJAX session's engine has no connection: it takes one message's
+//! JSON text per `handle_input` and gives its output in Evennia's format,
+//! one message a line, which the AJAX session's worker
+//! ([`crate::session::ajax`]) hands out one receive at a time.
 //!
 //! ```
 //! use portal::protocols::websocket::{WebEngine, WebEvent, WebSettings};
