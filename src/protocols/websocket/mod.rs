@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  socket bytes ─► handle_input ─► HTTP stage: request head (http.rs)
-//!                                    ├─► GET /, /client.js, /style.css ─► page.rs answer (keep-alive)
+//!                                    ├─► GET /, /client.js, /style.css, /favicon.svg ─► page.rs answer (keep-alive)
 //!                                    ├─► other ─► 404 / 405 / 400 / 431 / 408 and close
 //!                                    └─► upgrade (handshake.rs: Origin, subprotocol) ─► 101
 //!                                  websocket stage: tungstenite frames ─► format.rs decode
@@ -83,6 +83,8 @@ pub struct WebSettings {
     pub cookie_max_age_secs: u64,
     /// Served over TLS: the cookie is marked `Secure`.
     pub secure: bool,
+    /// The game's name (`[portal] name`), shown on the page.
+    pub game_name: String,
 }
 
 impl Default for WebSettings {
@@ -99,6 +101,7 @@ impl Default for WebSettings {
             fresh_csessid: String::new(),
             cookie_max_age_secs: 30 * 24 * 3600,
             secure: false,
+            game_name: "Portal".into(),
         }
     }
 }
@@ -426,7 +429,7 @@ impl WebEngine {
                 Err(refusal) => self.respond_to(&request, refusal),
             };
         }
-        let mut response = page::answer(&request);
+        let mut response = page::answer(&request, &self.settings.game_name);
         if page::is_page(&request) && response.status == 200 && self.browser_id(&request).is_none()
         {
             response = response.with("Set-Cookie", &self.cookie());
