@@ -495,6 +495,11 @@ impl Core {
                     self.last_input = now;
                     self.forward(command, now);
                 }
+                WebEvent::FlagsChanged => {
+                    if self.registered {
+                        self.events.push_back(CoreEvent::Sync);
+                    }
+                }
                 WebEvent::Refused(why) => {
                     log::info!("session {}: web client message refused: {why}", self.sessid)
                 }
