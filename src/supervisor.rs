@@ -414,7 +414,7 @@ impl Game {
         for result in followed.into_iter().flatten() {
             match result {
                 Ok(done) => self.output.push(done),
-                // The pipe is dropped: the game's writes there fail, it runs on.
+                // The pipe closes: the game's writes to it fail (or SIGPIPE it).
                 Err(e) => log::error!("cannot start copying the game's output: {e}"),
             }
         }
