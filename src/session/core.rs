@@ -137,6 +137,9 @@ pub struct Core {
     dropped_subnegotiations: u64,
     /// A first line arrived (only it is checked for HTTP).
     seen_line: bool,
+    /// A browser on the telnet port was answered: nothing more is sent
+    /// (the game's login screen would land in the HTTP body).
+    answered_http: bool,
     /// Plaintext waiting for the socket, at most `output_buffer_bytes`.
     out: Vec<u8>,
     /// While a new telnet client may be a browser: output held back.
@@ -173,6 +176,7 @@ impl Core {
             game_flags: ProtocolFlags::default(),
             dropped_subnegotiations: 0,
             seen_line: false,
+            answered_http: false,
             out: Vec::new(),
             hold: None,
             closing: None,
@@ -607,6 +611,7 @@ impl Core {
             .map(|addr| addr.port())
             .filter(|port| *port != 0);
         self.queue_bytes(http_probe::answer(web_port).as_bytes());
+        self.answered_http = true;
         self.close_asked(now);
     }
 
@@ -693,6 +698,9 @@ impl Core {
     }
 
     fn queue_bytes(&mut self, bytes: &[u8]) {
+        if self.answered_http {
+            return;
+        }
         let held = self.hold.as_ref().map_or(0, |hold| hold.bytes.len());
         if self.out.len() + held + bytes.len() > self.config.limits.output_buffer_bytes {
             log::warn!(
