@@ -264,6 +264,10 @@ pub struct GameSection {
     pub command: Vec<String>,
     /// Working directory of the game; empty keeps the portal's.
     pub workdir: String,
+    /// File the game's stdout and stderr go to; `""` sends them to the
+    /// portal's stderr, each line prefixed `game: `. Unset: see
+    /// [`Config::game_log_path`].
+    pub log: Option<String>,
     /// Seconds a stopping game gets to exit before it is killed.
     pub stop_timeout_secs: f64,
     /// Longest pause between restarts of a game that keeps dying.
@@ -424,6 +428,7 @@ impl Default for GameSection {
             autostart: true,
             command: Vec::new(),
             workdir: String::new(),
+            log: None,
             stop_timeout_secs: 10.0,
             max_restart_delay_secs: 30.0,
             unresponsive_secs: 30.0,
@@ -676,6 +681,21 @@ impl Config {
     /// `[portal] control_socket` as a path to use; `None` when turned off.
     pub fn control_socket_path(&self, config_path: &Path) -> Option<PathBuf> {
         beside_config(config_path, &self.portal.control_socket)
+    }
+
+    /// Where the game's output goes: a file, or `None` for the portal's
+    /// stderr. `[game] log` when set (`""` is stderr); unset, the Evennia
+    /// Server's `server/logs/server.log` in `evennia_game_dir` (its game
+    /// directory, given with that dialect), else `game.log` beside
+    /// `[log] file`, or stderr when the portal logs only there.
+    pub fn game_log_path(&self, evennia_game_dir: Option<&Path>) -> Option<PathBuf> {
+        match (&self.game.log, evennia_game_dir) {
+            (Some(path), _) if path.is_empty() => None,
+            (Some(path), _) => Some(PathBuf::from(path)),
+            (None, Some(dir)) => Some(dir.join("server").join("logs").join("server.log")),
+            (None, None) if self.log.file.is_empty() => None,
+            (None, None) => Some(Path::new(&self.log.file).with_file_name("game.log")),
+        }
     }
 
     /// The AMP listen address (checked by [`Config::parse`]).
@@ -996,6 +1016,38 @@ mod tests {
             config.mssp.get("CODEBASE").map(String::as_str),
             Some("Portal")
         );
+    }
+
+    #[test]
+    fn the_game_log_defaults_beside_the_portal_log() {
+        let config = parse("[log]\nfile = \"logs/portal.log\"\n").unwrap();
+        assert_eq!(
+            config.game_log_path(None),
+            Some(PathBuf::from("logs/game.log"))
+        );
+        assert_eq!(
+            Config::default().game_log_path(None),
+            Some(PathBuf::from("game.log"))
+        );
+        let to_stderr = parse("[log]\nfile = \"\"\n").unwrap();
+        assert_eq!(to_stderr.game_log_path(None), None);
+    }
+
+    #[test]
+    fn the_evennia_server_logs_to_server_log_unless_told() {
+        let dir = Path::new("/srv/mygame");
+        assert_eq!(
+            Config::default().game_log_path(Some(dir)),
+            Some(dir.join("server/logs/server.log"))
+        );
+        let set = parse("[game]\nlog = \"/var/log/game.log\"\n").unwrap();
+        assert_eq!(
+            set.game_log_path(Some(dir)),
+            Some(PathBuf::from("/var/log/game.log"))
+        );
+        let empty = parse("[game]\nlog = \"\"\n").unwrap();
+        assert_eq!(empty.game_log_path(Some(dir)), None);
+        assert_eq!(empty.game_log_path(None), None);
     }
 
     #[test]

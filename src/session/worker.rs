@@ -346,6 +346,7 @@ pub(crate) fn web_settings(config: &Config, secure: bool) -> io::Result<WebSetti
         fresh_csessid: random_token()?,
         cookie_max_age_secs: w.cookie_max_age_days * 24 * 3600,
         secure,
+        game_name: config.portal.name.clone(),
     })
 }
 

@@ -283,6 +283,17 @@ impl Portal {
         std::fs::read_to_string(self.path("portal.log")).unwrap_or_default()
     }
 
+    /// The game's log so far (`game.log` beside the portal log, unless
+    /// the config says otherwise).
+    pub fn game_log(&self) -> String {
+        std::fs::read_to_string(self.path("game.log")).unwrap_or_default()
+    }
+
+    /// What the portal wrote to its stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.path("stderr.log")).unwrap_or_default()
+    }
+
     /// Wait until the log contains `text`.
     pub fn wait_log(&self, text: &str) {
         wait_for(&format!("log line {text:?}"), || {
@@ -331,6 +342,7 @@ impl Drop for Portal {
         if std::thread::panicking() {
             // A failing test shows what the portal logged.
             eprintln!("---- portal.log ----\n{}", self.log());
+            eprintln!("---- game.log ----\n{}", self.game_log());
         }
         let game = std::fs::read_to_string(self.path("portal.status"))
             .ok()
