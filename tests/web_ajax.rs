@@ -55,7 +55,7 @@ fn a_parked_receive_is_answered_when_output_arrives() {
     assert!(
         answer
             .header("content-type")
-            .is_some_and(|t| t.starts_with("application/json")),
+            .is_some_and(|t| t.starts_with("text/plain")),
         "{answer:?}"
     );
     let message: serde_json::Value = serde_json::from_str(&answer.body).expect("JSON");

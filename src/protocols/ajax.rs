@@ -203,10 +203,13 @@ pub fn gone_reply(reason: &str, code: u16) -> String {
 }
 
 /// A JSON answer (an empty `body` is the empty answer a replaced receive
-/// gets); never cached.
+/// gets); never cached. Sent as plain text, as Evennia's portal does:
+/// Evennia's client parses the `init` answer itself, and would fail on
+/// one jQuery had already parsed for an `application/json` type.
 pub fn answer(body: &str) -> Response {
-    Response::new(200, "application/json; charset=utf-8", body.as_bytes())
+    Response::new(200, "text/plain; charset=utf-8", body.as_bytes())
         .with("Cache-Control", "no-store")
+        .with("X-Content-Type-Options", "nosniff")
 }
 
 /// The long-poll timing, from `[web]` in portal.conf.
@@ -424,7 +427,8 @@ mod tests {
             serde_json::json!(["connection_close", ["bye"], {"code": 1000}])
         );
         let text = String::from_utf8(answer(NOTHING).to_bytes(false)).unwrap();
-        assert!(text.contains("Content-Type: application/json"), "{text}");
+        assert!(text.contains("Content-Type: text/plain"), "{text}");
+        assert!(text.contains("X-Content-Type-Options: nosniff"), "{text}");
         assert!(text.ends_with("\r\n\r\n\"\""), "{text}");
     }
 
