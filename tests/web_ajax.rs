@@ -331,3 +331,43 @@ fn parked_receives_cost_no_thread_of_their_own() {
     let old = parked[0].answer();
     assert_eq!((old.status, old.body.as_str()), (200, ""));
 }
+
+#[test]
+fn a_receive_storm_from_one_client_is_refused_and_others_play_on() {
+    let portal = Portal::start_with("", false);
+    let mut other = AjaxClient::init(portal.web, &browser_id(200), "");
+    let storm = browser_id(201);
+    let mut control = Conn::open(portal.web);
+    control.post(&format!("mode=init&csessid={storm}"), "");
+    assert_eq!(control.answer().status, 200);
+    // Two connections replacing each other's parked receive in a loop.
+    let form = format!("mode=receive&csessid={storm}");
+    let mut conns = [Conn::open(portal.web), Conn::open(portal.web)];
+    conns[0].post(&form, "");
+    let mut refused = None;
+    for round in 0..40 {
+        let next = (round + 1) % 2;
+        conns[next].post(&form, "");
+        // Either the parked one gets an empty answer and the newer parks,
+        // or the newer is refused and the parked one stays.
+        if let Some(answer) = conns[next].answer_within(Duration::from_millis(200)) {
+            assert_eq!(answer.status, 429, "{answer:?}");
+            assert!(conns[next].closed(), "the refused connection is closed");
+            refused = Some(round);
+            break;
+        }
+        let replaced = conns[round % 2].answer();
+        assert_eq!((replaced.status, replaced.body.as_str()), (200, ""));
+    }
+    let round = refused.expect("the storm was refused");
+    assert!(
+        round >= 9,
+        "a page reloading now and then is fine: refused at {round}"
+    );
+    portal.wait_log("replace each other too fast; refused");
+    // The other session was never touched.
+    other.control = Conn::open(portal.web);
+    let answer = other.call("keepalive", "");
+    assert_eq!(answer.body, "\"\"");
+    assert_eq!(portal.sessions(), 2);
+}

@@ -23,7 +23,9 @@
 //! ([`init_reply`], [`answer`]), and the long-poll rules ([`LongPoll`]):
 //! a `receive` is answered at once from the session's output, or parked
 //! until output comes; a newer `receive` replaces a parked one (which gets
-//! an empty answer); a parked one is answered with a ping after
+//! an empty answer, and which a client may do only a few times a second:
+//! past that the newer one is refused and its connection closed); a
+//! parked one is answered with a ping after
 //! `receive_timeout`; a client silent for `keepalive` is pinged
 //! (`["ajax_keepalive", [], {}]`, which Evennia's client answers with
 //! `mode=keepalive`) and dropped when silent for `keepalive` more. The
@@ -38,6 +40,7 @@
 //! ```
 
 use crate::protocols::http::Response;
+use crate::throttle::RateLimiter;
 use std::time::{Duration, Instant};
 
 /// Where the requests go.
@@ -50,6 +53,11 @@ pub const PING: &str = r#"["ajax_keepalive",[],{}]"#;
 pub const NOTHING: &str = r#""""#;
 /// Most fields one request may carry.
 const MAX_FIELDS: usize = 16;
+/// Receives that may replace a parked one, per second and in a burst: a
+/// page reloading or changing network does it now and then; a client
+/// doing it in a loop (each costs the portal a worker) is refused.
+const REPLACE_RATE: f64 = 2.0;
+const REPLACE_BURST: f64 = 10.0;
 
 /// Why a form could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,6 +238,9 @@ pub enum Reply {
     Ping,
     /// Nothing (a receive replaced by a newer one).
     Empty,
+    /// Refused (429) and its connection closed: it would have replaced a
+    /// parked receive too often.
+    TooFast,
 }
 
 /// One session's long-poll state: at most one parked receive `P` (the
@@ -244,6 +255,8 @@ pub struct LongPoll<P> {
     pinged_at: Option<Instant>,
     /// A ping waiting for the next receive.
     ping_queued: bool,
+    /// Receives replacing a parked one.
+    replacing: RateLimiter,
 }
 
 impl<P> LongPoll<P> {
@@ -255,6 +268,7 @@ impl<P> LongPoll<P> {
             last_request: now,
             pinged_at: None,
             ping_queued: false,
+            replacing: RateLimiter::with_burst(REPLACE_RATE, REPLACE_BURST, now),
         }
     }
 
@@ -274,6 +288,9 @@ impl<P> LongPoll<P> {
     /// replaces (empty), and this one if it is not parked.
     pub fn receive(&mut self, request: P, has_message: bool, now: Instant) -> Vec<(P, Reply)> {
         self.heard(now);
+        if self.parked.is_some() && !has_message && !self.replacing.try_take(now) {
+            return vec![(request, Reply::TooFast)];
+        }
         let mut answers = Vec::new();
         if let Some((old, _)) = self.parked.take() {
             answers.push((old, Reply::Empty));
@@ -454,6 +471,26 @@ mod tests {
             vec![(2, Reply::Empty), (3, Reply::Message)]
         );
         assert_eq!(poll.parked(), None);
+    }
+
+    #[test]
+    fn replacing_a_parked_receive_in_a_loop_is_refused() {
+        let t0 = Instant::now();
+        let mut poll = LongPoll::new(TIMING, t0);
+        poll.receive(0, false, t0);
+        for n in 1..=10 {
+            assert_eq!(poll.receive(n, false, t0), vec![(n - 1, Reply::Empty)]);
+        }
+        assert_eq!(poll.receive(11, false, t0), vec![(11, Reply::TooFast)]);
+        assert_eq!(poll.parked(), Some(&10), "the parked one stays");
+        assert_eq!(
+            poll.receive(12, true, t0),
+            vec![(10, Reply::Empty), (12, Reply::Message)],
+            "with output waiting nothing is churned"
+        );
+        let later = t0 + Duration::from_millis(500);
+        poll.receive(13, false, later);
+        assert_eq!(poll.receive(14, false, later), vec![(13, Reply::Empty)]);
     }
 
     #[test]

@@ -419,6 +419,15 @@ impl AjaxWorker {
             Reply::Message => self.core.next_message().unwrap_or_default(),
             Reply::Ping => ajax::PING.to_owned(),
             Reply::Empty => String::new(),
+            Reply::TooFast => {
+                log::info!(
+                    "session {}: receives from {} replace each other too fast; refused",
+                    self.core.sessid(),
+                    parked.taken.address
+                );
+                let refusal = Response::error(429, "Too many receives at once.");
+                return resume(&self.shared, *parked.taken, refusal);
+            }
         };
         log::debug!(
             "session {}: receive from {} answered ({reply:?}, {} bytes)",
@@ -426,7 +435,7 @@ impl AjaxWorker {
             parked.taken.address,
             body.len()
         );
-        resume(&self.shared, *parked.taken, &body);
+        resume(&self.shared, *parked.taken, ajax::answer(&body));
     }
 
     fn finish(&mut self) {
@@ -447,17 +456,17 @@ impl AjaxWorker {
         while let Some(message) = self.rx.try_recv() {
             if let ToWorker::Ajax(mail) = message {
                 if let AjaxMail::Receive(taken) = *mail {
-                    resume(&self.shared, *taken, "");
+                    resume(&self.shared, *taken, ajax::answer(""));
                 }
             }
         }
     }
 }
 
-/// Answer a receive with `body`: a fresh web connection worker writes it,
-/// then serves the connection's next request (or closes it, if the client
-/// asked).
-fn resume(shared: &Arc<Shared>, taken: Taken, body: &str) {
+/// Answer a receive with `response`: a fresh web connection worker writes
+/// it, then serves the connection's next request (or closes it, if the
+/// client or the response asks).
+fn resume(shared: &Arc<Shared>, taken: Taken, mut response: Response) {
     let Taken {
         stream,
         transport,
@@ -467,10 +476,9 @@ fn resume(shared: &Arc<Shared>, taken: Taken, body: &str) {
         counted,
         keep_alive,
     } = taken;
-    let mut response = ajax::answer(body);
-    response.close = !keep_alive;
+    response.close |= !keep_alive;
     pending.extend_from_slice(&response.to_bytes(false));
-    let end = !keep_alive;
+    let end = response.close;
     // SAFETY: the descriptor comes from a live stream that gives up
     // ownership of it here.
     let stream = unsafe { std::net::TcpStream::from_raw_fd(stream.into_raw_fd()) };
