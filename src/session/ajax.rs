@@ -35,7 +35,7 @@ use crate::protocols::websocket::{AjaxPost, WebEngine};
 use crate::session::core::{Core, Direction};
 use crate::session::handle::{Mail, ToWorker, WorkerHandle};
 use crate::session::protocol::Protocol;
-use crate::session::waiter::Waiter;
+use crate::session::waiter::{Readiness, Waiter};
 use crate::session::worker::{
     apply_event, run_guarded, spawn_inbound, thread_builder, web_settings, AddressCount, Inbound,
     Resume, Taken, WEB_PROTOCOL_KEY,
@@ -283,20 +283,7 @@ impl AjaxWorker {
         // Registers the session (the engine reported it open).
         self.core.handle_timeout(Instant::now());
         self.apply_events();
-        loop {
-            let now = Instant::now();
-            let deadline = [self.core.poll_timeout(), Some(self.poll.poll_timeout())]
-                .into_iter()
-                .flatten()
-                .min();
-            let watched = self.poll.parked().filter(|p| p.watching);
-            self.waiter
-                .set_socket(watched.map_or(-1, |p| p.taken.stream.as_raw_fd()));
-            let timeout = deadline.map(|at| at.saturating_duration_since(now));
-            let ready = match self.waiter.wait(timeout) {
-                Ok(ready) => ready,
-                Err(e) => break log::warn!("session {}: poll failed: {e}", self.core.sessid()),
-            };
+        while let Some(ready) = self.sleep() {
             self.refresh_config();
             if ready.readable {
                 self.check_parked();
@@ -304,12 +291,7 @@ impl AjaxWorker {
             let now = Instant::now();
             self.core.handle_timeout(now);
             self.run_poll_clock(now);
-            while let Some(message) = self.rx.try_recv() {
-                match message {
-                    ToWorker::Ajax(mail) => self.handle_mail(*mail, now),
-                    other => self.core.handle_message(other, now),
-                }
-            }
+            self.drain_mail(now);
             self.apply_events();
             self.deliver();
             if self
@@ -320,6 +302,38 @@ impl AjaxWorker {
             }
         }
         self.finish();
+    }
+
+    /// Sleep until mail, the parked connection (watched for the browser
+    /// leaving) or the next deadline; `None` if the poll failed.
+    fn sleep(&mut self) -> Option<Readiness> {
+        let now = Instant::now();
+        let deadline = [self.core.poll_timeout(), Some(self.poll.poll_timeout())]
+            .into_iter()
+            .flatten()
+            .min();
+        let watched = self.poll.parked().filter(|p| p.watching);
+        self.waiter
+            .set_socket(watched.map_or(-1, |p| p.taken.stream.as_raw_fd()));
+        let timeout = deadline.map(|at| at.saturating_duration_since(now));
+        match self.waiter.wait(timeout) {
+            Ok(ready) => Some(ready),
+            Err(e) => {
+                log::warn!("session {}: poll failed: {e}", self.core.sessid());
+                None
+            }
+        }
+    }
+
+    /// Requests from connection workers, and the rest of the portal's
+    /// messages (game output, closes) for the core.
+    fn drain_mail(&mut self, now: Instant) {
+        while let Some(message) = self.rx.try_recv() {
+            match message {
+                ToWorker::Ajax(mail) => self.handle_mail(*mail, now),
+                other => self.core.handle_message(other, now),
+            }
+        }
     }
 
     fn refresh_config(&mut self) {
