@@ -248,6 +248,7 @@ fn start_inbound(shared: &Arc<Shared>, inbound: Inbound) -> Option<Box<Worker>> 
         }
         Err((e, stream)) => {
             log::warn!("session {sessid}: cannot set up its worker ({e}); client refused");
+            crate::stats::Stats::add(&shared.stats.connections_refused, 1);
             if let Some(mut stream) = stream {
                 use std::io::Write;
                 let text = shared.config().messages.connection_refused.clone();
