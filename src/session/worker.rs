@@ -311,6 +311,27 @@ fn connect_out(target: &str) -> io::Result<std::net::TcpStream> {
 
 /// The protocol key of web listener sessions.
 pub const WEB_PROTOCOL_KEY: &str = "webclient/websocket";
+/// How long, and for how many bytes, a closing connection's late input is
+/// read and discarded.
+const LINGER: Duration = Duration::from_millis(500);
+const LINGER_BYTES: usize = 256 * 1024;
+
+/// Read and drop what `stream` has ready, at most `most` bytes: the bytes
+/// read, or `None` when the client is gone (end of stream, an error).
+fn discard_available(stream: &mut impl Read, most: usize) -> Option<usize> {
+    let mut buf = [0u8; 4096];
+    let mut read = 0;
+    while read < most {
+        match stream.read(&mut buf) {
+            Ok(0) => return None,
+            Ok(n) => read += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(_) => return None,
+        }
+    }
+    Some(read)
+}
 
 /// The telnet engine's settings from portal.conf.
 pub(crate) fn telnet_settings(config: &Config, direction: Direction) -> TelnetSettings {
@@ -510,6 +531,8 @@ impl Worker {
     /// After a requested close: send FIN, then read and discard what the
     /// client still sends for a moment, so the kernel does not answer unread
     /// input with a reset that could destroy our last message in flight.
+    /// Bounded in time and bytes: a client that never stops sending (a
+    /// never-ending body) is not read forever.
     fn finish_close(&mut self) {
         if self.core.closing() != Some(Closing::Asked) {
             return;
@@ -519,21 +542,16 @@ impl Worker {
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
         // Only input matters now (a level-triggered write interest would spin).
         self.waiter.set_write_interest(false);
-        let deadline = Instant::now() + Duration::from_millis(500);
-        let mut buf = vec![0u8; 4096];
-        while Instant::now() < deadline {
+        let deadline = Instant::now() + LINGER;
+        let mut left_to_read = LINGER_BYTES;
+        while Instant::now() < deadline && left_to_read > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if self.waiter.wait(Some(left)).is_err() {
                 return;
             }
-            loop {
-                match self.stream.read(&mut buf) {
-                    Ok(0) => return,
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(_) => return,
-                }
+            match discard_available(&mut self.stream, left_to_read) {
+                Some(read) => left_to_read = left_to_read.saturating_sub(read),
+                None => return,
             }
         }
     }
@@ -754,6 +772,16 @@ mod tests {
         assert!(ids
             .iter()
             .all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())));
+    }
+
+    #[test]
+    fn late_input_is_discarded_up_to_a_bound_even_if_it_never_ends() {
+        assert_eq!(
+            discard_available(&mut std::io::repeat(b'x'), 10_000),
+            Some(12_288),
+            "whole reads until the bound is passed"
+        );
+        assert_eq!(discard_available(&mut &b"bye"[..], 10_000), None, "gone");
     }
 
     #[test]
