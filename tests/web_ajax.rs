@@ -5,6 +5,8 @@
 //! and a game restart with held input.
 
 mod support;
+use std::io::ErrorKind;
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use support::ajax::{browser_id, encode, AjaxClient, Conn};
 use support::{wait_for, Portal};
@@ -294,42 +296,272 @@ fn threads(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
 }
 
+/// How many sessions park a receive at once in the tests below.
+const MANY: u32 = 1000;
+
+/// Receive on every connection (`conns[n]` for session `ids[n]`) until
+/// each holds a receive that stays parked for `quiet`: every session's
+/// output is read. Answers are polled in 1 ms steps, one connection after
+/// another.
+fn park_all(conns: &mut [Conn], ids: &[String], quiet: Duration) {
+    let form = |id: &str| format!("mode=receive&csessid={id}");
+    let mut sent_at = Vec::new();
+    for (conn, id) in conns.iter_mut().zip(ids) {
+        conn.set_step(Duration::from_millis(1));
+        conn.post(&form(id), "");
+        sent_at.push(Instant::now());
+    }
+    let deadline = Instant::now() + support::WAIT * 3;
+    loop {
+        assert!(Instant::now() < deadline, "the receives never all parked");
+        let mut all_parked = true;
+        for (n, conn) in conns.iter_mut().enumerate() {
+            if let Some(answer) = conn.answer_within(Duration::from_millis(1)) {
+                assert_eq!(answer.status, 200, "{answer:?}");
+                conn.post(&form(&ids[n]), "");
+                sent_at[n] = Instant::now();
+                all_parked = false;
+            } else if sent_at[n].elapsed() < quiet {
+                all_parked = false;
+            }
+        }
+        if all_parked {
+            return;
+        }
+    }
+}
+
+/// Requests one after another on kept-alive connections from `source`,
+/// opening the next when the portal closes one (it serves a few dozen
+/// requests per connection), waiting for a free slot if the address is at
+/// its cap.
+struct Requests {
+    web: std::net::SocketAddr,
+    source: Ipv4Addr,
+    conn: Option<Conn>,
+}
+
+impl Requests {
+    fn new(web: std::net::SocketAddr, source: Ipv4Addr) -> Requests {
+        Requests {
+            web,
+            source,
+            conn: None,
+        }
+    }
+
+    fn ask(&mut self, form: &str) -> support::ajax::Answer {
+        let answer = match self.conn.take() {
+            Some(mut conn) => {
+                conn.post(form, "");
+                let answer = conn.answer();
+                self.conn = Some(conn);
+                answer
+            }
+            None => wait_for("a connection the portal takes", || {
+                let mut conn = Conn::open_from(self.source, self.web);
+                conn.post(form, "");
+                let answer = conn.answer_within(support::WAIT)?;
+                if answer.status == 503 {
+                    return None;
+                }
+                self.conn = Some(conn);
+                Some(answer)
+            }),
+        };
+        if answer.header("connection") == Some("close") {
+            self.conn = None;
+        }
+        answer
+    }
+}
+
+/// A telnet player's echo round trip, which must stay quick.
+fn assert_quick_echo(player: &mut support::Client, token: &str) {
+    let started = Instant::now();
+    player.send(&format!("echo {token}"));
+    player.expect(token);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "a player beside the parked receives waited {:?}",
+        started.elapsed()
+    );
+}
+
 #[test]
-fn parked_receives_cost_no_thread_of_their_own() {
-    // No game: nothing to say, so every receive parks at once.
-    let portal = Portal::start_with("", false);
+fn a_thousand_parked_receives_cost_no_thread_of_their_own_and_others_play_on() {
+    let portal = Portal::start("");
     let pid = portal.child.id();
-    let mut control = Conn::open(portal.web);
-    let ids: Vec<String> = (0..30).map(|n| browser_id(100 + n)).collect();
+    let mut tom = portal.player("tom");
+    let mut control = Requests::new(portal.web, Ipv4Addr::LOCALHOST);
+    let ids: Vec<String> = (0..MANY).map(|n| browser_id(1000 + n)).collect();
+    let before = threads(pid) + 1;
     for id in &ids {
-        control.post(&format!("mode=init&csessid={id}"), "");
-        assert_eq!(control.answer().status, 200);
+        let answer = control.ask(&format!("mode=init&csessid={id}"));
+        assert_eq!(answer.status, 200, "{answer:?}");
     }
-    let settled = wait_for("the sessions' threads", || {
-        let before = threads(pid);
-        (before >= 30).then_some(before)
+    let mut parked: Vec<Conn> = ids.iter().map(|_| Conn::open(portal.web)).collect();
+    park_all(&mut parked, &ids, Duration::from_millis(500));
+    // One worker per session; the receive connections' workers handed
+    // their sockets over and ended.
+    let bound = before + MANY as usize + 4;
+    wait_for("one thread per session, none per parked receive", || {
+        (threads(pid) <= bound).then_some(())
     });
-    let mut parked: Vec<Conn> = ids
-        .iter()
-        .map(|id| {
-            let mut conn = Conn::open(portal.web);
-            conn.post(&format!("mode=receive&csessid={id}"), "");
-            conn
-        })
-        .collect();
+    assert_eq!(portal.sessions(), u64::from(MANY) + 1);
+    assert_quick_echo(&mut tom, "beside-a-thousand");
+
+    // A thousand more: a newer receive for every session replaces its
+    // parked one, which is answered (empty, unless output came first).
+    let mut newer: Vec<Conn> = ids.iter().map(|_| Conn::open(portal.web)).collect();
+    for (conn, id) in newer.iter_mut().zip(&ids) {
+        conn.post(&format!("mode=receive&csessid={id}"), "");
+    }
     for conn in &mut parked {
-        assert!(conn.answer_within(Duration::from_millis(20)).is_none());
+        let answer = conn.answer();
+        assert_eq!(answer.status, 200, "{answer:?}");
     }
-    // The connections' workers hand their sockets over and end.
-    wait_for("the receive connections' workers to end", || {
-        (threads(pid) <= settled + 1).then_some(())
+    // The answered connections are ordinary kept-alive ones now; closed,
+    // their workers end and the count is back to one per session.
+    drop(parked);
+    wait_for("one thread per session again", || {
+        (threads(pid) <= bound).then_some(())
     });
-    assert_eq!(portal.sessions(), 30);
-    // And each parked receive still answers when asked again elsewhere.
-    let mut newer = Conn::open(portal.web);
-    newer.post(&format!("mode=receive&csessid={}", ids[0]), "");
-    let old = parked[0].answer();
-    assert_eq!((old.status, old.body.as_str()), (200, ""));
+    assert_quick_echo(&mut tom, "beside-two-thousand");
+    assert_eq!(portal.sessions(), u64::from(MANY) + 1);
+}
+
+#[test]
+fn one_address_cannot_open_thousands_of_sessions_or_parked_receives() {
+    let portal = Portal::start(
+        "ip_allowlist = [\"127.0.0.1\"]\nmax_sessions_per_ip = 20\n\
+         max_connections_per_ip_per_minute = 1000000.0\n",
+    );
+    let mut tom = portal.player("tom");
+    let hostile = Ipv4Addr::new(127, 0, 0, 2);
+    let mut control = Requests::new(portal.web, hostile);
+    let too_many = "Too many connections from your address";
+    // Thousands of inits: the address's cap (the connection they come by
+    // and 19 sessions) lets 19 in, each other one is refused with the
+    // cap's words and the connection stays usable.
+    let mut opened = Vec::new();
+    for n in 0..2 * MANY {
+        let id = browser_id(5000 + n);
+        let answer = control.ask(&format!("mode=init&csessid={id}"));
+        match answer.status {
+            200 => opened.push(id),
+            429 => assert!(answer.body.contains(too_many), "{answer:?}"),
+            _ => panic!("init {n}: {answer:?}"),
+        }
+    }
+    assert_eq!(opened.len(), 19);
+    // Thousands of receive connections for them, while the address holds
+    // its cap: refused at the door.
+    let keepalive = format!("mode=keepalive&csessid={}", opened[0]);
+    while control.conn.is_none() {
+        control.ask(&keepalive);
+    }
+    for n in 0..2 * MANY as usize {
+        let mut conn = Conn::open_from(hostile, portal.web);
+        conn.post(&format!("mode=receive&csessid={}", opened[n % 19]), "");
+        let answer = conn.answer();
+        assert_eq!(answer.status, 503, "{answer:?}");
+        assert!(answer.body.contains(too_many), "{answer:?}");
+    }
+    assert_eq!(portal.sessions(), 20, "tom and the 19");
+    assert_quick_echo(&mut tom, "beside-the-refused");
+    // The 19 still answer.
+    assert_eq!(control.ask(&keepalive).body, "\"\"");
+}
+
+#[test]
+fn a_never_ending_post_body_is_cut_off_and_others_play_on() {
+    let portal = Portal::start_web(
+        "max_message_bytes = 4096\nmax_frame_bytes = 4096\nhttp_timeout_secs = 1.0",
+    );
+    let mut tom = portal.player("tom");
+    let head = "POST /webclientdata HTTP/1.1\r\nHost: h\r\n\
+                Content-Type: application/x-www-form-urlencoded\r\n";
+
+    // A body that says it never ends: refused before any of it is read.
+    let mut endless = Conn::open(portal.web);
+    let declared = format!("{head}Content-Length: 1000000000000\r\n\r\nmode=input&data=");
+    std::io::Write::write_all(&mut endless.stream, declared.as_bytes()).expect("write");
+    let writer = endless.stream.try_clone().expect("clone");
+    let pouring = std::thread::spawn(move || pour(writer));
+    let answer = endless.answer();
+    assert_eq!(answer.status, 413, "{answer:?}");
+    assert!(endless.closed(), "closed after the refusal");
+    let (poured, took) = pouring.join().expect("the writer");
+    assert!(
+        poured < 32 << 20 && took < Duration::from_secs(5),
+        "the portal stopped taking bytes: {poured} in {took:?}"
+    );
+
+    // No length, and bytes that never stop: the empty form is refused,
+    // then the bytes are a request head that never ends, cut at its cap.
+    let mut unbounded = Conn::open(portal.web);
+    let bare = format!("{head}\r\n");
+    std::io::Write::write_all(&mut unbounded.stream, bare.as_bytes()).expect("write");
+    let writer = unbounded.stream.try_clone().expect("clone");
+    let pouring = std::thread::spawn(move || pour(writer));
+    assert_eq!(unbounded.answer().status, 400);
+    assert_eq!(unbounded.answer().status, 431);
+    assert!(unbounded.closed(), "closed after the refusal");
+    let (poured, took) = pouring.join().expect("the writer");
+    assert!(
+        poured < 32 << 20 && took < Duration::from_secs(5),
+        "the portal stopped taking bytes: {poured} in {took:?}"
+    );
+
+    // A body that trickles in one byte at a time: cut at the deadline.
+    let mut trickle = Conn::open(portal.web);
+    let slow = format!("{head}Content-Length: 4000\r\n\r\nmode=input");
+    std::io::Write::write_all(&mut trickle.stream, slow.as_bytes()).expect("write");
+    let started = Instant::now();
+    let answer = loop {
+        if let Some(answer) = trickle.answer_within(Duration::from_millis(100)) {
+            break answer;
+        }
+        assert!(started.elapsed() < support::WAIT, "no answer to a trickle");
+        if std::io::Write::write_all(&mut trickle.stream, b"x").is_err() {
+            break trickle.answer();
+        }
+    };
+    assert_eq!(answer.status, 408, "{answer:?}");
+    assert_quick_echo(&mut tom, "after-the-endless-bodies");
+}
+
+/// Write to `stream` until it fails (the portal closed it) or `WAIT`
+/// passes; the bytes written and the time it took.
+fn pour(mut stream: std::net::TcpStream) -> (usize, Duration) {
+    let started = Instant::now();
+    let chunk = vec![b'x'; 64 * 1024];
+    let deadline = Instant::now() + support::WAIT;
+    let step = Some(Duration::from_millis(50));
+    stream.set_write_timeout(step).expect("write timeout");
+    let mut written = 0;
+    while Instant::now() < deadline {
+        match std::io::Write::write(&mut stream, &chunk) {
+            Ok(n) => written += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    (written, started.elapsed())
+}
+
+/// The first answer on any of `conns` (within `WAIT`), and whose it is.
+fn first_answer(conns: &mut [Conn]) -> (usize, support::ajax::Answer) {
+    let deadline = Instant::now() + support::WAIT;
+    while Instant::now() < deadline {
+        for (n, conn) in conns.iter_mut().enumerate() {
+            if let Some(answer) = conn.answer_within(Duration::from_millis(10)) {
+                return (n, answer);
+            }
+        }
+    }
+    panic!("no answer on any connection");
 }
 
 #[test]
@@ -341,23 +573,25 @@ fn a_receive_storm_from_one_client_is_refused_and_others_play_on() {
     control.post(&format!("mode=init&csessid={storm}"), "");
     assert_eq!(control.answer().status, 200);
     // Two connections replacing each other's parked receive in a loop.
+    // Which of the first two parks first is a race (two workers hand
+    // them over); after that each answer says which connection is free.
     let form = format!("mode=receive&csessid={storm}");
     let mut conns = [Conn::open(portal.web), Conn::open(portal.web)];
     conns[0].post(&form, "");
+    let mut free = 1;
     let mut refused = None;
     for round in 0..40 {
-        let next = (round + 1) % 2;
-        conns[next].post(&form, "");
+        conns[free].post(&form, "");
         // Either the parked one gets an empty answer and the newer parks,
         // or the newer is refused and the parked one stays.
-        if let Some(answer) = conns[next].answer_within(Duration::from_millis(200)) {
-            assert_eq!(answer.status, 429, "{answer:?}");
-            assert!(conns[next].closed(), "the refused connection is closed");
+        let (answered, answer) = first_answer(&mut conns);
+        if answer.status == 429 {
+            assert!(conns[answered].closed(), "the refused connection is closed");
             refused = Some(round);
             break;
         }
-        let replaced = conns[round % 2].answer();
-        assert_eq!((replaced.status, replaced.body.as_str()), (200, ""));
+        assert_eq!((answer.status, answer.body.as_str()), (200, ""));
+        free = answered;
     }
     let round = refused.expect("the storm was refused");
     assert!(

@@ -5,7 +5,8 @@
 use super::web::plain;
 use super::WAIT;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::fd::FromRawFd;
 use std::time::{Duration, Instant};
 
 /// Percent-encode a form value.
@@ -46,7 +47,21 @@ pub struct Conn {
 
 impl Conn {
     pub fn open(addr: SocketAddr) -> Conn {
-        let stream = TcpStream::connect(addr).expect("connect");
+        Conn::wrap(TcpStream::connect(addr).expect("connect"))
+    }
+
+    /// A connection from another loopback address (`127.0.0.2`, ...), as
+    /// another machine's would be.
+    pub fn open_from(source: Ipv4Addr, addr: SocketAddr) -> Conn {
+        Conn::wrap(connect_from(source, addr).expect("connect from another address"))
+    }
+
+    /// Set the read timeout (answers are polled in steps this long).
+    pub fn set_step(&mut self, step: Duration) {
+        self.stream.set_read_timeout(Some(step)).expect("timeout");
+    }
+
+    fn wrap(stream: TcpStream) -> Conn {
         stream
             .set_read_timeout(Some(Duration::from_millis(50)))
             .expect("timeout");
@@ -91,6 +106,53 @@ impl Conn {
             }
         }
         false
+    }
+}
+
+/// A TCP connection to `to` from local address `source`.
+pub fn connect_from(source: Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let SocketAddr::V4(to) = to else {
+        return Err(std::io::Error::other("IPv4 only"));
+    };
+    let address = |ip: Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let size = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    let check = |rc: libc::c_int| {
+        if rc < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(rc)
+        }
+    };
+    // SAFETY: plain socket calls on a descriptor this function owns (the
+    // stream closes it on every path), with addresses that live through
+    // each call.
+    unsafe {
+        let fd = check(libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+        ))?;
+        let stream = TcpStream::from_raw_fd(fd);
+        let from = address(source, 0);
+        check(libc::bind(
+            fd,
+            (&from as *const libc::sockaddr_in).cast(),
+            size,
+        ))?;
+        let target = address(*to.ip(), to.port());
+        check(libc::connect(
+            fd,
+            (&target as *const libc::sockaddr_in).cast(),
+            size,
+        ))?;
+        Ok(stream)
     }
 }
 
