@@ -199,6 +199,21 @@ fn oversized_chunked_foreign_and_malformed_requests_are_refused() {
 }
 
 #[test]
+fn ajax_input_is_held_to_the_command_rate_as_any_other() {
+    let portal = Portal::start("max_command_rate = 5.0\n");
+    let mut web = AjaxClient::init(portal.web, &browser_id(12), "");
+    web.create("flo");
+    let mut tom = portal.player("tom");
+    for n in 0..50 {
+        web.send(&format!("echo flood-{n}"));
+    }
+    web.expect("too fast");
+    tom.send("echo tom-answered");
+    tom.expect("tom-answered");
+    portal.wait_log("over max_command_rate");
+}
+
+#[test]
 fn a_session_outlives_the_connections_its_requests_came_on() {
     let portal = Portal::start("");
     let csessid = browser_id(8);

@@ -204,7 +204,12 @@ impl AjaxClient {
     pub fn call(&mut self, mode: &str, extra: &str) -> Answer {
         let form = format!("{}{extra}", self.form(mode));
         self.control.post(&form, "");
-        self.control.answer()
+        let answer = self.control.answer();
+        if answer.header("connection") == Some("close") {
+            // The portal serves a few dozen requests per connection.
+            self.control = Conn::open(self.addr);
+        }
+        answer
     }
 
     /// One line of input.
@@ -226,6 +231,9 @@ impl AjaxClient {
         self.start_receive();
         let answer = self.poll.answer();
         assert_eq!(answer.status, 200, "{answer:?}");
+        if answer.header("connection") == Some("close") {
+            self.poll = Conn::open(self.addr);
+        }
         let message = if answer.body.is_empty() {
             serde_json::Value::Null
         } else {
