@@ -15,7 +15,9 @@
 //! per session, and the player is told. Input encoded but not yet written
 //! when a link fails goes back to the front of its session's queue; input
 //! written but not confirmed by a heartbeat answer is reported to the player
-//! as possibly not run.
+//! as possibly not run. Every command keeps the time it reached the portal
+//! (held ones too), so [`Outbox::take_written_input`] can tell the writer
+//! how long each written frame waited.
 
 use crate::amp::codec;
 use crate::amp::evennia::boxes::AmpBox;

@@ -12,6 +12,9 @@
 //!
 //! What the outbox decides for players (notices) goes out through the
 //! registry after each batch; a hung game is reported to the main loop.
+//! Each input frame written whole is timed (from its oldest command's
+//! arrival) into the `input_to_game` histogram, and the queue towards the
+//! game's socket is published with the link's state.
 
 use crate::amp::inbox::{InboxReceiver, ToWriter};
 use crate::amp::outbox::{Notice, Outbox};

@@ -6,7 +6,7 @@
 //! - [`Snapshot`] and [`collect`]: every value `/metrics` shows, read from
 //!   the counters, the registry, the supervisor's record and the AMP
 //!   writer's published link status;
-//! - [`render`]: a snapshot as Prometheus text, pure;
+//! - [`mod@render`]: a snapshot as Prometheus text, pure;
 //! - [`server`]: the `metrics` thread answering scrapes.
 //!
 //! The text format is written by hand rather than with a client crate:
@@ -21,7 +21,7 @@ pub mod render;
 pub mod server;
 
 /// The end-to-end tests' strict reader of the text format, for the unit
-/// tests of [`render`].
+/// tests of [`mod@render`].
 #[cfg(test)]
 #[path = "../../tests/support/prometheus.rs"]
 mod format_check;

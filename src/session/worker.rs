@@ -19,9 +19,12 @@
 //! ```
 //!
 //! `Worker::apply` is the only place the loop calls the
-//! [`crate::registry::Registry`] and the counters, besides `Worker::refresh_config` reading a reloaded config; setup and
-//! teardown (registering the thread, the refusal text, `disconnect`) are
-//! in the spawn functions.
+//! [`crate::registry::Registry`] and the counters, besides
+//! `Worker::refresh_config` reading a reloaded config and the output
+//! timing (`Worker::note_game_output` counts game output and notes when
+//! the AMP reader had it; `Worker::flush` records the wait once the socket
+//! has taken all of it); setup and teardown (registering the thread, the
+//! refusal text, `disconnect`) are in the spawn functions.
 //!
 //! Started by the acceptor ([`spawn_inbound`]) and by `server_connect`
 //! ([`spawn_outbound`]).
@@ -491,11 +494,17 @@ impl Worker {
                 read_at: Some(at),
             } = &message
             {
-                self.game_output_since.get_or_insert(*at);
-                Stats::add(&self.shared.stats.commands_out, commands.len() as u64);
+                self.note_game_output(*at, commands.len());
             }
             self.core.handle_message(message, now);
         }
+    }
+
+    /// Game output read off the link `at`: counted, and timed from the
+    /// oldest not yet all written.
+    fn note_game_output(&mut self, at: Instant, commands: usize) {
+        self.game_output_since.get_or_insert(at);
+        Stats::add(&self.shared.stats.commands_out, commands as u64);
     }
 
     // ---- the rest of the portal ----
