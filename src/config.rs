@@ -14,6 +14,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// The Evennia Server's stdout and stderr, in its `server/logs` (Evennia
+/// writes its own log lines to `server.log` beside it, and two writers must
+/// not share one file: Twisted's log file writes at its own offset).
+const EVENNIA_OUTPUT_LOG: &str = "server-output.log";
+
 pub use crate::protocols::telnet::TelnetOptions;
 
 /// The whole configuration.
@@ -691,15 +696,16 @@ impl Config {
     }
 
     /// Where the game's output goes: a file, or `None` for the portal's
-    /// stderr. `[game] log` when set (`""` is stderr); unset, the Evennia
-    /// Server's `server/logs/server.log` in `evennia_game_dir` (its game
-    /// directory, given with that dialect), else `game.log` beside
+    /// stderr. `[game] log` when set (`""` is stderr); unset,
+    /// `server/logs/server-output.log` in `evennia_game_dir` (an Evennia
+    /// Server's game directory, given with that dialect; Evennia writes its
+    /// own `server.log` there), else `game.log` beside
     /// `[log] file`, or stderr when the portal logs only there.
     pub fn game_log_path(&self, evennia_game_dir: Option<&Path>) -> Option<PathBuf> {
         match (&self.game.log, evennia_game_dir) {
             (Some(path), _) if path.is_empty() => None,
             (Some(path), _) => Some(PathBuf::from(path)),
-            (None, Some(dir)) => Some(dir.join("server").join("logs").join("server.log")),
+            (None, Some(dir)) => Some(dir.join("server").join("logs").join(EVENNIA_OUTPUT_LOG)),
             (None, None) if self.log.file.is_empty() => None,
             (None, None) => Some(Path::new(&self.log.file).with_file_name("game.log")),
         }
@@ -1057,11 +1063,11 @@ mod tests {
     }
 
     #[test]
-    fn the_evennia_server_logs_to_server_log_unless_told() {
+    fn the_evennia_servers_output_goes_beside_its_log_unless_told() {
         let dir = Path::new("/srv/mygame");
         assert_eq!(
             Config::default().game_log_path(Some(dir)),
-            Some(dir.join("server/logs/server.log"))
+            Some(dir.join("server/logs/server-output.log"))
         );
         let set = parse("[game]\nlog = \"/var/log/game.log\"\n").unwrap();
         assert_eq!(

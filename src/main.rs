@@ -364,21 +364,21 @@ fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Resul
     raise_file_limit();
     let config = Arc::new(config);
     let status = Arc::new(StatusFile::new(config.portal.status_file.clone()));
-    let listeners = bind_listeners(&config, &status)?;
-    let amp_listener = bind_amp(&config, &status)?;
-    let amp_addr = amp_listener.local_addr().map_err(step(""))?;
-
     let to_main = control.clone();
     let control_sender: ControlSender = Arc::new(move |c| to_main.send(c));
     let (shared, amp_rx) = Shared::new(config.clone(), control_sender);
-    // Before the threads that create files start: binding the socket sets
-    // the umask for a moment.
+    // Before the threads that create files start (binding the socket sets
+    // the umask for a moment), and before the status file names the
+    // listeners, so a script that saw them can ask `portal status` at once.
     let _control_socket = match config.control_socket_path(&config_path) {
         Some(path) => {
             Some(portal::control::serve(&path, shared.clone()).map_err(RunError::Control)?)
         }
         None => None,
     };
+    let listeners = bind_listeners(&config, &status)?;
+    let amp_listener = bind_amp(&config, &status)?;
+    let amp_addr = amp_listener.local_addr().map_err(step(""))?;
     amp::start(amp_listener, shared.clone(), amp_rx).map_err(step("cannot start the AMP link"))?;
     if let Some(listener) = bind_metrics(&config, &status)? {
         portal::metrics::server::serve(listener, shared.clone())
