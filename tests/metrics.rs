@@ -208,3 +208,63 @@ fn metrics_are_off_by_default() {
     assert_eq!(portal.try_status("metrics"), None);
     assert!(!portal.log().contains("metrics on"), "{}", portal.log());
 }
+
+#[test]
+fn queued_connections_and_failed_tls_handshakes_are_counted() {
+    let cert_dir = tempfile::tempdir().unwrap();
+    let (cert, key, _) = support::tls::make_cert(cert_dir.path(), "portal");
+    let tables = format!(
+        "{METRICS_ON}[[tls]]\nlisten = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    let mut portal = Portal::start_tables("max_connection_rate = 2.0\n", &tables);
+    let addr = metrics_addr(&mut portal);
+    let tls: SocketAddr = portal.status("tls").parse().expect("tls address");
+
+    let mut clients: Vec<support::Client> = (0..5).map(|_| portal.client()).collect();
+    clients[4].expect("you are queued");
+    scrape_until(addr, "a queued connection counted", |f| {
+        get(f, "portal_connections_queued_total", &[]) >= 1.0
+    });
+    for client in clients.iter_mut() {
+        client.expect("create <name>");
+    }
+    scrape_until(addr, "the queue empty again", |f| {
+        get(f, "portal_connection_queue_length", &[]) == 0.0
+    });
+
+    // Plain text on the TLS port is no handshake.
+    let mut plain = TcpStream::connect(tls).expect("connect to tls");
+    plain.write_all(b"look\r\n").expect("write plain text");
+    scrape_until(addr, "the failed handshake counted", |f| {
+        get(f, "portal_tls_handshake_failures_total", &[]) == 1.0
+    });
+}
+
+#[test]
+fn input_held_while_no_game_is_linked_shows_then_drains() {
+    let mut portal = Portal::start_with(METRICS_ON, false);
+    let addr = metrics_addr(&mut portal);
+    let mut player = portal.client();
+    for i in 0..3 {
+        player.send(&format!("line {i}"));
+    }
+    player.expect("3 waiting");
+    scrape_until(addr, "three commands held, no link", |f| {
+        get(f, "portal_held_input_commands", &[]) == 3.0
+            && get(f, "portal_amp_link_state", &[("state", "down")]) == 1.0
+    });
+    let (mut game, _sync) = support::RawGame::link(portal.amp);
+    let mut delivered = 0;
+    while delivered < 3 {
+        if let portal::wire::message::PortalMsg::DataIn { commands, .. } = game.recv() {
+            delivered += commands.len();
+        }
+    }
+    let drained = scrape_until(addr, "the held input written", |f| {
+        get(f, "portal_held_input_commands", &[]) == 0.0
+            && get(f, "portal_input_to_game_seconds_count", &[]) >= 3.0
+    });
+    assert_eq!(get(&drained, "portal_amp_queue_frames", &[]), 0.0);
+}
