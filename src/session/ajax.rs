@@ -41,6 +41,7 @@ use crate::session::worker::{
     Resume, Taken, WEB_PROTOCOL_KEY,
 };
 use crate::shared::Shared;
+use crate::stats::RefuseReason;
 use crate::wire::session::Session;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -188,7 +189,11 @@ fn open(
         .reserve(address.ip(), Instant::now(), &config.limits)
     {
         Ok(counted) => counted.then(|| address.ip()),
-        Err(_) => return refuse(429, &config.messages.too_many_from_address),
+        Err(why) => {
+            log::warn!("AJAX session from {address} refused: over the per-address cap ({why:?})");
+            shared.stats.refuse(why.into());
+            return refuse(429, &config.messages.too_many_from_address);
+        }
     };
     match start(shared, key.clone(), browser, address, secure, counted) {
         Ok(()) => {
@@ -197,6 +202,7 @@ fn open(
         }
         Err(e) => {
             log::warn!("AJAX session from {address}: cannot start its worker ({e}); refused");
+            shared.stats.refuse(RefuseReason::WorkerSetup);
             if let Some(ip) = counted {
                 shared.addresses.release(ip);
             }
