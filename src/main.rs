@@ -368,6 +368,7 @@ fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Resul
     let to_main = control.clone();
     let control_sender: ControlSender = Arc::new(move |c| to_main.send(c));
     let (shared, amp_rx) = Shared::new(config.clone(), control_sender);
+    let _ = shared.ports.set(bound_ports(&listeners));
     // Before the threads that create files start: binding the socket sets
     // the umask for a moment.
     let _control_socket = match config.control_socket_path(&config_path) {
@@ -425,6 +426,22 @@ fn shut_down(shared: &Shared, supervisor: Option<Supervisor>, status: &StatusFil
     status.remove();
     log::info!("portal stopped");
     log::logger().flush();
+}
+
+/// The telnet and telnet/ssl ports, for MSSP.
+fn bound_ports(listeners: &[Listener]) -> portal::shared::Ports {
+    let mut ports = portal::shared::Ports::default();
+    for listener in listeners {
+        let Ok(addr) = listener.socket.local_addr() else {
+            continue;
+        };
+        match listener.protocol_key {
+            "telnet" => ports.telnet.push(addr.port()),
+            "telnet/ssl" => ports.telnet_tls.push(addr.port()),
+            _ => {}
+        }
+    }
+    ports
 }
 
 fn bind_listeners(config: &Config, status: &StatusFile) -> Result<Vec<Listener>, RunError> {

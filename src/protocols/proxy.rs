@@ -160,11 +160,17 @@ fn v1_source(line: &[u8]) -> Result<Option<SocketAddr>, &'static str> {
     let (src, _dst): (IpAddr, IpAddr) = match protocol {
         "TCP4" => (
             IpAddr::V4(src.parse::<Ipv4Addr>().map_err(|_| "bad IPv4 source")?),
-            IpAddr::V4(dst.parse::<Ipv4Addr>().map_err(|_| "bad IPv4 destination")?),
+            IpAddr::V4(
+                dst.parse::<Ipv4Addr>()
+                    .map_err(|_| "bad IPv4 destination")?,
+            ),
         ),
         "TCP6" => (
             IpAddr::V6(src.parse::<Ipv6Addr>().map_err(|_| "bad IPv6 source")?),
-            IpAddr::V6(dst.parse::<Ipv6Addr>().map_err(|_| "bad IPv6 destination")?),
+            IpAddr::V6(
+                dst.parse::<Ipv6Addr>()
+                    .map_err(|_| "bad IPv6 destination")?,
+            ),
         ),
         _ => return Err("protocol is not TCP4, TCP6 or UNKNOWN"),
     };

@@ -72,7 +72,12 @@ fn v1_malformed_lines_are_refused() {
 
 #[test]
 fn other_first_bytes_are_no_signature() {
-    for start in [b"GET / HTTP/1.1\r\n".as_slice(), b"\x16\x03\x01", b"PROXZ", b"\r\n\r\nx"] {
+    for start in [
+        b"GET / HTTP/1.1\r\n".as_slice(),
+        b"\x16\x03\x01",
+        b"PROXZ",
+        b"\r\n\r\nx",
+    ] {
         assert_eq!(parse(start), Parsed::Invalid(ProxyError::NoSignature));
     }
 }
@@ -87,10 +92,7 @@ fn v2_tcp4_tcp6_local_and_unspec() {
     body[1] = 0x01;
     body[15] = 1;
     body[32..34].copy_from_slice(&6000u16.to_be_bytes());
-    assert_eq!(
-        header(&v2(1, 0x21, &body)).source,
-        addr("[2001::1]:6000")
-    );
+    assert_eq!(header(&v2(1, 0x21, &body)).source, addr("[2001::1]:6000"));
     // LOCAL (a health check): the connection's own address stands.
     let mut local = v2_tcp4([1, 2, 3, 4], 1);
     local[12] = 0x20;
@@ -115,7 +117,10 @@ fn v2_malformed_heads_are_refused() {
     dgram[13] = 0x12;
     let short = v2(1, 0x11, &[1, 2, 3]);
     for bad in [version, command, family, dgram, short] {
-        assert!(matches!(parse(&bad), Parsed::Invalid(ProxyError::BadBinary(_))));
+        assert!(matches!(
+            parse(&bad),
+            Parsed::Invalid(ProxyError::BadBinary(_))
+        ));
     }
 }
 
@@ -126,14 +131,20 @@ fn incomplete_says_how_much_more_without_overshooting() {
         let Parsed::Incomplete { need } = parse(&whole[..cut]) else {
             panic!("cut {cut}: not incomplete");
         };
-        assert!(need >= 1 && cut + need <= whole.len(), "cut {cut} need {need}");
+        assert!(
+            need >= 1 && cut + need <= whole.len(),
+            "cut {cut} need {need}"
+        );
     }
     let line = b"PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n";
     for cut in 0..line.len() {
         let Parsed::Incomplete { need } = parse(&line[..cut]) else {
             panic!("cut {cut}: not incomplete");
         };
-        assert!(need >= 1 && cut + need <= line.len(), "cut {cut} need {need}");
+        assert!(
+            need >= 1 && cut + need <= line.len(),
+            "cut {cut} need {need}"
+        );
     }
 }
 
@@ -166,11 +177,17 @@ fn the_reader_fails_on_a_slow_header_a_close_or_garbage() {
         Step::Read(_)
     ));
     let failed = slow.handle_timeout(now + Duration::from_secs(5));
-    assert_eq!(failed, &Step::Failed(ProxyError::TimedOut(Duration::from_secs(5))));
+    assert_eq!(
+        failed,
+        &Step::Failed(ProxyError::TimedOut(Duration::from_secs(5)))
+    );
     let mut closed = HeaderReader::new(now, Duration::from_secs(5));
     assert_eq!(closed.push(b""), &Step::Failed(ProxyError::Closed));
     let mut garbage = HeaderReader::new(now, Duration::from_secs(5));
-    assert_eq!(garbage.push(b"look"), &Step::Failed(ProxyError::NoSignature));
+    assert_eq!(
+        garbage.push(b"look"),
+        &Step::Failed(ProxyError::NoSignature)
+    );
     // A whole header is not undone by the clock.
     let mut done = HeaderReader::new(now, Duration::from_secs(5));
     done.push(b"PROXY UNKNOWN\r\n");
@@ -182,8 +199,17 @@ fn the_reader_fails_on_a_slow_header_a_close_or_garbage() {
 
 #[test]
 fn networks_match_by_prefix() {
-    let nets = vec!["10.0.0.0/8".to_owned(), "2001:db8::/32".to_owned(), "192.0.2.7".to_owned()];
-    let yes = ["10.200.1.1", "2001:db8:1::5", "192.0.2.7", "::ffff:10.1.1.1"];
+    let nets = vec![
+        "10.0.0.0/8".to_owned(),
+        "2001:db8::/32".to_owned(),
+        "192.0.2.7".to_owned(),
+    ];
+    let yes = [
+        "10.200.1.1",
+        "2001:db8:1::5",
+        "192.0.2.7",
+        "::ffff:10.1.1.1",
+    ];
     let no = ["11.0.0.1", "2001:db9::1", "192.0.2.8", "127.0.0.1"];
     for ip in yes {
         assert!(in_networks(ip.parse().unwrap(), &nets), "{ip}");
@@ -191,7 +217,10 @@ fn networks_match_by_prefix() {
     for ip in no {
         assert!(!in_networks(ip.parse().unwrap(), &nets), "{ip}");
     }
-    assert!(in_networks("8.8.8.8".parse().unwrap(), &["0.0.0.0/0".to_owned()]));
+    assert!(in_networks(
+        "8.8.8.8".parse().unwrap(),
+        &["0.0.0.0/0".to_owned()]
+    ));
     for bad in ["10.0.0.0/33", "nope", "::1/129", "10.0.0.0/x"] {
         assert!(parse_network(bad).is_err(), "{bad}");
     }
