@@ -1068,10 +1068,30 @@ mod tests {
         assert_eq!(config.telnet, TelnetSection::default());
         assert_eq!(config.portal, PortalSection::default());
         assert_eq!(config.log, LogSection::default());
+        assert_eq!(config.proxy, ProxySection::default());
+        assert_eq!(config.web, WebSection::default());
         assert_eq!(
             config.mssp.get("CODEBASE").map(String::as_str),
             Some("Portal")
         );
+    }
+
+    #[test]
+    fn proxy_keys_are_checked() {
+        let err = parse("[telnet]\nproxy_protocol = \"required\"\n").unwrap_err();
+        assert_eq!(err.key, "telnet.proxy_protocol");
+        assert!(err.reason.contains("trusted_proxies is empty"), "{err}");
+        let err = parse("[proxy]\ntrusted_proxies = [\"10.0.0.0/40\"]\n").unwrap_err();
+        assert_eq!(err.key, "proxy.trusted_proxies");
+        assert!(err.reason.contains("prefix length"), "{err}");
+        let err = parse("[web]\nproxy_protocol = \"maybe\"\n").unwrap_err();
+        assert_eq!(err.key, "web.proxy_protocol");
+        let text = "[proxy]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n\
+                    [web]\nproxy_protocol = \"required\"\n";
+        let config = parse(text).unwrap();
+        assert!(config.proxy.trusts("10.1.2.3".parse().unwrap()));
+        assert!(!config.proxy.trusts("127.0.0.1".parse().unwrap()));
+        assert_eq!(config.web.proxy_protocol, ProxyMode::Required);
     }
 
     #[test]
