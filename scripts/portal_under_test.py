@@ -17,11 +17,17 @@ def status(path, key):
     return None
 
 
+def toml_string(text):
+    """A TOML basic string."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 class PortalUnderTest:
     """Started on entry, stopped (SIGTERM, then kill) on exit."""
 
-    def __init__(self, bin_dir, prefix):
+    def __init__(self, bin_dir, prefix, name="check"):
         self.bin = pathlib.Path(bin_dir).resolve()
+        self.name = name
         self.tmp = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
         self.proc = None
 
@@ -30,7 +36,7 @@ class PortalUnderTest:
         conf = tmp / "portal.conf"
         conf.write_text(f"""
 [portal]
-name = "check"
+name = {toml_string(self.name)}
 status_file = "{tmp}/status"
 pidfile = ""
 control_socket = ""

@@ -304,16 +304,13 @@ impl Acceptor {
         }
     }
 
+    /// Reopen the portal's log file and the game's.
     fn reopen_log(&self) {
-        let Some(log_file) = &self.log_file else {
-            return;
-        };
-        match log_file.reopen() {
-            Ok(()) => log::info!("log file {} reopened", log_file.path().display()),
-            Err(e) => log::error!(
-                "cannot reopen the log file {}: {e}; still writing to the old one",
-                log_file.path().display()
-            ),
+        if let Some(log_file) = &self.log_file {
+            report_reopen("log file", log_file.path(), log_file.reopen());
+        }
+        if let Some((path, result)) = self.shared.game_log.reopen() {
+            report_reopen("game log file", &path, result);
         }
     }
 
@@ -635,6 +632,17 @@ impl Acceptor {
 
 /// Tell a client why it cannot come in, and close it: a line of text, or
 /// for a browser an HTTP 503 answer.
+/// Log how reopening the log file `what` at `path` went.
+fn report_reopen(what: &str, path: &std::path::Path, result: io::Result<()>) {
+    match result {
+        Ok(()) => log::info!("{what} {} reopened", path.display()),
+        Err(e) => log::error!(
+            "cannot reopen the {what} {}: {e}; still writing to the old one",
+            path.display()
+        ),
+    }
+}
+
 pub(crate) fn refuse(mut stream: std::net::TcpStream, text: &str, web: bool) {
     let bytes = if web {
         crate::protocols::http::Response::error(503, text).to_bytes(false)

@@ -14,6 +14,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// The Evennia Server's stdout and stderr, in its `server/logs` (Evennia
+/// writes its own log lines to `server.log` beside it, and two writers must
+/// not share one file: Twisted's log file writes at its own offset).
+const EVENNIA_OUTPUT_LOG: &str = "server-output.log";
+
 pub use crate::protocols::telnet::TelnetOptions;
 
 /// The whole configuration.
@@ -317,6 +322,10 @@ pub struct GameSection {
     pub command: Vec<String>,
     /// Working directory of the game; empty keeps the portal's.
     pub workdir: String,
+    /// File the game's stdout and stderr go to; `""` sends them to the
+    /// portal's stderr, each line prefixed `game: `. Unset: see
+    /// [`Config::game_log_path`].
+    pub log: Option<String>,
     /// Seconds a stopping game gets to exit before it is killed.
     pub stop_timeout_secs: f64,
     /// Longest pause between restarts of a game that keeps dying.
@@ -477,6 +486,7 @@ impl Default for GameSection {
             autostart: true,
             command: Vec::new(),
             workdir: String::new(),
+            log: None,
             stop_timeout_secs: 10.0,
             max_restart_delay_secs: 30.0,
             unresponsive_secs: 30.0,
@@ -757,6 +767,22 @@ impl Config {
     /// `[portal] control_socket` as a path to use; `None` when turned off.
     pub fn control_socket_path(&self, config_path: &Path) -> Option<PathBuf> {
         beside_config(config_path, &self.portal.control_socket)
+    }
+
+    /// Where the game's output goes: a file, or `None` for the portal's
+    /// stderr. `[game] log` when set (`""` is stderr); unset,
+    /// `server/logs/server-output.log` in `evennia_game_dir` (an Evennia
+    /// Server's game directory, given with that dialect; Evennia writes its
+    /// own `server.log` there), else `game.log` beside
+    /// `[log] file`, or stderr when the portal logs only there.
+    pub fn game_log_path(&self, evennia_game_dir: Option<&Path>) -> Option<PathBuf> {
+        match (&self.game.log, evennia_game_dir) {
+            (Some(path), _) if path.is_empty() => None,
+            (Some(path), _) => Some(PathBuf::from(path)),
+            (None, Some(dir)) => Some(dir.join("server").join("logs").join(EVENNIA_OUTPUT_LOG)),
+            (None, None) if self.log.file.is_empty() => None,
+            (None, None) => Some(Path::new(&self.log.file).with_file_name("game.log")),
+        }
     }
 
     /// The AMP listen address (checked by [`Config::parse`]).
@@ -1092,6 +1118,38 @@ mod tests {
         assert!(config.proxy.trusts("10.1.2.3".parse().unwrap()));
         assert!(!config.proxy.trusts("127.0.0.1".parse().unwrap()));
         assert_eq!(config.web.proxy_protocol, ProxyMode::Required);
+    }
+
+    #[test]
+    fn the_game_log_defaults_beside_the_portal_log() {
+        let config = parse("[log]\nfile = \"logs/portal.log\"\n").unwrap();
+        assert_eq!(
+            config.game_log_path(None),
+            Some(PathBuf::from("logs/game.log"))
+        );
+        assert_eq!(
+            Config::default().game_log_path(None),
+            Some(PathBuf::from("game.log"))
+        );
+        let to_stderr = parse("[log]\nfile = \"\"\n").unwrap();
+        assert_eq!(to_stderr.game_log_path(None), None);
+    }
+
+    #[test]
+    fn the_evennia_servers_output_goes_beside_its_log_unless_told() {
+        let dir = Path::new("/srv/mygame");
+        assert_eq!(
+            Config::default().game_log_path(Some(dir)),
+            Some(dir.join("server/logs/server-output.log"))
+        );
+        let set = parse("[game]\nlog = \"/var/log/game.log\"\n").unwrap();
+        assert_eq!(
+            set.game_log_path(Some(dir)),
+            Some(PathBuf::from("/var/log/game.log"))
+        );
+        let empty = parse("[game]\nlog = \"\"\n").unwrap();
+        assert_eq!(empty.game_log_path(Some(dir)), None);
+        assert_eq!(empty.game_log_path(None), None);
     }
 
     #[test]

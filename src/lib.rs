@@ -52,7 +52,8 @@
 //! - [`throttle`]: rate limits and per-address caps;
 //! - [`markup`]: Evennia colour markup rendered for each client (ANSI for
 //!   telnet, HTML for the web client in [`markup::html`]);
-//! - [`supervisor`]: the game server child process;
+//! - [`supervisor`]: the game server child process; [`gamelog`]: where
+//!   its output goes;
 //! - [`cli`], [`pidfile`], [`control`], [`stats`], [`logfile`], [`status`]:
 //!   operating the portal (subcommands, pid file, the `portal status`
 //!   socket, counters, reopenable log, status file); [`limits`]: the
@@ -67,6 +68,7 @@ pub mod config;
 pub mod control;
 pub mod dummyrunner;
 pub mod game;
+pub mod gamelog;
 pub mod limits;
 pub mod logfile;
 pub mod markup;

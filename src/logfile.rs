@@ -6,6 +6,12 @@
 //! shared, lockable file: the logger writes through one clone, and the
 //! acceptor calls [`LogFile::reopen`] on another when SIGHUP arrives, so the
 //! next line goes to a fresh file at the configured path.
+//!
+//! The portal's stderr also carries the game's lines when `[game] log` is
+//! `""`, so every line there starts with the name of its writer:
+//! [`StderrLines`] gives the logger whole `portal: ` lines, and
+//! [`write_stderr_line`] is the one way a line reaches stderr, so lines of
+//! the two never interleave.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -62,6 +68,48 @@ impl Write for LogFile {
     fn flush(&mut self) -> io::Result<()> {
         self.lock().flush()
     }
+}
+
+/// A writer for the logger: what it writes goes to stderr one whole line
+/// at a time, each line prefixed.
+pub struct StderrLines {
+    prefix: &'static str,
+    pending: Vec<u8>,
+}
+
+impl StderrLines {
+    pub fn new(prefix: &'static str) -> StderrLines {
+        StderrLines {
+            prefix,
+            pending: Vec::new(),
+        }
+    }
+}
+
+impl Write for StderrLines {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            write_stderr_line(self.prefix, &line[..end]);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            write_stderr_line(self.prefix, &rest);
+        }
+        Ok(())
+    }
+}
+
+/// Write `prefix`, `line` (invalid UTF-8 replaced) and a newline to stderr
+/// in one locked write. Errors are dropped: there is nowhere to report them.
+pub fn write_stderr_line(prefix: &str, line: &[u8]) {
+    let text = format!("{prefix}{}\n", String::from_utf8_lossy(line));
+    let _ = io::stderr().lock().write_all(text.as_bytes());
 }
 
 fn open_append(path: &Path) -> io::Result<File> {

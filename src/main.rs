@@ -8,7 +8,7 @@ use portal::amp;
 use portal::cli;
 use portal::config::{parse_addr, parse_level, AddrError, Config, LevelError, Serve};
 use portal::control::ControlError;
-use portal::logfile::LogFile;
+use portal::logfile::{LogFile, StderrLines};
 use portal::pidfile::{PidFile, PidFileError};
 use portal::session::worker::WEB_PROTOCOL_KEY;
 use portal::shared::{Control, ControlSender, Shared};
@@ -315,7 +315,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<Args>, UsageError> {
     }))
 }
 
-/// Log to stderr and, if configured, to a file SIGHUP can reopen (returned).
+/// Log to stderr (each line prefixed `portal: `) and, if configured, to a file SIGHUP can reopen (returned).
 /// The loggers pass everything; `log::set_max_level` is the one filter, so
 /// a reload can raise the level as well as lower it.
 fn init_logging(config: &Config) -> Result<Option<LogFile>, RunError> {
@@ -327,8 +327,10 @@ fn init_logging(config: &Config) -> Result<Option<LogFile>, RunError> {
         .set_thread_level(log::LevelFilter::Off)
         .set_target_level(log::LevelFilter::Off)
         .build();
+    // The game's lines may share stderr (`[game] log = ""`): name ours.
+    let stderr = StderrLines::new("portal: ");
     let mut loggers: Vec<Box<dyn SharedLogger>> =
-        vec![WriteLogger::new(all, log_config.clone(), std::io::stderr())];
+        vec![WriteLogger::new(all, log_config.clone(), stderr)];
     let mut log_file = None;
     if !config.log.file.is_empty() {
         let file = LogFile::open(config.log.file.as_ref()).map_err(|source| RunError::LogFile {
@@ -361,22 +363,22 @@ fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Resul
     raise_file_limit();
     let config = Arc::new(config);
     let status = Arc::new(StatusFile::new(config.portal.status_file.clone()));
-    let listeners = bind_listeners(&config, &status)?;
-    let amp_listener = bind_amp(&config, &status)?;
-    let amp_addr = amp_listener.local_addr().map_err(step(""))?;
-
     let to_main = control.clone();
     let control_sender: ControlSender = Arc::new(move |c| to_main.send(c));
     let (shared, amp_rx) = Shared::new(config.clone(), control_sender);
-    let _ = shared.ports.set(bound_ports(&listeners));
-    // Before the threads that create files start: binding the socket sets
-    // the umask for a moment.
+    // Before the threads that create files start (binding the socket sets
+    // the umask for a moment), and before the status file names the
+    // listeners, so a script that saw them can ask `portal status` at once.
     let _control_socket = match config.control_socket_path(&config_path) {
         Some(path) => {
             Some(portal::control::serve(&path, shared.clone()).map_err(RunError::Control)?)
         }
         None => None,
     };
+    let listeners = bind_listeners(&config, &status)?;
+    let _ = shared.ports.set(bound_ports(&listeners));
+    let amp_listener = bind_amp(&config, &status)?;
+    let amp_addr = amp_listener.local_addr().map_err(step(""))?;
     amp::start(amp_listener, shared.clone(), amp_rx).map_err(step("cannot start the AMP link"))?;
 
     let mut acceptor = Acceptor::new(

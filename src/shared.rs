@@ -11,7 +11,8 @@
 //! - `link`: what others may read about the link;
 //! - `stats`: counters;
 //! - `addresses`: per-address connection caps;
-//! - `evennia`: what the launcher's status reports of an Evennia Server.
+//! - `evennia`: what the launcher's status reports of an Evennia Server;
+//! - `game_log`: where the supervised game's output goes.
 
 use crate::amp::evennia::ServerInfo;
 use crate::amp::inbox::{Inbox, InboxReceiver, LinkStatus};
@@ -74,6 +75,8 @@ pub struct Shared {
     pub addresses: AddressCaps,
     /// The Evennia Server's pid, info and start command (evennia dialect).
     pub evennia: ServerInfo,
+    /// Where the supervised game's output goes (SIGHUP reopens it).
+    pub game_log: crate::gamelog::GameLog,
     /// What the last config reload changed that it could not apply live.
     pub reload_notes: std::sync::Mutex<ReloadNotes>,
     /// The ports the listeners bound (set once at start), for MSSP.
@@ -96,6 +99,7 @@ impl Shared {
             stats: Stats::default(),
             addresses: AddressCaps::default(),
             evennia: ServerInfo::default(),
+            game_log: Default::default(),
             reload_notes: std::sync::Mutex::new(ReloadNotes::default()),
             ports: std::sync::OnceLock::new(),
             control,

@@ -3,7 +3,8 @@
 //! connected, stop it on shutdown.
 //!
 //! One thread owns the `Child`. Requests arrive on a channel from the
-//! acceptor (SIGUSR1, the game's own `reload`, shutdown).
+//! acceptor (SIGUSR1, the game's own `reload`, shutdown). The game's stdout
+//! and stderr are pipes that [`crate::gamelog`] copies to the game log.
 
 use crate::amp::inbox::ToWriter;
 use crate::config::{Config, Dialect};
@@ -14,7 +15,7 @@ use crate::wire::message::{PortalMsg, StartMode, StopMode};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -25,6 +26,9 @@ const MIN_RESTART_DELAY: Duration = Duration::from_millis(500);
 const STABLE_RUN: Duration = Duration::from_secs(30);
 /// Longest wait, after a stopped game exited, for its AMP link to close.
 const LINK_CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// Longest wait, after a stopped game exited, for its last output lines
+/// to be written (a process it started may hold its pipes open).
+const OUTPUT_DRAIN_WAIT: Duration = Duration::from_secs(1);
 
 /// What the supervisor can be asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +123,8 @@ struct Game {
     amp_addr: SocketAddr,
     status: Arc<StatusFile>,
     child: Option<(Child, Instant)>,
+    /// Disconnect when the threads copying the game's output are done.
+    output: Vec<Receiver<()>>,
     restart_at: Option<Instant>,
     delay: Duration,
     /// Whether the game was ever started (later starts count as restarts).
@@ -132,6 +138,7 @@ impl Game {
             amp_addr,
             status,
             child: None,
+            output: Vec::new(),
             restart_at: Some(Instant::now()),
             delay: MIN_RESTART_DELAY,
             started_once: false,
@@ -243,13 +250,23 @@ impl Game {
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
                 log::info!("game server stopped ({status})");
-                return;
+                return self.wait_for_output();
             }
             std::thread::sleep(Duration::from_millis(5));
         }
         log::warn!("game server did not stop in time; killing it");
         let _ = child.kill();
         let _ = child.wait();
+        self.wait_for_output();
+    }
+
+    /// Let the threads copying the stopped game's output write its last
+    /// lines (briefly).
+    fn wait_for_output(&mut self) {
+        let deadline = Instant::now() + OUTPUT_DRAIN_WAIT;
+        for done in self.output.drain(..) {
+            let _ = done.recv_deadline(deadline);
+        }
     }
 
     /// A game that stopped answering (an endless loop, SIGSTOP, a deadlock)
@@ -336,7 +353,7 @@ impl Game {
         }
     }
 
-    fn spawn(&self) -> std::io::Result<Child> {
+    fn spawn(&mut self) -> std::io::Result<Child> {
         let config = self.config();
         let mut command = match config.amp.dialect {
             Dialect::Native => {
@@ -353,27 +370,71 @@ impl Game {
             }
             Dialect::Evennia => evennia_server::command(&config, self.shared.evennia.command())?,
         };
+        self.open_game_log(&config)?;
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
         die_with_parent(&mut command);
         let program = command.get_program().to_string_lossy().into_owned();
-        command
+        let mut child = command
             .spawn()
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{program}: {e}")))
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{program}: {e}")))?;
+        self.follow_output(&mut child);
+        Ok(child)
+    }
+
+    /// Point the game log at the file `[game] log` names now.
+    fn open_game_log(&self, config: &Config) -> std::io::Result<()> {
+        let game_dir = match config.amp.dialect {
+            Dialect::Native => None,
+            Dialect::Evennia => Some(evennia_server::game_dir(config)?),
+        };
+        let path = config.game_log_path(game_dir.as_deref());
+        self.shared.game_log.point_at(path.as_deref()).map_err(|e| {
+            let path = path.unwrap_or_default();
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot open the game log {}: {e}", path.display()),
+            )
+        })
+    }
+
+    /// Start copying the new child's stdout and stderr to the game log.
+    fn follow_output(&mut self, child: &mut Child) {
+        self.output.clear();
+        let log = &self.shared.game_log;
+        let followed = [
+            child
+                .stdout
+                .take()
+                .map(|out| log.follow(out, "game-stdout")),
+            child
+                .stderr
+                .take()
+                .map(|err| log.follow(err, "game-stderr")),
+        ];
+        for result in followed.into_iter().flatten() {
+            match result {
+                Ok(done) => self.output.push(done),
+                // The pipe closes: the game's writes to it fail (or SIGPIPE it).
+                Err(e) => log::error!("cannot start copying the game's output: {e}"),
+            }
+        }
     }
 }
 
 /// How an Evennia Server is started under the supervisor.
 pub mod evennia_server {
     use crate::config::Config;
-    use std::fs::OpenOptions;
     use std::path::{Path, PathBuf};
     use std::process::{Command, Stdio};
 
-    /// The Server's command in the foreground (`twistd --nodaemon`, so it
-    /// stays the supervisor's child and crashes are seen), run in the game
-    /// directory with the environment Evennia's launcher gives it, its
-    /// output appended to `server/logs/server.log`. `launcher` is the
-    /// command SSTART gave (empty: `[game] command`, else found from the
-    /// `evennia` on PATH).
+    /// The Server's command in the foreground (`twistd -n`, so it stays
+    /// the supervisor's child and crashes are seen), run in the game
+    /// directory with the environment Evennia's launcher gives it. Evennia
+    /// writes its own log, `server/logs/server.log`; the supervisor sends
+    /// its stdout and stderr to the game log (by default
+    /// `server/logs/server-output.log`). `launcher` is the command SSTART
+    /// gave (empty: `[game] command`, else found from the `evennia` on
+    /// PATH).
     pub fn command(config: &Config, launcher: Vec<String>) -> std::io::Result<Command> {
         let game_dir = game_dir(config)?;
         let mut argv = if !launcher.is_empty() {
@@ -383,15 +444,14 @@ pub mod evennia_server {
         } else {
             default_argv(&game_dir)?
         };
+        // `-n`, not `--nodaemon`: Evennia's server.py opens its log file
+        // only when "--nodaemon" is not in its arguments, and twistd's own
+        // logger with Evennia's observer writes nothing to stdout.
         if !argv.iter().any(|a| a == "--nodaemon" || a == "-n") {
-            argv.insert(1.min(argv.len()), "--nodaemon".into());
+            argv.insert(1.min(argv.len()), "-n".into());
         }
-        let log_dir = game_dir.join("server").join("logs");
-        std::fs::create_dir_all(&log_dir)?;
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log_dir.join("server.log"))?;
+        // Where Evennia's logger writes.
+        std::fs::create_dir_all(game_dir.join("server").join("logs"))?;
         let mut command = Command::new(&argv[0]);
         let python_path = match std::env::var_os("PYTHONPATH") {
             Some(old) if !old.is_empty() => {
@@ -406,12 +466,10 @@ pub mod evennia_server {
             .args(&argv[1..])
             .current_dir(&game_dir)
             .env("DJANGO_SETTINGS_MODULE", "server.conf.settings")
-            // Its log lines reach server.log as they are written.
+            // Its output reaches the game log as it is written.
             .env("PYTHONUNBUFFERED", "1")
             .env("PYTHONPATH", python_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
+            .stdin(Stdio::null());
         Ok(command)
     }
 

@@ -16,23 +16,23 @@ fn the_first_player_is_not_admin_and_the_operators_admin_can_shut_down() {
     anna.expect("not allowed");
 
     let mut admin = portal.admin();
-    let log_path = portal.path("stderr.log");
-    let stderr = || std::fs::read_to_string(&log_path).unwrap_or_default();
     wait_for("the admin's login line", || {
-        let text = stderr();
+        let text = portal.game_log();
         text.lines()
             .any(|l| l.contains("logged in as operator") && l.contains("from 127.0.0.1:"))
             .then_some(())
     });
     assert!(
-        stderr().contains("created the admin account operator from the environment"),
+        portal
+            .game_log()
+            .contains("created the admin account operator from the environment"),
         "{}",
-        stderr()
+        portal.game_log()
     );
     admin.send("shutdown");
     anna.expect_closed();
     assert_eq!(portal.wait_exit(), Some(0));
-    let text = stderr();
+    let text = portal.game_log();
     assert!(
         text.contains("was refused shutdown: not an admin"),
         "{text}"

@@ -103,3 +103,37 @@ fn evennia_format_carries_commands_as_arrays() {
     });
     assert!(pong.contains('5'), "{pong}");
 }
+
+/// The window size each format reports reaches the game as the session's
+/// screen size (what telnet's NAWS sets), shown by the demo's `client`.
+#[test]
+fn every_format_with_oob_tells_the_game_its_window_size() {
+    let portal = Portal::start("");
+    let size = r#"{"screenwidth": 131, "screenheight": 42}"#;
+    let cases = [
+        ("gmcp.mudstandards.org", format!("Core.Hello {size}")),
+        (
+            "json.mudstandards.org",
+            serde_json::json!({"proto": "gmcp", "id": "Core.Hello", "data": size}).to_string(),
+        ),
+    ];
+    for (n, (subprotocol, report)) in cases.into_iter().enumerate() {
+        let mut client = with_subprotocol(&portal, subprotocol);
+        client.expect_message("create", is_binary);
+        send_binary(&mut client, &format!("create size{n} pw123"));
+        client.expect_message("The Portal Plaza", is_binary);
+        client.ws.send(Message::text(report)).expect("send");
+        send_binary(&mut client, "client");
+        client.expect_message("Screen: 131x42", is_binary);
+    }
+    let mut client = web::connect(portal.web, &Options::default());
+    client.create("sizeweb");
+    let resize = |w: u32, h: u32| serde_json::json!(["client_options", [], {"screenwidth": w, "screenheight": h}]);
+    client.send_json(resize(131, 42));
+    client.send("client");
+    client.expect("Screen: 131x42");
+    // A resize is reported again and replaces the size.
+    client.send_json(resize(40, 12));
+    client.send("client");
+    client.expect("Screen: 40x12");
+}

@@ -2,7 +2,7 @@
 //! beside a telnet player, and stays connected through a game restart.
 
 mod support;
-use support::web::{self, Options};
+use support::web::{self, http_exchange, Options};
 use support::Portal;
 
 #[test]
@@ -78,4 +78,30 @@ fn quit_closes_the_websocket_with_the_reason() {
     web.send("quit");
     let (code, reason) = web.expect_close();
     assert_eq!(code, 1000, "a deliberate close: {reason}");
+}
+
+#[test]
+fn the_page_is_named_after_the_game_and_has_an_icon() {
+    let portal = Portal::start_edited("", |text| {
+        text.replace(r#"name = "Test Portal""#, r#"name = "Tom & <Jerry>'s""#)
+    });
+    let page = http_exchange(
+        portal.web,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(page.starts_with("HTTP/1.1 200 "), "{page}");
+    assert!(
+        page.contains("<title>Tom &amp; &lt;Jerry&gt;&#39;s</title>"),
+        "{page}"
+    );
+    assert!(!page.contains("<Jerry>"), "the name is escaped: {page}");
+    for icon in ["/favicon.svg", "/favicon.ico"] {
+        let request = format!("GET {icon} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let answer = http_exchange(portal.web, request.as_bytes());
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{icon}: {answer}");
+        assert!(
+            answer.contains("Content-Type: image/svg+xml"),
+            "{icon}: {answer}"
+        );
+    }
 }

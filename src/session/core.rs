@@ -140,6 +140,9 @@ pub struct Core {
     dropped_subnegotiations: u64,
     /// A first line arrived (only it is checked for HTTP).
     seen_line: bool,
+    /// A browser on the telnet port was answered: nothing more is sent
+    /// (the game's login screen would land in the HTTP body).
+    answered_http: bool,
     /// Plaintext waiting for the socket, at most `output_buffer_bytes`.
     out: Vec<u8>,
     /// While a new telnet client may be a browser: output held back.
@@ -176,6 +179,7 @@ impl Core {
             game_flags: ProtocolFlags::default(),
             dropped_subnegotiations: 0,
             seen_line: false,
+            answered_http: false,
             out: Vec::new(),
             hold: None,
             closing: None,
@@ -508,6 +512,11 @@ impl Core {
                     self.last_input = now;
                     self.forward(command, now);
                 }
+                WebEvent::FlagsChanged => {
+                    if self.registered {
+                        self.events.push_back(CoreEvent::Sync);
+                    }
+                }
                 WebEvent::Refused(why) => {
                     log::info!("session {}: web client message refused: {why}", self.sessid)
                 }
@@ -615,6 +624,7 @@ impl Core {
             .map(|addr| addr.port())
             .filter(|port| *port != 0);
         self.queue_bytes(http_probe::answer(web_port).as_bytes());
+        self.answered_http = true;
         self.close_asked(now);
     }
 
@@ -701,6 +711,9 @@ impl Core {
     }
 
     fn queue_bytes(&mut self, bytes: &[u8]) {
+        if self.answered_http {
+            return;
+        }
         let held = self.hold.as_ref().map_or(0, |hold| hold.bytes.len());
         if self.out.len() + held + bytes.len() > self.config.limits.output_buffer_bytes {
             log::warn!(

@@ -286,6 +286,7 @@ fn start_inbound(
         Ok(worker) => Some(worker),
         Err((e, stream)) => {
             log::warn!("session {sessid}: cannot set up its worker ({e}); client refused");
+            crate::stats::Stats::add(&shared.stats.connections_refused, 1);
             if let Some(mut stream) = stream {
                 use std::io::Write;
                 let text = shared.config().messages.connection_refused.clone();
@@ -393,6 +394,7 @@ pub(crate) fn web_settings(config: &Config, secure: bool) -> io::Result<WebSetti
         fresh_csessid: random_token()?,
         cookie_max_age_secs: w.cookie_max_age_days * 24 * 3600,
         secure,
+        game_name: config.portal.name.clone(),
     })
 }
 

@@ -9,6 +9,10 @@
 //                  ["portal", [text], {level: "info" | "error"}]  a notice
 //                  anything else            kept in portalClient.oob
 //   page → portal  ["text", [line], {}]     one entered line
+//                  ["client_options", [], {screenwidth: cols, screenheight: rows}]
+//                                           how many characters fit in the
+//                                           output pane (as telnet's NAWS):
+//                                           at every connect and after a resize
 // The HTML in text and prompt comes from the portal's markup renderer,
 // which escapes everything the game or a player wrote; everything else is
 // inserted as text, never as HTML.
@@ -159,6 +163,7 @@
       setPasswordMode(false);
       prompt.textContent = "";
       setStatus("connected", "connected");
+      reportSize(true);
     };
     ws.onmessage = function (event) {
       handleMessage(event.data);
@@ -247,14 +252,73 @@
     }
   }
 
-  // Sends one line as a text command; false when not connected.
-  function send(line) {
+  // Sends one [cmdname, args, kwargs] message; false when not connected.
+  function sendCommand(cmd, args, kwargs) {
     if (!socket || socket.readyState !== WebSocket.OPEN) {
       return false;
     }
-    socket.send(JSON.stringify(["text", [String(line)], {}]));
+    socket.send(JSON.stringify([cmd, args, kwargs]));
     return true;
   }
+
+  // Sends one line as a text command; false when not connected.
+  function send(line) {
+    return sendCommand("text", [String(line)], {});
+  }
+
+  // ---- screen size -------------------------------------------------------
+
+  // The game is told how many characters fit in the output pane (columns
+  // of the measured cell across, lines down), as a telnet client's NAWS
+  // would tell it: at every connect, and again once a resize has settled.
+  const RESIZE_SETTLE_MS = 250;
+  const cell = document.getElementById("cell");
+  // What this connection was last told, {cols, rows, paneWidth} (the
+  // pane's width in pixels then), or null.
+  let reportedSize = null;
+  let resizeTimer = null;
+
+  function measureScreen() {
+    const box = cell.getBoundingClientRect();
+    const charWidth = box.width / cell.textContent.length;
+    const lineHeight = box.height;
+    if (!(charWidth > 0) || !(lineHeight > 0)) {
+      return null;
+    }
+    const style = window.getComputedStyle(output);
+    const width = output.clientWidth - parseFloat(style.paddingLeft) -
+      parseFloat(style.paddingRight);
+    const height = output.clientHeight - parseFloat(style.paddingTop) -
+      parseFloat(style.paddingBottom);
+    return {
+      cols: Math.max(1, Math.floor(width / charWidth)),
+      rows: Math.max(1, Math.floor(height / lineHeight)),
+      paneWidth: output.clientWidth,
+    };
+  }
+
+  // Tells the game the size if it changed (always when `always`).
+  function reportSize(always) {
+    const size = measureScreen();
+    if (!size) {
+      return;
+    }
+    const same = reportedSize !== null && reportedSize.cols === size.cols &&
+      reportedSize.rows === size.rows;
+    if (same && !always) {
+      return;
+    }
+    const kwargs = { screenwidth: size.cols, screenheight: size.rows };
+    if (sendCommand("client_options", [], kwargs)) {
+      reportedSize = size;
+    }
+  }
+
+  function sizeChanged() {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(function () { reportSize(false); }, RESIZE_SETTLE_MS);
+  }
+  new ResizeObserver(sizeChanged).observe(output);
 
   // ---- input line and history --------------------------------------------
 
@@ -345,6 +409,8 @@
   window.portalClient = {
     get socket() { return socket; },
     get status() { return status; },
+    // The screen size last reported to the game, {cols, rows, paneWidth}.
+    get screen() { return reportedSize; },
     oob: oob,
     send: send,
   };

@@ -224,7 +224,7 @@ impl Portal {
     }
 
     /// `portal status`, parsed; waits for the control socket to answer
-    /// (it opens just after the listeners the status file reports).
+    /// (it opens before the status file names the listeners).
     pub fn status_report(&self) -> Status {
         let out = wait_for("`portal status` to answer", || {
             let out = self.cli(&["status"]);
@@ -282,6 +282,17 @@ impl Portal {
         std::fs::read_to_string(self.path("portal.log")).unwrap_or_default()
     }
 
+    /// The game's log so far (`game.log` beside the portal log, unless
+    /// the config says otherwise).
+    pub fn game_log(&self) -> String {
+        std::fs::read_to_string(self.path("game.log")).unwrap_or_default()
+    }
+
+    /// What the portal wrote to its stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.path("stderr.log")).unwrap_or_default()
+    }
+
     /// Wait until the log contains `text`.
     pub fn wait_log(&self, text: &str) {
         wait_for(&format!("log line {text:?}"), || {
@@ -330,6 +341,7 @@ impl Drop for Portal {
         if std::thread::panicking() {
             // A failing test shows what the portal logged.
             eprintln!("---- portal.log ----\n{}", self.log());
+            eprintln!("---- game.log ----\n{}", self.game_log());
         }
         let game = std::fs::read_to_string(self.path("portal.status"))
             .ok()

@@ -5,6 +5,8 @@
 //! - client → portal: `["text", ["look"], {}]` is a typed line; any other
 //!   `cmdname` is an out-of-band command, accepted if it is one of the
 //!   names in `[web] commands` (Evennia's input functions by default).
+//!   `screenwidth` / `screenheight` in `client_options` (or `hello`) are
+//!   the window size, taken by the portal ([`super::screen`]).
 //! - portal → client: `["text", ["<html>"], {}]` and `["prompt", ["<html>"],
 //!   {}]` carry game text rendered to HTML
 //!   ([`crate::markup::render_html`]: every character the game or a player
@@ -20,6 +22,7 @@
 //! ```
 
 use super::format::{Frame, Incoming};
+use super::screen;
 use crate::protocols::telnet::gmcp::{from_json, write_json};
 use crate::wire::message::Command;
 use crate::wire::value::{Map, Value};
@@ -35,25 +38,34 @@ pub fn decode(frame: &Frame, allowed: &dyn Fn(&str) -> bool) -> Vec<Incoming> {
                 .into(),
         )];
     };
-    vec![decode_text(text, allowed)]
-}
-
-fn decode_text(text: &str, allowed: &dyn Fn(&str) -> bool) -> Incoming {
-    let json: serde_json::Value = match serde_json::from_str(text) {
-        Ok(json) => json,
-        Err(e) => return Incoming::Bad(format!("not valid JSON ({e})")),
-    };
-    let command = match to_command(json) {
+    let command = match decode_text(text) {
         Ok(command) => command,
-        Err(shape) => return Incoming::Bad(shape.explain().into()),
+        Err(bad) => return vec![bad],
     };
     if command.name == "text" {
-        return Incoming::Line(command.first_str().unwrap_or_default().to_owned());
+        return vec![Incoming::Line(
+            command.first_str().unwrap_or_default().to_owned(),
+        )];
     }
-    if !allowed(&command.name) {
-        return Incoming::Bad(format!("unknown command `{}`", short(&command.name)));
-    }
-    Incoming::Command(command)
+    // The size is the portal's to take, whatever `allowed` says; the rest
+    // of the command goes to the game only if the game takes it.
+    screen::split(command)
+        .into_iter()
+        .map(|incoming| match incoming {
+            Incoming::Command(c) if !allowed(&c.name) => {
+                Incoming::Bad(format!("unknown command `{}`", short(&c.name)))
+            }
+            other => other,
+        })
+        .collect()
+}
+
+fn decode_text(text: &str) -> Result<Command, Incoming> {
+    let json: serde_json::Value = match serde_json::from_str(text) {
+        Ok(json) => json,
+        Err(e) => return Err(Incoming::Bad(format!("not valid JSON ({e})"))),
+    };
+    to_command(json).map_err(|shape| Incoming::Bad(shape.explain().into()))
 }
 
 /// How a JSON message misses the `[cmdname, args, kwargs]` shape.

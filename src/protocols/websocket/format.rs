@@ -8,9 +8,13 @@
 //! | `gmcp.mudstandards.org` | [`gmcp_standard`] | ANSI in BINARY frames | BINARY lines | TEXT `Package.Name json` |
 //! | `terminal.mudstandards.org` | [`terminal`] | ANSI in BINARY frames | BINARY or TEXT lines | none |
 //!
+//! Every format with an out-of-band channel can report the window size
+//! ([`super::screen`]); the terminal format has no way to.
+//!
 //! Pure: frames in, [`Incoming`] out; text and commands in, [`Frame`]s
 //! out. The web engine ([`super::WebEngine`]) drives them.
 
+use super::screen::Size;
 use super::{evennia, gmcp_standard, json_standard, terminal};
 use crate::wire::message::Command;
 
@@ -41,6 +45,8 @@ pub enum Incoming {
     Line(String),
     /// An out-of-band command.
     Command(Command),
+    /// The client's window size, in characters ([`super::screen`]).
+    Size(Size),
     /// Something this format cannot use; the reason is told to the client.
     Bad(String),
 }

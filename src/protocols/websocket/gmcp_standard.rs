@@ -1,7 +1,8 @@
 //! `gmcp.mudstandards.org` (mudstandards.org's websocket proposal): ANSI
 //! text in BINARY frames both ways; TEXT frames carry one GMCP message
 //! each, `Package.Name <json>`, named and mapped as on telnet
-//! ([`crate::protocols::telnet::gmcp`]).
+//! ([`crate::protocols::telnet::gmcp`]). The window size travels as
+//! `Core.Hello {"screenwidth": 100, "screenheight": 30}` ([`super::screen`]).
 //!
 //! ```
 //! use portal::protocols::websocket::format::{Format, Frame, Incoming};
@@ -10,6 +11,7 @@
 //! ```
 
 use super::format::{lines, Frame, Incoming};
+use super::screen;
 use crate::protocols::telnet::gmcp;
 use crate::wire::message::Command;
 
@@ -23,7 +25,7 @@ pub fn decode(frame: &Frame) -> Vec<Incoming> {
         Frame::Text(text) if text.trim().is_empty() => {
             vec![Incoming::Bad("an empty GMCP message".into())]
         }
-        Frame::Text(text) => vec![Incoming::Command(gmcp::decode(text.as_bytes()))],
+        Frame::Text(text) => screen::split(gmcp::decode(text.as_bytes())),
     }
 }
 

@@ -2,7 +2,8 @@
 //! text in BINARY frames both ways; TEXT frames carry a JSON envelope
 //! `{"proto": "gmcp", "id": "Package.Name", "data": "<json text>"}`. Only
 //! the `gmcp` proto is understood; its messages are named and mapped as on
-//! telnet ([`crate::protocols::telnet::gmcp`]).
+//! telnet ([`crate::protocols::telnet::gmcp`]). The window size travels as
+//! `Core.Hello` with `screenwidth` / `screenheight` ([`super::screen`]).
 //!
 //! ```
 //! use portal::protocols::websocket::format::{Format, Frame, Incoming};
@@ -12,6 +13,7 @@
 //! ```
 
 use super::format::{lines, Frame, Incoming};
+use super::screen;
 use crate::protocols::telnet::gmcp;
 use crate::wire::message::Command;
 
@@ -22,35 +24,38 @@ pub const SUBPROTOCOL: &str = "json.mudstandards.org";
 pub fn decode(frame: &Frame) -> Vec<Incoming> {
     match frame {
         Frame::Binary(bytes) => lines(bytes),
-        Frame::Text(text) => vec![decode_envelope(text)],
+        Frame::Text(text) => match decode_envelope(text) {
+            Ok(command) => screen::split(command),
+            Err(why) => vec![Incoming::Bad(why)],
+        },
     }
 }
 
-fn decode_envelope(text: &str) -> Incoming {
+fn decode_envelope(text: &str) -> Result<Command, String> {
     let json: serde_json::Value = match serde_json::from_str(text) {
         Ok(json) => json,
-        Err(e) => return Incoming::Bad(format!("not valid JSON: {e}")),
+        Err(e) => return Err(format!("not valid JSON: {e}")),
     };
     let Some(envelope) = json.as_object() else {
-        return Incoming::Bad("expected a JSON object {\"proto\", \"id\", \"data\"}".into());
+        return Err("expected a JSON object {\"proto\", \"id\", \"data\"}".into());
     };
     let proto = envelope.get("proto").and_then(|v| v.as_str()).unwrap_or("");
     if !proto.eq_ignore_ascii_case("gmcp") {
-        return Incoming::Bad(format!("unknown proto `{proto}` (this portal speaks gmcp)"));
+        return Err(format!("unknown proto `{proto}` (this portal speaks gmcp)"));
     }
     let Some(id) = envelope
         .get("id")
         .and_then(|v| v.as_str())
         .filter(|id| !id.is_empty())
     else {
-        return Incoming::Bad("a gmcp envelope needs an \"id\"".into());
+        return Err("a gmcp envelope needs an \"id\"".into());
     };
     let data = match envelope.get("data") {
         None | Some(serde_json::Value::Null) => String::new(),
         Some(serde_json::Value::String(data)) => data.clone(),
         Some(other) => other.to_string(),
     };
-    Incoming::Command(gmcp::decode(format!("{id} {data}").as_bytes()))
+    Ok(gmcp::decode(format!("{id} {data}").as_bytes()))
 }
 
 /// A command as a gmcp envelope in a TEXT frame.

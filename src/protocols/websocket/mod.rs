@@ -4,11 +4,11 @@
 //!
 //! ```text
 //!  socket bytes ─► handle_input ─► HTTP stage: request head (http.rs)
-//!                                    ├─► GET /, /client.js, /style.css ─► page.rs answer (keep-alive)
+//!                                    ├─► GET /, /client.js, /style.css, /favicon.svg ─► page.rs answer (keep-alive)
 //!                                    ├─► other ─► 404 / 405 / 400 / 431 / 408 and close
 //!                                    └─► upgrade (handshake.rs: Origin, subprotocol) ─► 101
 //!                                  websocket stage: tungstenite frames ─► format.rs decode
-//!                                    ─► poll_event: Opened, Line, Command, Refused, Closed
+//!                                    ─► poll_event: Opened, Line, Command, FlagsChanged (screen.rs), Refused, Closed
 //!  game output ─► send_text / send_prompt / send_oob / send_notice / set_echo ─► format.rs encode
 //!  replies, pongs, close frames ───────────────────────────────────────────────► poll_transmit
 //!  now ─► handle_timeout: HTTP deadline, ping every interval, pong deadline
@@ -37,6 +37,7 @@ pub mod gmcp_standard;
 pub mod handshake;
 pub mod json_standard;
 pub mod page;
+pub mod screen;
 pub mod terminal;
 
 use crate::protocols::http::{parse_request, Parsed, Request, Response};
@@ -82,6 +83,8 @@ pub struct WebSettings {
     pub cookie_max_age_secs: u64,
     /// Served over TLS: the cookie is marked `Secure`.
     pub secure: bool,
+    /// The game's name (`[portal] name`), shown on the page.
+    pub game_name: String,
 }
 
 impl Default for WebSettings {
@@ -98,6 +101,7 @@ impl Default for WebSettings {
             fresh_csessid: String::new(),
             cookie_max_age_secs: 30 * 24 * 3600,
             secure: false,
+            game_name: "Portal".into(),
         }
     }
 }
@@ -124,6 +128,9 @@ pub enum WebEvent {
     Line(String),
     /// An out-of-band command from the client.
     Command(Command),
+    /// The client reported a new window size: [`WebEngine::flags`]
+    /// changed (sync the session, as after a NAWS resize).
+    FlagsChanged,
     /// A message the format cannot use; the client has been told why.
     Refused(String),
     /// The connection is over: send what is queued, then close.
@@ -291,8 +298,9 @@ impl WebEngine {
         }
     }
 
-    /// What this client can do, in Evennia's flag names (fixed once the
-    /// websocket is open: the format decides).
+    /// What this client can do, in Evennia's flag names: the format
+    /// decides them when the websocket opens, except the window size,
+    /// which the client reports (and reports again on a resize).
     pub fn flags(&self) -> &ProtocolFlags {
         &self.flags
     }
@@ -428,7 +436,7 @@ impl WebEngine {
                 Err(refusal) => self.respond_to(&request, refusal),
             };
         }
-        let mut response = page::answer(&request);
+        let mut response = page::answer(&request, &self.settings.game_name);
         if page::is_page(&request) && response.status == 200 && self.browser_id(&request).is_none()
         {
             response = response.with("Set-Cookie", &self.cookie());
@@ -596,11 +604,28 @@ impl WebEngine {
             match incoming {
                 Incoming::Line(line) => self.events.push_back(WebEvent::Line(line)),
                 Incoming::Command(command) => self.events.push_back(WebEvent::Command(command)),
+                Incoming::Size(size) => self.set_size(size),
                 Incoming::Bad(why) => {
                     self.send_notice(&format!("Not understood: {why}."), true);
                     self.events.push_back(WebEvent::Refused(why));
                 }
             }
+        }
+    }
+
+    /// A reported window size into the flags (0 or missing: unchanged,
+    /// as with NAWS); a change is reported.
+    fn set_size(&mut self, size: screen::Size) {
+        let before = (self.flags.screenwidth, self.flags.screenheight);
+        if size.width.is_some() {
+            self.flags.screenwidth = size.width;
+        }
+        if size.height.is_some() {
+            self.flags.screenheight = size.height;
+        }
+        if (self.flags.screenwidth, self.flags.screenheight) != before {
+            self.flags.autoresize = Some(true);
+            self.events.push_back(WebEvent::FlagsChanged);
         }
     }
 

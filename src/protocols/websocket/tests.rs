@@ -258,6 +258,64 @@ fn gmcp_subprotocol_sends_ansi_in_binary_and_gmcp_in_text() {
     assert!(matches!(&events(&mut web)[..], [WebEvent::Command(c)] if c.name == "ping"));
 }
 
+/// Sends `frame` on a websocket opened with `subprotocol` and returns the
+/// events and the flags after it.
+fn size_report(subprotocol: &str, frame: Message) -> (Vec<WebEvent>, ProtocolFlags) {
+    let header = format!("Sec-WebSocket-Protocol: {subprotocol}\r\n");
+    let (mut web, mut client, now) = opened(&header);
+    events(&mut web);
+    client.send(&mut web, frame, now);
+    (events(&mut web), web.flags().clone())
+}
+
+#[test]
+fn each_format_reports_the_window_size_into_the_flags() {
+    let evennia = r#"["client_options", [], {"screenwidth": 131, "screenheight": 42}]"#;
+    let gmcp = r#"Core.Hello {"screenwidth": 131, "screenheight": 42}"#;
+    let envelope = serde_json::json!({"proto": "gmcp", "id": "Core.Hello", "data": r#"{"screenwidth": 131, "screenheight": 42}"#});
+    for (subprotocol, frame) in [
+        ("v1.evennia.com", evennia.to_owned()),
+        ("gmcp.mudstandards.org", gmcp.to_owned()),
+        ("json.mudstandards.org", envelope.to_string()),
+    ] {
+        let (got, flags) = size_report(subprotocol, Message::text(frame));
+        assert_eq!(got, [WebEvent::FlagsChanged], "{subprotocol}");
+        assert_eq!(flags.screenwidth, Some(131), "{subprotocol}");
+        assert_eq!(flags.screenheight, Some(42), "{subprotocol}");
+        assert_eq!(flags.autoresize, Some(true), "{subprotocol}");
+    }
+}
+
+#[test]
+fn an_unchanged_size_is_not_reported_again_and_a_new_one_is() {
+    let (mut web, mut client, now) = opened("");
+    events(&mut web);
+    let report =
+        |w: u16| Message::text(format!(r#"["client_options", [], {{"screenwidth": {w}}}]"#));
+    client.send(&mut web, report(90), now);
+    assert_eq!(events(&mut web), [WebEvent::FlagsChanged]);
+    client.send(&mut web, report(90), now);
+    assert_eq!(events(&mut web), []);
+    client.send(&mut web, report(45), now);
+    assert_eq!(events(&mut web), [WebEvent::FlagsChanged]);
+    assert_eq!(web.flags().screenwidth, Some(45));
+    assert_eq!(web.flags().screenheight, None);
+}
+
+#[test]
+fn the_size_is_taken_even_when_client_options_is_not_a_game_command() {
+    // settings() lets only `ping` through to the game.
+    let both = r#"["client_options", [], {"screenwidth": 100, "nocolor": true}]"#;
+    let (got, flags) = size_report("v1.evennia.com", Message::text(both));
+    assert_eq!(got[0], WebEvent::FlagsChanged);
+    assert!(matches!(&got[1..], [WebEvent::Refused(why)] if why.contains("client_options")));
+    assert_eq!(flags.screenwidth, Some(100));
+    let bad = r#"["client_options", [], {"screenwidth": "wide"}]"#;
+    let (got, flags) = size_report("v1.evennia.com", Message::text(bad));
+    assert!(matches!(&got[..], [WebEvent::Refused(why)] if why.contains("screenwidth")));
+    assert_eq!(flags.screenwidth, None);
+}
+
 #[test]
 fn close_sends_a_close_frame_with_the_reason() {
     let (mut web, mut client, _) = opened("");

@@ -210,6 +210,25 @@ fn an_http_request_on_telnet_is_answered_and_closed() {
 }
 
 #[test]
+fn nothing_follows_the_answer_to_a_browser_on_telnet() {
+    let (mut core, now) = telnet_core(config(|_| {}));
+    core.handle_input(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now);
+    let answer = shown(&mut core);
+    assert!(
+        answer.ends_with(&http_probe::answer(Some(4001))),
+        "{answer:?}"
+    );
+    let login_screen = Command::text("Welcome! create <name> <password>");
+    core.handle_message(ToWorker::Out(vec![login_screen]), now);
+    core.handle_message(ToWorker::Close("Goodbye.".into()), now);
+    assert_eq!(
+        shown(&mut core),
+        "",
+        "the game's text is not in the HTTP body"
+    );
+}
+
+#[test]
 fn a_nul_only_line_is_an_idle_marker() {
     let (mut core, now) = telnet_core(config(|_| {}));
     core.handle_input(b"\0\0\nlook\n", now);
