@@ -78,10 +78,6 @@ fn banner_or_close(mut client: Client) -> bool {
     panic!("neither a banner nor a close: {:?}", client.text());
 }
 
-fn game_log(portal: &Portal) -> String {
-    std::fs::read_to_string(portal.path("stderr.log")).unwrap_or_default()
-}
-
 #[test]
 fn a_trusted_proxys_v1_and_v2_headers_give_the_client_address_to_the_game_and_status() {
     let portal = portal(REQUIRED, "", "[proxy]\ntrusted_proxies = [\"127.0.0.0/8\"]");
@@ -100,7 +96,7 @@ fn a_trusted_proxys_v1_and_v2_headers_give_the_client_address_to_the_game_and_st
     assert!(words.contains(&"198.51.100.20".to_owned()), "{words:?}");
     assert!(!words.contains(&"127.0.0.1".to_owned()), "{words:?}");
     wait_for("the game to log the real addresses", || {
-        let log = game_log(&portal);
+        let log = portal.game_log();
         (log.contains("from 203.0.113.7:5555 created account anna")
             && log.contains("from 198.51.100.20:6000 created account bob"))
         .then_some(())
