@@ -37,8 +37,9 @@ pub struct Config {
     pub game: GameSection,
     /// `[proxy]`: the load balancers allowed to speak for clients.
     pub proxy: ProxySection,
-    /// `[mssp]`: extra MSSP keys (e.g. `CODEBASE`, `CONTACT`, `WEBSITE`)
-    /// sent besides NAME, PLAYERS and UPTIME.
+    /// `[mssp]`: MSSP keys (e.g. `CONTACT`, `WEBSITE`) added to the ones
+    /// the portal fills in (NAME, PLAYERS, UPTIME, CODEBASE, PORT, TLS),
+    /// or replacing them (see `protocols::telnet::mssp::table`).
     pub mssp: std::collections::BTreeMap<String, String>,
 }
 
@@ -1096,10 +1097,7 @@ mod tests {
         assert_eq!(config.log, LogSection::default());
         assert_eq!(config.proxy, ProxySection::default());
         assert_eq!(config.web, WebSection::default());
-        assert_eq!(
-            config.mssp.get("CODEBASE").map(String::as_str),
-            Some("Portal")
-        );
+        assert!(config.mssp.is_empty(), "{:?}", config.mssp);
     }
 
     #[test]
@@ -1182,6 +1180,10 @@ mod tests {
         assert_eq!(config.amp.dialect, Dialect::Evennia);
         assert_eq!(config.amp.listen, "127.0.0.1:4006");
         assert!(!config.game.autostart);
+        assert_eq!(
+            config.mssp.get("CODEBASE").map(String::as_str),
+            Some("Evennia")
+        );
     }
 
     #[test]
