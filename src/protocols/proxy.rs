@@ -115,16 +115,18 @@ pub fn parse(bytes: &[u8]) -> Parsed {
 
 fn parse_v1(bytes: &[u8]) -> Parsed {
     let window = &bytes[..bytes.len().min(V1_MAX)];
-    let Some(cr) = window.iter().position(|&b| b == b'\r') else {
+    // The first CR or LF ends the line: an LF first is refused at once,
+    // whatever follows, so a prefix and the whole input agree.
+    let Some(cr) = window.iter().position(|&b| b == b'\r' || b == b'\n') else {
         if window.len() >= V1_MAX {
             return Parsed::Invalid(ProxyError::TooLong);
-        }
-        if window.contains(&b'\n') {
-            return Parsed::Invalid(ProxyError::BadLine("LF without CR"));
         }
         let need = V1_MIN.saturating_sub(window.len()).max(1);
         return Parsed::Incomplete { need };
     };
+    if window[cr] == b'\n' {
+        return Parsed::Invalid(ProxyError::BadLine("LF without CR"));
+    }
     match window.get(cr + 1) {
         None if cr + 1 >= V1_MAX => return Parsed::Invalid(ProxyError::TooLong),
         None => return Parsed::Incomplete { need: 1 },

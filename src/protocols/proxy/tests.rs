@@ -58,6 +58,9 @@ fn v1_malformed_lines_are_refused() {
         b"PROXY TCP4  1.2.3.4 5.6.7.8 1 2\r\n",
         b"PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n",
         b"PROXY UNKNOWN x\ny\r\n",
+        // An LF before the first CR, with the CR's LF still to come (found
+        // by the fuzzer: a prefix was refused, the whole said incomplete).
+        b"PROXY ?UNK\n;\r",
     ];
     for line in bad {
         assert!(
