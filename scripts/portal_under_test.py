@@ -25,9 +25,10 @@ def toml_string(text):
 class PortalUnderTest:
     """Started on entry, stopped (SIGTERM, then kill) on exit."""
 
-    def __init__(self, bin_dir, prefix, name="check"):
+    def __init__(self, bin_dir, prefix, name="check", extra=""):
         self.bin = pathlib.Path(bin_dir).resolve()
         self.name = name
+        self.extra = extra  # whole TOML tables appended to the config
         self.tmp = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
         self.proc = None
 
@@ -50,6 +51,7 @@ listen = "127.0.0.1:0"
 file = "{tmp}/portal.log"
 [game]
 command = ["{self.bin}/demo_game", "--db", "{tmp}/game.sqlite3", "--hash-cost", "fast"]
+{self.extra}
 """)
         self.proc = subprocess.Popen([str(self.bin / "portal"), "--config", str(conf)],
                                      cwd=tmp, stderr=open(tmp / "stderr.log", "w"))

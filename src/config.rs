@@ -35,6 +35,7 @@ pub struct Config {
     pub messages: Messages,
     pub log: LogSection,
     pub game: GameSection,
+    pub metrics: MetricsSection,
     /// `[proxy]`: the load balancers allowed to speak for clients.
     pub proxy: ProxySection,
     /// `[mssp]`: MSSP keys (e.g. `CONTACT`, `WEBSITE`) added to the ones
@@ -310,6 +311,17 @@ pub struct LogSection {
     pub level: String,
     /// Seconds between two stats lines in the log; 0 = none.
     pub stats_interval_secs: u64,
+}
+
+/// `[metrics]`: the Prometheus `/metrics` endpoint.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// `interface:port` serving `/metrics`; empty (the default) = none.
+    /// Anyone who reaches it can read the portal's counters (no names or
+    /// addresses), so keep it on loopback or behind a firewall; any other
+    /// address is logged with a warning at start.
+    pub listen: String,
 }
 
 /// `[game]`: the game server the portal starts and supervises.
@@ -675,6 +687,9 @@ impl Config {
             parse_addr(&tls.listen).map_err(Invalid::address("tls.listen"))?;
         }
         self.web.check()?;
+        if !self.metrics.listen.is_empty() {
+            parse_addr(&self.metrics.listen).map_err(Invalid::address("metrics.listen"))?;
+        }
         let amp = parse_addr(&self.amp.listen).map_err(Invalid::address("amp.listen"))?;
         if self.amp.dialect == Dialect::Evennia && !amp.ip().is_loopback() {
             return Err(Invalid::value(
@@ -784,6 +799,14 @@ impl Config {
             (None, None) if self.log.file.is_empty() => None,
             (None, None) => Some(Path::new(&self.log.file).with_file_name("game.log")),
         }
+    }
+
+    /// Where `/metrics` is served, if anywhere (checked by [`Config::parse`]).
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, AddrError> {
+        if self.metrics.listen.is_empty() {
+            return Ok(None);
+        }
+        parse_addr(&self.metrics.listen).map(Some)
     }
 
     /// The AMP listen address (checked by [`Config::parse`]).
@@ -1097,6 +1120,7 @@ mod tests {
         assert_eq!(config.log, LogSection::default());
         assert_eq!(config.proxy, ProxySection::default());
         assert_eq!(config.web, WebSection::default());
+        assert_eq!(config.metrics, MetricsSection::default());
         assert!(config.mssp.is_empty(), "{:?}", config.mssp);
     }
 
@@ -1116,6 +1140,18 @@ mod tests {
         assert!(config.proxy.trusts("10.1.2.3".parse().unwrap()));
         assert!(!config.proxy.trusts("127.0.0.1".parse().unwrap()));
         assert_eq!(config.web.proxy_protocol, ProxyMode::Required);
+    }
+
+    #[test]
+    fn metrics_are_off_unless_given_an_address_and_a_bad_one_is_refused() {
+        assert_eq!(parse("").unwrap().metrics_addr().unwrap(), None);
+        let on = parse("[metrics]\nlisten = \"127.0.0.1:4010\"\n").unwrap();
+        assert_eq!(
+            on.metrics_addr().unwrap(),
+            Some("127.0.0.1:4010".parse().unwrap())
+        );
+        let err = parse("[metrics]\nlisten = \"localhost\"\n").unwrap_err();
+        assert!(err.to_string().contains("metrics.listen"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `portal`: args → config → logging → pid file → listeners → control
-//! socket → AMP link → game supervisor → signals → the acceptor's loop →
-//! graceful shutdown. `portal stop|reload|reload-server|status` control a
-//! running portal instead (see [`portal::cli`]).
+//! socket → AMP link → metrics → game supervisor → signals → the
+//! acceptor's loop → graceful shutdown. `portal
+//! stop|reload|reload-server|status` control a running portal instead (see
+//! [`portal::cli`]).
 
 use portal::acceptor::{self, Acceptor, Listener};
 use portal::amp;
@@ -380,6 +381,10 @@ fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Resul
     let amp_listener = bind_amp(&config, &status)?;
     let amp_addr = amp_listener.local_addr().map_err(step(""))?;
     amp::start(amp_listener, shared.clone(), amp_rx).map_err(step("cannot start the AMP link"))?;
+    if let Some(listener) = bind_metrics(&config, &status)? {
+        portal::metrics::server::serve(listener, shared.clone())
+            .map_err(step("cannot start the metrics thread"))?;
+    }
 
     let mut acceptor = Acceptor::new(
         poll,
@@ -544,6 +549,20 @@ fn bind_amp(config: &Config, status: &StatusFile) -> Result<std::net::TcpListene
     status.set("amp", &bound.to_string());
     status.set("pid", &std::process::id().to_string());
     Ok(listener)
+}
+
+/// Bind `[metrics] listen`, if set.
+fn bind_metrics(
+    config: &Config,
+    status: &StatusFile,
+) -> Result<Option<std::net::TcpListener>, RunError> {
+    let Some(addr) = config.metrics_addr().map_err(RunError::Address)? else {
+        return Ok(None);
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(listen_error("metrics", addr))?;
+    let bound = listener.local_addr().map_err(step(""))?;
+    status.set("metrics", &bound.to_string());
+    Ok(Some(listener))
 }
 
 /// Raise the open-file soft limit to the hard limit and log the session

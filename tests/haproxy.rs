@@ -251,6 +251,8 @@ fn a_haproxy_sending_from_an_untrusted_address_is_refused() {
     assert!(!text.contains("create <name>"), "{text:?}");
     portal.wait_log("127.0.0.5 is not in proxy.trusted_proxies");
     assert_eq!(portal.sessions(), 0);
+    let refused = portal.status_report().number("connections", "refused");
+    assert!(refused >= 1, "refused {refused}");
 }
 
 #[test]
