@@ -3,5 +3,6 @@
 
 pub mod http;
 pub mod http_probe;
+pub mod proxy;
 pub mod telnet;
 pub mod websocket;
