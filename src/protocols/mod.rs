@@ -4,5 +4,6 @@
 pub mod ajax;
 pub mod http;
 pub mod http_probe;
+pub mod proxy;
 pub mod telnet;
 pub mod websocket;

@@ -508,7 +508,9 @@ fn resume(shared: &Arc<Shared>, taken: Taken, mut response: Response) {
         address,
         protocol_key: WEB_PROTOCOL_KEY,
         tls: None,
-        counted_ip: counted.map(AddressCount::hand_on).is_some(),
+        counted_ip: counted.is_some_and(AddressCount::hand_on),
+        // Its PROXY header, if any, was read when it first connected.
+        proxied: false,
         resume: Some(Box::new(Resume {
             transport,
             leftover,

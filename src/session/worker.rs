@@ -34,6 +34,8 @@
 //! connection worker for the socket ([`Resume`]) once it has answered.
 
 use crate::config::Config;
+use crate::protocols::proxy;
+use crate::protocols::telnet::mssp;
 use crate::protocols::telnet::{Telnet, TelnetSettings};
 use crate::protocols::websocket::{WebEngine, WebSettings};
 use crate::session::core::Direction;
@@ -43,12 +45,12 @@ use crate::session::protocol::Protocol;
 use crate::session::transport::{ReadEnd, Transport};
 use crate::session::waiter::Waiter;
 use crate::shared::Shared;
-use crate::stats::Stats;
+use crate::stats::{RefuseReason, Stats};
 use crate::wire::message::PortalMsg;
 use crate::wire::session::Session;
 use mio::net::TcpStream;
 use std::io::{self, Read};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -64,6 +66,9 @@ pub struct Inbound {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Counted against the per-address caps: released when the worker ends.
     pub counted_ip: bool,
+    /// The listener requires a PROXY header (the acceptor has checked the
+    /// peer is a trusted proxy): the worker reads it first.
+    pub proxied: bool,
     /// A connection an AJAX session gives back after answering a receive
     /// on it (the transport already set up); `None` for a new one.
     pub resume: Option<Box<Resume>>,
@@ -94,24 +99,34 @@ pub struct Taken {
     pub keep_alive: bool,
 }
 
-/// A connection's place in the per-address caps: given back when dropped,
-/// unless handed on to a new worker with [`AddressCount::hand_on`].
+/// One session's place in the per-address caps: the address counted (if
+/// any), given back when this is dropped, however the worker ends, unless
+/// handed on with [`AddressCount::hand_on`] (an AJAX receive's socket).
 pub struct AddressCount {
     shared: Arc<Shared>,
-    ip: Option<std::net::IpAddr>,
+    ip: Option<IpAddr>,
 }
 
 impl AddressCount {
-    pub fn new(shared: Arc<Shared>, ip: std::net::IpAddr) -> AddressCount {
-        AddressCount {
-            shared,
-            ip: Some(ip),
+    /// Count `ip` instead of what was counted; `Err` (over a cap) keeps
+    /// the old count.
+    fn move_to(&mut self, ip: IpAddr) -> Result<(), crate::throttle::IpRefusal> {
+        let config = self.shared.config();
+        let counted = self
+            .shared
+            .addresses
+            .reserve(ip, Instant::now(), &config.limits)?;
+        if let Some(old) = self.ip.take() {
+            self.shared.addresses.release(old);
         }
+        self.ip = counted.then_some(ip);
+        Ok(())
     }
 
-    /// The count now belongs to whoever is given the connection.
-    pub fn hand_on(mut self) {
-        self.ip = None;
+    /// The count now belongs to whoever is given the connection; whether
+    /// there was one.
+    pub fn hand_on(mut self) -> bool {
+        self.ip.take().is_some()
     }
 }
 
@@ -132,15 +147,13 @@ pub fn spawn_inbound(shared: Arc<Shared>, inbound: Inbound) -> Result<(), (Inbou
         let received = rx.recv();
         drop(rx); // not kept for the session's life
         if let Ok(inbound) = received {
-            // The count goes with the socket if an AJAX session takes it.
-            let release = std::cell::Cell::new(inbound.counted_ip.then(|| inbound.address.ip()));
-            let h = shared.clone();
-            run_guarded(shared, inbound.sessid, |h| {
-                serve_inbound(h, inbound, &release)
+            let count = AddressCount {
+                shared: shared.clone(),
+                ip: inbound.counted_ip.then(|| inbound.address.ip()),
+            };
+            run_guarded(shared, inbound.sessid, move |h| {
+                serve_inbound(h, inbound, count)
             });
-            if let Some(ip) = release.take() {
-                h.addresses.release(ip);
-            }
         }
     });
     match spawned {
@@ -177,13 +190,8 @@ pub(crate) fn run_guarded(shared: Arc<Shared>, sessid: u64, body: impl FnOnce(&A
     shared.stats.worker_started(false);
 }
 
-fn serve_inbound(
-    shared: &Arc<Shared>,
-    inbound: Inbound,
-    counted: &std::cell::Cell<Option<std::net::IpAddr>>,
-) {
-    let address = inbound.address;
-    let Some(mut worker) = start_inbound(shared, inbound) else {
+fn serve_inbound(shared: &Arc<Shared>, inbound: Inbound, count: AddressCount) {
+    let Some(mut worker) = start_inbound(shared, inbound, count) else {
         return;
     };
     if let Some((session, keep_alive)) = worker.run() {
@@ -191,38 +199,128 @@ fn serve_inbound(
             stream,
             transport,
             mut core,
+            admission,
             ..
         } = *worker;
         let (leftover, output) = core.hand_over();
         let taken = Taken {
             stream,
             transport,
-            address,
+            address: admission.address,
             leftover,
             output,
-            counted: counted
-                .take()
-                .map(|ip| AddressCount::new(shared.clone(), ip)),
+            counted: Some(admission.count),
             keep_alive,
         };
         crate::session::ajax::park(&session, taken);
     }
 }
 
+/// The client's address: for a proxied listener, the one its PROXY header
+/// gives (`None`: the header failed, logged, and the connection is to be
+/// closed); otherwise the connection's own.
+fn client_address(
+    shared: &Shared,
+    sessid: u64,
+    stream: &mut std::net::TcpStream,
+    peer: SocketAddr,
+) -> Option<SocketAddr> {
+    let limit = Duration::from_secs_f64(shared.config().proxy.header_timeout_secs);
+    match read_proxy_header(stream, limit) {
+        Ok(header) => {
+            let client = header.source.unwrap_or(peer);
+            log::info!(
+                "session {sessid}: client {client} via proxy {peer} (PROXY v{})",
+                header.version
+            );
+            Some(client)
+        }
+        Err(e) => {
+            log::warn!("session {sessid}: connection from proxy {peer} closed: {e}");
+            shared.stats.refuse(RefuseReason::ProxyHeader);
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            None
+        }
+    }
+}
+
+/// Read a PROXY header, exactly: what follows it (a TLS ClientHello,
+/// telnet input) stays in the socket for the session.
+fn read_proxy_header(
+    stream: &mut std::net::TcpStream,
+    limit: Duration,
+) -> Result<proxy::Header, proxy::ProxyError> {
+    let closed = |_| proxy::ProxyError::Closed;
+    stream.set_nonblocking(false).map_err(closed)?;
+    let mut reader = proxy::HeaderReader::new(Instant::now(), limit);
+    let mut buf = [0u8; 512];
+    loop {
+        let now = Instant::now();
+        let want = match reader.handle_timeout(now).clone() {
+            proxy::Step::Done(header) => return Ok(header),
+            proxy::Step::Failed(e) => return Err(e),
+            proxy::Step::Read(n) => n.min(buf.len()),
+        };
+        let left = reader.deadline().saturating_duration_since(now);
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .map_err(closed)?;
+        match stream.read(&mut buf[..want]) {
+            Ok(n) => {
+                reader.push(&buf[..n]);
+            }
+            Err(e) if is_retry(&e) => {}
+            Err(_) => return Err(proxy::ProxyError::Closed),
+        }
+    }
+}
+
+fn is_retry(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
 /// Set up an inbound worker. Not inlined: its large temporaries (the TLS
 /// connection before boxing, the session record) then live in a frame that
 /// is gone while the worker runs (see `session::stack`).
 #[inline(never)]
-fn start_inbound(shared: &Arc<Shared>, inbound: Inbound) -> Option<Box<Worker>> {
+fn start_inbound(
+    shared: &Arc<Shared>,
+    inbound: Inbound,
+    mut count: AddressCount,
+) -> Option<Box<Worker>> {
     let Inbound {
         sessid,
-        stream,
-        address,
+        mut stream,
+        address: peer,
         protocol_key,
         tls,
         counted_ip: _,
+        proxied,
         mut resume,
     } = inbound;
+    let web = protocol_key == WEB_PROTOCOL_KEY;
+    // A connection coming back from an AJAX session had its header read.
+    let address = if proxied && resume.is_none() {
+        client_address(shared, sessid, &mut stream, peer)?
+    } else {
+        peer
+    };
+    // The acceptor does not count a trusted proxy's connections: the
+    // client is counted here once known (for the web, when its websocket
+    // opens and its proxy headers are read).
+    let trusted_peer = shared.config().proxy.trusts(peer.ip());
+    if trusted_peer && !web {
+        if let Err(why) = count.move_to(address.ip()) {
+            log::warn!("session {sessid}: refused {address}: over the per-address cap ({why:?})");
+            shared.stats.refuse(why.into());
+            let text = shared.config().messages.too_many_from_address.clone();
+            crate::acceptor::refuse(stream, &text, false);
+            return None;
+        }
+    }
     let transport = match (
         resume.as_mut(),
         tls.map(rustls::ServerConnection::new).transpose(),
@@ -236,12 +334,24 @@ fn start_inbound(shared: &Arc<Shared>, inbound: Inbound) -> Option<Box<Worker>> 
         }
     };
     let session = Session::init_session(sessid, protocol_key, &address.to_string());
-    let direction = if protocol_key == WEB_PROTOCOL_KEY {
+    let direction = if web {
         Direction::Web
     } else {
         Direction::Inbound
     };
-    match Worker::new(shared.clone(), stream, transport, session, direction) {
+    let admission = Admission {
+        count,
+        address,
+        recount_at_register: trusted_peer && web,
+    };
+    match Worker::new(
+        shared.clone(),
+        stream,
+        transport,
+        session,
+        direction,
+        admission,
+    ) {
         Ok(mut worker) => {
             worker.address = Some(address);
             if let Some(resume) = resume {
@@ -251,7 +361,7 @@ fn start_inbound(shared: &Arc<Shared>, inbound: Inbound) -> Option<Box<Worker>> 
         }
         Err((e, stream)) => {
             log::warn!("session {sessid}: cannot set up its worker ({e}); client refused");
-            shared.stats.refuse(crate::stats::RefuseReason::WorkerSetup);
+            shared.stats.refuse(RefuseReason::WorkerSetup);
             if let Some(mut stream) = stream {
                 use std::io::Write;
                 let text = shared.config().messages.connection_refused.clone();
@@ -285,12 +395,21 @@ fn start_outbound(shared: &Arc<Shared>, sessid: u64, target: String) -> Option<B
     };
     log::info!("session {sessid}: outbound telnet connection to {target}");
     let session = Session::init_session(sessid, "telnet", &target);
+    let admission = Admission {
+        count: AddressCount {
+            shared: shared.clone(),
+            ip: None,
+        },
+        address: stream.peer_addr().ok()?,
+        recount_at_register: false,
+    };
     match Worker::new(
         shared.clone(),
         stream,
         Transport::Plain,
         session,
         Direction::Outbound,
+        admission,
     ) {
         Ok(worker) => Some(worker),
         Err((e, _)) => {
@@ -404,8 +523,20 @@ fn random_token() -> io::Result<String> {
 /// still be told.
 type SetupError = (io::Error, Option<std::net::TcpStream>);
 
+/// Who the session's client is, and its place in the per-address caps.
+struct Admission {
+    count: AddressCount,
+    /// The client's address (after any PROXY header).
+    address: SocketAddr,
+    /// The connection came from a trusted proxy to the web listener: when
+    /// the websocket opens, the request's `Forwarded` / `X-Forwarded-For`
+    /// chain names the client, and that address is counted.
+    recount_at_register: bool,
+}
+
 /// One connection's I/O, owned by its thread; its rules are in `core`.
 struct Worker {
+    admission: Admission,
     shared: Arc<Shared>,
     config_generation: u64,
     waiter: Waiter,
@@ -435,6 +566,7 @@ impl Worker {
         transport: Transport,
         session: Session,
         direction: Direction,
+        admission: Admission,
     ) -> Result<Box<Worker>, SetupError> {
         // The waiter first: if descriptors have run out, the stream is
         // still ours to tell the client why.
@@ -468,6 +600,7 @@ impl Worker {
         let (handle, rx) = WorkerHandle::new(waiter.waker());
         // Boxed: the worker thread's frames stay small (see `session::stack`).
         let mut worker = Box::new(Worker {
+            admission,
             shared,
             config_generation,
             waiter,
@@ -672,6 +805,11 @@ impl Worker {
     fn apply(&mut self, event: CoreEvent) {
         match event {
             CoreEvent::Ajax(post) => self.serve_ajax(&post),
+            CoreEvent::Register {
+                csessid,
+                subprotocol,
+                forwarded,
+            } => self.register(csessid, subprotocol, &forwarded),
             event => apply_event(&self.shared, &mut self.core, &mut self.unregistered, event),
         }
     }
@@ -691,6 +829,55 @@ impl Worker {
                 self.hand_to = Some((session, post.request.keep_alive()));
             }
         }
+    }
+
+    /// Register the session (see [`CoreEvent::Register`]).
+    fn register(
+        &mut self,
+        csessid: Option<String>,
+        subprotocol: Option<&'static str>,
+        forwarded: &[String],
+    ) {
+        let Some((mut session, handle)) = self.unregistered.take() else {
+            return;
+        };
+        if self.admission.recount_at_register && !self.forwarded_admit(&mut session, forwarded) {
+            return;
+        }
+        if let Some(subprotocol) = subprotocol {
+            let from = &session.address;
+            let sessid = self.core.sessid();
+            log::info!("session {sessid}: websocket from {from} ({subprotocol})");
+        }
+        session.csessid = csessid;
+        self.core.merge_flags_into(&mut session.protocol_flags);
+        self.shared.registry.connect(session, handle);
+    }
+
+    /// A web session from a trusted proxy: the client its `Forwarded` /
+    /// `X-Forwarded-For` chain names becomes the session's address and is
+    /// counted. `false`: over a cap, and the session is closing.
+    fn forwarded_admit(&mut self, session: &mut Session, forwarded: &[String]) -> bool {
+        let config = self.shared.config();
+        let peer = self.admission.address;
+        let trusted = &config.proxy.trusted_proxies;
+        let client = proxy::forwarded_client(peer.ip(), forwarded, trusted)
+            .map(|ip| SocketAddr::new(ip, 0))
+            .unwrap_or(peer);
+        let sessid = self.core.sessid();
+        if let Err(why) = self.admission.count.move_to(client.ip()) {
+            log::warn!("session {sessid}: refused {client}: over the per-address cap ({why:?})");
+            self.shared.stats.refuse(why.into());
+            let text = config.messages.too_many_from_address.clone();
+            self.core
+                .handle_message(ToWorker::Close(text), Instant::now());
+            return false;
+        }
+        if client != peer {
+            log::info!("session {sessid}: web client {client} (forwarded by {peer})");
+            session.address = client.to_string();
+        }
+        true
     }
 
     // ---- output ----
@@ -729,9 +916,11 @@ pub(crate) fn apply_event(
 ) {
     let sessid = core.sessid();
     match event {
+        // An AJAX session's (a connection's worker registers its own).
         CoreEvent::Register {
             csessid,
             subprotocol,
+            forwarded: _,
         } => {
             let Some((mut session, handle)) = unregistered.take() else {
                 return;
@@ -758,8 +947,16 @@ pub(crate) fn apply_event(
         }
         CoreEvent::Refused => Stats::add(&shared.stats.commands_refused, 1),
         CoreEvent::MsspRequest => {
-            let players = shared.registry.count_loggedin(false);
-            let table = mssp_table(core.config(), players, shared.started_unix());
+            let config = core.config();
+            let ports = shared.ports.get().cloned().unwrap_or_default();
+            let facts = mssp::Facts {
+                name: config.portal.name.clone(),
+                players: shared.registry.count_loggedin(false),
+                started_unix: shared.started_unix() as u64,
+                telnet_ports: ports.telnet,
+                tls_ports: ports.telnet_tls,
+            };
+            let table = mssp::table(&facts, &config.mssp);
             core.send_mssp(&table);
         }
         CoreEvent::BytesIn(n) => Stats::add(&shared.stats.bytes_in, n as u64),
@@ -767,22 +964,6 @@ pub(crate) fn apply_event(
         // Only a web connection's worker serves these.
         CoreEvent::Ajax(_) => {}
     }
-}
-
-/// The MSSP table: name, players, uptime, plus `[mssp]` keys.
-fn mssp_table(config: &Config, players: usize, started_unix: f64) -> Vec<(String, Vec<String>)> {
-    let mut table = vec![
-        ("NAME".to_owned(), vec![config.portal.name.clone()]),
-        ("PLAYERS".to_owned(), vec![players.to_string()]),
-        (
-            "UPTIME".to_owned(),
-            vec![format!("{}", started_unix as u64)],
-        ),
-    ];
-    for (key, value) in &config.mssp {
-        table.push((key.clone(), vec![value.clone()]));
-    }
-    table
 }
 
 #[cfg(test)]
