@@ -39,7 +39,7 @@ class PortalUnderTest:
 [portal]
 name = {toml_string(self.name)}
 status_file = "{tmp}/status"
-pidfile = ""
+pidfile = "{tmp}/portal.pid"
 control_socket = ""
 [telnet]
 listen = ["127.0.0.1:0"]
@@ -64,6 +64,11 @@ command = ["{self.bin}/demo_game", "--db", "{tmp}/game.sqlite3", "--hash-cost", 
             time.sleep(0.05)
         self.__exit__(None, None, None)
         sys.exit(f"the portal did not start; see {tmp}/stderr.log")
+
+    def reload_server(self):
+        """`portal reload-server`: the game restarts, players stay."""
+        subprocess.run([str(self.bin / "portal"), "reload-server", "--config",
+                        str(self.tmp / "portal.conf")], check=True, capture_output=True)
 
     def get(self, key):
         return status(self.tmp / "status", key)

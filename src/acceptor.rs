@@ -575,6 +575,7 @@ impl Acceptor {
             tls: from.tls.as_ref().map(|(_, config)| config.clone()),
             counted_ip: pending.counted,
             proxied: pending.proxied,
+            resume: None,
         };
         if let Err((inbound, e)) = spawn_inbound(self.shared.clone(), inbound) {
             log::error!("cannot start a session thread for {address}: {e}; client refused");

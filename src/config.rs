@@ -195,6 +195,12 @@ pub struct WebSection {
     pub ping_interval_secs: f64,
     /// Seconds a pong may take; a client that stays silent is dropped.
     pub pong_timeout_secs: f64,
+    /// Seconds an AJAX receive may stay parked before it is answered with
+    /// a keepalive ping (under the browser's and proxies' own timeouts).
+    pub ajax_receive_timeout_secs: f64,
+    /// Seconds without a request before an AJAX client is pinged; as long
+    /// again without one and it is dropped (Evennia's 30).
+    pub ajax_keepalive_secs: f64,
     /// Days the browser id cookie lives.
     pub cookie_max_age_days: u64,
     /// Out-of-band command names accepted from web clients (Evennia format).
@@ -386,6 +392,8 @@ impl Default for WebSection {
             http_timeout_secs: 10.0,
             ping_interval_secs: 20.0,
             pong_timeout_secs: 20.0,
+            ajax_receive_timeout_secs: 25.0,
+            ajax_keepalive_secs: 30.0,
             cookie_max_age_days: 30,
             commands: [
                 "echo",
@@ -834,6 +842,11 @@ impl WebSection {
         check_positive("web.http_timeout_secs", self.http_timeout_secs)?;
         check_positive("web.ping_interval_secs", self.ping_interval_secs)?;
         check_positive("web.pong_timeout_secs", self.pong_timeout_secs)?;
+        check_positive(
+            "web.ajax_receive_timeout_secs",
+            self.ajax_receive_timeout_secs,
+        )?;
+        check_positive("web.ajax_keepalive_secs", self.ajax_keepalive_secs)?;
         Ok(())
     }
 }

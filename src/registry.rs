@@ -366,6 +366,7 @@ mod tests {
                 ToWorker::Close(reason) => vec![format!("CLOSE {reason}")],
                 ToWorker::Flags(flags) => vec![format!("FLAGS {flags:?}")],
                 ToWorker::LoggedIn(on) => vec![format!("LOGGED IN {on}")],
+                ToWorker::Ajax(mail) => vec![format!("AJAX {mail:?}")],
             })
             .collect()
     }

@@ -6,6 +6,7 @@
 //! nothing here is one lock over everything.
 //! - `config`: the configuration in force ([`ConfigCell`]);
 //! - `registry`: sessid → session record and worker handle;
+//! - `ajax`: AJAX sessions by browser and tab id → their worker's handle;
 //! - `amp`: the AMP writer's inbox (the writer owns the link's
 //!   state, held and in-flight input and the heartbeat);
 //! - `link`: what others may read about the link;
@@ -69,6 +70,8 @@ pub struct Ports {
 pub struct Shared {
     pub config: ConfigCell,
     pub registry: Registry,
+    /// AJAX sessions by browser and tab id.
+    pub ajax: crate::session::ajax::AjaxTable,
     pub amp: Inbox,
     pub link: LinkStatus,
     pub stats: Stats,
@@ -94,6 +97,7 @@ impl Shared {
         let shared = Shared {
             config: ConfigCell::new(config),
             registry: Registry::new(amp.clone()),
+            ajax: Default::default(),
             amp,
             link: LinkStatus::default(),
             stats: Stats::default(),

@@ -79,3 +79,43 @@ fn a_wss_player_logs_in_and_plays() {
         .expect("send");
     telnet.expect("sally says, \"over wss\"");
 }
+
+/// One AJAX request on a kept-alive TLS connection, and its answer.
+fn tls_call(tls: &mut Tls, buf: &mut Vec<u8>, form: &str) -> support::ajax::Answer {
+    tls.write_all(&support::ajax::post_bytes(form, ""))
+        .expect("write");
+    support::ajax::read_answer(tls, buf, WAIT).expect("an answer on the same connection")
+}
+
+#[test]
+fn an_ajax_player_plays_over_one_kept_alive_https_connection() {
+    use support::ajax::{browser_id, encode, text_of};
+    let (_portal, addr, der, _dir) = start();
+    let mut tls = tls_connect(addr, &der);
+    let mut buf = Vec::new();
+    let ids = format!("csessid={}&cuid=t", browser_id(1));
+    let init = tls_call(&mut tls, &mut buf, &format!("mode=init&{ids}"));
+    assert_eq!(init.status, 200, "{init:?}");
+    let mut seen = String::new();
+    for (input, needle) in [
+        (None, "create"),
+        (Some("create tess pw123"), "The Portal Plaza"),
+    ] {
+        if let Some(line) = input {
+            let data = serde_json::json!(["text", [line], {}]).to_string();
+            let form = format!("mode=input&{ids}&data={}", encode(&data));
+            let sent = tls_call(&mut tls, &mut buf, &form);
+            assert_eq!(sent.body, "\"\"");
+        }
+        let deadline = Instant::now() + WAIT;
+        while !seen.contains(needle) {
+            assert!(Instant::now() < deadline, "no {needle:?} in {seen}");
+            // Each receive is parked in the session and answered by a
+            // fresh worker, over the same TLS connection.
+            let form = format!("mode=receive&{ids}");
+            let answer = tls_call(&mut tls, &mut buf, &form);
+            let message: serde_json::Value = serde_json::from_str(&answer.body).expect("JSON");
+            seen.push_str(&text_of(&message));
+        }
+    }
+}

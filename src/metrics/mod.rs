@@ -35,7 +35,12 @@ use histogram::HistogramSnapshot;
 pub use render::render;
 
 /// Protocols listed even with no session, so their series always exist.
-const KNOWN_PROTOCOLS: [&str; 3] = ["telnet", "telnet/ssl", WEB_PROTOCOL_KEY];
+const KNOWN_PROTOCOLS: [&str; 4] = [
+    "telnet",
+    "telnet/ssl",
+    WEB_PROTOCOL_KEY,
+    crate::protocols::ajax::PROTOCOL_KEY,
+];
 
 /// Every value `/metrics` shows, read at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -128,7 +133,16 @@ mod tests {
         let counts = BTreeMap::from([("telnet".to_string(), 2), ("ssh".to_string(), 1)]);
         let list = with_known_protocols(counts);
         let keys: Vec<&str> = list.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys, ["telnet", "telnet/ssl", WEB_PROTOCOL_KEY, "ssh"]);
+        assert_eq!(
+            keys,
+            [
+                "telnet",
+                "telnet/ssl",
+                WEB_PROTOCOL_KEY,
+                "webclient/ajax",
+                "ssh"
+            ]
+        );
         assert_eq!(list[0].1, 2);
         assert_eq!(list[1].1, 0);
     }

@@ -5,7 +5,8 @@
 //! The web engine ([`crate::protocols::websocket`]) feeds [`parse_request`]
 //! the bytes a browser sent and decides what to answer: the page, a
 //! websocket upgrade, or an error. Only request heads are read; a request
-//! with a body is refused (the portal serves nothing that takes one).
+//! with a body is refused, except the AJAX transport's form POSTs, whose
+//! bodies the web engine reads itself.
 //! Header parsing is `httparse`'s, the standard Rust HTTP/1 parser.
 //!
 //! ```
@@ -196,8 +197,10 @@ fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        411 => "Length Required",
         413 => "Content Too Large",
         426 => "Upgrade Required",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "Error",

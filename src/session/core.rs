@@ -36,9 +36,10 @@
 //! are defined with the handle that sends them ([`crate::session::handle`]).
 
 use crate::config::{fill, Config};
+use crate::protocols::http::Response;
 use crate::protocols::http_probe;
 use crate::protocols::telnet::{InputFailure, TelnetEvent};
-use crate::protocols::websocket::WebEvent;
+use crate::protocols::websocket::{AjaxPost, WebEvent};
 use crate::session::framer::{strip_controls, Framed, LineFramer};
 use crate::session::handle::ToWorker;
 use crate::session::protocol::Protocol;
@@ -105,6 +106,10 @@ pub enum CoreEvent {
     BytesIn(usize),
     /// Bytes written to the socket (raised by the worker, a counter).
     BytesOut(usize),
+    /// An AJAX request for the worker to carry out: answer it with
+    /// [`Core::answer_ajax`] or take the connection with
+    /// [`Core::hand_over`].
+    Ajax(Box<AjaxPost>),
 }
 
 /// Output held back from a new telnet client until its first bytes show
@@ -313,6 +318,8 @@ impl Core {
             }
             ToWorker::Flags(flags) => self.game_flags.merge(&flags),
             ToWorker::LoggedIn(logged_in) => self.logged_in = logged_in,
+            // Only an AJAX session's worker takes these (before its core).
+            ToWorker::Ajax(_) => {}
         }
         self.take_transmit();
     }
@@ -335,6 +342,51 @@ impl Core {
             telnet.send_mssp(table);
         }
         self.take_transmit();
+    }
+
+    /// Answer the AJAX request of a [`CoreEvent::Ajax`]; the next request
+    /// is read.
+    pub fn answer_ajax(&mut self, response: Response, now: Instant) {
+        if let Protocol::Web(web) = &mut self.protocol {
+            web.answer_ajax(response, now);
+        }
+        self.pump(now);
+    }
+
+    /// The connection goes to an AJAX session (a parked receive): the
+    /// input read past the request and the output not yet written, for
+    /// whoever serves it next. This core reads nothing more.
+    pub fn hand_over(&mut self) -> (Vec<u8>, Vec<u8>) {
+        let leftover = match &mut self.protocol {
+            Protocol::Web(web) => web.hand_over(),
+            Protocol::Telnet(_) => Vec::new(),
+        };
+        (leftover, std::mem::take(&mut self.out))
+    }
+
+    /// A connection taken back from an AJAX session: its output so far
+    /// (the answer), and, with `end`, a close once it is written.
+    pub fn resume_with(&mut self, output: &[u8], end: bool, now: Instant) {
+        self.queue_bytes(output);
+        if end {
+            if let Protocol::Web(web) = &mut self.protocol {
+                web.hand_over();
+            }
+            self.close_asked(now);
+        }
+    }
+
+    /// An AJAX session's next output message (one JSON text), if any.
+    pub fn next_message(&mut self) -> Option<String> {
+        let end = self.out.iter().position(|&b| b == b'\n')?;
+        let line: Vec<u8> = self.out.drain(..=end).collect();
+        self.trim_transmit();
+        Some(String::from_utf8_lossy(&line[..end]).into_owned())
+    }
+
+    /// Whether an AJAX session has output waiting.
+    pub fn has_message(&self) -> bool {
+        self.out.contains(&b'\n')
     }
 
     /// Copy the negotiated flags into a session record being registered.
@@ -524,6 +576,7 @@ impl Core {
                     log::debug!("session {}: web connection ends: {why}", self.sessid);
                     self.close_asked(now);
                 }
+                WebEvent::Ajax(post) => self.events.push_back(CoreEvent::Ajax(post)),
             }
         }
     }

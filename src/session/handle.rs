@@ -35,6 +35,8 @@ pub(crate) enum ToWorker {
     Flags(Box<ProtocolFlags>),
     /// The game logged the player in (true) or out (false).
     LoggedIn(bool),
+    /// A request for an AJAX session (only its worker gets these).
+    Ajax(Box<crate::session::ajax::AjaxMail>),
 }
 
 /// What the handles and the worker share.
@@ -138,6 +140,11 @@ impl WorkerHandle {
     /// Flags the game changed; they take part in rendering from now on.
     pub fn set_flags(&self, flags: ProtocolFlags) {
         self.send(ToWorker::Flags(Box::new(flags)));
+    }
+
+    /// A request for the AJAX session this worker serves.
+    pub(crate) fn ajax(&self, mail: crate::session::ajax::AjaxMail) {
+        self.send(ToWorker::Ajax(Box::new(mail)));
     }
 
     /// The game logged the player in or out (the login deadline).

@@ -7,8 +7,11 @@
 //!
 //! The connection itself is here: its rules (telnet state, line buffer,
 //! limits, timeouts) are the sans-IO session core ([`core`]), and its I/O
-//! (socket, TLS) belongs to the session worker thread ([`worker`]).
+//! (socket, TLS) belongs to the session worker thread ([`worker`]). An
+//! AJAX session has no connection of its own: its worker ([`ajax`]) owns
+//! the session core and at most one parked request.
 
+pub mod ajax;
 pub mod core;
 pub mod framer;
 pub mod handle;

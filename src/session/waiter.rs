@@ -116,6 +116,13 @@ impl Waiter {
         })
     }
 
+    /// Watch another socket from now on (`-1`: none, only wakes and the
+    /// timeout), for a worker whose socket comes and goes (an AJAX
+    /// session's parked request).
+    pub fn set_socket(&mut self, socket: RawFd) {
+        self.socket = socket;
+    }
+
     /// A handle other threads use to wake this waiter.
     pub fn waker(&self) -> Wake {
         Wake {

@@ -27,7 +27,11 @@
 //! refusal text, `disconnect`) are in the spawn functions.
 //!
 //! Started by the acceptor ([`spawn_inbound`]) and by `server_connect`
-//! ([`spawn_outbound`]).
+//! ([`spawn_outbound`]). A web connection's worker also serves AJAX
+//! requests (`POST /webclientdata`, see [`crate::session::ajax`]): it
+//! answers most itself, but a `receive` takes its socket to the AJAX
+//! session's worker, and this one ends; the session starts a fresh
+//! connection worker for the socket ([`Resume`]) once it has answered.
 
 use crate::config::Config;
 use crate::protocols::proxy;
@@ -65,11 +69,40 @@ pub struct Inbound {
     /// The listener requires a PROXY header (the acceptor has checked the
     /// peer is a trusted proxy): the worker reads it first.
     pub proxied: bool,
+    /// A connection an AJAX session gives back after answering a receive
+    /// on it (the transport already set up); `None` for a new one.
+    pub resume: Option<Box<Resume>>,
+}
+
+/// A web connection coming back from an AJAX session (see
+/// [`crate::session::ajax`]): its transport, the input read past the
+/// receive, the answer to write, and whether to close once it is written.
+pub struct Resume {
+    pub transport: Transport,
+    pub leftover: Vec<u8>,
+    pub output: Vec<u8>,
+    pub end: bool,
+}
+
+/// A web connection's socket taken away by an AJAX session (a receive it
+/// parks), with what the connection's worker still held.
+pub struct Taken {
+    pub stream: TcpStream,
+    pub transport: Transport,
+    pub address: SocketAddr,
+    pub leftover: Vec<u8>,
+    pub output: Vec<u8>,
+    /// Counted against the per-address caps (whoever ends the connection
+    /// releases it).
+    pub counted: Option<AddressCount>,
+    /// The client wants the connection kept open after the answer.
+    pub keep_alive: bool,
 }
 
 /// One session's place in the per-address caps: the address counted (if
-/// any), given back when this is dropped, however the worker ends.
-struct AddressCount {
+/// any), given back when this is dropped, however the worker ends, unless
+/// handed on with [`AddressCount::hand_on`] (an AJAX receive's socket).
+pub struct AddressCount {
     shared: Arc<Shared>,
     ip: Option<IpAddr>,
 }
@@ -88,6 +121,12 @@ impl AddressCount {
         }
         self.ip = counted.then_some(ip);
         Ok(())
+    }
+
+    /// The count now belongs to whoever is given the connection; whether
+    /// there was one.
+    pub fn hand_on(mut self) -> bool {
+        self.ip.take().is_some()
     }
 }
 
@@ -135,14 +174,14 @@ pub fn spawn_outbound(shared: Arc<Shared>, target: String) -> io::Result<()> {
         .map(|_| ())
 }
 
-fn thread_builder(shared: &Shared, name: String) -> std::thread::Builder {
+pub(crate) fn thread_builder(shared: &Shared, name: String) -> std::thread::Builder {
     let stack = shared.config().limits.worker_stack_kib * 1024;
     std::thread::Builder::new().name(name).stack_size(stack)
 }
 
 /// Run a worker body, turning a panic into a logged, reported disconnect so
 /// one broken session never takes the portal down.
-fn run_guarded(shared: Arc<Shared>, sessid: u64, body: impl FnOnce(&Arc<Shared>)) {
+pub(crate) fn run_guarded(shared: Arc<Shared>, sessid: u64, body: impl FnOnce(&Arc<Shared>)) {
     shared.stats.worker_started(true);
     if catch_unwind(AssertUnwindSafe(|| body(&shared))).is_err() {
         log::error!("session {sessid}: worker panicked; session closed");
@@ -152,8 +191,28 @@ fn run_guarded(shared: Arc<Shared>, sessid: u64, body: impl FnOnce(&Arc<Shared>)
 }
 
 fn serve_inbound(shared: &Arc<Shared>, inbound: Inbound, count: AddressCount) {
-    if let Some(mut worker) = start_inbound(shared, inbound, count) {
-        worker.run();
+    let Some(mut worker) = start_inbound(shared, inbound, count) else {
+        return;
+    };
+    if let Some((session, keep_alive)) = worker.run() {
+        let Worker {
+            stream,
+            transport,
+            mut core,
+            admission,
+            ..
+        } = *worker;
+        let (leftover, output) = core.hand_over();
+        let taken = Taken {
+            stream,
+            transport,
+            address: admission.address,
+            leftover,
+            output,
+            counted: Some(admission.count),
+            keep_alive,
+        };
+        crate::session::ajax::park(&session, taken);
     }
 }
 
@@ -240,9 +299,11 @@ fn start_inbound(
         tls,
         counted_ip: _,
         proxied,
+        mut resume,
     } = inbound;
     let web = protocol_key == WEB_PROTOCOL_KEY;
-    let address = if proxied {
+    // A connection coming back from an AJAX session had its header read.
+    let address = if proxied && resume.is_none() {
         client_address(shared, sessid, &mut stream, peer)?
     } else {
         peer
@@ -260,10 +321,14 @@ fn start_inbound(
             return None;
         }
     }
-    let transport = match tls.map(rustls::ServerConnection::new).transpose() {
-        Ok(Some(conn)) => Transport::Tls(Box::new(conn)),
-        Ok(None) => Transport::Plain,
-        Err(e) => {
+    let transport = match (
+        resume.as_mut(),
+        tls.map(rustls::ServerConnection::new).transpose(),
+    ) {
+        (Some(resume), _) => std::mem::replace(&mut resume.transport, Transport::Plain),
+        (None, Ok(Some(conn))) => Transport::Tls(Box::new(conn)),
+        (None, Ok(None)) => Transport::Plain,
+        (None, Err(e)) => {
             log::warn!("session {sessid}: cannot start TLS: {e}");
             return None;
         }
@@ -287,7 +352,13 @@ fn start_inbound(
         direction,
         admission,
     ) {
-        Ok(worker) => Some(worker),
+        Ok(mut worker) => {
+            worker.address = Some(address);
+            if let Some(resume) = resume {
+                worker.resume(*resume);
+            }
+            Some(worker)
+        }
         Err((e, stream)) => {
             log::warn!("session {sessid}: cannot set up its worker ({e}); client refused");
             shared.stats.refuse(RefuseReason::WorkerSetup);
@@ -362,6 +433,27 @@ fn connect_out(target: &str) -> io::Result<std::net::TcpStream> {
 
 /// The protocol key of web listener sessions.
 pub const WEB_PROTOCOL_KEY: &str = "webclient/websocket";
+/// How long, and for how many bytes, a closing connection's late input is
+/// read and discarded.
+const LINGER: Duration = Duration::from_millis(500);
+const LINGER_BYTES: usize = 256 * 1024;
+
+/// Read and drop what `stream` has ready, at most `most` bytes: the bytes
+/// read, or `None` when the client is gone (end of stream, an error).
+fn discard_available(stream: &mut impl Read, most: usize) -> Option<usize> {
+    let mut buf = [0u8; 4096];
+    let mut read = 0;
+    while read < most {
+        match stream.read(&mut buf) {
+            Ok(0) => return None,
+            Ok(n) => read += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(_) => return None,
+        }
+    }
+    Some(read)
+}
 
 /// The telnet engine's settings from portal.conf.
 pub(crate) fn telnet_settings(config: &Config, direction: Direction) -> TelnetSettings {
@@ -455,6 +547,11 @@ struct Worker {
     /// once the websocket is open: a page fetch never becomes a session).
     unregistered: Option<(Session, WorkerHandle)>,
     core: Core,
+    /// The client's address (inbound connections).
+    address: Option<SocketAddr>,
+    /// An AJAX session this connection's socket goes to (a receive), and
+    /// whether the client wants the connection kept open after its answer.
+    hand_to: Option<(WorkerHandle, bool)>,
     /// When the oldest game output not yet all written was read off the
     /// link (timed into `game_to_client` once the socket has it all).
     game_output_since: Option<Instant>,
@@ -512,19 +609,43 @@ impl Worker {
             rx,
             unregistered: Some((session, handle)),
             core: Core::new(sessid, config, direction, protocol, now),
+            address: None,
+            hand_to: None,
             game_output_since: None,
         });
         worker.apply_events();
         Ok(worker)
     }
 
-    /// The event loop: until the peer leaves or a close has flushed.
-    fn run(&mut self) {
+    /// A connection given back by an AJAX session: read what it had read,
+    /// write its answer.
+    fn resume(&mut self, resume: Resume) {
+        let now = Instant::now();
+        self.core.resume_with(&resume.output, resume.end, now);
+        // The answer goes out before anything else is read.
+        self.flush();
+        if !resume.leftover.is_empty() {
+            self.core.handle_input(&resume.leftover, now);
+        }
+        self.apply_events();
+    }
+
+    /// The event loop: until the peer leaves or a close has flushed, or
+    /// an AJAX receive takes the socket to its session (returned).
+    fn run(&mut self) -> Option<(WorkerHandle, bool)> {
         loop {
+            if let Some(session) = self.hand_to.take() {
+                // What the socket takes now goes before the hand-over.
+                self.flush();
+                return Some(session);
+            }
             let timeout = self.next_timeout(Instant::now());
             let ready = match self.waiter.wait(timeout) {
                 Ok(ready) => ready,
-                Err(e) => return log::warn!("session {}: poll failed: {e}", self.core.sessid()),
+                Err(e) => {
+                    log::warn!("session {}: poll failed: {e}", self.core.sessid());
+                    return None;
+                }
             };
             self.refresh_config();
             if ready.readable {
@@ -535,10 +656,14 @@ impl Worker {
             self.drain_channel(now);
             self.check_handshake(now);
             self.apply_events();
+            if self.hand_to.is_some() {
+                continue;
+            }
             self.flush();
             let flushed = !self.transport.wants_write(self.core.transmit());
             if self.core.is_finished(Instant::now(), flushed) {
-                return self.finish_close();
+                self.finish_close();
+                return None;
             }
         }
     }
@@ -546,6 +671,8 @@ impl Worker {
     /// After a requested close: send FIN, then read and discard what the
     /// client still sends for a moment, so the kernel does not answer unread
     /// input with a reset that could destroy our last message in flight.
+    /// Bounded in time and bytes: a client that never stops sending (a
+    /// never-ending body) is not read forever.
     fn finish_close(&mut self) {
         if self.core.closing() != Some(Closing::Asked) {
             return;
@@ -555,21 +682,16 @@ impl Worker {
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
         // Only input matters now (a level-triggered write interest would spin).
         self.waiter.set_write_interest(false);
-        let deadline = Instant::now() + Duration::from_millis(500);
-        let mut buf = vec![0u8; 4096];
-        while Instant::now() < deadline {
+        let deadline = Instant::now() + LINGER;
+        let mut left_to_read = LINGER_BYTES;
+        while Instant::now() < deadline && left_to_read > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if self.waiter.wait(Some(left)).is_err() {
                 return;
             }
-            loop {
-                match self.stream.read(&mut buf) {
-                    Ok(0) => return,
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(_) => return,
-                }
+            match discard_available(&mut self.stream, left_to_read) {
+                Some(read) => left_to_read = left_to_read.saturating_sub(read),
+                None => return,
             }
         }
     }
@@ -681,40 +803,31 @@ impl Worker {
     /// Carry out one core event: with `refresh_config`, the only place
     /// the loop calls the registry.
     fn apply(&mut self, event: CoreEvent) {
-        let shared = &self.shared;
-        let sessid = self.core.sessid();
         match event {
+            CoreEvent::Ajax(post) => self.serve_ajax(&post),
             CoreEvent::Register {
                 csessid,
                 subprotocol,
                 forwarded,
             } => self.register(csessid, subprotocol, &forwarded),
-            CoreEvent::Sync => match self.core.protocol() {
-                Protocol::Telnet(t) => shared.registry.sync_flags(sessid, t.flags()),
-                Protocol::Web(w) => shared.registry.sync_flags(sessid, w.flags()),
-            },
-            CoreEvent::Input { command, visible } => {
-                if visible {
-                    Stats::add(&shared.stats.commands, 1);
-                }
-                shared.registry.data_in(sessid, vec![command], visible);
+            event => apply_event(&self.shared, &mut self.core, &mut self.unregistered, event),
+        }
+    }
+
+    /// An AJAX request: answered here, or (a receive) its socket goes to
+    /// the session once the loop has applied this round's events.
+    fn serve_ajax(&mut self, post: &crate::protocols::websocket::AjaxPost) {
+        let Some(address) = self.address else {
+            return;
+        };
+        let secure = matches!(self.transport, Transport::Tls(_));
+        match crate::session::ajax::serve(&self.shared, post, address, secure) {
+            crate::session::ajax::Served::Answer(response) => {
+                self.core.answer_ajax(response, Instant::now());
             }
-            CoreEvent::Refused => Stats::add(&shared.stats.commands_refused, 1),
-            CoreEvent::MsspRequest => {
-                let config = self.core.config();
-                let ports = shared.ports.get().cloned().unwrap_or_default();
-                let facts = mssp::Facts {
-                    name: config.portal.name.clone(),
-                    players: shared.registry.count_loggedin(false),
-                    started_unix: shared.started_unix() as u64,
-                    telnet_ports: ports.telnet,
-                    tls_ports: ports.telnet_tls,
-                };
-                let table = mssp::table(&facts, &config.mssp);
-                self.core.send_mssp(&table);
+            crate::session::ajax::Served::HandOver(session) => {
+                self.hand_to = Some((session, post.request.keep_alive()));
             }
-            CoreEvent::BytesIn(n) => Stats::add(&shared.stats.bytes_in, n as u64),
-            CoreEvent::BytesOut(n) => Stats::add(&shared.stats.bytes_out, n as u64),
         }
     }
 
@@ -793,6 +906,66 @@ impl Worker {
     }
 }
 
+/// Carry out one core event that is not an AJAX request, for a
+/// connection's worker or an AJAX session's (`session::ajax`).
+pub(crate) fn apply_event(
+    shared: &Shared,
+    core: &mut Core,
+    unregistered: &mut Option<(Session, WorkerHandle)>,
+    event: CoreEvent,
+) {
+    let sessid = core.sessid();
+    match event {
+        // An AJAX session's (a connection's worker registers its own).
+        CoreEvent::Register {
+            csessid,
+            subprotocol,
+            forwarded: _,
+        } => {
+            let Some((mut session, handle)) = unregistered.take() else {
+                return;
+            };
+            let from = &session.address;
+            if session.protocol_key == crate::protocols::ajax::PROTOCOL_KEY {
+                log::info!("session {sessid}: AJAX session from {from}");
+            } else if let Some(subprotocol) = subprotocol {
+                log::info!("session {sessid}: websocket from {from} ({subprotocol})");
+            }
+            session.csessid = csessid;
+            core.merge_flags_into(&mut session.protocol_flags);
+            shared.registry.connect(session, handle);
+        }
+        CoreEvent::Sync => match core.protocol() {
+            Protocol::Telnet(t) => shared.registry.sync_flags(sessid, t.flags()),
+            Protocol::Web(w) => shared.registry.sync_flags(sessid, w.flags()),
+        },
+        CoreEvent::Input { command, visible } => {
+            if visible {
+                Stats::add(&shared.stats.commands, 1);
+            }
+            shared.registry.data_in(sessid, vec![command], visible);
+        }
+        CoreEvent::Refused => Stats::add(&shared.stats.commands_refused, 1),
+        CoreEvent::MsspRequest => {
+            let config = core.config();
+            let ports = shared.ports.get().cloned().unwrap_or_default();
+            let facts = mssp::Facts {
+                name: config.portal.name.clone(),
+                players: shared.registry.count_loggedin(false),
+                started_unix: shared.started_unix() as u64,
+                telnet_ports: ports.telnet,
+                tls_ports: ports.telnet_tls,
+            };
+            let table = mssp::table(&facts, &config.mssp);
+            core.send_mssp(&table);
+        }
+        CoreEvent::BytesIn(n) => Stats::add(&shared.stats.bytes_in, n as u64),
+        CoreEvent::BytesOut(n) => Stats::add(&shared.stats.bytes_out, n as u64),
+        // Only a web connection's worker serves these.
+        CoreEvent::Ajax(_) => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -807,6 +980,16 @@ mod tests {
         assert!(ids
             .iter()
             .all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())));
+    }
+
+    #[test]
+    fn late_input_is_discarded_up_to_a_bound_even_if_it_never_ends() {
+        assert_eq!(
+            discard_available(&mut std::io::repeat(b'x'), 10_000),
+            Some(12_288),
+            "whole reads until the bound is passed"
+        );
+        assert_eq!(discard_available(&mut &b"bye"[..], 10_000), None, "gone");
     }
 
     #[test]

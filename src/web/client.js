@@ -1,8 +1,9 @@
-// The portal's web client: one WebSocket to the portal, an output pane, a
-// prompt line and an input line.
+// The portal's web client: one WebSocket to the portal (or, where
+// websockets are blocked, AJAX long-polling), an output pane, a prompt line
+// and an input line.
 //
-// Wire format (Evennia's JSON websocket protocol): every text frame is a
-// JSON array [cmdname, args, kwargs].
+// Wire format (Evennia's JSON websocket protocol): every text frame (or
+// AJAX answer) is a JSON array [cmdname, args, kwargs].
 //   portal → page  ["text", [html], {}]     append to the output pane
 //                  ["prompt", [html], {}]   replace the prompt line
 //                  ["echo", [bool], {}]     false: password entry, true: normal
@@ -23,7 +24,8 @@
 // Closing: code 1000 with a reason is the portal (or game) closing on
 // purpose (quit, kicked): show the reason and a Reconnect button. Any other
 // close, including 1001 (portal restarting) and a close from this side,
-// reconnects by itself after 1, 2, 4 ... 15 seconds.
+// reconnects by itself after 1, 2, 4 ... 15 seconds. Over AJAX the same
+// codes come in ["connection_close", [reason], {code}].
 
 "use strict";
 
@@ -130,7 +132,29 @@
     reconnectButton.hidden = state !== "closed";
   }
 
-  // ---- the connection ----------------------------------------------------
+  // ---- transports ----------------------------------------------------------
+  //
+  // A transport carries Evennia's [cmdname, args, kwargs] messages both
+  // ways and reports to three handlers: onopen(), onmessage(text) with one
+  // message's JSON text, and onclose(deliberate, reason) once, when it is
+  // over (deliberate: the portal or game closed it on purpose, so the page
+  // does not reconnect). Each has send(message) (false when not open),
+  // close() (a close from this page, never deliberate) and kind.
+  //
+  // The websocket is tried first. Where it cannot open at all (a proxy or
+  // network that breaks websockets), or the page is told so with
+  // ?transport=ajax, the page uses AJAX long-polling instead: the same
+  // messages over POSTs to /webclientdata (Evennia's format), the browser
+  // id riding in the cookie as it does on the websocket.
+
+  const AJAX_URL = new URL("webclientdata", window.location.href).href;
+  // This tab's id among the browser's AJAX sessions.
+  const tabId = Math.random().toString(36).slice(2) + Date.now().toString(36);
+  const askedForAjax = new URLSearchParams(window.location.search).get("transport") === "ajax";
+  let useAjax = askedForAjax;
+  // A websocket opened since the page loaded: a later failure is a blip,
+  // not a network that blocks websockets.
+  let websocketWorked = false;
 
   function socketUrl() {
     // Beside the page: ws://host:port/ws for a page at /, wss:// under https.
@@ -139,57 +163,214 @@
     return url.href;
   }
 
-  function connect() {
-    clearTimers();
-    setStatus("connecting", "connecting…");
-    let ws;
-    try {
-      ws = new WebSocket(socketUrl());
-    } catch (error) {
-      showText("Cannot open a connection: " + error.message, "notice notice-error");
-      scheduleReconnect();
-      return;
-    }
-    // A close started from this page (a test's portalClient.socket.close(),
-    // or anything else here) is never a deliberate close by the portal.
+  function openWebSocket(handlers) {
+    const ws = new WebSocket(socketUrl());
+    let opened = false;
     let closedByPage = false;
-    const nativeClose = ws.close.bind(ws);
-    ws.close = function (...args) {
-      closedByPage = true;
-      nativeClose(...args);
-    };
     ws.onopen = function () {
-      openedAt = Date.now();
-      setPasswordMode(false);
-      prompt.textContent = "";
-      setStatus("connected", "connected");
-      reportSize(true);
+      opened = true;
+      websocketWorked = true;
+      handlers.onopen();
     };
     ws.onmessage = function (event) {
-      handleMessage(event.data);
+      handlers.onmessage(event.data);
     };
     ws.onclose = function (event) {
-      if (socket !== ws) {
+      if (!opened && !websocketWorked && !closedByPage) {
+        handlers.onunavailable();
         return;
       }
-      socket = null;
-      // The prompt and password entry belonged to that connection.
-      prompt.textContent = "";
-      setPasswordMode(false);
       const deliberate = !closedByPage && event.code === 1000 && event.reason !== "";
-      if (deliberate) {
-        setStatus("closed", "closed: " + event.reason);
-        return;
-      }
-      if (openedAt && Date.now() - openedAt >= STABLE_MS) {
-        delayMs = FIRST_DELAY_MS;
-      }
-      openedAt = 0;
-      scheduleReconnect();
+      handlers.onclose(deliberate, event.reason);
     };
     // An error is always followed by a close event, which decides.
     ws.onerror = function () {};
-    socket = ws;
+    return {
+      kind: "websocket",
+      send: function (message) {
+        if (ws.readyState !== WebSocket.OPEN) {
+          return false;
+        }
+        ws.send(JSON.stringify(message));
+        return true;
+      },
+      close: function () {
+        closedByPage = true;
+        ws.close();
+      },
+    };
+  }
+
+  function openAjax(handlers) {
+    let open = false;
+    let over = false;
+    const polling = new AbortController();
+    // Input goes one request at a time, so it arrives in order.
+    let sending = Promise.resolve();
+
+    function post(fields, signal) {
+      fields.cuid = tabId;
+      return fetch(AJAX_URL, {
+        method: "POST",
+        body: new URLSearchParams(fields),
+        credentials: "same-origin",
+        cache: "no-store",
+        signal: signal,
+      }).then(function (response) {
+        if (!response.ok) {
+          throw new Error("HTTP " + response.status);
+        }
+        return response.text();
+      });
+    }
+
+    function end(deliberate, reason) {
+      if (over) {
+        return;
+      }
+      over = true;
+      open = false;
+      window.removeEventListener("pagehide", leave);
+      polling.abort();
+      handlers.onclose(deliberate, reason);
+    }
+
+    function receive() {
+      post({ mode: "receive" }, polling.signal).then(function (text) {
+        if (over) {
+          return;
+        }
+        if (text !== "") {
+          let message = null;
+          try {
+            message = JSON.parse(text);
+          } catch (error) {
+            message = null;
+          }
+          if (Array.isArray(message) && message[0] === "ajax_keepalive") {
+            post({ mode: "keepalive" }).catch(function () {});
+          } else if (Array.isArray(message) && message[0] === "connection_close") {
+            const reason = Array.isArray(message[1]) ? String(message[1][0] || "") : "";
+            const code = message[2] && message[2].code;
+            end(code === 1000 && reason !== "", reason);
+            return;
+          } else {
+            handlers.onmessage(text);
+          }
+        }
+        receive();
+      }, function () {
+        end(false, "");
+      });
+    }
+
+    // Leaving the page ends the session at once (not after the keepalive).
+    function leave() {
+      if (open) {
+        navigator.sendBeacon(AJAX_URL, new URLSearchParams({ mode: "close", cuid: tabId }));
+      }
+    }
+
+    post({ mode: "init", browserstr: "portal" }).then(function () {
+      if (over) {
+        return;
+      }
+      open = true;
+      window.addEventListener("pagehide", leave);
+      handlers.onopen();
+      receive();
+    }, function () {
+      // The portal may just be down: next time, the websocket first again.
+      useAjax = askedForAjax;
+      end(false, "");
+    });
+
+    return {
+      kind: "ajax",
+      send: function (message) {
+        if (!open) {
+          return false;
+        }
+        const data = JSON.stringify(message);
+        sending = sending.then(function () {
+          return post({ mode: "input", data: data });
+        }).catch(function () {
+          end(false, "");
+        });
+        return true;
+      },
+      close: function () {
+        if (open) {
+          post({ mode: "close" }).catch(function () {});
+        }
+        end(false, "");
+      },
+    };
+  }
+
+  // Opens the transport to use now: the websocket, or AJAX where the
+  // websocket cannot open.
+  function openTransport(handlers) {
+    if (!useAjax) {
+      try {
+        return openWebSocket(Object.assign({
+          onunavailable: function () {
+            useAjax = true;
+            handlers.onreplace(openAjax(handlers));
+          },
+        }, handlers));
+      } catch (error) {
+        useAjax = true;
+      }
+    }
+    return openAjax(handlers);
+  }
+
+  // ---- the connection ----------------------------------------------------
+
+  function connect() {
+    clearTimers();
+    setStatus("connecting", "connecting…");
+    let transport = null;
+    const handlers = {
+      onopen: function () {
+        openedAt = Date.now();
+        setPasswordMode(false);
+        prompt.textContent = "";
+        setStatus("connected", "connected");
+        reportSize(true);
+      },
+      onmessage: function (text) {
+        handleMessage(text);
+      },
+      onclose: function (deliberate, reason) {
+        if (socket !== transport) {
+          return;
+        }
+        socket = null;
+        // The prompt and password entry belonged to that connection.
+        prompt.textContent = "";
+        setPasswordMode(false);
+        if (deliberate) {
+          setStatus("closed", "closed: " + reason);
+          return;
+        }
+        if (openedAt && Date.now() - openedAt >= STABLE_MS) {
+          delayMs = FIRST_DELAY_MS;
+        }
+        openedAt = 0;
+        scheduleReconnect();
+      },
+      // The websocket could not open: AJAX takes its place.
+      onreplace: function (replacement) {
+        if (socket === transport) {
+          transport = replacement;
+          socket = replacement;
+        }
+      },
+    };
+    transport = openTransport(handlers);
+    socket = transport;
   }
 
   function scheduleReconnect() {
@@ -254,11 +435,7 @@
 
   // Sends one [cmdname, args, kwargs] message; false when not connected.
   function sendCommand(cmd, args, kwargs) {
-    if (!socket || socket.readyState !== WebSocket.OPEN) {
-      return false;
-    }
-    socket.send(JSON.stringify([cmd, args, kwargs]));
-    return true;
+    return socket !== null && socket.send([cmd, args, kwargs]);
   }
 
   // Sends one line as a text command; false when not connected.
@@ -407,7 +584,10 @@
 
   // For debugging and browser tests.
   window.portalClient = {
+    // The transport in use: .kind is "websocket" or "ajax"; .close() drops
+    // it as a network blip would.
     get socket() { return socket; },
+    get transport() { return socket ? socket.kind : null; },
     get status() { return status; },
     // The screen size last reported to the game, {cols, rows, paneWidth}.
     get screen() { return reportedSize; },

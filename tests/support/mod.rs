@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod ajax;
 pub mod prometheus;
 pub mod tls;
 pub mod web;

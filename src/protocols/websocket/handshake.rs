@@ -65,7 +65,11 @@ pub fn accept(
     Ok(Accepted { response, format })
 }
 
-fn check_origin(request: &Request, allowed: &[String], secure: bool) -> Result<(), Response> {
+pub(crate) fn check_origin(
+    request: &Request,
+    allowed: &[String],
+    secure: bool,
+) -> Result<(), Response> {
     let Some(origin) = request.header("origin") else {
         return Ok(());
     };

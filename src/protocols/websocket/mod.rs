@@ -1,10 +1,13 @@
 //! The web listener's protocol: HTTP/1.1 for the page, then RFC 6455
 //! websockets for play (protocol key `webclient/websocket`), one sans-IO
-//! engine per connection.
+//! engine per connection; also the engine of an AJAX long-poll session
+//! (`webclient/ajax`, [`WebEngine::new_ajax`]).
 //!
 //! ```text
 //!  socket bytes ─► handle_input ─► HTTP stage: request head (http.rs)
 //!                                    ├─► GET /, /client.js, /style.css, /favicon.svg ─► page.rs answer (keep-alive)
+//!                                    ├─► POST /webclientdata (Origin, body ≤ max_message_bytes) ─► Ajax event;
+//!                                    │     reading waits for answer_ajax, or hand_over gives the socket away
 //!                                    ├─► other ─► 404 / 405 / 400 / 431 / 408 and close
 //!                                    └─► upgrade (handshake.rs: Origin, subprotocol) ─► 101
 //!                                  websocket stage: tungstenite frames ─► format.rs decode
@@ -19,6 +22,11 @@
 //! message over `[web] max_frame_bytes` / `max_message_bytes` closes the
 //! websocket with 1009 (too big). The engine reads no clock and touches no
 //! socket; the browser id (`csessid`) it hands out is made by the caller.
+//!
+//! An AJAX session's engine has no connection: it takes one message's
+//! JSON text per `handle_input` and gives its output in Evennia's format,
+//! one message a line, which the AJAX session's worker
+//! ([`crate::session::ajax`]) hands out one receive at a time.
 //!
 //! ```
 //! use portal::protocols::websocket::{WebEngine, WebEvent, WebSettings};
@@ -40,6 +48,7 @@ pub mod page;
 pub mod screen;
 pub mod terminal;
 
+use crate::protocols::ajax;
 use crate::protocols::http::{parse_request, Parsed, Request, Response};
 use crate::wire::flags::ProtocolFlags;
 use crate::wire::message::Command;
@@ -135,6 +144,22 @@ pub enum WebEvent {
     Refused(String),
     /// The connection is over: send what is queued, then close.
     Closed(String),
+    /// An AJAX request (`POST /webclientdata`, Origin and size checked):
+    /// answer it with [`WebEngine::answer_ajax`], or take the connection
+    /// away with [`WebEngine::hand_over`]. No further request is read
+    /// until then.
+    Ajax(Box<AjaxPost>),
+}
+
+/// An AJAX request with its body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AjaxPost {
+    pub request: Request,
+    pub body: Vec<u8>,
+    /// The browser id cookie, if the request brought a valid one.
+    pub cookie: Option<String>,
+    /// The listener's Host, for the `init` answer.
+    pub host: String,
 }
 
 /// Whether a browser id looks like one we hand out (and so may be kept).
@@ -186,10 +211,24 @@ enum Stage {
         buffer: Vec<u8>,
         deadline: Instant,
         served: usize,
+        waiting: Waiting,
     },
     Socket(Box<Socket>),
+    /// One AJAX session's output (no connection of its own): each message
+    /// is one line of [`WebEngine::poll_transmit`]'s bytes.
+    Ajax,
     /// Nothing more is read.
     Done,
+}
+
+/// What the HTTP stage waits for.
+enum Waiting {
+    /// The next request head.
+    Head,
+    /// The rest of an AJAX request's body (`length` bytes).
+    Body(Box<Request>, usize),
+    /// The answer to an AJAX request handed out as [`WebEvent::Ajax`].
+    Answer(Box<Request>),
 }
 
 /// One web connection's protocol state.
@@ -211,10 +250,38 @@ impl WebEngine {
                 buffer: Vec::new(),
                 deadline,
                 served: 0,
+                waiting: Waiting::Head,
             },
             events: VecDeque::new(),
             transmit: Vec::new(),
             flags: WebEngine::flags_for(Format::Evennia),
+        }
+    }
+
+    /// The engine of one AJAX session for browser `csessid`: Evennia's
+    /// format, output as one JSON message per line of
+    /// [`WebEngine::poll_transmit`]; [`WebEngine::handle_input`] takes one
+    /// message's JSON text. Reports [`WebEvent::Opened`] at once.
+    pub fn new_ajax(settings: WebSettings, csessid: String, browser: &str) -> WebEngine {
+        let mut flags = WebEngine::flags_for(Format::Evennia);
+        flags.clientname = Some(if browser.is_empty() {
+            "Portal webclient (ajax)".into()
+        } else {
+            format!("Portal webclient (ajax:{browser})").into()
+        });
+        flags.websocket_format = None;
+        let opened = WebEvent::Opened {
+            csessid,
+            format: Format::Evennia,
+            // The session's address is its init's connection's.
+            forwarded: Vec::new(),
+        };
+        WebEngine {
+            settings,
+            stage: Stage::Ajax,
+            events: VecDeque::from([opened]),
+            transmit: Vec::new(),
+            flags,
         }
     }
 
@@ -229,8 +296,38 @@ impl WebEngine {
                 socket.pipe.input.extend(input);
                 self.read_frames();
             }
+            Stage::Ajax => match std::str::from_utf8(input) {
+                Ok(text) => self.decode_message(&Frame::Text(text.to_owned())),
+                Err(_) => self.decode_message(&Frame::Binary(Vec::new())),
+            },
             Stage::Done => {}
         }
+    }
+
+    /// Answer the AJAX request handed out as [`WebEvent::Ajax`], then read
+    /// the next request.
+    pub fn answer_ajax(&mut self, response: Response, now: Instant) {
+        let Stage::Http { waiting, .. } = &mut self.stage else {
+            return;
+        };
+        let Waiting::Answer(request) = std::mem::replace(waiting, Waiting::Head) else {
+            return;
+        };
+        self.respond_to(&request, response);
+        self.next_request(now);
+        self.read_requests(now);
+    }
+
+    /// The connection is being handed to an AJAX session (a parked
+    /// receive): the bytes read past the request, for whoever reads it
+    /// next. Nothing more is read here.
+    pub fn hand_over(&mut self) -> Vec<u8> {
+        let leftover = match &mut self.stage {
+            Stage::Http { buffer, .. } => std::mem::take(buffer),
+            _ => Vec::new(),
+        };
+        self.stage = Stage::Done;
+        leftover
     }
 
     /// The next thing to report.
@@ -254,7 +351,7 @@ impl WebEngine {
                 Some(socket.pinged_at + self.settings.pong_timeout)
             }
             Stage::Socket(socket) => Some(socket.pinged_at + self.settings.ping_interval),
-            Stage::Done => None,
+            Stage::Ajax | Stage::Done => None,
         }
     }
 
@@ -294,6 +391,7 @@ impl WebEngine {
     pub fn format(&self) -> Option<Format> {
         match &self.stage {
             Stage::Socket(socket) => Some(socket.format),
+            Stage::Ajax => Some(Format::Evennia),
             _ => None,
         }
     }
@@ -359,6 +457,20 @@ impl WebEngine {
     }
 
     fn close_with(&mut self, code: CloseCode, reason: &str) {
+        if let Stage::Ajax = self.stage {
+            // Evennia's word for it, which its client shows.
+            let reason = if reason.trim().is_empty() {
+                "closed by the server"
+            } else {
+                reason
+            };
+            let code = u16::from(code);
+            self.transmit
+                .extend_from_slice(ajax::gone_reply(reason, code).as_bytes());
+            self.transmit.push(b'\n');
+            self.stage = Stage::Done;
+            return;
+        }
         if let Stage::Socket(socket) = &mut self.stage {
             // The page tells a deliberate close (no reconnect) by its
             // reason, so a close frame always carries one.
@@ -378,6 +490,17 @@ impl WebEngine {
     }
 
     fn send_with(&mut self, encode: impl FnOnce(Format) -> Option<Frame>) -> bool {
+        if let Stage::Ajax = self.stage {
+            // Evennia's JSON never holds a raw line end: one message a line.
+            return match encode(Format::Evennia) {
+                Some(Frame::Text(text)) => {
+                    self.transmit.extend_from_slice(text.as_bytes());
+                    self.transmit.push(b'\n');
+                    true
+                }
+                _ => false,
+            };
+        }
         let Stage::Socket(socket) = &mut self.stage else {
             return false;
         };
@@ -399,9 +522,26 @@ impl WebEngine {
 
     fn read_requests(&mut self, now: Instant) {
         loop {
-            let Stage::Http { buffer, .. } = &mut self.stage else {
+            let Stage::Http {
+                buffer, waiting, ..
+            } = &mut self.stage
+            else {
                 return;
             };
+            match waiting {
+                Waiting::Answer(_) => return,
+                Waiting::Body(_, length) if buffer.len() < *length => return,
+                Waiting::Body(..) => {
+                    let Waiting::Body(request, length) = std::mem::replace(waiting, Waiting::Head)
+                    else {
+                        return;
+                    };
+                    let body: Vec<u8> = buffer.drain(..length).collect();
+                    self.hand_out_ajax(request, body);
+                    continue;
+                }
+                Waiting::Head => {}
+            }
             match parse_request(buffer, self.settings.max_request_bytes) {
                 Parsed::Incomplete => return,
                 Parsed::TooLarge => {
@@ -425,6 +565,9 @@ impl WebEngine {
     }
 
     fn handle_request(&mut self, request: Request, now: Instant) {
+        if request.path == ajax::PATH {
+            return self.start_ajax(request);
+        }
         if handshake::is_upgrade(&request) && request.path != "/" && request.path != "/ws" {
             let response = Response::error(404, "Websockets live at /ws.");
             return self.respond_to(&request, response);
@@ -442,6 +585,11 @@ impl WebEngine {
             response = response.with("Set-Cookie", &self.cookie());
         }
         self.respond_to(&request, response);
+        self.next_request(now);
+    }
+
+    /// A request was answered: the next one has its own deadline.
+    fn next_request(&mut self, now: Instant) {
         if let Stage::Http {
             deadline, served, ..
         } = &mut self.stage
@@ -449,6 +597,54 @@ impl WebEngine {
             *deadline = now + self.settings.http_timeout;
             *served += 1;
         }
+    }
+
+    /// An AJAX request head: checked as a websocket upgrade is (Origin),
+    /// its body bounded by `max_message_bytes`, then read.
+    fn start_ajax(&mut self, request: Request) {
+        if request.method != "POST" {
+            let response = Response::error(405, "Only POST is served here.").with("Allow", "POST");
+            return self.respond_to(&request, response);
+        }
+        let secure = self.settings.secure;
+        if let Err(refusal) =
+            handshake::check_origin(&request, &self.settings.allowed_origins, secure)
+        {
+            return self.respond_to(&request, refusal);
+        }
+        if request.header("transfer-encoding").is_some() {
+            let response = Response::error(411, "Send the form with a Content-Length.");
+            return self.respond_to(&request, response);
+        }
+        let length = match request.header("content-length").map(str::parse::<usize>) {
+            Some(Ok(length)) => length,
+            None => 0,
+            Some(Err(_)) => {
+                let response = Response::error(400, "Content-Length is not a number.");
+                return self.respond_to(&request, response);
+            }
+        };
+        if length > self.settings.max_message_bytes {
+            let response = Response::error(413, "The request body is too large.");
+            return self.respond_to(&request, response);
+        }
+        if let Stage::Http { waiting, .. } = &mut self.stage {
+            *waiting = Waiting::Body(Box::new(request), length);
+        }
+    }
+
+    /// A whole AJAX request: handed out, and reading pauses for its answer.
+    fn hand_out_ajax(&mut self, request: Box<Request>, body: Vec<u8>) {
+        let post = AjaxPost {
+            request: (*request).clone(),
+            body,
+            cookie: self.browser_id(&request).map(str::to_owned),
+            host: request.header("host").unwrap_or("").to_owned(),
+        };
+        if let Stage::Http { waiting, .. } = &mut self.stage {
+            *waiting = Waiting::Answer(request);
+        }
+        self.events.push_back(WebEvent::Ajax(Box::new(post)));
     }
 
     /// Answer one plain request; close after it if either side wants to.
@@ -598,9 +794,17 @@ impl WebEngine {
                 return self.finish("the client closed the websocket".into());
             }
         };
+        self.decode_message(&frame);
+    }
+
+    /// One message from the client, in the session's format.
+    fn decode_message(&mut self, frame: &Frame) {
+        let Some(format) = self.format() else {
+            return;
+        };
         let commands = &self.settings.commands;
         let allowed = |name: &str| commands.iter().any(|c| c == name);
-        for incoming in socket.format.decode(&frame, &allowed) {
+        for incoming in format.decode(frame, &allowed) {
             match incoming {
                 Incoming::Line(line) => self.events.push_back(WebEvent::Line(line)),
                 Incoming::Command(command) => self.events.push_back(WebEvent::Command(command)),

@@ -432,6 +432,158 @@ fn a_close_without_a_reason_still_carries_one() {
     );
 }
 
+// ---- AJAX requests and sessions ----
+
+fn post(body: &str, extra: &str) -> Vec<u8> {
+    format!(
+        "POST /webclientdata HTTP/1.1\r\nHost: 127.0.0.1:4001\r\nCookie: portal_csessid={ID}\r\n\
+         Content-Length: {}\r\n{extra}\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn transmitted(web: &mut WebEngine) -> String {
+    let bytes: Vec<u8> = std::iter::from_fn(|| web.poll_transmit())
+        .flatten()
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[test]
+fn an_ajax_post_split_anywhere_is_handed_out_whole_with_its_cookie() {
+    let body = "mode=receive&cuid=t1";
+    let bytes = post(body, "");
+    for cut in [1, 20, bytes.len() - body.len(), bytes.len() - 1] {
+        let now = Instant::now();
+        let mut web = WebEngine::new(settings(), now);
+        web.handle_input(&bytes[..cut], now);
+        assert!(events(&mut web).is_empty(), "cut {cut}: not yet");
+        web.handle_input(&bytes[cut..], now);
+        let got = events(&mut web);
+        let [WebEvent::Ajax(ajax)] = got.as_slice() else {
+            panic!("cut {cut}: {got:?}")
+        };
+        assert_eq!(ajax.body, body.as_bytes());
+        assert_eq!(ajax.cookie.as_deref(), Some(ID));
+        assert_eq!(ajax.host, "127.0.0.1:4001");
+    }
+}
+
+#[test]
+fn requests_after_an_ajax_post_wait_for_its_answer_and_stay_in_order() {
+    let now = Instant::now();
+    let mut web = WebEngine::new(settings(), now);
+    let mut bytes = post("mode=input&data=1", "");
+    bytes.extend_from_slice(b"GET /nope HTTP/1.1\r\nHost: h\r\n\r\n");
+    web.handle_input(&bytes, now);
+    assert!(matches!(events(&mut web).as_slice(), [WebEvent::Ajax(_)]));
+    assert_eq!(transmitted(&mut web), "", "the 404 waits");
+    web.answer_ajax(crate::protocols::ajax::answer("\"\""), now);
+    let sent = transmitted(&mut web);
+    let ok = sent.find("200 OK").unwrap_or(usize::MAX);
+    let missing = sent.find("404 Not Found").unwrap_or(0);
+    assert!(ok < missing, "{sent}");
+}
+
+#[test]
+fn a_handed_over_connection_gives_back_what_was_read_past_the_request() {
+    let now = Instant::now();
+    let mut web = WebEngine::new(settings(), now);
+    let mut bytes = post("mode=receive", "");
+    bytes.extend_from_slice(b"POST /webcl");
+    web.handle_input(&bytes, now);
+    assert!(matches!(events(&mut web).as_slice(), [WebEvent::Ajax(_)]));
+    assert_eq!(web.hand_over(), b"POST /webcl");
+    web.handle_input(b"ientdata", now);
+    assert!(events(&mut web).is_empty(), "nothing more is read here");
+}
+
+#[test]
+fn ajax_posts_that_are_too_big_chunked_foreign_or_not_posts_are_refused() {
+    let cases: [(Vec<u8>, &str); 4] = [
+        (post(&"x".repeat(2000), ""), "413"),
+        (
+            b"POST /webclientdata HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .to_vec(),
+            "411",
+        ),
+        (post("mode=init", "Origin: https://evil.example\r\n"), "403"),
+        (
+            b"GET /webclientdata HTTP/1.1\r\nHost: h\r\n\r\n".to_vec(),
+            "405",
+        ),
+    ];
+    for (bytes, status) in cases {
+        let now = Instant::now();
+        let mut web = WebEngine::new(settings(), now);
+        web.handle_input(&bytes, now);
+        let got = events(&mut web);
+        assert!(
+            !got.iter().any(|e| matches!(e, WebEvent::Ajax(_))),
+            "{status}: {got:?}"
+        );
+        let sent = transmitted(&mut web);
+        assert!(sent.starts_with(&format!("HTTP/1.1 {status} ")), "{sent}");
+    }
+    let now = Instant::now();
+    let mut web = WebEngine::new(settings(), now);
+    web.handle_input(&post("mode=init", "Origin: http://127.0.0.1:4001\r\n"), now);
+    assert!(
+        matches!(events(&mut web).as_slice(), [WebEvent::Ajax(_)]),
+        "the page's own origin"
+    );
+}
+
+#[test]
+fn a_slow_ajax_body_runs_into_the_request_deadline() {
+    let now = Instant::now();
+    let mut web = WebEngine::new(settings(), now);
+    let bytes = post("mode=receive", "");
+    web.handle_input(&bytes[..bytes.len() - 3], now);
+    web.handle_timeout(now + Duration::from_secs(11));
+    assert!(transmitted(&mut web).starts_with("HTTP/1.1 408 "));
+}
+
+#[test]
+fn an_ajax_session_engine_speaks_evennia_one_message_a_line() {
+    let mut web = WebEngine::new_ajax(settings(), ID.into(), "chrome");
+    let got = events(&mut web);
+    assert!(
+        matches!(got.as_slice(), [WebEvent::Opened { csessid, format: Format::Evennia, .. }] if csessid == ID),
+        "{got:?}"
+    );
+    assert_eq!(
+        web.flags().clientname.as_deref(),
+        Some("Portal webclient (ajax:chrome)")
+    );
+    assert!(web.renders_html());
+    web.send_text("<b>hi</b>\nthere");
+    web.set_echo(false);
+    assert_eq!(
+        transmitted(&mut web),
+        "[\"text\",[\"<b>hi</b>\\nthere\"],{}]\n[\"echo\",[false],{}]\n"
+    );
+    let now = Instant::now();
+    web.handle_input(br#"["text", ["look"], {}]"#, now);
+    web.handle_input(br#"["ping", [], {}]"#, now);
+    web.handle_input(b"[not json", now);
+    let got = events(&mut web);
+    assert_eq!(got[0], WebEvent::Line("look".into()));
+    assert!(matches!(&got[1], WebEvent::Command(c) if c.name == "ping"));
+    assert!(matches!(&got[2], WebEvent::Refused(_)), "{got:?}");
+    assert!(transmitted(&mut web).contains("Not understood"));
+    web.close("Goodbye.", false);
+    assert_eq!(
+        transmitted(&mut web),
+        "[\"connection_close\",[\"Goodbye.\"],{\"code\":1000}]\n"
+    );
+    assert!(
+        !web.send_oob(&Command::text("late")),
+        "nothing after the close"
+    );
+}
+
 #[test]
 fn an_upgrade_reports_the_proxy_headers_chain() {
     let (mut web, _, _) =
