@@ -4,4 +4,5 @@
 pub mod http;
 pub mod http_probe;
 pub mod telnet;
+pub mod terminal;
 pub mod websocket;

@@ -38,6 +38,7 @@
 use crate::config::{fill, Config};
 use crate::protocols::http_probe;
 use crate::protocols::telnet::{InputFailure, TelnetEvent};
+use crate::protocols::terminal::TerminalEvent;
 use crate::protocols::websocket::WebEvent;
 use crate::session::framer::{strip_controls, Framed, LineFramer};
 use crate::session::handle::ToWorker;
@@ -250,7 +251,21 @@ impl Core {
     pub fn set_config(&mut self, config: Arc<Config>) {
         self.limiter.set_rate(config.limits.max_command_rate);
         self.framer.set_max(config.limits.max_char_limit);
+        if let Protocol::Terminal(terminal) = &mut self.protocol {
+            terminal.set_max_chars(config.limits.max_char_limit);
+        }
         self.config = config;
+    }
+
+    /// What an SSH client said about its terminal (`TERM`, `COLORTERM`):
+    /// the colour depth, synced to the game.
+    pub fn set_term(&mut self, term: &str, colorterm: &str) {
+        if let Protocol::Terminal(terminal) = &mut self.protocol {
+            terminal.set_term(term, colorterm);
+            if self.registered {
+                self.events.push_back(CoreEvent::Sync);
+            }
+        }
     }
 
     // ---- input ----
@@ -262,7 +277,7 @@ impl Core {
         }
         // Web sessions count only what the player sends as input: pongs
         // arrive every ping interval and must not keep an idle player.
-        if let Protocol::Telnet(_) = self.protocol {
+        if let Protocol::Telnet(_) | Protocol::Terminal(_) = self.protocol {
             self.last_input = now;
         }
         self.check_hold(bytes);
@@ -274,7 +289,7 @@ impl Core {
         }
         let failure = match &self.protocol {
             Protocol::Telnet(telnet) => telnet.input_failure(),
-            Protocol::Web(_) => None,
+            Protocol::Web(_) | Protocol::Terminal(_) => None,
         };
         match failure {
             None => {}
@@ -445,6 +460,7 @@ impl Core {
         match &self.protocol {
             Protocol::Telnet(_) => self.pump_telnet(now),
             Protocol::Web(_) => self.pump_web(now),
+            Protocol::Terminal(_) => self.pump_terminal(now),
         }
         self.take_transmit();
     }
@@ -515,7 +531,30 @@ impl Core {
         }
     }
 
-    /// A line from a web client: same limits as a telnet line.
+    /// Lines the terminal engine's editor finished; Ctrl-D on an empty
+    /// line closes the session.
+    fn pump_terminal(&mut self, now: Instant) {
+        loop {
+            let Protocol::Terminal(terminal) = &mut self.protocol else {
+                return;
+            };
+            let Some(event) = terminal.poll_event() else {
+                return;
+            };
+            if self.closing.is_some() {
+                continue;
+            }
+            match event {
+                TerminalEvent::Line(line) => self.handle_web_line(line, now),
+                TerminalEvent::Quit => {
+                    log::info!("session {}: the player pressed Ctrl-D; closing", self.sessid);
+                    self.close_asked(now);
+                }
+            }
+        }
+    }
+
+    /// A line from a web client or terminal: same limits as a telnet line.
     fn handle_web_line(&mut self, line: String, now: Instant) {
         if line.chars().count() > self.config.limits.max_char_limit {
             return self.refuse_long_line();

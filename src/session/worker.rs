@@ -518,6 +518,7 @@ impl Worker {
             CoreEvent::Sync => match self.core.protocol() {
                 Protocol::Telnet(t) => shared.registry.sync_flags(sessid, t.flags()),
                 Protocol::Web(w) => shared.registry.sync_flags(sessid, w.flags()),
+                Protocol::Terminal(t) => shared.registry.sync_flags(sessid, t.flags()),
             },
             CoreEvent::Input { command, visible } => {
                 if visible {
