@@ -28,6 +28,7 @@
 
 use crate::config::Config;
 use crate::protocols::telnet::{Telnet, TelnetSettings};
+use crate::protocols::terminal::Terminal;
 use crate::protocols::websocket::{WebEngine, WebSettings};
 use crate::session::core::Direction;
 use crate::session::core::{Closing, Core, CoreEvent};
@@ -55,6 +56,8 @@ pub struct Inbound {
     pub protocol_key: &'static str,
     /// The listener's TLS configuration, for `telnet/ssl`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The listener's host key, for `ssh`.
+    pub ssh: Option<Arc<crate::ssh::HostKey>>,
     /// Counted against the per-address caps: released when the worker ends.
     pub counted_ip: bool,
 }
@@ -127,11 +130,15 @@ fn start_inbound(shared: &Arc<Shared>, inbound: Inbound) -> Option<Box<Worker>> 
         address,
         protocol_key,
         tls,
+        ssh,
         counted_ip: _,
     } = inbound;
     let transport = match tls.map(rustls::ServerConnection::new).transpose() {
         Ok(Some(conn)) => Transport::Tls(Box::new(conn)),
-        Ok(None) => Transport::Plain,
+        Ok(None) => match ssh {
+            Some(host_key) => Transport::Ssh(Box::new(crate::ssh::SshTransport::new(host_key))),
+            None => Transport::Plain,
+        },
         Err(e) => {
             log::warn!("session {sessid}: cannot start TLS: {e}");
             return None;
@@ -328,6 +335,9 @@ impl Worker {
         let sessid = session.sessid;
         let protocol = if let Some(settings) = web {
             Protocol::Web(Box::new(WebEngine::new(settings, now)))
+        } else if let Transport::Ssh(_) = transport {
+            let terminal = Terminal::new(config.limits.max_char_limit, "ssh");
+            Protocol::Terminal(Box::new(terminal))
         } else {
             let telnet = Telnet::new(telnet_settings(&config, direction), now);
             Protocol::Telnet(Box::new(telnet))
@@ -345,6 +355,10 @@ impl Worker {
             core: Core::new(sessid, config, direction, protocol, now),
         });
         worker.apply_events();
+        if let Transport::Ssh(_) = worker.transport {
+            // The server speaks first in SSH: its version line.
+            worker.flush();
+        }
         Ok(worker)
     }
 
@@ -438,6 +452,11 @@ impl Worker {
             self.apply(CoreEvent::BytesIn(data.len()));
             self.core.handle_input(&data, Instant::now());
         }
+        if let Transport::Ssh(ssh) = &mut self.transport {
+            if let Some(term) = ssh.take_term() {
+                self.core.set_term(&term.term, &term.colorterm);
+            }
+        }
         match end {
             ReadEnd::WouldBlock => {}
             ReadEnd::Closed => self.core.handle_peer_gone(),
@@ -451,8 +470,9 @@ impl Worker {
         if self.transport.is_handshaking() {
             let count = crate::tls::count_handshake_failure();
             log::info!(
-                "session {}: TLS handshake failed ({count} so far): {reason}",
-                self.core.sessid()
+                "session {}: {} handshake failed ({count} so far): {reason}",
+                self.core.sessid(),
+                self.transport.handshake_name()
             );
         } else {
             log::info!(
@@ -473,8 +493,9 @@ impl Worker {
         if now.saturating_duration_since(self.core.started()) >= limit {
             let count = crate::tls::count_handshake_failure();
             log::info!(
-                "session {}: TLS handshake not finished in {limit:?}; dropped ({count} so far)",
-                self.core.sessid()
+                "session {}: {} handshake not finished in {limit:?}; dropped ({count} so far)",
+                self.core.sessid(),
+                self.transport.handshake_name()
             );
             self.core.handle_peer_gone();
         }
