@@ -70,7 +70,9 @@ pub fn load_or_create_host_key(path: &Path) -> Result<(Arc<HostKey>, bool), Host
     };
     let (text, made) = match std::fs::read_to_string(path) {
         Ok(text) => (text, false),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => (create_host_key(path).map_err(fail)?, true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            (create_host_key(path).map_err(fail)?, true)
+        }
         Err(e) => return Err(fail(e.to_string())),
     };
     let key = host_key_from_text(&text).map_err(fail)?;
@@ -134,11 +136,15 @@ fn create_host_key(path: &Path) -> Result<String, String> {
 /// Bytes asked for per socket read.
 const READ_CHUNK: usize = 4096;
 
-/// What the client told about its terminal (`TERM`, `COLORTERM`).
+/// What the client told about its terminal: `TERM` (from the pty-req or
+/// the environment), `COLORTERM`, and its size in columns and rows (from
+/// the pty-req and window-change; 0 when not told).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TermInfo {
     pub term: String,
     pub colorterm: String,
+    pub width: u16,
+    pub height: u16,
 }
 
 /// One SSH connection's protocol state, owned by its worker.
@@ -186,6 +192,31 @@ impl SshTransport {
         self.term.take()
     }
 
+    /// End the shell as a program that exits does (exit-status 0, EOF,
+    /// close): the client leaves cleanly. The caller writes it out.
+    pub fn end_session(&mut self) {
+        if let (true, Some(channel)) = (self.shell, &self.channel) {
+            if let Err(e) = self.runner.end_session(channel, 0) {
+                log::debug!("SSH channel close: {e}");
+            }
+        }
+    }
+
+    /// Bytes from the peer, without a socket (the fuzz target's way in):
+    /// run the protocol and append channel data to `data`. The answers
+    /// wait in [`SshTransport::take_output`].
+    pub fn receive(&mut self, bytes: &[u8], data: &mut Vec<u8>) -> Result<(), String> {
+        self.pending_in.extend_from_slice(bytes);
+        self.run(data)
+    }
+
+    /// What the protocol has for the peer (the fuzz target's way out).
+    pub fn take_output(&mut self) -> Vec<u8> {
+        let out = self.runner.output_buf().to_vec();
+        self.runner.consume_output(out.len());
+        out
+    }
+
     /// Read the socket, run the protocol, append channel data to `data`
     /// and write the protocol's answers.
     pub fn read(&mut self, stream: &mut TcpStream, data: &mut Vec<u8>) -> ReadEnd {
@@ -206,7 +237,10 @@ impl SshTransport {
         if let (true, Some(channel)) = (self.shell, &self.channel) {
             let mut sent = 0;
             while sent < out.len() {
-                match self.runner.write_channel(channel, ChanData::Normal, &out[sent..]) {
+                match self
+                    .runner
+                    .write_channel(channel, ChanData::Normal, &out[sent..])
+                {
                     Ok(0) => break,
                     Ok(n) => sent += n,
                     Err(e) => return Err(io::Error::other(e.to_string())),
@@ -346,7 +380,16 @@ impl SshTransport {
             ServEvent::SessionExec(request) | ServEvent::SessionSubsystem(request) => {
                 request.fail()
             }
-            ServEvent::SessionPty(pty) => pty.succeed(),
+            ServEvent::SessionPty(pty) => {
+                let term = pty.term().unwrap_or_default();
+                self.term_seen.term = term.chars().take(64).collect();
+                note_size(&mut self.term_seen, &mut self.term, pty.size());
+                pty.succeed()
+            }
+            ServEvent::SessionWinChange(change) => {
+                note_size(&mut self.term_seen, &mut self.term, change.size());
+                change.succeed()
+            }
             ServEvent::SessionEnv(env) => {
                 let name = env.name().unwrap_or_default().to_owned();
                 let value = env.value().unwrap_or_default().chars().take(64).collect();
@@ -371,6 +414,20 @@ fn note_env(seen: &mut TermInfo, pending: &mut Option<TermInfo>, name: &str, val
         "TERM" => seen.term = value,
         "COLORTERM" => seen.colorterm = value,
         _ => return,
+    }
+    *pending = Some(seen.clone());
+}
+
+/// Keep a terminal size from a pty-req or window-change.
+fn note_size(
+    seen: &mut TermInfo,
+    pending: &mut Option<TermInfo>,
+    size: sunset::Result<(u32, u32)>,
+) {
+    if let Ok((cols, rows)) = size {
+        let clamp = |n: u32| u16::try_from(n).unwrap_or(u16::MAX);
+        seen.width = clamp(cols);
+        seen.height = clamp(rows);
     }
     *pending = Some(seen.clone());
 }

@@ -257,12 +257,16 @@ impl Core {
         self.config = config;
     }
 
-    /// What an SSH client said about its terminal (`TERM`, `COLORTERM`):
-    /// the colour depth, synced to the game.
-    pub fn set_term(&mut self, term: &str, colorterm: &str) {
+    /// What an SSH client said about its terminal: `TERM` and `COLORTERM`
+    /// (the colour depth) and its size in columns and rows (pty-req,
+    /// window-change; the flags NAWS sets for telnet). Synced to the game
+    /// when the flags change.
+    pub fn set_term(&mut self, term: &crate::ssh::TermInfo) {
         if let Protocol::Terminal(terminal) = &mut self.protocol {
-            terminal.set_term(term, colorterm);
-            if self.registered {
+            let before = terminal.flags().clone();
+            terminal.set_term(&term.term, &term.colorterm);
+            terminal.set_size(term.width, term.height);
+            if self.registered && terminal.flags() != &before {
                 self.events.push_back(CoreEvent::Sync);
             }
         }
@@ -547,7 +551,10 @@ impl Core {
             match event {
                 TerminalEvent::Line(line) => self.handle_web_line(line, now),
                 TerminalEvent::Quit => {
-                    log::info!("session {}: the player pressed Ctrl-D; closing", self.sessid);
+                    log::info!(
+                        "session {}: the player pressed Ctrl-D; closing",
+                        self.sessid
+                    );
                     self.close_asked(now);
                 }
             }

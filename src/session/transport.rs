@@ -76,10 +76,13 @@ impl Transport {
         }
     }
 
-    /// Queue TLS close_notify (a clean end the client can tell from a cut).
+    /// Queue TLS close_notify, or end the SSH channel (exit-status, EOF,
+    /// close): a clean end the client can tell from a cut.
     pub fn close_notify(&mut self) {
-        if let Transport::Tls(conn) = self {
-            conn.send_close_notify();
+        match self {
+            Transport::Tls(conn) => conn.send_close_notify(),
+            Transport::Ssh(ssh) => ssh.end_session(),
+            Transport::Plain => {}
         }
     }
 }

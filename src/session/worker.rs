@@ -394,6 +394,9 @@ impl Worker {
         if self.core.closing() != Some(Closing::Asked) {
             return;
         }
+        // What is left goes before the end marker (for SSH, data after
+        // the channel close would be refused).
+        let _ = self.transport.write(&mut self.stream, self.core.transmit());
         self.transport.close_notify();
         let _ = self.transport.write(&mut self.stream, self.core.transmit());
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
@@ -454,7 +457,7 @@ impl Worker {
         }
         if let Transport::Ssh(ssh) = &mut self.transport {
             if let Some(term) = ssh.take_term() {
-                self.core.set_term(&term.term, &term.colorterm);
+                self.core.set_term(&term);
             }
         }
         match end {
