@@ -1,6 +1,7 @@
 """A portal + demo game on free loopback ports, for the check scripts
-(scripts/check-telnetlib3, scripts/check-browser): start it from a
-temporary config, read its addresses from the status file, stop it by pid.
+(scripts/check-telnetlib3, scripts/check-browser, scripts/check-paramiko):
+start it from a temporary config, read its addresses from the status file,
+stop it by pid.
 """
 import pathlib, signal, subprocess, sys, tempfile, time
 
@@ -25,9 +26,12 @@ def toml_string(text):
 class PortalUnderTest:
     """Started on entry, stopped (SIGTERM, then kill) on exit."""
 
-    def __init__(self, bin_dir, prefix, name="check"):
+    def __init__(self, bin_dir, prefix, name="check", extra=""):
+        """`extra`: config text appended; `{tmp}` in it is the portal's
+        temporary folder."""
         self.bin = pathlib.Path(bin_dir).resolve()
         self.name = name
+        self.extra = extra
         self.tmp = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
         self.proc = None
 
@@ -50,7 +54,7 @@ listen = "127.0.0.1:0"
 file = "{tmp}/portal.log"
 [game]
 command = ["{self.bin}/demo_game", "--db", "{tmp}/game.sqlite3", "--hash-cost", "fast"]
-""")
+""" + self.extra.replace("{tmp}", str(tmp)))
         self.proc = subprocess.Popen([str(self.bin / "portal"), "--config", str(conf)],
                                      cwd=tmp, stderr=open(tmp / "stderr.log", "w"))
         deadline = time.time() + 30
