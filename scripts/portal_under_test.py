@@ -27,8 +27,8 @@ class PortalUnderTest:
     """Started on entry, stopped (SIGTERM, then kill) on exit."""
 
     def __init__(self, bin_dir, prefix, name="check", extra=""):
-        """`extra`: config text appended; `{tmp}` in it is the portal's
-        temporary folder."""
+        """`extra`: whole TOML tables appended to the config; `{tmp}` in it
+        is the portal's temporary folder."""
         self.bin = pathlib.Path(bin_dir).resolve()
         self.name = name
         self.extra = extra
@@ -38,6 +38,7 @@ class PortalUnderTest:
     def __enter__(self):
         tmp = self.tmp
         conf = tmp / "portal.conf"
+        extra = self.extra.replace("{tmp}", str(tmp))
         conf.write_text(f"""
 [portal]
 name = {toml_string(self.name)}
@@ -54,7 +55,8 @@ listen = "127.0.0.1:0"
 file = "{tmp}/portal.log"
 [game]
 command = ["{self.bin}/demo_game", "--db", "{tmp}/game.sqlite3", "--hash-cost", "fast"]
-""" + self.extra.replace("{tmp}", str(tmp)))
+{extra}
+""")
         self.proc = subprocess.Popen([str(self.bin / "portal"), "--config", str(conf)],
                                      cwd=tmp, stderr=open(tmp / "stderr.log", "w"))
         deadline = time.time() + 30

@@ -25,7 +25,7 @@ use crate::config::{fill, Config};
 use crate::logfile::LogFile;
 use crate::session::worker::{spawn_inbound, Inbound, WEB_PROTOCOL_KEY};
 use crate::shared::{Control, ReloadNotes, Shared};
-use crate::stats::{rate, Counters, Stats};
+use crate::stats::{rate, Counters, RefuseReason, Stats};
 use crate::supervisor::Supervisor;
 use crate::throttle::RateLimiter;
 use crossbeam_channel::{Receiver, Sender};
@@ -372,7 +372,7 @@ impl Acceptor {
             Ok(counted) => counted,
             Err(why) => {
                 log::warn!("refused {address}: over the per-address cap ({why:?})");
-                Stats::add(&self.shared.stats.connections_refused, 1);
+                self.shared.stats.refuse(why.into());
                 let web = self.is_web(listener);
                 return refuse(stream, &config.messages.too_many_from_address, web);
             }
@@ -389,7 +389,7 @@ impl Acceptor {
         }
         if self.queue.len() >= config.limits.connection_queue {
             log::warn!("connection queue full; refused {address}");
-            Stats::add(&self.shared.stats.connections_refused, 1);
+            self.shared.stats.refuse(RefuseReason::QueueFull);
             return self.refuse_pending(pending, &config.messages.connection_refused);
         }
         let wait = self.limiter.wait_for(self.queue.len() + 1).max(1.0);
@@ -545,7 +545,7 @@ impl Acceptor {
         };
         if let Err((inbound, e)) = spawn_inbound(self.shared.clone(), inbound) {
             log::error!("cannot start a session thread for {address}: {e}; client refused");
-            Stats::add(&self.shared.stats.connections_refused, 1);
+            self.shared.stats.refuse(RefuseReason::NoThread);
             if inbound.counted_ip {
                 self.shared.addresses.release(address.ip());
             }
@@ -577,7 +577,7 @@ impl Acceptor {
         if let Some(listener) = self.listeners.get(index) {
             if let Ok((stream, address)) = listener.socket.accept() {
                 log::warn!("refused {address}: no descriptors left");
-                Stats::add(&self.shared.stats.connections_refused, 1);
+                self.shared.stats.refuse(RefuseReason::NoDescriptors);
                 let text = self.shared.config().messages.connection_refused.clone();
                 let web = listener.protocol_key == WEB_PROTOCOL_KEY;
                 refuse(std::net::TcpStream::from(stream), &text, web);
@@ -700,6 +700,9 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if old.portal.control_socket != new.portal.control_socket {
         keys.push("portal.control_socket");
+    }
+    if old.metrics.listen != new.metrics.listen {
+        keys.push("metrics.listen");
     }
     keys
 }

@@ -14,6 +14,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// The Evennia Server's stdout and stderr, in its `server/logs` (Evennia
+/// writes its own log lines to `server.log` beside it, and two writers must
+/// not share one file: Twisted's log file writes at its own offset).
+const EVENNIA_OUTPUT_LOG: &str = "server-output.log";
+
 pub use crate::protocols::telnet::TelnetOptions;
 
 /// The whole configuration.
@@ -32,6 +37,7 @@ pub struct Config {
     pub messages: Messages,
     pub log: LogSection,
     pub game: GameSection,
+    pub metrics: MetricsSection,
     /// `[mssp]`: extra MSSP keys (e.g. `CODEBASE`, `CONTACT`, `WEBSITE`)
     /// sent besides NAME, PLAYERS and UPTIME.
     pub mssp: std::collections::BTreeMap<String, String>,
@@ -258,6 +264,17 @@ pub struct LogSection {
     pub level: String,
     /// Seconds between two stats lines in the log; 0 = none.
     pub stats_interval_secs: u64,
+}
+
+/// `[metrics]`: the Prometheus `/metrics` endpoint.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// `interface:port` serving `/metrics`; empty (the default) = none.
+    /// Anyone who reaches it can read the portal's counters (no names or
+    /// addresses), so keep it on loopback or behind a firewall; any other
+    /// address is logged with a warning at start.
+    pub listen: String,
 }
 
 /// `[game]`: the game server the portal starts and supervises.
@@ -624,6 +641,9 @@ impl Config {
             parse_addr(&ssh.listen).map_err(Invalid::address("ssh.listen"))?;
         }
         self.web.check()?;
+        if !self.metrics.listen.is_empty() {
+            parse_addr(&self.metrics.listen).map_err(Invalid::address("metrics.listen"))?;
+        }
         let amp = parse_addr(&self.amp.listen).map_err(Invalid::address("amp.listen"))?;
         if self.amp.dialect == Dialect::Evennia && !amp.ip().is_loopback() {
             return Err(Invalid::value(
@@ -692,18 +712,27 @@ impl Config {
     }
 
     /// Where the game's output goes: a file, or `None` for the portal's
-    /// stderr. `[game] log` when set (`""` is stderr); unset, the Evennia
-    /// Server's `server/logs/server.log` in `evennia_game_dir` (its game
-    /// directory, given with that dialect), else `game.log` beside
+    /// stderr. `[game] log` when set (`""` is stderr); unset,
+    /// `server/logs/server-output.log` in `evennia_game_dir` (an Evennia
+    /// Server's game directory, given with that dialect; Evennia writes its
+    /// own `server.log` there), else `game.log` beside
     /// `[log] file`, or stderr when the portal logs only there.
     pub fn game_log_path(&self, evennia_game_dir: Option<&Path>) -> Option<PathBuf> {
         match (&self.game.log, evennia_game_dir) {
             (Some(path), _) if path.is_empty() => None,
             (Some(path), _) => Some(PathBuf::from(path)),
-            (None, Some(dir)) => Some(dir.join("server").join("logs").join("server.log")),
+            (None, Some(dir)) => Some(dir.join("server").join("logs").join(EVENNIA_OUTPUT_LOG)),
             (None, None) if self.log.file.is_empty() => None,
             (None, None) => Some(Path::new(&self.log.file).with_file_name("game.log")),
         }
+    }
+
+    /// Where `/metrics` is served, if anywhere (checked by [`Config::parse`]).
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, AddrError> {
+        if self.metrics.listen.is_empty() {
+            return Ok(None);
+        }
+        parse_addr(&self.metrics.listen).map(Some)
     }
 
     /// The AMP listen address (checked by [`Config::parse`]).
@@ -1015,10 +1044,23 @@ mod tests {
         assert_eq!(config.telnet, TelnetSection::default());
         assert_eq!(config.portal, PortalSection::default());
         assert_eq!(config.log, LogSection::default());
+        assert_eq!(config.metrics, MetricsSection::default());
         assert_eq!(
             config.mssp.get("CODEBASE").map(String::as_str),
             Some("Portal")
         );
+    }
+
+    #[test]
+    fn metrics_are_off_unless_given_an_address_and_a_bad_one_is_refused() {
+        assert_eq!(parse("").unwrap().metrics_addr().unwrap(), None);
+        let on = parse("[metrics]\nlisten = \"127.0.0.1:4010\"\n").unwrap();
+        assert_eq!(
+            on.metrics_addr().unwrap(),
+            Some("127.0.0.1:4010".parse().unwrap())
+        );
+        let err = parse("[metrics]\nlisten = \"localhost\"\n").unwrap_err();
+        assert!(err.to_string().contains("metrics.listen"), "{err}");
     }
 
     #[test]
@@ -1037,11 +1079,11 @@ mod tests {
     }
 
     #[test]
-    fn the_evennia_server_logs_to_server_log_unless_told() {
+    fn the_evennia_servers_output_goes_beside_its_log_unless_told() {
         let dir = Path::new("/srv/mygame");
         assert_eq!(
             Config::default().game_log_path(Some(dir)),
-            Some(dir.join("server/logs/server.log"))
+            Some(dir.join("server/logs/server-output.log"))
         );
         let set = parse("[game]\nlog = \"/var/log/game.log\"\n").unwrap();
         assert_eq!(

@@ -57,7 +57,8 @@
 //! - [`cli`], [`pidfile`], [`control`], [`stats`], [`logfile`], [`status`]:
 //!   operating the portal (subcommands, pid file, the `portal status`
 //!   socket, counters, reopenable log, status file); [`limits`]: the
-//!   open-file limit every binary raises at start;
+//!   open-file limit every binary raises at start; [`metrics`]: the
+//!   Prometheus `/metrics` endpoint;
 //! - [`dummyrunner`]: the load tester's simulated players (`src/bin/dummyrunner.rs`);
 //! - [`game`]: the game's side of the link, used by the demo game.
 
@@ -72,6 +73,7 @@ pub mod gamelog;
 pub mod limits;
 pub mod logfile;
 pub mod markup;
+pub mod metrics;
 pub mod pidfile;
 pub mod protocols;
 pub mod registry;

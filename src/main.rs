@@ -1,7 +1,8 @@
 //! `portal`: args → config → logging → pid file → listeners → control
-//! socket → AMP link → game supervisor → signals → the acceptor's loop →
-//! graceful shutdown. `portal stop|reload|reload-server|status` control a
-//! running portal instead (see [`portal::cli`]).
+//! socket → AMP link → metrics → game supervisor → signals → the
+//! acceptor's loop → graceful shutdown. `portal
+//! stop|reload|reload-server|status` control a running portal instead (see
+//! [`portal::cli`]).
 
 use portal::acceptor::{self, Acceptor, Listener};
 use portal::amp;
@@ -369,22 +370,26 @@ fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Resul
     raise_file_limit();
     let config = Arc::new(config);
     let status = Arc::new(StatusFile::new(config.portal.status_file.clone()));
-    let listeners = bind_listeners(&config, &status)?;
-    let amp_listener = bind_amp(&config, &status)?;
-    let amp_addr = amp_listener.local_addr().map_err(step(""))?;
-
     let to_main = control.clone();
     let control_sender: ControlSender = Arc::new(move |c| to_main.send(c));
     let (shared, amp_rx) = Shared::new(config.clone(), control_sender);
-    // Before the threads that create files start: binding the socket sets
-    // the umask for a moment.
+    // Before the threads that create files start (binding the socket sets
+    // the umask for a moment), and before the status file names the
+    // listeners, so a script that saw them can ask `portal status` at once.
     let _control_socket = match config.control_socket_path(&config_path) {
         Some(path) => {
             Some(portal::control::serve(&path, shared.clone()).map_err(RunError::Control)?)
         }
         None => None,
     };
+    let listeners = bind_listeners(&config, &status)?;
+    let amp_listener = bind_amp(&config, &status)?;
+    let amp_addr = amp_listener.local_addr().map_err(step(""))?;
     amp::start(amp_listener, shared.clone(), amp_rx).map_err(step("cannot start the AMP link"))?;
+    if let Some(listener) = bind_metrics(&config, &status)? {
+        portal::metrics::server::serve(listener, shared.clone())
+            .map_err(step("cannot start the metrics thread"))?;
+    }
 
     let mut acceptor = Acceptor::new(
         poll,
@@ -558,6 +563,20 @@ fn bind_amp(config: &Config, status: &StatusFile) -> Result<std::net::TcpListene
     status.set("amp", &bound.to_string());
     status.set("pid", &std::process::id().to_string());
     Ok(listener)
+}
+
+/// Bind `[metrics] listen`, if set.
+fn bind_metrics(
+    config: &Config,
+    status: &StatusFile,
+) -> Result<Option<std::net::TcpListener>, RunError> {
+    let Some(addr) = config.metrics_addr().map_err(RunError::Address)? else {
+        return Ok(None);
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(listen_error("metrics", addr))?;
+    let bound = listener.local_addr().map_err(step(""))?;
+    status.set("metrics", &bound.to_string());
+    Ok(Some(listener))
 }
 
 /// Raise the open-file soft limit to the hard limit and log the session

@@ -108,6 +108,7 @@ impl Registry {
     /// limits: counted in the record, then to the AMP writer, which sends
     /// it or holds it in order.
     pub fn data_in(&self, sessid: u64, commands: Vec<Command>, visible: bool) {
+        let at = std::time::Instant::now();
         let now = crate::wire::session::unix_now();
         {
             let mut sessions = self.lock();
@@ -118,15 +119,21 @@ impl Registry {
                 entry.session.note_command(now, visible);
             }
         }
-        self.amp.send(ToWriter::Input { sessid, commands });
+        self.amp.send(ToWriter::Input {
+            sessid,
+            commands,
+            at,
+        });
     }
 
     // ---- the seed's methods, called on behalf of the game ----
 
-    /// Output from the game for one session.
+    /// Output from the game for one session (timed from here, just read
+    /// off the link, to its write to the player's socket).
     pub fn data_out(&self, sessid: u64, commands: Vec<Command>) {
+        let read_at = std::time::Instant::now();
         match self.handle(sessid) {
-            Some(worker) => worker.send_out(commands),
+            Some(worker) => worker.send_out(commands, read_at),
             None => log::debug!("data_out for unknown session {sessid}"),
         }
     }
@@ -338,7 +345,7 @@ mod tests {
     fn texts(rx: &Mail) -> Vec<String> {
         rx.try_iter()
             .flat_map(|m| match m {
-                ToWorker::Out(commands) => commands
+                ToWorker::Out { commands, .. } => commands
                     .iter()
                     .filter_map(|c| c.first_str().map(str::to_owned))
                     .collect(),

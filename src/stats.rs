@@ -2,10 +2,13 @@
 //!
 //! One [`Stats`] lives in the [`crate::shared::Shared`] owners. Each counter is an
 //! atomic bumped where the thing happens: the acceptor counts accepted,
-//! throttled (queued) and refused connections, workers count bytes and
-//! commands, the supervisor records the game's state. Readers take a
-//! [`Counters`] snapshot; nothing here blocks a hot path for long.
+//! throttled (queued) and refused connections (with the reason), workers
+//! count bytes and commands, the supervisor records the game's state, and
+//! the AMP writer and workers time input and output in two histograms (for
+//! `/metrics`, [`crate::metrics`]). Readers take a [`Counters`] snapshot;
+//! nothing here blocks a hot path for long.
 
+use crate::metrics::histogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -26,11 +29,71 @@ pub struct Stats {
     pub commands: AtomicU64,
     /// Commands refused by `max_command_rate`.
     pub commands_refused: AtomicU64,
+    /// Output commands from the game handed to a session's worker.
+    pub commands_out: AtomicU64,
     pub config_reloads: AtomicU64,
     pub config_reload_failures: AtomicU64,
     /// Session worker threads running now.
     workers: AtomicU64,
     game: Mutex<GameStatus>,
+    /// Refused connections by reason (indexed by [`RefuseReason`]).
+    refused_by: [AtomicU64; RefuseReason::ALL.len()],
+    /// From a player's command reaching the portal to its last byte
+    /// written to the game (the AMP writer records it).
+    pub input_to_game: Histogram,
+    /// From game output read off the link to its last byte written to the
+    /// player's socket (the session worker records it).
+    pub game_to_client: Histogram,
+}
+
+/// Why a connection was turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefuseReason {
+    /// The address already has `max_sessions_per_ip` sessions.
+    AddressSessions,
+    /// The address connected more than `max_connections_per_ip_per_minute`.
+    AddressRate,
+    /// The connection queue was full.
+    QueueFull,
+    /// The process ran out of file descriptors.
+    NoDescriptors,
+    /// No thread could be started for the session.
+    NoThread,
+    /// The session's worker could not be set up.
+    WorkerSetup,
+}
+
+impl RefuseReason {
+    /// Every reason, in index order.
+    pub const ALL: [RefuseReason; 6] = [
+        RefuseReason::AddressSessions,
+        RefuseReason::AddressRate,
+        RefuseReason::QueueFull,
+        RefuseReason::NoDescriptors,
+        RefuseReason::NoThread,
+        RefuseReason::WorkerSetup,
+    ];
+
+    /// The `reason` label `/metrics` gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RefuseReason::AddressSessions => "address_sessions",
+            RefuseReason::AddressRate => "address_rate",
+            RefuseReason::QueueFull => "queue_full",
+            RefuseReason::NoDescriptors => "no_descriptors",
+            RefuseReason::NoThread => "no_thread",
+            RefuseReason::WorkerSetup => "worker_setup",
+        }
+    }
+}
+
+impl From<crate::throttle::IpRefusal> for RefuseReason {
+    fn from(why: crate::throttle::IpRefusal) -> RefuseReason {
+        match why {
+            crate::throttle::IpRefusal::TooManySessions => RefuseReason::AddressSessions,
+            crate::throttle::IpRefusal::TooFast => RefuseReason::AddressRate,
+        }
+    }
 }
 
 /// A copy of the counters at one moment.
@@ -44,6 +107,7 @@ pub struct Counters {
     pub bytes_out: u64,
     pub commands: u64,
     pub commands_refused: u64,
+    pub commands_out: u64,
     pub config_reloads: u64,
     pub config_reload_failures: u64,
 }
@@ -108,6 +172,23 @@ impl Stats {
         self.workers.load(Ordering::SeqCst)
     }
 
+    /// Count a refused connection, in the total and under its reason.
+    pub fn refuse(&self, reason: RefuseReason) {
+        Stats::add(&self.connections_refused, 1);
+        if let Some(counter) = self.refused_by.get(reason as usize) {
+            Stats::add(counter, 1);
+        }
+    }
+
+    /// Refused connections by reason, in [`RefuseReason::ALL`]'s order.
+    pub fn refused_by_reason(&self) -> [u64; RefuseReason::ALL.len()] {
+        let mut counts = [0; RefuseReason::ALL.len()];
+        for (count, counter) in counts.iter_mut().zip(&self.refused_by) {
+            *count = counter.load(Ordering::Relaxed);
+        }
+        counts
+    }
+
     /// Add `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
@@ -124,6 +205,7 @@ impl Stats {
             bytes_out: get(&self.bytes_out),
             commands: get(&self.commands),
             commands_refused: get(&self.commands_refused),
+            commands_out: get(&self.commands_out),
             config_reloads: get(&self.config_reloads),
             config_reload_failures: get(&self.config_reload_failures),
         }
@@ -169,6 +251,22 @@ mod tests {
         assert_eq!(human_duration(65), "1m5s");
         assert_eq!(human_duration(3723), "1h2m3s");
         assert_eq!(human_duration(90_061), "1d1h1m1s");
+    }
+
+    #[test]
+    fn a_refusal_counts_in_the_total_and_under_its_reason() {
+        let stats = Stats::default();
+        stats.refuse(RefuseReason::QueueFull);
+        stats.refuse(RefuseReason::QueueFull);
+        stats.refuse(crate::throttle::IpRefusal::TooFast.into());
+        assert_eq!(stats.snapshot().connections_refused, 3);
+        let by = stats.refused_by_reason();
+        assert_eq!(by[RefuseReason::QueueFull as usize], 2);
+        assert_eq!(by[RefuseReason::AddressRate as usize], 1);
+        assert_eq!(by.iter().sum::<u64>(), 3);
+        for (i, reason) in RefuseReason::ALL.iter().enumerate() {
+            assert_eq!(*reason as usize, i, "ALL is in index order");
+        }
     }
 
     #[test]

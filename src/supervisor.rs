@@ -427,13 +427,14 @@ pub mod evennia_server {
     use std::path::{Path, PathBuf};
     use std::process::{Command, Stdio};
 
-    /// The Server's command in the foreground (`twistd --nodaemon`, so it
-    /// stays the supervisor's child and crashes are seen), run in the game
-    /// directory with the environment Evennia's launcher gives it (the
-    /// supervisor sends its output to the game log, by default
-    /// `server/logs/server.log`, where Evennia logs). `launcher` is the
-    /// command SSTART gave (empty: `[game] command`, else found from the
-    /// `evennia` on PATH).
+    /// The Server's command in the foreground (`twistd -n`, so it stays
+    /// the supervisor's child and crashes are seen), run in the game
+    /// directory with the environment Evennia's launcher gives it. Evennia
+    /// writes its own log, `server/logs/server.log`; the supervisor sends
+    /// its stdout and stderr to the game log (by default
+    /// `server/logs/server-output.log`). `launcher` is the command SSTART
+    /// gave (empty: `[game] command`, else found from the `evennia` on
+    /// PATH).
     pub fn command(config: &Config, launcher: Vec<String>) -> std::io::Result<Command> {
         let game_dir = game_dir(config)?;
         let mut argv = if !launcher.is_empty() {
@@ -443,10 +444,13 @@ pub mod evennia_server {
         } else {
             default_argv(&game_dir)?
         };
+        // `-n`, not `--nodaemon`: Evennia's server.py opens its log file
+        // only when "--nodaemon" is not in its arguments, and twistd's own
+        // logger with Evennia's observer writes nothing to stdout.
         if !argv.iter().any(|a| a == "--nodaemon" || a == "-n") {
-            argv.insert(1.min(argv.len()), "--nodaemon".into());
+            argv.insert(1.min(argv.len()), "-n".into());
         }
-        // Evennia's own logger writes there too.
+        // Where Evennia's logger writes.
         std::fs::create_dir_all(game_dir.join("server").join("logs"))?;
         let mut command = Command::new(&argv[0]);
         let python_path = match std::env::var_os("PYTHONPATH") {

@@ -135,12 +135,12 @@ fn awkward_output_is_written_and_the_reader_ends_with_the_game() {
 }
 
 #[test]
-fn an_evennia_server_logs_to_server_log_in_its_game_directory() {
+fn an_evennia_servers_output_goes_to_its_game_directorys_logs() {
     let dir = tempfile::tempdir().unwrap();
     let game = dir.path().join("mygame");
     std::fs::create_dir_all(game.join("server").join("conf")).unwrap();
     std::fs::write(game.join("server/conf/settings.py"), "").unwrap();
-    // Stands in for twistd: the portal adds --nodaemon to its arguments.
+    // Stands in for twistd: the portal adds -n (stay in the foreground).
     let server = dir.path().join("fake-server");
     std::fs::write(
         &server,
@@ -168,8 +168,8 @@ fn an_evennia_server_logs_to_server_log_in_its_game_directory() {
     let conf = dir.path().join("portal.conf");
     std::fs::write(&conf, text).unwrap();
     let portal = Portal::launch(dir, &conf);
-    let server_log = game.join("server").join("logs").join("server.log");
-    wait_line(&server_log, &["server up: --nodaemon"]);
+    let server_log = game.join("server").join("logs").join("server-output.log");
+    wait_line(&server_log, &["server up: -n"]);
     wait_line(&server_log, &["oops"]);
     assert!(!portal.path("game.log").exists());
 }

@@ -16,8 +16,9 @@
 //!
 //! [`LinkStatus`] is what other threads may read about the link: whether a
 //! game holds it (claimed by the accept thread at the hello, released by the
-//! reader when the link ends) and, for `portal status`, the state and the
-//! held-input count the writer last published.
+//! reader when the link ends) and, for `portal status` and `/metrics`, the
+//! state, the held-input count and the queue towards the game's socket the
+//! writer last published.
 
 use crate::amp::evennia::boxes::AmpBox;
 use crate::wire::message::{Command, PortalMsg, StartMode};
@@ -26,7 +27,7 @@ use std::collections::VecDeque;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A message to the AMP writer.
 #[derive(Debug)]
@@ -41,8 +42,13 @@ pub enum ToWriter {
     Forget(u64),
     /// Every session closed (PDISCONNALL).
     DisconnectAll,
-    /// Player input, already through the session's limits.
-    Input { sessid: u64, commands: Vec<Command> },
+    /// Player input, already through the session's limits, and when it
+    /// reached the portal.
+    Input {
+        sessid: u64,
+        commands: Vec<Command>,
+        at: Instant,
+    },
     /// Any other message for a linked game (Stop, Error).
     Send(PortalMsg),
     /// A game passed the hello on link `id`; the writer writes to `stream`.
@@ -162,9 +168,10 @@ impl InboxReceiver {
 }
 
 /// Where the link to the game stands, as `portal status` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LinkState {
     /// No game linked.
+    #[default]
     Down,
     /// A game passed the hello (or is being stopped): input is held.
     Linked,
@@ -189,6 +196,8 @@ pub struct LinkStatus {
     claimed: AtomicBool,
     state: AtomicU8,
     held: AtomicUsize,
+    queued_frames: AtomicUsize,
+    queued_bytes: AtomicUsize,
 }
 
 impl LinkStatus {
@@ -222,6 +231,20 @@ impl LinkStatus {
         self.held.store(held, Ordering::Relaxed);
     }
 
+    /// Published by the writer after each batch: input frames and bytes
+    /// waiting for the game's socket.
+    pub fn publish_queue(&self, frames: usize, bytes: usize) {
+        self.queued_frames.store(frames, Ordering::Relaxed);
+        self.queued_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Input frames and bytes waiting for the game's socket, as last
+    /// published.
+    pub fn queued(&self) -> (usize, usize) {
+        let frames = self.queued_frames.load(Ordering::Relaxed);
+        (frames, self.queued_bytes.load(Ordering::Relaxed))
+    }
+
     /// The state the writer last published.
     pub fn state(&self) -> LinkState {
         match self.state.load(Ordering::Relaxed) {
@@ -240,7 +263,6 @@ impl LinkStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     #[test]
     fn an_empty_inbox_times_out_and_a_send_wakes_the_writer() {

@@ -15,7 +15,9 @@
 //! per session, and the player is told. Input encoded but not yet written
 //! when a link fails goes back to the front of its session's queue; input
 //! written but not confirmed by a heartbeat answer is reported to the player
-//! as possibly not run.
+//! as possibly not run. Every command keeps the time it reached the portal
+//! (held ones too), so [`Outbox::take_written_input`] can tell the writer
+//! how long each written frame waited.
 
 use crate::amp::codec;
 use crate::amp::evennia::boxes::AmpBox;
@@ -50,7 +52,8 @@ struct SessionInput {
     known: bool,
     /// Some game has been told of this session (in a PCONN or a sync).
     announced: bool,
-    held: VecDeque<Command>,
+    /// Held commands and when each reached the portal.
+    held: VecDeque<(Instant, Command)>,
     /// Sent and not yet confirmed, tagged with the ping that confirms it.
     inflight: VecDeque<(u64, Command)>,
     /// The player was told the game is not keeping up.
@@ -63,6 +66,8 @@ struct Unwritten {
     end: usize,
     sessid: u64,
     commands: usize,
+    /// When the oldest of its commands reached the portal.
+    since: Instant,
 }
 
 /// The link's state, held and in-flight input and the heartbeat.
@@ -83,6 +88,9 @@ pub struct Outbox {
     /// Encoded frames not yet written to the game.
     out: Vec<u8>,
     unwritten: VecDeque<Unwritten>,
+    /// Input frames written whole since [`Outbox::take_written_input`]:
+    /// when their oldest command arrived, and how many commands they held.
+    written_input: Vec<(Instant, usize)>,
     /// Where each box in `out` ends (evennia dialect: one box per write).
     box_ends: VecDeque<usize>,
     /// The portal's start (Unix seconds), told to an Evennia Server.
@@ -113,6 +121,7 @@ impl Outbox {
             last_ping: None,
             out: Vec::new(),
             unwritten: VecDeque::new(),
+            written_input: Vec::new(),
             box_ends: VecDeque::new(),
             started_unix: crate::wire::session::unix_now(),
             any_held: false,
@@ -171,8 +180,9 @@ impl Outbox {
         }
     }
 
-    /// Input from a session: to the game, or held in order.
-    pub fn input(&mut self, sessid: u64, commands: Vec<Command>) {
+    /// Input from a session that reached the portal `at`: to the game, or
+    /// held in order.
+    pub fn input(&mut self, sessid: u64, commands: Vec<Command>, at: Instant) {
         let ready = matches!(self.link, Link::Ready(_));
         let keeping_up = self.keeping_up();
         let Some(entry) = self.sessions.get_mut(&sessid) else {
@@ -180,9 +190,9 @@ impl Outbox {
         };
         if ready && keeping_up && entry.held.is_empty() {
             entry.told_slow = false;
-            return self.encode_input(sessid, commands);
+            return self.encode_input(sessid, commands, at);
         }
-        self.hold(sessid, commands, !ready);
+        self.hold(sessid, commands, at, !ready);
         if ready && !keeping_up {
             self.tell_slow(sessid);
         }
@@ -376,8 +386,12 @@ impl Outbox {
     pub fn wrote(&mut self, n: usize) {
         let n = n.min(self.out.len());
         self.out.drain(..n);
-        while self.unwritten.front().is_some_and(|u| u.end <= n) {
-            self.unwritten.pop_front();
+        while let Some(frame) = self.unwritten.pop_front() {
+            if frame.end > n {
+                self.unwritten.push_front(frame);
+                break;
+            }
+            self.written_input.push((frame.since, frame.commands));
         }
         for frame in &mut self.unwritten {
             frame.end -= n;
@@ -416,6 +430,18 @@ impl Outbox {
             Link::Down => None,
             Link::Linked(id) | Link::Ready(id) => Some(id),
         }
+    }
+
+    /// Input frames written whole since the last call: when each one's
+    /// oldest command reached the portal, and how many commands it held
+    /// (the writer times them).
+    pub fn take_written_input(&mut self) -> std::vec::Drain<'_, (Instant, usize)> {
+        self.written_input.drain(..)
+    }
+
+    /// Input frames encoded and not yet written whole.
+    pub fn queued_frames(&self) -> usize {
+        self.unwritten.len()
     }
 
     /// Commands held, over all sessions.
@@ -464,8 +490,9 @@ impl Outbox {
         self.box_ends.push_back(self.out.len());
     }
 
-    /// Encode one session's input and remember it as in flight.
-    fn encode_input(&mut self, sessid: u64, commands: Vec<Command>) {
+    /// Encode one session's input (its oldest command arrived at `since`)
+    /// and remember it as in flight.
+    fn encode_input(&mut self, sessid: u64, commands: Vec<Command>, since: Instant) {
         let count = commands.len();
         let message = PortalMsg::DataIn { sessid, commands };
         self.encode(&message);
@@ -473,6 +500,7 @@ impl Outbox {
             end: self.out.len(),
             sessid,
             commands: count,
+            since,
         });
         let PortalMsg::DataIn { commands, .. } = message else {
             return;
@@ -490,7 +518,7 @@ impl Outbox {
 
     /// Hold input for later, within the per-session cap; tell the player
     /// what was dropped, and (while the game is away) how much waits.
-    fn hold(&mut self, sessid: u64, commands: Vec<Command>, game_away: bool) {
+    fn hold(&mut self, sessid: u64, commands: Vec<Command>, at: Instant, game_away: bool) {
         let cap = self.config.limits.held_input_commands;
         let Some(entry) = self.sessions.get_mut(&sessid) else {
             return;
@@ -503,7 +531,7 @@ impl Outbox {
                 self.notices.push_back(Notice::To(sessid, line));
                 continue;
             }
-            entry.held.push_back(command);
+            entry.held.push_back((at, command));
             self.any_held = true;
         }
         if game_away {
@@ -540,9 +568,12 @@ impl Outbox {
             let Some(entry) = self.sessions.get_mut(&sessid) else {
                 continue;
             };
-            let commands: Vec<Command> = entry.held.drain(..).collect();
+            let Some(&(since, _)) = entry.held.front() else {
+                continue;
+            };
+            let commands: Vec<Command> = entry.held.drain(..).map(|(_, c)| c).collect();
             entry.told_slow = false;
-            self.encode_input(sessid, commands);
+            self.encode_input(sessid, commands, since);
         }
         self.any_held = false;
     }
@@ -558,7 +589,7 @@ impl Outbox {
             let take = frame.commands.min(entry.inflight.len());
             let back = entry.inflight.split_off(entry.inflight.len() - take);
             for (_, command) in back.into_iter().rev() {
-                entry.held.push_front(command);
+                entry.held.push_front((frame.since, command));
             }
             self.any_held = true;
         }
@@ -666,11 +697,35 @@ mod tests {
     }
 
     #[test]
+    fn written_input_is_timed_from_when_it_reached_the_portal_even_when_held() {
+        let mut o = outbox(Config::default());
+        o.connect(record(1));
+        let early = Instant::now();
+        o.input(1, text("held"), early);
+        o.input(1, text("held too"), early + Duration::from_millis(5));
+        assert_eq!(o.take_written_input().count(), 0, "nothing written yet");
+        ready(&mut o, 7, vec![record(1)]);
+        let held: Vec<(Instant, usize)> = o.take_written_input().collect();
+        assert_eq!(held, [(early, 2)], "held input: its oldest command's time");
+        let later = early + Duration::from_millis(50);
+        o.input(1, text("direct"), later);
+        assert_eq!(o.queued_frames(), 1);
+        let bytes = o.transmit().len();
+        o.wrote(bytes - 1);
+        assert_eq!(o.take_written_input().count(), 0, "not written whole yet");
+        assert_eq!(o.queued_frames(), 1);
+        o.wrote(1);
+        let direct: Vec<(Instant, usize)> = o.take_written_input().collect();
+        assert_eq!(direct, [(later, 1)]);
+        assert_eq!(o.queued_frames(), 0);
+    }
+
+    #[test]
     fn input_without_a_game_is_held_then_sent_in_order_after_sync() {
         let mut o = outbox(Config::default());
         o.connect(record(1));
         for line in ["one", "two", "three"] {
-            o.input(1, text(line));
+            o.input(1, text(line), Instant::now());
         }
         assert!(
             o.transmit().is_empty(),
@@ -695,7 +750,7 @@ mod tests {
         let mut o = outbox(config);
         o.connect(record(1));
         for line in ["a", "b", "lost line"] {
-            o.input(1, text(line));
+            o.input(1, text(line), Instant::now());
         }
         assert!(notices(&mut o)
             .iter()
@@ -743,7 +798,7 @@ mod tests {
     fn input_for_a_forgotten_session_is_dropped() {
         let mut o = outbox(Config::default());
         ready(&mut o, 1, vec![]);
-        o.input(9, text("ghost"));
+        o.input(9, text("ghost"), Instant::now());
         assert!(sent(&mut o).is_empty());
     }
 
@@ -752,10 +807,10 @@ mod tests {
         let mut o = outbox(Config::default());
         o.connect(record(1));
         ready(&mut o, 1, vec![record(1)]);
-        o.input(1, text("old1"));
-        o.input(1, text("old2"));
+        o.input(1, text("old1"), Instant::now());
+        o.input(1, text("old2"), Instant::now());
         o.link_down(1);
-        o.input(1, text("new"));
+        o.input(1, text("new"), Instant::now());
         let got = ready(&mut o, 2, vec![record(1)]);
         let PortalMsg::Sync { mode, .. } = &got[0] else {
             panic!()
@@ -778,8 +833,8 @@ mod tests {
         let mut o = outbox(Config::default());
         o.connect(record(1));
         ready(&mut o, 1, vec![record(1)]);
-        o.input(1, text("first"));
-        o.input(1, text("second"));
+        o.input(1, text("first"), Instant::now());
+        o.input(1, text("second"), Instant::now());
         let first_len = o.transmit().len() / 2;
         o.wrote(first_len + 1);
         o.link_down(1);
@@ -830,7 +885,7 @@ mod tests {
         let mut o = outbox(Config::default());
         o.connect(record(1));
         ready(&mut o, 1, vec![record(1)]);
-        o.input(1, text("confirmed"));
+        o.input(1, text("confirmed"), Instant::now());
         let t0 = Instant::now();
         o.handle_timeout(t0);
         let ping = sent(&mut o).iter().find_map(|m| match m {
@@ -838,7 +893,7 @@ mod tests {
             _ => None,
         });
         o.pong(ping.expect("a ping was sent"));
-        o.input(1, text("in flight"));
+        o.input(1, text("in flight"), Instant::now());
         sent(&mut o);
         o.link_down(1);
         let told = notices(&mut o);
@@ -902,7 +957,7 @@ mod tests {
         o.connect(record(1));
         ready(&mut o, 1, vec![record(1)]);
         for line in ["a", "b", "c", "d"] {
-            o.input(1, text(line));
+            o.input(1, text(line), Instant::now());
         }
         assert_eq!(o.held(), 2);
         let told = notices(&mut o);
@@ -986,7 +1041,11 @@ mod tests {
         let mut o = outbox(config);
         o.link_up(4);
         o.sync_request(4, vec![record(1)]);
-        o.input(1, vec![Command::text("look"), Command::text("say hi")]);
+        o.input(
+            1,
+            vec![Command::text("look"), Command::text("say hi")],
+            Instant::now(),
+        );
         o.answer(9, AmpBox::answer(b"x"));
         o.answer(4, AmpBox::answer(b"a1"));
         let all = o.transmit().to_vec();

@@ -12,6 +12,9 @@
 //!
 //! What the outbox decides for players (notices) goes out through the
 //! registry after each batch; a hung game is reported to the main loop.
+//! Each input frame written whole is timed (from its oldest command's
+//! arrival) into the `input_to_game` histogram, and the queue towards the
+//! game's socket is published with the link's state.
 
 use crate::amp::inbox::{InboxReceiver, ToWriter};
 use crate::amp::outbox::{Notice, Outbox};
@@ -67,6 +70,11 @@ pub fn run_writer(shared: Arc<Shared>, inbox: InboxReceiver) {
         writer.deliver_notices();
         let status = (writer.outbox.link_state(), writer.outbox.held());
         writer.shared.link.publish(status.0, status.1);
+        let queued = (
+            writer.outbox.queued_frames(),
+            writer.outbox.transmit().len(),
+        );
+        writer.shared.link.publish_queue(queued.0, queued.1);
     }
 }
 
@@ -92,7 +100,11 @@ impl Writer {
             ToWriter::Disconnect(sessid) => outbox.disconnect(sessid),
             ToWriter::Forget(sessid) => outbox.forget(sessid),
             ToWriter::DisconnectAll => outbox.disconnect_all(),
-            ToWriter::Input { sessid, commands } => outbox.input(sessid, commands),
+            ToWriter::Input {
+                sessid,
+                commands,
+                at,
+            } => outbox.input(sessid, commands, at),
             ToWriter::Send(message) => outbox.send(message),
             ToWriter::LinkUp(id, stream) => self.link_up(id, stream),
             ToWriter::LinkDown(id) => self.link_down(id),
@@ -159,6 +171,11 @@ impl Writer {
             }
         };
         self.outbox.wrote(written);
+        let now = Instant::now();
+        let timing = &self.shared.stats.input_to_game;
+        for (since, commands) in self.outbox.take_written_input() {
+            timing.observe_n(now.saturating_duration_since(since), commands as u64);
+        }
         if let Err(e) = result {
             log::warn!("AMP: write to the game failed: {e}");
             self.link_down(id);

@@ -322,7 +322,7 @@ impl Core {
     /// A message from the rest of the portal.
     pub(crate) fn handle_message(&mut self, message: ToWorker, now: Instant) {
         match message {
-            ToWorker::Out(commands) => self.render(commands),
+            ToWorker::Out { commands, .. } => self.render(commands),
             ToWorker::Close(reason) => {
                 log::debug!("session {}: closing: {reason}", self.sessid);
                 self.close_with(&reason, now);

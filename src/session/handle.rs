@@ -18,12 +18,17 @@ use crate::wire::message::Command;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 /// What the rest of the portal sends to a worker.
 #[derive(Debug)]
 pub(crate) enum ToWorker {
-    /// Commands from the game to render.
-    Out(Vec<Command>),
+    /// Commands to render: from the game (with when the AMP reader had
+    /// them) or the portal's own text (no time).
+    Out {
+        commands: Vec<Command>,
+        read_at: Option<Instant>,
+    },
     /// Show the reason (if any), flush, close.
     Close(String),
     /// Protocol flags the game set for this session (e.g. SCREENREADER).
@@ -109,14 +114,20 @@ impl WorkerHandle {
         let _ = mailbox.waker.wake();
     }
 
-    /// Output from the game.
-    pub fn send_out(&self, commands: Vec<Command>) {
-        self.send(ToWorker::Out(commands));
+    /// Output from the game, read off the link `read_at`.
+    pub fn send_out(&self, commands: Vec<Command>, read_at: Instant) {
+        self.send(ToWorker::Out {
+            commands,
+            read_at: Some(read_at),
+        });
     }
 
     /// One line of text from the portal itself.
     pub fn text(&self, text: &str) {
-        self.send_out(vec![Command::text(text)]);
+        self.send(ToWorker::Out {
+            commands: vec![Command::text(text)],
+            read_at: None,
+        });
     }
 
     /// Close the session after showing `reason`.

@@ -19,9 +19,12 @@
 //! ```
 //!
 //! `Worker::apply` is the only place the loop calls the
-//! [`crate::registry::Registry`] and the counters, besides `Worker::refresh_config` reading a reloaded config; setup and
-//! teardown (registering the thread, the refusal text, `disconnect`) are
-//! in the spawn functions.
+//! [`crate::registry::Registry`] and the counters, besides
+//! `Worker::refresh_config` reading a reloaded config and the output
+//! timing (`Worker::note_game_output` counts game output and notes when
+//! the AMP reader had it; `Worker::flush` records the wait once the socket
+//! has taken all of it); setup and teardown (registering the thread, the
+//! refusal text, `disconnect`) are in the spawn functions.
 //!
 //! Started by the acceptor ([`spawn_inbound`]) and by `server_connect`
 //! ([`spawn_outbound`]).
@@ -32,7 +35,7 @@ use crate::protocols::terminal::Terminal;
 use crate::protocols::websocket::{WebEngine, WebSettings};
 use crate::session::core::Direction;
 use crate::session::core::{Closing, Core, CoreEvent};
-use crate::session::handle::{Mail, WorkerHandle};
+use crate::session::handle::{Mail, ToWorker, WorkerHandle};
 use crate::session::protocol::Protocol;
 use crate::session::transport::{ReadEnd, Transport};
 use crate::session::waiter::Waiter;
@@ -154,7 +157,7 @@ fn start_inbound(shared: &Arc<Shared>, inbound: Inbound) -> Option<Box<Worker>> 
         Ok(worker) => Some(worker),
         Err((e, stream)) => {
             log::warn!("session {sessid}: cannot set up its worker ({e}); client refused");
-            crate::stats::Stats::add(&shared.stats.connections_refused, 1);
+            shared.stats.refuse(crate::stats::RefuseReason::WorkerSetup);
             if let Some(mut stream) = stream {
                 use std::io::Write;
                 let text = shared.config().messages.connection_refused.clone();
@@ -298,6 +301,9 @@ struct Worker {
     /// once the websocket is open: a page fetch never becomes a session).
     unregistered: Option<(Session, WorkerHandle)>,
     core: Core,
+    /// When the oldest game output not yet all written was read off the
+    /// link (timed into `game_to_client` once the socket has it all).
+    game_output_since: Option<Instant>,
 }
 
 impl Worker {
@@ -353,6 +359,7 @@ impl Worker {
             rx,
             unregistered: Some((session, handle)),
             core: Core::new(sessid, config, direction, protocol, now),
+            game_output_since: None,
         });
         worker.apply_events();
         if let Transport::Ssh(_) = worker.transport {
@@ -506,8 +513,22 @@ impl Worker {
 
     fn drain_channel(&mut self, now: Instant) {
         while let Some(message) = self.rx.try_recv() {
+            if let ToWorker::Out {
+                commands,
+                read_at: Some(at),
+            } = &message
+            {
+                self.note_game_output(*at, commands.len());
+            }
             self.core.handle_message(message, now);
         }
+    }
+
+    /// Game output read off the link `at`: counted, and timed from the
+    /// oldest not yet all written.
+    fn note_game_output(&mut self, at: Instant, commands: usize) {
+        self.game_output_since.get_or_insert(at);
+        Stats::add(&self.shared.stats.commands_out, commands as u64);
     }
 
     // ---- the rest of the portal ----
@@ -578,6 +599,12 @@ impl Worker {
         }
         let wanted = self.transport.wants_write(self.core.transmit());
         self.waiter.set_write_interest(wanted);
+        if !wanted {
+            if let Some(since) = self.game_output_since.take() {
+                let timing = &self.shared.stats.game_to_client;
+                timing.observe(since.elapsed());
+            }
+        }
     }
 }
 

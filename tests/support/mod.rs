@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod prometheus;
 pub mod tls;
 pub mod web;
 
@@ -224,7 +225,7 @@ impl Portal {
     }
 
     /// `portal status`, parsed; waits for the control socket to answer
-    /// (it opens just after the listeners the status file reports).
+    /// (it opens before the status file names the listeners).
     pub fn status_report(&self) -> Status {
         let out = wait_for("`portal status` to answer", || {
             let out = self.cli(&["status"]);

@@ -214,11 +214,22 @@ fn nothing_follows_the_answer_to_a_browser_on_telnet() {
     let (mut core, now) = telnet_core(config(|_| {}));
     core.handle_input(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now);
     let answer = shown(&mut core);
-    assert!(answer.ends_with(&http_probe::answer(Some(4001))), "{answer:?}");
+    assert!(
+        answer.ends_with(&http_probe::answer(Some(4001))),
+        "{answer:?}"
+    );
     let login_screen = Command::text("Welcome! create <name> <password>");
-    core.handle_message(ToWorker::Out(vec![login_screen]), now);
+    let out = ToWorker::Out {
+        commands: vec![login_screen],
+        read_at: None,
+    };
+    core.handle_message(out, now);
     core.handle_message(ToWorker::Close("Goodbye.".into()), now);
-    assert_eq!(shown(&mut core), "", "the game's text is not in the HTTP body");
+    assert_eq!(
+        shown(&mut core),
+        "",
+        "the game's text is not in the HTTP body"
+    );
 }
 
 #[test]
@@ -244,7 +255,11 @@ fn invalid_utf8_is_replaced_with_a_notice() {
 fn output_past_the_buffer_cap_closes_at_once() {
     let (mut core, now) = telnet_core(config(|c| c.limits.output_buffer_bytes = 4096));
     let text = "x".repeat(5000);
-    core.handle_message(ToWorker::Out(vec![Command::text(text)]), now);
+    let out = ToWorker::Out {
+        commands: vec![Command::text(text)],
+        read_at: None,
+    };
+    core.handle_message(out, now);
     assert_eq!(core.closing(), Some(Closing::PeerGone));
     assert!(core.transmit().is_empty(), "nothing more is sent");
     assert!(core.is_finished(now, false));
