@@ -184,8 +184,15 @@ impl LineEditor {
             return;
         }
         let bytes = std::mem::take(&mut self.partial);
-        let decoded = std::str::from_utf8(&bytes).ok().and_then(|s| s.chars().next());
-        self.insert(decoded.unwrap_or(char::REPLACEMENT_CHARACTER), echo);
+        let decoded = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|s| s.chars().next());
+        match decoded {
+            // C1 controls (U+0080–U+009F) are swallowed like C0 ones.
+            Some(c) if c.is_control() => {}
+            Some(c) => self.insert(c, echo),
+            None => self.insert(char::REPLACEMENT_CHARACTER, echo),
+        }
     }
 
     fn escape_byte(&mut self, byte: u8, echo: &mut Vec<u8>) {
@@ -203,7 +210,8 @@ impl LineEditor {
                 self.cursor_key(byte, echo);
             }
             Escape::Csi => match byte {
-                0x30..=0x3f | 0x20..=0x2f => {
+                // Parameter (0x30-0x3f) and intermediate (0x20-0x2f) bytes.
+                0x20..=0x3f => {
                     if self.params.len() < 16 {
                         self.params.push(byte);
                     }

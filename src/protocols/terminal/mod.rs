@@ -45,12 +45,14 @@ impl Terminal {
     /// An engine for lines of at most `max_chars` characters, with the
     /// flags a terminal has: ANSI colour, UTF-8, client name `ssh`.
     pub fn new(max_chars: usize, client_name: &str) -> Terminal {
-        let mut flags = ProtocolFlags::default();
-        flags.ansi = Some(true);
-        flags.utf8 = Some(true);
-        flags.encoding = Some("utf-8".to_owned().into());
-        flags.clientname = Some(client_name.to_owned().into());
-        flags.forcedendline = Some(true);
+        let flags = ProtocolFlags {
+            ansi: Some(true),
+            utf8: Some(true),
+            encoding: Some("utf-8".to_owned().into()),
+            clientname: Some(client_name.to_owned().into()),
+            forcedendline: Some(true),
+            ..ProtocolFlags::default()
+        };
         Terminal {
             editor: LineEditor::new(max_chars),
             flags,

@@ -172,7 +172,11 @@ fn left_right_home_end_move_and_insert_in_the_middle() {
     type_in(&mut e, &mut s, b"\x1b[F!\x1b[Hx\x1bOC\x1bOD\x1bOD\x1b[3~");
     assert_eq!(e.line(), "say hi!");
     assert_eq!(s.line(), "say hi!");
-    type_in(&mut e, &mut s, b"\x1b[C\x1b[C\x1b[C\x1b[C\x1b[C\x1b[C\x1b[C\x1b[C\x1b[C");
+    type_in(
+        &mut e,
+        &mut s,
+        b"\x1b[C\x1b[C\x1b[C\x1b[C\x1b[C\x1b[C\x1b[C\x1b[C\x1b[C",
+    );
     assert_eq!(e.cursor(), 7, "stops at the end");
     assert_eq!(s.cursor, 7);
 }
@@ -227,7 +231,11 @@ fn utf8_is_decoded_even_split_across_reads_and_bad_bytes_replaced() {
 #[test]
 fn unknown_controls_and_escapes_are_swallowed() {
     let (mut e, mut s) = editor();
-    type_in(&mut e, &mut s, b"a\x00\x07\x1b[1;5Pb\x1b[200~c\x1bxd\x1b[?25h");
+    type_in(
+        &mut e,
+        &mut s,
+        b"a\x00\x07\x1b[1;5Pb\x1b[200~c\x1bxd\x1b[?25h\xc2\x85",
+    );
     assert_eq!(e.line(), "abcd");
     assert_eq!(s.line(), "abcd");
 }
