@@ -2,7 +2,9 @@
 //! transport a session worker drives.
 //!
 //! The SSH protocol itself is the `sunset` crate, an IO-less SSH core: no
-//! async runtime, no threads of its own. The worker owns one
+//! async runtime, no threads of its own (`vendor/sunset`: 0.6.0 with a
+//! small patch that gives a server the pty-req's size and TERM, the
+//! window-change requests, and a way to end the channel). The worker owns one
 //! [`SshTransport`] per connection just as it owns a rustls connection for
 //! TLS: it feeds the socket's bytes in and writes what comes out
 //! ([`crate::session::transport::Transport::Ssh`]). Only modern algorithms
@@ -14,7 +16,10 @@
 //! ([`crate::protocols::terminal`]): it opens one session channel with a
 //! shell, accepts any user name (with or without a password; the game's own
 //! login screen follows) and turns channel data into the plaintext the
-//! session core reads. Until the shell is open the transport counts as
+//! session core reads. The pty-req and window-change sizes and `TERM`
+//! (and `COLORTERM` if the client sends it) are handed to the worker as a
+//! [`TermInfo`]; a session the portal closes ends the channel as a shell
+//! that exits does ([`SshTransport::end_session`]). Until the shell is open the transport counts as
 //! handshaking, so the worker's handshake deadline
 //! (`limits.tls_handshake_timeout_secs`) bounds a stalled or garbage
 //! client exactly as for TLS. `exec`, subsystems (sftp) and further
