@@ -21,7 +21,7 @@
 //! The loop also writes the periodic stats line (`[log]
 //! stats_interval_secs`) and, on SIGHUP, reopens the log file.
 
-use crate::config::{fill, Config};
+use crate::config::{fill, Config, ProxyMode};
 use crate::logfile::LogFile;
 use crate::session::worker::{spawn_inbound, Inbound, WEB_PROTOCOL_KEY};
 use crate::shared::{Control, ReloadNotes, Shared};
@@ -81,8 +81,11 @@ struct Pending {
     stream: std::net::TcpStream,
     address: SocketAddr,
     listener: usize,
-    /// Counted against its address's caps (not allowlisted).
+    /// Counted against its address's caps (not allowlisted, not a
+    /// trusted proxy).
     counted: bool,
+    /// Its listener requires a PROXY header (from a trusted proxy).
+    proxied: bool,
     /// Its token while it waits in the queue, registered with the poll to
     /// hear it close.
     token: Option<Token>,
@@ -364,11 +367,27 @@ impl Acceptor {
     fn admit(&mut self, stream: std::net::TcpStream, address: SocketAddr, listener: usize) {
         let now = Instant::now();
         let config = self.shared.config();
-        let counted = match self
-            .shared
-            .addresses
-            .reserve(address.ip(), now, &config.limits)
-        {
+        let proxied = self.proxy_mode(listener, &config) == ProxyMode::Required;
+        let trusted = config.proxy.trusts(address.ip());
+        if proxied && !trusted {
+            log::warn!(
+                "refused {address}: this listener requires a PROXY header and {} is not in proxy.trusted_proxies",
+                address.ip()
+            );
+            self.shared.stats.refuse(RefuseReason::UntrustedProxy);
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+        // A trusted proxy speaks for many clients: its session counts the
+        // client's address once known, not the proxy's.
+        let reserved = if trusted {
+            Ok(false)
+        } else {
+            self.shared
+                .addresses
+                .reserve(address.ip(), now, &config.limits)
+        };
+        let counted = match reserved {
             Ok(counted) => counted,
             Err(why) => {
                 log::warn!("refused {address}: over the per-address cap ({why:?})");
@@ -382,6 +401,7 @@ impl Acceptor {
             address,
             listener,
             counted,
+            proxied,
             token: None,
         };
         if self.queue.is_empty() && self.limiter.try_take(now) {
@@ -523,6 +543,21 @@ impl Acceptor {
             .is_some_and(|l| l.protocol_key == WEB_PROTOCOL_KEY)
     }
 
+    /// Whether `listener` reads a PROXY header, as the current config says.
+    fn proxy_mode(&self, listener: usize, config: &Config) -> ProxyMode {
+        let Some(l) = self.listeners.get(listener) else {
+            return ProxyMode::Off;
+        };
+        match &l.tls {
+            Some((index, _)) => config
+                .tls
+                .get(*index)
+                .map_or(ProxyMode::Off, |t| t.proxy_protocol),
+            None if l.protocol_key == WEB_PROTOCOL_KEY => config.web.proxy_protocol,
+            None => config.telnet.proxy_protocol,
+        }
+    }
+
     fn is_tls(&self, listener: usize) -> bool {
         self.listeners
             .get(listener)
@@ -542,6 +577,7 @@ impl Acceptor {
             tls: from.tls.as_ref().map(|(_, config)| config.clone()),
             ssh: from.ssh.clone(),
             counted_ip: pending.counted,
+            proxied: pending.proxied,
         };
         if let Err((inbound, e)) = spawn_inbound(self.shared.clone(), inbound) {
             log::error!("cannot start a session thread for {address}: {e}; client refused");
@@ -610,7 +646,7 @@ fn report_reopen(what: &str, path: &std::path::Path, result: io::Result<()>) {
     }
 }
 
-fn refuse(mut stream: std::net::TcpStream, text: &str, web: bool) {
+pub(crate) fn refuse(mut stream: std::net::TcpStream, text: &str, web: bool) {
     let bytes = if web {
         crate::protocols::http::Response::error(503, text).to_bytes(false)
     } else {

@@ -38,8 +38,11 @@ pub struct Config {
     pub log: LogSection,
     pub game: GameSection,
     pub metrics: MetricsSection,
-    /// `[mssp]`: extra MSSP keys (e.g. `CODEBASE`, `CONTACT`, `WEBSITE`)
-    /// sent besides NAME, PLAYERS and UPTIME.
+    /// `[proxy]`: the load balancers allowed to speak for clients.
+    pub proxy: ProxySection,
+    /// `[mssp]`: MSSP keys (e.g. `CONTACT`, `WEBSITE`) added to the ones
+    /// the portal fills in (NAME, PLAYERS, UPTIME, CODEBASE, PORT, TLS),
+    /// or replacing them (see `protocols::telnet::mssp::table`).
     pub mssp: std::collections::BTreeMap<String, String>,
 }
 
@@ -90,6 +93,57 @@ pub struct TelnetSection {
     /// `[telnet.options]`: which options the portal offers, each on or off
     /// (the engine's own type, so the list is written once).
     pub options: TelnetOptions,
+    /// `required`: every connection must come from `proxy.trusted_proxies`
+    /// and start with a PROXY protocol header (v1 or v2); `off`: none is
+    /// read.
+    pub proxy_protocol: ProxyMode,
+}
+
+/// Whether a listener reads a PROXY protocol header.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyMode {
+    #[default]
+    Off,
+    Required,
+}
+
+/// `[proxy]`: load balancers (HAProxy, a cloud balancer) in front of the
+/// portal.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxySection {
+    /// Addresses or networks (`10.0.0.0/8`, `::1`) of the proxies whose
+    /// PROXY headers, and on the web `X-Forwarded-For` / `Forwarded`
+    /// headers, are believed.
+    pub trusted_proxies: Vec<String>,
+    /// Seconds a proxied connection may take to send its whole PROXY
+    /// header.
+    pub header_timeout_secs: f64,
+}
+
+impl Default for ProxySection {
+    fn default() -> Self {
+        ProxySection {
+            trusted_proxies: Vec::new(),
+            header_timeout_secs: 5.0,
+        }
+    }
+}
+
+impl ProxySection {
+    /// Whether `ip` is one of the trusted proxies.
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        crate::protocols::proxy::in_networks(ip, &self.trusted_proxies)
+    }
+
+    fn check(&self) -> Result<(), Invalid> {
+        for net in &self.trusted_proxies {
+            crate::protocols::proxy::parse_network(net)
+                .map_err(|reason| Invalid::value("proxy.trusted_proxies", reason))?;
+        }
+        check_positive("proxy.header_timeout_secs", self.header_timeout_secs)
+    }
 }
 
 /// One `[[tls]]` listener: where, and with which certificate.
@@ -106,6 +160,10 @@ pub struct TlsListener {
     /// `web` (the web client over https/wss).
     #[serde(default)]
     pub serve: Serve,
+    /// As `telnet.proxy_protocol`, for this listener: the header comes
+    /// before the TLS handshake.
+    #[serde(default)]
+    pub proxy_protocol: ProxyMode,
 }
 
 /// One `[[ssh]]` listener: where, and with which host key.
@@ -154,6 +212,8 @@ pub struct WebSection {
     pub cookie_max_age_days: u64,
     /// Out-of-band command names accepted from web clients (Evennia format).
     pub commands: Vec<String>,
+    /// As `telnet.proxy_protocol`, for the web listeners.
+    pub proxy_protocol: ProxyMode,
 }
 
 /// Which AMP protocol the game speaks.
@@ -323,6 +383,7 @@ impl Default for TelnetSection {
             max_subnegotiation: 8192,
             max_inflated_input: 65536,
             options: TelnetOptions::default(),
+            proxy_protocol: ProxyMode::Off,
         }
     }
 }
@@ -357,6 +418,7 @@ impl Default for WebSection {
             ]
             .map(String::from)
             .to_vec(),
+            proxy_protocol: ProxyMode::Off,
         }
     }
 }
@@ -687,6 +749,8 @@ impl Config {
             ));
         }
         self.limits.check()?;
+        self.proxy.check()?;
+        self.check_proxied_listeners()?;
         parse_level(&self.log.level).map_err(|e| Invalid {
             key: "log.level",
             reason: e.to_string(),
@@ -698,6 +762,32 @@ impl Config {
             self.game.max_restart_delay_secs,
         )?;
         Ok(())
+    }
+
+    /// A listener that needs a PROXY header needs a proxy allowed to send
+    /// it.
+    fn check_proxied_listeners(&self) -> Result<(), Invalid> {
+        let mut required = Vec::new();
+        if self.telnet.proxy_protocol == ProxyMode::Required {
+            required.push("telnet.proxy_protocol");
+        }
+        if self.web.proxy_protocol == ProxyMode::Required {
+            required.push("web.proxy_protocol");
+        }
+        if self
+            .tls
+            .iter()
+            .any(|t| t.proxy_protocol == ProxyMode::Required)
+        {
+            required.push("tls.proxy_protocol");
+        }
+        match required.first() {
+            Some(key) if self.proxy.trusted_proxies.is_empty() => Err(Invalid::value(
+                key,
+                "is \"required\" but proxy.trusted_proxies is empty, so no connection could come in",
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// `[portal] pidfile` as a path to use; `None` when turned off.
@@ -1044,11 +1134,28 @@ mod tests {
         assert_eq!(config.telnet, TelnetSection::default());
         assert_eq!(config.portal, PortalSection::default());
         assert_eq!(config.log, LogSection::default());
+        assert_eq!(config.proxy, ProxySection::default());
+        assert_eq!(config.web, WebSection::default());
         assert_eq!(config.metrics, MetricsSection::default());
-        assert_eq!(
-            config.mssp.get("CODEBASE").map(String::as_str),
-            Some("Portal")
-        );
+        assert!(config.mssp.is_empty(), "{:?}", config.mssp);
+    }
+
+    #[test]
+    fn proxy_keys_are_checked() {
+        let err = parse("[telnet]\nproxy_protocol = \"required\"\n").unwrap_err();
+        assert_eq!(err.key, "telnet.proxy_protocol");
+        assert!(err.reason.contains("trusted_proxies is empty"), "{err}");
+        let err = parse("[proxy]\ntrusted_proxies = [\"10.0.0.0/40\"]\n").unwrap_err();
+        assert_eq!(err.key, "proxy.trusted_proxies");
+        assert!(err.reason.contains("prefix length"), "{err}");
+        let err = parse("[web]\nproxy_protocol = \"maybe\"\n").unwrap_err();
+        assert_eq!(err.key, "web.proxy_protocol");
+        let text = "[proxy]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n\
+                    [web]\nproxy_protocol = \"required\"\n";
+        let config = parse(text).unwrap();
+        assert!(config.proxy.trusts("10.1.2.3".parse().unwrap()));
+        assert!(!config.proxy.trusts("127.0.0.1".parse().unwrap()));
+        assert_eq!(config.web.proxy_protocol, ProxyMode::Required);
     }
 
     #[test]
@@ -1125,6 +1232,10 @@ mod tests {
         assert_eq!(config.amp.dialect, Dialect::Evennia);
         assert_eq!(config.amp.listen, "127.0.0.1:4006");
         assert!(!config.game.autostart);
+        assert_eq!(
+            config.mssp.get("CODEBASE").map(String::as_str),
+            Some("Evennia")
+        );
     }
 
     #[test]

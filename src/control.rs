@@ -16,7 +16,9 @@
 //!
 //! The status answer is plain text, one line per topic, `topic:` then
 //! space-separated words; a number always follows its label.
-//! `restart_pending` lists the restart-only keys whose file value the
+//! `addresses` counts the distinct client addresses (behind a trusted
+//! proxy, the real client's), then lists the busiest
+//! [`LISTED_ADDRESSES`] with their session counts. `restart_pending` lists the restart-only keys whose file value the
 //! running portal has not applied; `last_reload_new` those the last reload
 //! found newly changed (what `portal reload` prints):
 //!
@@ -24,6 +26,7 @@
 //! portal: running  version 0.1.0  pid 4242  uptime 1h2m3s  uptime_secs 3723
 //! game: running  pid 4250  uptime 12m5s  uptime_secs 725  restarts 1  crashes 0  link ready
 //! sessions: 3  telnet 3
+//! addresses: 2  127.0.0.1 1  203.0.113.7 2
 //! logged_in: 2
 //! connections: accepted 10  throttled 2  refused 0  queued 0  tls_handshake_failures 0
 //! traffic: bytes_in 1234  bytes_out 56789  commands 42  commands_refused 0
@@ -234,6 +237,7 @@ pub fn status_report(shared: &Shared) -> String {
         let _ = write!(out, "  {key} {count}");
     }
     let _ = writeln!(out);
+    let _ = writeln!(out, "addresses: {}", addresses_line(shared));
     let _ = writeln!(out, "logged_in: {}", shared.registry.count_loggedin(false));
     let c = shared.stats.snapshot();
     let _ = writeln!(
@@ -265,6 +269,21 @@ pub fn status_report(shared: &Shared) -> String {
     );
     let _ = writeln!(out, "limits: {}", limits_line(shared));
     out
+}
+
+/// Most client addresses `portal status` lists.
+pub const LISTED_ADDRESSES: usize = 20;
+
+/// The distinct count, then the busiest addresses with their sessions.
+fn addresses_line(shared: &Shared) -> String {
+    let counts = shared.registry.sessions_by_address();
+    let mut busiest: Vec<(&String, &usize)> = counts.iter().collect();
+    busiest.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let mut line = counts.len().to_string();
+    for (ip, n) in busiest.into_iter().take(LISTED_ADDRESSES) {
+        let _ = write!(line, "  {ip} {n}");
+    }
+    line
 }
 
 fn game_line(shared: &Shared) -> String {

@@ -383,6 +383,7 @@ fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Resul
         None => None,
     };
     let listeners = bind_listeners(&config, &status)?;
+    let _ = shared.ports.set(bound_ports(&listeners));
     let amp_listener = bind_amp(&config, &status)?;
     let amp_addr = amp_listener.local_addr().map_err(step(""))?;
     amp::start(amp_listener, shared.clone(), amp_rx).map_err(step("cannot start the AMP link"))?;
@@ -438,6 +439,22 @@ fn shut_down(shared: &Shared, supervisor: Option<Supervisor>, status: &StatusFil
     status.remove();
     log::info!("portal stopped");
     log::logger().flush();
+}
+
+/// The telnet and telnet/ssl ports, for MSSP.
+fn bound_ports(listeners: &[Listener]) -> portal::shared::Ports {
+    let mut ports = portal::shared::Ports::default();
+    for listener in listeners {
+        let Ok(addr) = listener.socket.local_addr() else {
+            continue;
+        };
+        match listener.protocol_key {
+            "telnet" => ports.telnet.push(addr.port()),
+            "telnet/ssl" => ports.telnet_tls.push(addr.port()),
+            _ => {}
+        }
+    }
+    ports
 }
 
 fn bind_listeners(config: &Config, status: &StatusFile) -> Result<Vec<Listener>, RunError> {

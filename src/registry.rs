@@ -237,6 +237,20 @@ impl Registry {
         counts
     }
 
+    /// How many sessions each client address (IP, without the port) has.
+    pub fn sessions_by_address(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for entry in self.lock().values() {
+            let address = &entry.session.address;
+            let ip = match address.parse::<std::net::SocketAddr>() {
+                Ok(addr) => addr.ip().to_string(),
+                Err(_) => address.clone(),
+            };
+            *counts.entry(ip).or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// A copy of one session's record.
     pub fn session(&self, sessid: u64) -> Option<Session> {
         self.lock().get(&sessid).map(|e| e.session.clone())

@@ -57,6 +57,14 @@ pub struct ReloadNotes {
     pub new_at_last_reload: Vec<&'static str>,
 }
 
+/// The ports the portal's listeners are bound to.
+#[derive(Debug, Clone, Default)]
+pub struct Ports {
+    pub telnet: Vec<u16>,
+    /// telnet/ssl listeners.
+    pub telnet_tls: Vec<u16>,
+}
+
 /// The owners every thread reaches.
 pub struct Shared {
     pub config: ConfigCell,
@@ -71,6 +79,8 @@ pub struct Shared {
     pub game_log: crate::gamelog::GameLog,
     /// What the last config reload changed that it could not apply live.
     pub reload_notes: std::sync::Mutex<ReloadNotes>,
+    /// The ports the listeners bound (set once at start), for MSSP.
+    pub ports: std::sync::OnceLock<Ports>,
     control: ControlSender,
     started_unix: f64,
     started: Instant,
@@ -91,6 +101,7 @@ impl Shared {
             evennia: ServerInfo::default(),
             game_log: Default::default(),
             reload_notes: std::sync::Mutex::new(ReloadNotes::default()),
+            ports: std::sync::OnceLock::new(),
             control,
             started_unix: crate::wire::session::unix_now(),
             started: Instant::now(),

@@ -61,17 +61,24 @@ pub enum RefuseReason {
     NoThread,
     /// The session's worker could not be set up.
     WorkerSetup,
+    /// A listener that requires a PROXY header was reached from an
+    /// address not in `proxy.trusted_proxies`.
+    UntrustedProxy,
+    /// A trusted proxy's PROXY header was missing, malformed or slow.
+    ProxyHeader,
 }
 
 impl RefuseReason {
     /// Every reason, in index order.
-    pub const ALL: [RefuseReason; 6] = [
+    pub const ALL: [RefuseReason; 8] = [
         RefuseReason::AddressSessions,
         RefuseReason::AddressRate,
         RefuseReason::QueueFull,
         RefuseReason::NoDescriptors,
         RefuseReason::NoThread,
         RefuseReason::WorkerSetup,
+        RefuseReason::UntrustedProxy,
+        RefuseReason::ProxyHeader,
     ];
 
     /// The `reason` label `/metrics` gives it.
@@ -83,6 +90,8 @@ impl RefuseReason {
             RefuseReason::NoDescriptors => "no_descriptors",
             RefuseReason::NoThread => "no_thread",
             RefuseReason::WorkerSetup => "worker_setup",
+            RefuseReason::UntrustedProxy => "untrusted_proxy",
+            RefuseReason::ProxyHeader => "proxy_header",
         }
     }
 }

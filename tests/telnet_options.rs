@@ -242,9 +242,8 @@ fn msdp_list_is_answered_with_well_formed_arrays() {
     );
 }
 
-#[test]
-fn mssp_answers_with_a_well_formed_table() {
-    let portal = Portal::start("");
+/// Ask for the MSSP table and parse it (name → values).
+fn mssp_table(portal: &Portal) -> std::collections::BTreeMap<String, Vec<String>> {
     let mut client = portal.client();
     client.send_raw(&[IAC, DO, MSSP]);
     client.expect_bytes(&[IAC, SB, MSSP]);
@@ -261,9 +260,41 @@ fn mssp_answers_with_a_well_formed_table() {
         assert!(!values.is_empty(), "{name} has a value");
         table.insert(name, values);
     }
+    table
+}
+
+#[test]
+fn mssp_answers_with_a_well_formed_table() {
+    let portal = Portal::start("");
+    let table = mssp_table(&portal);
     assert_eq!(table["NAME"], ["Test Portal"]);
     assert!(table["PLAYERS"][0].parse::<u32>().is_ok(), "{table:?}");
     assert!(table["UPTIME"][0].parse::<u64>().is_ok(), "{table:?}");
+    assert_eq!(table["PORT"], [portal.telnet.port().to_string()]);
+    assert!(!table.contains_key("TLS"), "no TLS listener: {table:?}");
+}
+
+#[test]
+fn mssp_advertises_the_tls_port_when_a_telnet_ssl_listener_is_configured() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key, _) = support::tls::make_cert(dir.path(), "mssp");
+    let tls = format!(
+        "[[tls]]\nlisten = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    let mut portal = Portal::start_tables("", &tls);
+    let tls_port = portal.status("tls").rsplit(':').next().unwrap().to_owned();
+    let mut player = portal.player("mona");
+    player.send("look");
+    let table = mssp_table(&portal);
+    assert_eq!(table["TLS"], std::slice::from_ref(&tls_port), "{table:?}");
+    assert_eq!(table["SSL"], [tls_port], "{table:?}");
+    assert_eq!(table["PLAYERS"], ["1"], "{table:?}");
+    assert_eq!(
+        table["CODEBASE"],
+        [format!("Portal {}", env!("CARGO_PKG_VERSION"))]
+    );
 }
 
 #[test]

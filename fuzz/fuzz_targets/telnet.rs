@@ -2,8 +2,8 @@
 //!
 //! Input: `[mode, seed, n, game text (n bytes), client bytes]`. Mode bit 0
 //! sends the client's agreement to every option first; bit 1 compresses the
-//! second half of the client bytes as MCCP3 (bit 2 ends that stream, so
-//! plain input follows). Invariants:
+//! second half of the client bytes as MCCP3 (bit 2 ends that stream and
+//! sends the first half again, plain). Invariants:
 //! - the same bytes read in one piece or cut anywhere give the same events
 //!   (data merged), flags and failure;
 //! - with no IAC in the plain input, the game receives exactly that input;
@@ -124,13 +124,13 @@ fn client_input(mode: u8, client: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
     input.extend_from_slice(&[IAC, SB, 87, IAC, SE]);
     let mut encoder = ZlibEncoder::new(Vec::new(), Compression::fast());
     let _ = encoder.write_all(packed);
-    let compressed = if mode & 4 != 0 {
-        encoder.finish().unwrap_or_default()
+    if mode & 4 != 0 {
+        input.extend_from_slice(&encoder.finish().unwrap_or_default());
+        input.extend_from_slice(plain);
     } else {
         let _ = encoder.flush();
-        encoder.get_ref().clone()
-    };
-    input.extend_from_slice(&compressed);
+        input.extend_from_slice(encoder.get_ref());
+    }
     (input, None)
 }
 

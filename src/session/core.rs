@@ -88,6 +88,9 @@ pub enum CoreEvent {
     Register {
         csessid: Option<String>,
         subprotocol: Option<&'static str>,
+        /// For the web: the chain of `Forwarded` / `X-Forwarded-For` hops
+        /// the request named (believed only from a trusted proxy).
+        forwarded: Vec<String>,
     },
     /// The negotiated flags changed (or negotiation settled): sync them
     /// (read them with [`Core::protocol`]).
@@ -185,7 +188,7 @@ impl Core {
             events: VecDeque::new(),
         };
         if direction != Direction::Web {
-            core.register(None, None);
+            core.register(None, None, Vec::new());
         }
         let hold_ms = core.config.telnet.negotiation_hold_ms;
         if direction == Direction::Inbound && matches!(core.protocol, Protocol::Telnet(_)) {
@@ -426,11 +429,17 @@ impl Core {
 
     // ---- the rules ----
 
-    fn register(&mut self, csessid: Option<String>, subprotocol: Option<&'static str>) {
+    fn register(
+        &mut self,
+        csessid: Option<String>,
+        subprotocol: Option<&'static str>,
+        forwarded: Vec<String>,
+    ) {
         self.registered = true;
         self.events.push_back(CoreEvent::Register {
             csessid,
             subprotocol,
+            forwarded,
         });
     }
 
@@ -503,10 +512,14 @@ impl Core {
                     method,
                     path,
                 } => log::debug!("session {}: HTTP {method} {path} → {status}", self.sessid),
-                WebEvent::Opened { csessid, format } => {
+                WebEvent::Opened {
+                    csessid,
+                    format,
+                    forwarded,
+                } => {
                     if !self.registered {
                         self.last_input = now;
-                        self.register(Some(csessid), Some(format.subprotocol()));
+                        self.register(Some(csessid), Some(format.subprotocol()), forwarded);
                         // Nothing is left to negotiate: synced at once.
                         self.events.push_back(CoreEvent::Sync);
                     }

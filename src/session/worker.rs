@@ -30,6 +30,8 @@
 //! ([`spawn_outbound`]).
 
 use crate::config::Config;
+use crate::protocols::proxy;
+use crate::protocols::telnet::mssp;
 use crate::protocols::telnet::{Telnet, TelnetSettings};
 use crate::protocols::terminal::Terminal;
 use crate::protocols::websocket::{WebEngine, WebSettings};
@@ -40,12 +42,12 @@ use crate::session::protocol::Protocol;
 use crate::session::transport::{ReadEnd, Transport};
 use crate::session::waiter::Waiter;
 use crate::shared::Shared;
-use crate::stats::Stats;
+use crate::stats::{RefuseReason, Stats};
 use crate::wire::message::PortalMsg;
 use crate::wire::session::Session;
 use mio::net::TcpStream;
 use std::io::{self, Read};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -63,6 +65,41 @@ pub struct Inbound {
     pub ssh: Option<Arc<crate::ssh::HostKey>>,
     /// Counted against the per-address caps: released when the worker ends.
     pub counted_ip: bool,
+    /// The listener requires a PROXY header (the acceptor has checked the
+    /// peer is a trusted proxy): the worker reads it first.
+    pub proxied: bool,
+}
+
+/// One session's place in the per-address caps: the address counted (if
+/// any), given back when this is dropped, however the worker ends.
+struct AddressCount {
+    shared: Arc<Shared>,
+    ip: Option<IpAddr>,
+}
+
+impl AddressCount {
+    /// Count `ip` instead of what was counted; `Err` (over a cap) keeps
+    /// the old count.
+    fn move_to(&mut self, ip: IpAddr) -> Result<(), crate::throttle::IpRefusal> {
+        let config = self.shared.config();
+        let counted = self
+            .shared
+            .addresses
+            .reserve(ip, Instant::now(), &config.limits)?;
+        if let Some(old) = self.ip.take() {
+            self.shared.addresses.release(old);
+        }
+        self.ip = counted.then_some(ip);
+        Ok(())
+    }
+}
+
+impl Drop for AddressCount {
+    fn drop(&mut self) {
+        if let Some(ip) = self.ip.take() {
+            self.shared.addresses.release(ip);
+        }
+    }
 }
 
 /// Start a worker thread for an accepted connection. On failure the stream
@@ -74,12 +111,13 @@ pub fn spawn_inbound(shared: Arc<Shared>, inbound: Inbound) -> Result<(), (Inbou
         let received = rx.recv();
         drop(rx); // not kept for the session's life
         if let Ok(inbound) = received {
-            let release = inbound.counted_ip.then(|| inbound.address.ip());
-            let h = shared.clone();
-            run_guarded(shared, inbound.sessid, move |h| serve_inbound(h, inbound));
-            if let Some(ip) = release {
-                h.addresses.release(ip);
-            }
+            let count = AddressCount {
+                shared: shared.clone(),
+                ip: inbound.counted_ip.then(|| inbound.address.ip()),
+            };
+            run_guarded(shared, inbound.sessid, move |h| {
+                serve_inbound(h, inbound, count)
+            });
         }
     });
     match spawned {
@@ -116,26 +154,116 @@ fn run_guarded(shared: Arc<Shared>, sessid: u64, body: impl FnOnce(&Arc<Shared>)
     shared.stats.worker_started(false);
 }
 
-fn serve_inbound(shared: &Arc<Shared>, inbound: Inbound) {
-    if let Some(mut worker) = start_inbound(shared, inbound) {
+fn serve_inbound(shared: &Arc<Shared>, inbound: Inbound, count: AddressCount) {
+    if let Some(mut worker) = start_inbound(shared, inbound, count) {
         worker.run();
     }
+}
+
+/// The client's address: for a proxied listener, the one its PROXY header
+/// gives (`None`: the header failed, logged, and the connection is to be
+/// closed); otherwise the connection's own.
+fn client_address(
+    shared: &Shared,
+    sessid: u64,
+    stream: &mut std::net::TcpStream,
+    peer: SocketAddr,
+) -> Option<SocketAddr> {
+    let limit = Duration::from_secs_f64(shared.config().proxy.header_timeout_secs);
+    match read_proxy_header(stream, limit) {
+        Ok(header) => {
+            let client = header.source.unwrap_or(peer);
+            log::info!(
+                "session {sessid}: client {client} via proxy {peer} (PROXY v{})",
+                header.version
+            );
+            Some(client)
+        }
+        Err(e) => {
+            log::warn!("session {sessid}: connection from proxy {peer} closed: {e}");
+            shared.stats.refuse(RefuseReason::ProxyHeader);
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            None
+        }
+    }
+}
+
+/// Read a PROXY header, exactly: what follows it (a TLS ClientHello,
+/// telnet input) stays in the socket for the session.
+fn read_proxy_header(
+    stream: &mut std::net::TcpStream,
+    limit: Duration,
+) -> Result<proxy::Header, proxy::ProxyError> {
+    let closed = |_| proxy::ProxyError::Closed;
+    stream.set_nonblocking(false).map_err(closed)?;
+    let mut reader = proxy::HeaderReader::new(Instant::now(), limit);
+    let mut buf = [0u8; 512];
+    loop {
+        let now = Instant::now();
+        let want = match reader.handle_timeout(now).clone() {
+            proxy::Step::Done(header) => return Ok(header),
+            proxy::Step::Failed(e) => return Err(e),
+            proxy::Step::Read(n) => n.min(buf.len()),
+        };
+        let left = reader.deadline().saturating_duration_since(now);
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .map_err(closed)?;
+        match stream.read(&mut buf[..want]) {
+            Ok(n) => {
+                reader.push(&buf[..n]);
+            }
+            Err(e) if is_retry(&e) => {}
+            Err(_) => return Err(proxy::ProxyError::Closed),
+        }
+    }
+}
+
+fn is_retry(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// Set up an inbound worker. Not inlined: its large temporaries (the TLS
 /// connection before boxing, the session record) then live in a frame that
 /// is gone while the worker runs (see `session::stack`).
 #[inline(never)]
-fn start_inbound(shared: &Arc<Shared>, inbound: Inbound) -> Option<Box<Worker>> {
+fn start_inbound(
+    shared: &Arc<Shared>,
+    inbound: Inbound,
+    mut count: AddressCount,
+) -> Option<Box<Worker>> {
     let Inbound {
         sessid,
-        stream,
-        address,
+        mut stream,
+        address: peer,
         protocol_key,
         tls,
         ssh,
         counted_ip: _,
+        proxied,
     } = inbound;
+    let web = protocol_key == WEB_PROTOCOL_KEY;
+    let address = if proxied {
+        client_address(shared, sessid, &mut stream, peer)?
+    } else {
+        peer
+    };
+    // The acceptor does not count a trusted proxy's connections: the
+    // client is counted here once known (for the web, when its websocket
+    // opens and its proxy headers are read).
+    let trusted_peer = shared.config().proxy.trusts(peer.ip());
+    if trusted_peer && !web {
+        if let Err(why) = count.move_to(address.ip()) {
+            log::warn!("session {sessid}: refused {address}: over the per-address cap ({why:?})");
+            shared.stats.refuse(why.into());
+            let text = shared.config().messages.too_many_from_address.clone();
+            crate::acceptor::refuse(stream, &text, false);
+            return None;
+        }
+    }
     let transport = match tls.map(rustls::ServerConnection::new).transpose() {
         Ok(Some(conn)) => Transport::Tls(Box::new(conn)),
         Ok(None) => match ssh {
@@ -148,16 +276,28 @@ fn start_inbound(shared: &Arc<Shared>, inbound: Inbound) -> Option<Box<Worker>> 
         }
     };
     let session = Session::init_session(sessid, protocol_key, &address.to_string());
-    let direction = if protocol_key == WEB_PROTOCOL_KEY {
+    let direction = if web {
         Direction::Web
     } else {
         Direction::Inbound
     };
-    match Worker::new(shared.clone(), stream, transport, session, direction) {
+    let admission = Admission {
+        count,
+        address,
+        recount_at_register: trusted_peer && web,
+    };
+    match Worker::new(
+        shared.clone(),
+        stream,
+        transport,
+        session,
+        direction,
+        admission,
+    ) {
         Ok(worker) => Some(worker),
         Err((e, stream)) => {
             log::warn!("session {sessid}: cannot set up its worker ({e}); client refused");
-            shared.stats.refuse(crate::stats::RefuseReason::WorkerSetup);
+            shared.stats.refuse(RefuseReason::WorkerSetup);
             if let Some(mut stream) = stream {
                 use std::io::Write;
                 let text = shared.config().messages.connection_refused.clone();
@@ -191,12 +331,21 @@ fn start_outbound(shared: &Arc<Shared>, sessid: u64, target: String) -> Option<B
     };
     log::info!("session {sessid}: outbound telnet connection to {target}");
     let session = Session::init_session(sessid, "telnet", &target);
+    let admission = Admission {
+        count: AddressCount {
+            shared: shared.clone(),
+            ip: None,
+        },
+        address: stream.peer_addr().ok()?,
+        recount_at_register: false,
+    };
     match Worker::new(
         shared.clone(),
         stream,
         Transport::Plain,
         session,
         Direction::Outbound,
+        admission,
     ) {
         Ok(worker) => Some(worker),
         Err((e, _)) => {
@@ -289,8 +438,20 @@ fn random_token() -> io::Result<String> {
 /// still be told.
 type SetupError = (io::Error, Option<std::net::TcpStream>);
 
+/// Who the session's client is, and its place in the per-address caps.
+struct Admission {
+    count: AddressCount,
+    /// The client's address (after any PROXY header).
+    address: SocketAddr,
+    /// The connection came from a trusted proxy to the web listener: when
+    /// the websocket opens, the request's `Forwarded` / `X-Forwarded-For`
+    /// chain names the client, and that address is counted.
+    recount_at_register: bool,
+}
+
 /// One connection's I/O, owned by its thread; its rules are in `core`.
 struct Worker {
+    admission: Admission,
     shared: Arc<Shared>,
     config_generation: u64,
     waiter: Waiter,
@@ -315,6 +476,7 @@ impl Worker {
         transport: Transport,
         session: Session,
         direction: Direction,
+        admission: Admission,
     ) -> Result<Box<Worker>, SetupError> {
         // The waiter first: if descriptors have run out, the stream is
         // still ours to tell the client why.
@@ -351,6 +513,7 @@ impl Worker {
         let (handle, rx) = WorkerHandle::new(waiter.waker());
         // Boxed: the worker thread's frames stay small (see `session::stack`).
         let mut worker = Box::new(Worker {
+            admission,
             shared,
             config_generation,
             waiter,
@@ -548,18 +711,8 @@ impl Worker {
             CoreEvent::Register {
                 csessid,
                 subprotocol,
-            } => {
-                let Some((mut session, handle)) = self.unregistered.take() else {
-                    return;
-                };
-                if let Some(subprotocol) = subprotocol {
-                    let from = &session.address;
-                    log::info!("session {sessid}: websocket from {from} ({subprotocol})");
-                }
-                session.csessid = csessid;
-                self.core.merge_flags_into(&mut session.protocol_flags);
-                shared.registry.connect(session, handle);
-            }
+                forwarded,
+            } => self.register(csessid, subprotocol, &forwarded),
             CoreEvent::Sync => match self.core.protocol() {
                 Protocol::Telnet(t) => shared.registry.sync_flags(sessid, t.flags()),
                 Protocol::Web(w) => shared.registry.sync_flags(sessid, w.flags()),
@@ -573,13 +726,70 @@ impl Worker {
             }
             CoreEvent::Refused => Stats::add(&shared.stats.commands_refused, 1),
             CoreEvent::MsspRequest => {
-                let players = shared.registry.count_loggedin(false);
-                let table = mssp_table(self.core.config(), players, shared.started_unix());
+                let config = self.core.config();
+                let ports = shared.ports.get().cloned().unwrap_or_default();
+                let facts = mssp::Facts {
+                    name: config.portal.name.clone(),
+                    players: shared.registry.count_loggedin(false),
+                    started_unix: shared.started_unix() as u64,
+                    telnet_ports: ports.telnet,
+                    tls_ports: ports.telnet_tls,
+                };
+                let table = mssp::table(&facts, &config.mssp);
                 self.core.send_mssp(&table);
             }
             CoreEvent::BytesIn(n) => Stats::add(&shared.stats.bytes_in, n as u64),
             CoreEvent::BytesOut(n) => Stats::add(&shared.stats.bytes_out, n as u64),
         }
+    }
+
+    /// Register the session (see [`CoreEvent::Register`]).
+    fn register(
+        &mut self,
+        csessid: Option<String>,
+        subprotocol: Option<&'static str>,
+        forwarded: &[String],
+    ) {
+        let Some((mut session, handle)) = self.unregistered.take() else {
+            return;
+        };
+        if self.admission.recount_at_register && !self.forwarded_admit(&mut session, forwarded) {
+            return;
+        }
+        if let Some(subprotocol) = subprotocol {
+            let from = &session.address;
+            let sessid = self.core.sessid();
+            log::info!("session {sessid}: websocket from {from} ({subprotocol})");
+        }
+        session.csessid = csessid;
+        self.core.merge_flags_into(&mut session.protocol_flags);
+        self.shared.registry.connect(session, handle);
+    }
+
+    /// A web session from a trusted proxy: the client its `Forwarded` /
+    /// `X-Forwarded-For` chain names becomes the session's address and is
+    /// counted. `false`: over a cap, and the session is closing.
+    fn forwarded_admit(&mut self, session: &mut Session, forwarded: &[String]) -> bool {
+        let config = self.shared.config();
+        let peer = self.admission.address;
+        let trusted = &config.proxy.trusted_proxies;
+        let client = proxy::forwarded_client(peer.ip(), forwarded, trusted)
+            .map(|ip| SocketAddr::new(ip, 0))
+            .unwrap_or(peer);
+        let sessid = self.core.sessid();
+        if let Err(why) = self.admission.count.move_to(client.ip()) {
+            log::warn!("session {sessid}: refused {client}: over the per-address cap ({why:?})");
+            self.shared.stats.refuse(why.into());
+            let text = config.messages.too_many_from_address.clone();
+            self.core
+                .handle_message(ToWorker::Close(text), Instant::now());
+            return false;
+        }
+        if client != peer {
+            log::info!("session {sessid}: web client {client} (forwarded by {peer})");
+            session.address = client.to_string();
+        }
+        true
     }
 
     // ---- output ----
@@ -606,22 +816,6 @@ impl Worker {
             }
         }
     }
-}
-
-/// The MSSP table: name, players, uptime, plus `[mssp]` keys.
-fn mssp_table(config: &Config, players: usize, started_unix: f64) -> Vec<(String, Vec<String>)> {
-    let mut table = vec![
-        ("NAME".to_owned(), vec![config.portal.name.clone()]),
-        ("PLAYERS".to_owned(), vec![players.to_string()]),
-        (
-            "UPTIME".to_owned(),
-            vec![format!("{}", started_unix as u64)],
-        ),
-    ];
-    for (key, value) in &config.mssp {
-        table.push((key.clone(), vec![value.clone()]));
-    }
-    table
 }
 
 #[cfg(test)]

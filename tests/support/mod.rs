@@ -369,7 +369,12 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect to portal");
+        Client::over(TcpStream::connect(addr).expect("connect to portal"))
+    }
+
+    /// A client on a stream already connected (through a proxy, or after
+    /// a PROXY header it wrote).
+    pub fn over(stream: TcpStream) -> Client {
         stream
             .set_read_timeout(Some(Duration::from_millis(50)))
             .expect("timeout");

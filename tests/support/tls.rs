@@ -48,3 +48,28 @@ pub fn connect(addr: SocketAddr, trusted: &[u8]) -> TlsStream {
         .expect("timeout");
     rustls::StreamOwned::new(conn, sock)
 }
+
+/// Read from `stream` until the text so far holds `needle` (or
+/// [`super::WAIT`] passes, or the stream ends); returns the text.
+pub fn read_until(stream: &mut TlsStream, needle: &str) -> String {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + super::WAIT;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while std::time::Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+        if String::from_utf8_lossy(&seen).contains(needle) {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}

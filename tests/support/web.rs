@@ -15,6 +15,8 @@ pub struct Options {
     pub cookie: Option<String>,
     pub origin: Option<String>,
     pub subprotocols: Option<String>,
+    /// Further request headers (`X-Forwarded-For` and the like).
+    pub headers: Vec<(String, String)>,
 }
 
 /// One websocket player.
@@ -29,6 +31,16 @@ pub struct WebClient {
 /// Open a websocket to the portal's web listener.
 pub fn try_connect(addr: SocketAddr, options: &Options) -> Result<WebClient, tungstenite::Error> {
     let stream = TcpStream::connect(addr).map_err(tungstenite::Error::Io)?;
+    try_connect_on(stream, addr, options)
+}
+
+/// Open a websocket over `stream`, already connected (through a proxy, or
+/// after a PROXY header) to a web listener that `addr` names.
+pub fn try_connect_on(
+    stream: TcpStream,
+    addr: SocketAddr,
+    options: &Options,
+) -> Result<WebClient, tungstenite::Error> {
     let mut request = Request::builder()
         .uri(format!("ws://{addr}/ws"))
         .header("Host", addr.to_string())
@@ -44,6 +56,9 @@ pub fn try_connect(addr: SocketAddr, options: &Options) -> Result<WebClient, tun
     }
     if let Some(protocols) = &options.subprotocols {
         request = request.header("Sec-WebSocket-Protocol", protocols);
+    }
+    for (name, value) in &options.headers {
+        request = request.header(name, value);
     }
     let request = request.body(()).expect("request");
     let (ws, response) = tungstenite::client(request, stream).map_err(|e| match e {

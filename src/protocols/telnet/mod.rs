@@ -232,6 +232,9 @@ pub struct Telnet {
     /// The client agreed to MCCP2; it starts once TTYPE is done or Ready.
     compress_wanted: bool,
     inflater: Option<Inflater>,
+    /// MCCP3 input is being inflated (its inflater is out of `inflater`
+    /// while a chunk is parsed): a start inside the stream is ignored.
+    inflating: bool,
     /// Set when the client's MCCP3 input was corrupt or too large: all
     /// further input is dropped (the caller should close).
     input_failure: Option<InputFailure>,
@@ -259,6 +262,7 @@ impl Telnet {
             deflater: None,
             compress_wanted: false,
             inflater: None,
+            inflating: false,
             input_failure: None,
             ttype: ttype::Ttype::new(),
             naws_seen: false,
@@ -327,7 +331,14 @@ impl Telnet {
     /// Decompress MCCP3 input and parse it, a chunk at a time, taking what
     /// it inflates to from `budget`; returns the plain rest after the end
     /// of the compressed stream, if any.
-    fn inflate<'a>(
+    fn inflate<'a>(&mut self, inflater: Inflater, input: &'a [u8], budget: &mut usize) -> &'a [u8] {
+        self.inflating = true;
+        let rest = self.inflate_chunks(inflater, input, budget);
+        self.inflating = false;
+        rest
+    }
+
+    fn inflate_chunks<'a>(
         &mut self,
         mut inflater: Inflater,
         input: &'a [u8],
@@ -503,7 +514,7 @@ impl Telnet {
                     self.push_event(TelnetEvent::Command(command));
                 }
             }
-            COMPRESS3 if us(&self.options) && self.inflater.is_none() => {
+            COMPRESS3 if us(&self.options) && self.inflater.is_none() && !self.inflating => {
                 self.inflater = Some(Inflater::new());
                 return After::Inflate;
             }

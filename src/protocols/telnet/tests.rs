@@ -594,6 +594,30 @@ fn mccp3_split_at_every_byte_gives_the_same_data() {
 }
 
 #[test]
+fn an_mccp3_start_inside_compressed_input_is_ignored() {
+    // Found by fuzzing: a second start inside the stream began a second
+    // inflater, and the bytes after it were lost or kept by where reads cut.
+    let mut inner = b"look\r\n".to_vec();
+    inner.extend(sub(87, &[]));
+    inner.extend(b"north\r\n");
+    let mut input = sub(87, &[]);
+    input.extend(zlib(&inner, true));
+    input.extend(b"after\r\n");
+    for cut in 0..=input.len() {
+        let (mut telnet, now) = engine(only(|s| s.options.mccp = true));
+        telnet.handle_input(&[IAC, DO, 87], now);
+        events(&mut telnet);
+        telnet.handle_input(&input[..cut], now);
+        telnet.handle_input(&input[cut..], now);
+        assert_eq!(
+            merged(events(&mut telnet)),
+            [TelnetEvent::Data(b"look\r\nnorth\r\nafter\r\n".to_vec())],
+            "cut at {cut}"
+        );
+    }
+}
+
+#[test]
 fn corrupt_mccp3_stops_input() {
     let (mut telnet, now) = engine(only(|s| s.options.mccp = true));
     telnet.handle_input(&[IAC, DO, 87], now);

@@ -115,8 +115,15 @@ pub enum WebEvent {
         method: String,
         path: String,
     },
-    /// The websocket is open: from now on this is a session.
-    Opened { csessid: String, format: Format },
+    /// The websocket is open: from now on this is a session. `forwarded`:
+    /// the client chain the request's `Forwarded` (else `X-Forwarded-For`)
+    /// headers name, client first; the worker believes it only from a
+    /// trusted proxy.
+    Opened {
+        csessid: String,
+        format: Format,
+        forwarded: Vec<String>,
+    },
     /// A line the player typed.
     Line(String),
     /// An out-of-band command from the client.
@@ -510,6 +517,7 @@ impl WebEngine {
         self.events.push_back(WebEvent::Opened {
             csessid,
             format: accepted.format,
+            forwarded: forwarded_chain(request),
         });
         self.read_frames();
     }
@@ -644,6 +652,24 @@ fn truncate_utf8(text: &str, max: usize) -> &str {
         end -= 1;
     }
     &text[..end]
+}
+
+/// The hops a request's proxy headers name, client first: every
+/// `Forwarded` header's `for=` values, or without one every
+/// `X-Forwarded-For` header's list.
+fn forwarded_chain(request: &Request) -> Vec<String> {
+    use crate::protocols::proxy::{forwarded_hops, x_forwarded_for_hops};
+    let values = |name: &'static str| {
+        let headers = request.headers.iter().filter(move |(key, _)| key == name);
+        headers.map(|(_, value)| value.as_str())
+    };
+    let standard: Vec<String> = values("forwarded").flat_map(forwarded_hops).collect();
+    if !standard.is_empty() {
+        return standard;
+    }
+    values("x-forwarded-for")
+        .flat_map(x_forwarded_for_hops)
+        .collect()
 }
 
 #[cfg(test)]

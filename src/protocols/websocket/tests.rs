@@ -111,7 +111,8 @@ fn an_upgrade_opens_a_session_with_the_cookie_browser_id() {
         events(&mut web),
         vec![WebEvent::Opened {
             csessid: ID.into(),
-            format: Format::Evennia
+            format: Format::Evennia,
+            forwarded: Vec::new(),
         }]
     );
     let (mut web, _, _) = opened("Cookie: portal_csessid=short\r\n");
@@ -429,4 +430,23 @@ fn a_close_without_a_reason_still_carries_one() {
         "closed by the server",
         "the page needs a reason to stay closed"
     );
+}
+
+#[test]
+fn an_upgrade_reports_the_proxy_headers_chain() {
+    let (mut web, _, _) =
+        opened("X-Forwarded-For: 6.6.6.6, 203.0.113.7\r\nX-Forwarded-For: 10.0.0.1\r\n");
+    let chain = match &events(&mut web)[0] {
+        WebEvent::Opened { forwarded, .. } => forwarded.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(chain, ["6.6.6.6", "203.0.113.7", "10.0.0.1"]);
+    // `Forwarded` wins over `X-Forwarded-For` when both are sent.
+    let (mut web, _, _) =
+        opened("X-Forwarded-For: 6.6.6.6\r\nForwarded: for=192.0.2.43;proto=https\r\n");
+    let chain = match &events(&mut web)[0] {
+        WebEvent::Opened { forwarded, .. } => forwarded.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(chain, ["192.0.2.43"]);
 }

@@ -285,6 +285,7 @@ fn telnet_registers_at_once_and_syncs_when_negotiation_settles() {
     let registered = CoreEvent::Register {
         csessid: None,
         subprotocol: None,
+        forwarded: Vec::new(),
     };
     assert_eq!(events(&mut core), [registered]);
     core.handle_timeout(now + secs_f(2.0));
@@ -305,7 +306,11 @@ fn a_web_session_registers_only_when_the_websocket_opens() {
         [CoreEvent::Register {
             csessid: Some(id),
             subprotocol: Some(_),
-        }, CoreEvent::Sync] => assert_eq!(id.len(), 32),
+            forwarded,
+        }, CoreEvent::Sync] => {
+            assert_eq!(id.len(), 32);
+            assert!(forwarded.is_empty());
+        }
         other => panic!("{other:?}"),
     }
 }
