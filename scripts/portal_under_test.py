@@ -1,6 +1,7 @@
 """A portal + demo game on free loopback ports, for the check scripts
-(scripts/check-telnetlib3, scripts/check-browser): start it from a
-temporary config, read its addresses from the status file, stop it by pid.
+(scripts/check-telnetlib3, scripts/check-browser, scripts/check-paramiko):
+start it from a temporary config, read its addresses from the status file,
+stop it by pid.
 """
 import pathlib, signal, subprocess, sys, tempfile, time
 
@@ -26,15 +27,18 @@ class PortalUnderTest:
     """Started on entry, stopped (SIGTERM, then kill) on exit."""
 
     def __init__(self, bin_dir, prefix, name="check", extra=""):
+        """`extra`: whole TOML tables appended to the config; `{tmp}` in it
+        is the portal's temporary folder."""
         self.bin = pathlib.Path(bin_dir).resolve()
         self.name = name
-        self.extra = extra  # whole TOML tables appended to the config
+        self.extra = extra
         self.tmp = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
         self.proc = None
 
     def __enter__(self):
         tmp = self.tmp
         conf = tmp / "portal.conf"
+        extra = self.extra.replace("{tmp}", str(tmp))
         conf.write_text(f"""
 [portal]
 name = {toml_string(self.name)}
@@ -51,7 +55,7 @@ listen = "127.0.0.1:0"
 file = "{tmp}/portal.log"
 [game]
 command = ["{self.bin}/demo_game", "--db", "{tmp}/game.sqlite3", "--hash-cost", "fast"]
-{self.extra}
+{extra}
 """)
         self.proc = subprocess.Popen([str(self.bin / "portal"), "--config", str(conf)],
                                      cwd=tmp, stderr=open(tmp / "stderr.log", "w"))

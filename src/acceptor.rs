@@ -72,6 +72,8 @@ pub struct Listener {
     /// For `telnet/ssl`: the TLS configuration new connections get, and the
     /// index of its `[[tls]]` entry (to reload it on SIGHUP).
     pub tls: Option<(usize, Arc<rustls::ServerConfig>)>,
+    /// For `ssh`: the listener's host key.
+    pub ssh: Option<Arc<crate::ssh::HostKey>>,
 }
 
 /// An accepted client not yet handed to a worker (maybe waiting its turn).
@@ -559,7 +561,7 @@ impl Acceptor {
     fn is_tls(&self, listener: usize) -> bool {
         self.listeners
             .get(listener)
-            .is_some_and(|l| l.tls.is_some())
+            .is_some_and(|l| l.tls.is_some() || l.ssh.is_some())
     }
 
     fn start_session(&mut self, pending: Pending) {
@@ -573,6 +575,7 @@ impl Acceptor {
             address,
             protocol_key: from.protocol_key,
             tls: from.tls.as_ref().map(|(_, config)| config.clone()),
+            ssh: from.ssh.clone(),
             counted_ip: pending.counted,
             proxied: pending.proxied,
             resume: None,
@@ -713,6 +716,9 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     };
     if tls_addrs(old) != tls_addrs(new) {
         keys.push("tls.listen");
+    }
+    if old.ssh != new.ssh {
+        keys.push("ssh");
     }
     if old.web.listen != new.web.listen {
         keys.push("web.listen");

@@ -29,6 +29,8 @@ pub struct Config {
     pub telnet: TelnetSection,
     /// `[[tls]]`: telnet over TLS listeners (protocol key `telnet/ssl`).
     pub tls: Vec<TlsListener>,
+    /// `[[ssh]]`: SSH listeners (protocol key `ssh`).
+    pub ssh: Vec<SshListener>,
     pub web: WebSection,
     pub amp: AmpSection,
     pub limits: Limits,
@@ -162,6 +164,17 @@ pub struct TlsListener {
     /// before the TLS handshake.
     #[serde(default)]
     pub proxy_protocol: ProxyMode,
+}
+
+/// One `[[ssh]]` listener: where, and with which host key.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SshListener {
+    /// `interface:port`.
+    pub listen: String,
+    /// The ed25519 host key in OpenSSH format; made (mode 0600) at start
+    /// if the file is missing.
+    pub host_key: PathBuf,
 }
 
 /// What a TLS listener serves.
@@ -693,6 +706,9 @@ impl Config {
         }
         for tls in &self.tls {
             parse_addr(&tls.listen).map_err(Invalid::address("tls.listen"))?;
+        }
+        for ssh in &self.ssh {
+            parse_addr(&ssh.listen).map_err(Invalid::address("ssh.listen"))?;
         }
         self.web.check()?;
         if !self.metrics.listen.is_empty() {

@@ -79,6 +79,7 @@ pub mod protocols;
 pub mod registry;
 pub mod session;
 pub mod shared;
+pub mod ssh;
 pub mod stats;
 pub mod status;
 pub mod supervisor;

@@ -177,6 +177,10 @@ enum RunError {
         listen: String,
         source: Box<TlsError>,
     },
+    Ssh {
+        listen: String,
+        source: portal::ssh::HostKeyError,
+    },
 }
 
 impl fmt::Display for RunError {
@@ -197,6 +201,7 @@ impl fmt::Display for RunError {
                 write!(f, "cannot listen for {what} on {addr}: {source}")
             }
             RunError::Tls { listen, source } => write!(f, "bad TLS listener {listen}: {source}"),
+            RunError::Ssh { listen, source } => write!(f, "bad SSH listener {listen}: {source}"),
         }
     }
 }
@@ -214,6 +219,7 @@ impl std::error::Error for RunError {
             RunError::Control(e) => Some(e),
             RunError::Address(e) => Some(e),
             RunError::Tls { source, .. } => Some(source.as_ref()),
+            RunError::Ssh { source, .. } => Some(source),
         }
     }
 }
@@ -460,6 +466,7 @@ fn bind_listeners(config: &Config, status: &StatusFile) -> Result<Vec<Listener>,
             socket,
             protocol_key: "telnet",
             tls: None,
+            ssh: None,
         });
     }
     for (i, text) in config.web.listen.iter().enumerate() {
@@ -469,6 +476,7 @@ fn bind_listeners(config: &Config, status: &StatusFile) -> Result<Vec<Listener>,
             socket,
             protocol_key: WEB_PROTOCOL_KEY,
             tls: None,
+            ssh: None,
         });
     }
     for (i, entry) in config.tls.iter().enumerate() {
@@ -492,6 +500,29 @@ fn bind_listeners(config: &Config, status: &StatusFile) -> Result<Vec<Listener>,
             socket,
             protocol_key,
             tls: Some((i, tls)),
+            ssh: None,
+        });
+    }
+    for (i, entry) in config.ssh.iter().enumerate() {
+        let (host_key, made) =
+            portal::ssh::load_or_create_host_key(&entry.host_key).map_err(|source| {
+                RunError::Ssh {
+                    listen: entry.listen.clone(),
+                    source,
+                }
+            })?;
+        let path = entry.host_key.display();
+        if made {
+            log::info!("SSH host key made at {path}");
+        }
+        log::info!("SSH host key {path}: ED25519 {}", host_key.fingerprint);
+        let (socket, bound) = bind(&entry.listen, "ssh")?;
+        status.set(&numbered("ssh", i), &bound.to_string());
+        listeners.push(Listener {
+            socket,
+            protocol_key: "ssh",
+            tls: None,
+            ssh: Some(host_key),
         });
     }
     Ok(listeners)

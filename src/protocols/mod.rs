@@ -6,4 +6,5 @@ pub mod http;
 pub mod http_probe;
 pub mod proxy;
 pub mod telnet;
+pub mod terminal;
 pub mod websocket;

@@ -508,6 +508,7 @@ fn resume(shared: &Arc<Shared>, taken: Taken, mut response: Response) {
         address,
         protocol_key: WEB_PROTOCOL_KEY,
         tls: None,
+        ssh: None,
         counted_ip: counted.is_some_and(AddressCount::hand_on),
         // Its PROXY header, if any, was read when it first connected.
         proxied: false,

@@ -39,6 +39,7 @@ use crate::config::{fill, Config};
 use crate::protocols::http::Response;
 use crate::protocols::http_probe;
 use crate::protocols::telnet::{InputFailure, TelnetEvent};
+use crate::protocols::terminal::TerminalEvent;
 use crate::protocols::websocket::{AjaxPost, WebEvent};
 use crate::session::framer::{strip_controls, Framed, LineFramer};
 use crate::session::handle::ToWorker;
@@ -258,7 +259,25 @@ impl Core {
     pub fn set_config(&mut self, config: Arc<Config>) {
         self.limiter.set_rate(config.limits.max_command_rate);
         self.framer.set_max(config.limits.max_char_limit);
+        if let Protocol::Terminal(terminal) = &mut self.protocol {
+            terminal.set_max_chars(config.limits.max_char_limit);
+        }
         self.config = config;
+    }
+
+    /// What an SSH client said about its terminal: `TERM` and `COLORTERM`
+    /// (the colour depth) and its size in columns and rows (pty-req,
+    /// window-change; the flags NAWS sets for telnet). Synced to the game
+    /// when the flags change.
+    pub fn set_term(&mut self, term: &crate::ssh::TermInfo) {
+        if let Protocol::Terminal(terminal) = &mut self.protocol {
+            let before = terminal.flags().clone();
+            terminal.set_term(&term.term, &term.colorterm);
+            terminal.set_size(term.width, term.height);
+            if self.registered && terminal.flags() != &before {
+                self.events.push_back(CoreEvent::Sync);
+            }
+        }
     }
 
     // ---- input ----
@@ -270,7 +289,7 @@ impl Core {
         }
         // Web sessions count only what the player sends as input: pongs
         // arrive every ping interval and must not keep an idle player.
-        if let Protocol::Telnet(_) = self.protocol {
+        if let Protocol::Telnet(_) | Protocol::Terminal(_) = self.protocol {
             self.last_input = now;
         }
         self.check_hold(bytes);
@@ -282,7 +301,7 @@ impl Core {
         }
         let failure = match &self.protocol {
             Protocol::Telnet(telnet) => telnet.input_failure(),
-            Protocol::Web(_) => None,
+            Protocol::Web(_) | Protocol::Terminal(_) => None,
         };
         match failure {
             None => {}
@@ -359,7 +378,7 @@ impl Core {
     pub fn hand_over(&mut self) -> (Vec<u8>, Vec<u8>) {
         let leftover = match &mut self.protocol {
             Protocol::Web(web) => web.hand_over(),
-            Protocol::Telnet(_) => Vec::new(),
+            Protocol::Telnet(_) | Protocol::Terminal(_) => Vec::new(),
         };
         (leftover, std::mem::take(&mut self.out))
     }
@@ -506,6 +525,7 @@ impl Core {
         match &self.protocol {
             Protocol::Telnet(_) => self.pump_telnet(now),
             Protocol::Web(_) => self.pump_web(now),
+            Protocol::Terminal(_) => self.pump_terminal(now),
         }
         self.take_transmit();
     }
@@ -581,7 +601,33 @@ impl Core {
         }
     }
 
-    /// A line from a web client: same limits as a telnet line.
+    /// Lines the terminal engine's editor finished; Ctrl-D on an empty
+    /// line closes the session.
+    fn pump_terminal(&mut self, now: Instant) {
+        loop {
+            let Protocol::Terminal(terminal) = &mut self.protocol else {
+                return;
+            };
+            let Some(event) = terminal.poll_event() else {
+                return;
+            };
+            if self.closing.is_some() {
+                continue;
+            }
+            match event {
+                TerminalEvent::Line(line) => self.handle_web_line(line, now),
+                TerminalEvent::Quit => {
+                    log::info!(
+                        "session {}: the player pressed Ctrl-D; closing",
+                        self.sessid
+                    );
+                    self.close_asked(now);
+                }
+            }
+        }
+    }
+
+    /// A line from a web client or terminal: same limits as a telnet line.
     fn handle_web_line(&mut self, line: String, now: Instant) {
         if line.chars().count() > self.config.limits.max_char_limit {
             return self.refuse_long_line();

@@ -1,14 +1,17 @@
 //! The protocol stack a session worker drives: telnet (`telnet`,
-//! `telnet/ssl`) or the web listener's HTTP + websocket engine
-//! (`webclient/websocket`).
+//! `telnet/ssl`), the web listener's HTTP + websocket engine
+//! (`webclient/websocket`), or the terminal engine with its line editor
+//! (`ssh`, under the SSH transport).
 //!
-//! Both engines are sans-IO and share one vocabulary (`handle_input`,
+//! The engines are sans-IO and share one vocabulary (`handle_input`,
 //! `poll_transmit`, `handle_timeout`, `poll_timeout`); this enum lets the
-//! session core ([`super::core`]) drive either without caring which, and
-//! renders game output the way each client wants it: ANSI for telnet and
-//! the terminal-style websocket formats, HTML for the web page.
+//! session core ([`super::core`]) drive any without caring which, and
+//! renders game output the way each client wants it: ANSI for telnet, SSH
+//! terminals and the terminal-style websocket formats, HTML for the web
+//! page.
 
 use crate::protocols::telnet::Telnet;
+use crate::protocols::terminal::Terminal;
 use crate::protocols::websocket::WebEngine;
 use crate::session::render::{render_html_with, render_with, Rendered};
 use crate::wire::flags::{Flag, ProtocolFlags};
@@ -20,6 +23,7 @@ use std::time::Instant;
 pub enum Protocol {
     Telnet(Box<Telnet>),
     Web(Box<WebEngine>),
+    Terminal(Box<Terminal>),
 }
 
 impl Protocol {
@@ -28,6 +32,7 @@ impl Protocol {
         match self {
             Protocol::Telnet(t) => t.handle_input(bytes, now),
             Protocol::Web(w) => w.handle_input(bytes, now),
+            Protocol::Terminal(t) => t.handle_input(bytes, now),
         }
     }
 
@@ -36,6 +41,7 @@ impl Protocol {
         match self {
             Protocol::Telnet(t) => t.poll_transmit(),
             Protocol::Web(w) => w.poll_transmit(),
+            Protocol::Terminal(t) => t.poll_transmit(),
         }
     }
 
@@ -43,6 +49,7 @@ impl Protocol {
         match self {
             Protocol::Telnet(t) => t.handle_timeout(now),
             Protocol::Web(w) => w.handle_timeout(now),
+            Protocol::Terminal(_) => {}
         }
     }
 
@@ -50,6 +57,7 @@ impl Protocol {
         match self {
             Protocol::Telnet(t) => t.poll_timeout(),
             Protocol::Web(w) => w.poll_timeout(),
+            Protocol::Terminal(_) => None,
         }
     }
 
@@ -58,6 +66,7 @@ impl Protocol {
         match self {
             Protocol::Telnet(t) => t.flags(),
             Protocol::Web(w) => w.flags(),
+            Protocol::Terminal(t) => t.flags(),
         }
     }
 
@@ -103,6 +112,16 @@ impl Protocol {
                     w.send_text(&shown.text);
                 }
             }
+            Protocol::Terminal(t) => {
+                if let Some(echo) = shown.echo {
+                    t.set_echo(echo);
+                }
+                if prompt {
+                    t.send_prompt(&shown.text);
+                } else {
+                    t.send_text(&shown.text);
+                }
+            }
         }
     }
 
@@ -111,6 +130,7 @@ impl Protocol {
         match self {
             Protocol::Telnet(t) => t.send_oob(command),
             Protocol::Web(w) => w.send_oob(command),
+            Protocol::Terminal(_) => false,
         }
     }
 
@@ -120,8 +140,10 @@ impl Protocol {
             return w.send_notice(text, false);
         }
         let shown = self.render(text, &Map::new(), game_flags);
-        if let Protocol::Telnet(t) = self {
-            t.send_text(&shown.text);
+        match self {
+            Protocol::Telnet(t) => t.send_text(&shown.text),
+            Protocol::Terminal(t) => t.send_text(&shown.text),
+            Protocol::Web(_) => {}
         }
     }
 

@@ -1,10 +1,13 @@
-//! The byte pipe under a session: a plain TCP socket, or TLS over it.
+//! The byte pipe under a session: a plain TCP socket, TLS over it, or
+//! SSH over it (a shell channel's data, [`crate::ssh`]).
 //!
 //! Owned by the session worker, which calls [`Transport::read`] when the
 //! socket is readable and [`Transport::write`] to push its output buffer.
 //! For TLS the worker's thread owns the whole `rustls::ServerConnection`,
-//! so no lock is ever taken around TLS state.
+//! and for SSH the whole `sunset` runner, so no lock is ever taken around
+//! either.
 
+use crate::ssh::SshTransport;
 use mio::net::TcpStream;
 use rustls::ServerConnection;
 use std::io::{self, Read, Write};
@@ -20,10 +23,11 @@ pub enum ReadEnd {
     Failed(String),
 }
 
-/// Plain or TLS.
+/// Plain, TLS or SSH.
 pub enum Transport {
     Plain,
     Tls(Box<ServerConnection>),
+    Ssh(Box<SshTransport>),
 }
 
 impl Transport {
@@ -32,6 +36,7 @@ impl Transport {
         match self {
             Transport::Plain => read_plain(stream, data),
             Transport::Tls(conn) => read_tls(conn, stream, data),
+            Transport::Ssh(ssh) => ssh.read(stream, data),
         }
     }
 
@@ -40,6 +45,7 @@ impl Transport {
         match self {
             Transport::Plain => write_plain(stream, out),
             Transport::Tls(conn) => write_tls(conn, stream, out),
+            Transport::Ssh(ssh) => ssh.write(stream, out),
         }
     }
 
@@ -48,21 +54,35 @@ impl Transport {
         match self {
             Transport::Plain => !out.is_empty(),
             Transport::Tls(conn) => !out.is_empty() || conn.wants_write(),
+            Transport::Ssh(ssh) => ssh.wants_write(out),
         }
     }
 
-    /// True while a TLS handshake is still going on.
+    /// True while a TLS handshake is still going on, or an SSH client
+    /// has not opened its shell yet.
     pub fn is_handshaking(&self) -> bool {
         match self {
             Transport::Plain => false,
             Transport::Tls(conn) => conn.is_handshaking(),
+            Transport::Ssh(ssh) => ssh.is_handshaking(),
         }
     }
 
-    /// Queue TLS close_notify (a clean end the client can tell from a cut).
+    /// The handshake's name in log lines.
+    pub fn handshake_name(&self) -> &'static str {
+        match self {
+            Transport::Ssh(_) => "SSH",
+            _ => "TLS",
+        }
+    }
+
+    /// Queue TLS close_notify, or end the SSH channel (exit-status, EOF,
+    /// close): a clean end the client can tell from a cut.
     pub fn close_notify(&mut self) {
-        if let Transport::Tls(conn) = self {
-            conn.send_close_notify();
+        match self {
+            Transport::Tls(conn) => conn.send_close_notify(),
+            Transport::Ssh(ssh) => ssh.end_session(),
+            Transport::Plain => {}
         }
     }
 }

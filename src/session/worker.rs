@@ -37,6 +37,7 @@ use crate::config::Config;
 use crate::protocols::proxy;
 use crate::protocols::telnet::mssp;
 use crate::protocols::telnet::{Telnet, TelnetSettings};
+use crate::protocols::terminal::Terminal;
 use crate::protocols::websocket::{WebEngine, WebSettings};
 use crate::session::core::Direction;
 use crate::session::core::{Closing, Core, CoreEvent};
@@ -64,6 +65,8 @@ pub struct Inbound {
     pub protocol_key: &'static str,
     /// The listener's TLS configuration, for `telnet/ssl`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The listener's host key, for `ssh`.
+    pub ssh: Option<Arc<crate::ssh::HostKey>>,
     /// Counted against the per-address caps: released when the worker ends.
     pub counted_ip: bool,
     /// The listener requires a PROXY header (the acceptor has checked the
@@ -297,6 +300,7 @@ fn start_inbound(
         address: peer,
         protocol_key,
         tls,
+        ssh,
         counted_ip: _,
         proxied,
         mut resume,
@@ -327,7 +331,10 @@ fn start_inbound(
     ) {
         (Some(resume), _) => std::mem::replace(&mut resume.transport, Transport::Plain),
         (None, Ok(Some(conn))) => Transport::Tls(Box::new(conn)),
-        (None, Ok(None)) => Transport::Plain,
+        (None, Ok(None)) => match ssh {
+            Some(host_key) => Transport::Ssh(Box::new(crate::ssh::SshTransport::new(host_key))),
+            None => Transport::Plain,
+        },
         (None, Err(e)) => {
             log::warn!("session {sessid}: cannot start TLS: {e}");
             return None;
@@ -593,6 +600,9 @@ impl Worker {
         let sessid = session.sessid;
         let protocol = if let Some(settings) = web {
             Protocol::Web(Box::new(WebEngine::new(settings, now)))
+        } else if let Transport::Ssh(_) = transport {
+            let terminal = Terminal::new(config.limits.max_char_limit, "ssh");
+            Protocol::Terminal(Box::new(terminal))
         } else {
             let telnet = Telnet::new(telnet_settings(&config, direction), now);
             Protocol::Telnet(Box::new(telnet))
@@ -614,6 +624,10 @@ impl Worker {
             game_output_since: None,
         });
         worker.apply_events();
+        if let Transport::Ssh(_) = worker.transport {
+            // The server speaks first in SSH: its version line.
+            worker.flush();
+        }
         Ok(worker)
     }
 
@@ -677,6 +691,9 @@ impl Worker {
         if self.core.closing() != Some(Closing::Asked) {
             return;
         }
+        // What is left goes before the end marker (for SSH, data after
+        // the channel close would be refused).
+        let _ = self.transport.write(&mut self.stream, self.core.transmit());
         self.transport.close_notify();
         let _ = self.transport.write(&mut self.stream, self.core.transmit());
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
@@ -730,6 +747,11 @@ impl Worker {
             self.apply(CoreEvent::BytesIn(data.len()));
             self.core.handle_input(&data, Instant::now());
         }
+        if let Transport::Ssh(ssh) = &mut self.transport {
+            if let Some(term) = ssh.take_term() {
+                self.core.set_term(&term);
+            }
+        }
         match end {
             ReadEnd::WouldBlock => {}
             ReadEnd::Closed => self.core.handle_peer_gone(),
@@ -743,8 +765,9 @@ impl Worker {
         if self.transport.is_handshaking() {
             let count = crate::tls::count_handshake_failure();
             log::info!(
-                "session {}: TLS handshake failed ({count} so far): {reason}",
-                self.core.sessid()
+                "session {}: {} handshake failed ({count} so far): {reason}",
+                self.core.sessid(),
+                self.transport.handshake_name()
             );
         } else {
             log::info!(
@@ -765,8 +788,9 @@ impl Worker {
         if now.saturating_duration_since(self.core.started()) >= limit {
             let count = crate::tls::count_handshake_failure();
             log::info!(
-                "session {}: TLS handshake not finished in {limit:?}; dropped ({count} so far)",
-                self.core.sessid()
+                "session {}: {} handshake not finished in {limit:?}; dropped ({count} so far)",
+                self.core.sessid(),
+                self.transport.handshake_name()
             );
             self.core.handle_peer_gone();
         }
@@ -938,6 +962,7 @@ pub(crate) fn apply_event(
         CoreEvent::Sync => match core.protocol() {
             Protocol::Telnet(t) => shared.registry.sync_flags(sessid, t.flags()),
             Protocol::Web(w) => shared.registry.sync_flags(sessid, w.flags()),
+            Protocol::Terminal(t) => shared.registry.sync_flags(sessid, t.flags()),
         },
         CoreEvent::Input { command, visible } => {
             if visible {

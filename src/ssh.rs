@@ -1,0 +1,485 @@
+//! SSH for `[[ssh]]` listeners (protocol key `ssh`): the host key, and the
+//! transport a session worker drives.
+//!
+//! The SSH protocol itself is the `sunset` crate, an IO-less SSH core: no
+//! async runtime, no threads of its own (`vendor/sunset`: 0.6.0 with a
+//! small patch that gives a server the pty-req's size and TERM, the
+//! window-change requests, and a way to end the channel). The worker owns one
+//! [`SshTransport`] per connection just as it owns a rustls connection for
+//! TLS: it feeds the socket's bytes in and writes what comes out
+//! ([`crate::session::transport::Transport::Ssh`]). Only modern algorithms
+//! are on offer (sunset's whole set: curve25519 and ML-KEM hybrid key
+//! exchange, an ed25519 host key, chacha20-poly1305 or AES-256-CTR with
+//! HMAC-SHA-256); nothing with SHA-1, no DSA, no RSA.
+//!
+//! SSH here is a transport under the terminal engine
+//! ([`crate::protocols::terminal`]): it opens one session channel with a
+//! shell, accepts any user name (with or without a password; the game's own
+//! login screen follows) and turns channel data into the plaintext the
+//! session core reads. The pty-req and window-change sizes and `TERM`
+//! (and `COLORTERM` if the client sends it) are handed to the worker as a
+//! [`TermInfo`]; a session the portal closes ends the channel as a shell
+//! that exits does ([`SshTransport::end_session`]). Until the shell is open the transport counts as
+//! handshaking, so the worker's handshake deadline
+//! (`limits.tls_handshake_timeout_secs`) bounds a stalled or garbage
+//! client exactly as for TLS. `exec`, subsystems (sftp) and further
+//! channels are refused.
+//!
+//! The host key is loaded by `main.rs` at start ([`load_or_create_host_key`]):
+//! an ed25519 key in OpenSSH format, made on first start (mode 0600) if the
+//! file is missing, its SHA-256 fingerprint logged for players to check.
+
+use mio::net::TcpStream;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use sunset::{ChanData, ChanFail, ChanHandle, Event, Runner, ServEvent, Server, SignKey};
+
+use crate::session::transport::ReadEnd;
+
+/// A listener's host key, shared by its sessions.
+pub struct HostKey {
+    key: SignKey,
+    /// `SHA256:…`, as `ssh-keygen -lf` and the OpenSSH client show it.
+    pub fingerprint: String,
+}
+
+impl fmt::Debug for HostKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HostKey({})", self.fingerprint)
+    }
+}
+
+/// Why the host key could not be had.
+#[derive(Debug)]
+pub struct HostKeyError {
+    pub path: std::path::PathBuf,
+    pub reason: String,
+}
+
+impl fmt::Display for HostKeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SSH host key {}: {}", self.path.display(), self.reason)
+    }
+}
+
+impl std::error::Error for HostKeyError {}
+
+/// Read the ed25519 host key at `path`, or make one there (OpenSSH
+/// format, mode 0600) if there is no file. Returns whether it was made.
+pub fn load_or_create_host_key(path: &Path) -> Result<(Arc<HostKey>, bool), HostKeyError> {
+    let fail = |reason: String| HostKeyError {
+        path: path.to_owned(),
+        reason,
+    };
+    let (text, made) = match std::fs::read_to_string(path) {
+        Ok(text) => (text, false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            (create_host_key(path).map_err(fail)?, true)
+        }
+        Err(e) => return Err(fail(e.to_string())),
+    };
+    let key = host_key_from_text(&text).map_err(fail)?;
+    Ok((Arc::new(key), made))
+}
+
+/// Parse an OpenSSH private key file's text (ed25519 only).
+pub fn host_key_from_text(text: &str) -> Result<HostKey, String> {
+    let parsed = ssh_key::PrivateKey::from_openssh(text)
+        .map_err(|e| format!("not an OpenSSH private key ({e})"))?;
+    if parsed.algorithm() != ssh_key::Algorithm::Ed25519 {
+        return Err(format!(
+            "a {} key; only ed25519 host keys are used",
+            parsed.algorithm()
+        ));
+    }
+    if parsed.is_encrypted() {
+        return Err("the key has a passphrase; a host key must have none".into());
+    }
+    let fingerprint = parsed
+        .public_key()
+        .fingerprint(ssh_key::HashAlg::Sha256)
+        .to_string();
+    let key = SignKey::from_openssh(text).map_err(|e| format!("unusable key ({e})"))?;
+    Ok(HostKey { key, fingerprint })
+}
+
+/// Make a new ed25519 key file at `path` (never over an existing file);
+/// returns its text.
+fn create_host_key(path: &Path) -> Result<String, String> {
+    let key = SignKey::generate(sunset::KeyType::Ed25519, None)
+        .map_err(|e| format!("cannot generate a key ({e})"))?;
+    let SignKey::Ed25519(signing) = &key else {
+        return Err("the SSH library made a key of another type".into());
+    };
+    let mut pair = [0u8; 64];
+    pair[..32].copy_from_slice(&signing.to_bytes());
+    pair[32..].copy_from_slice(&signing.verifying_key().to_bytes());
+    let keypair = ssh_key::private::Ed25519Keypair::from_bytes(&pair)
+        .map_err(|e| format!("cannot encode the key ({e})"))?;
+    let mut private = ssh_key::PrivateKey::from(keypair);
+    private.set_comment("portal host key");
+    let text = private
+        .to_openssh(ssh_key::LineEnding::LF)
+        .map_err(|e| format!("cannot encode the key ({e})"))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot make its folder ({e})"))?;
+    }
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot create it ({e})"))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| format!("cannot write it ({e})"))?;
+    Ok(text.to_string())
+}
+
+/// Bytes asked for per socket read.
+const READ_CHUNK: usize = 4096;
+
+/// What the client told about its terminal: `TERM` (from the pty-req or
+/// the environment), `COLORTERM`, and its size in columns and rows (from
+/// the pty-req and window-change; 0 when not told).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TermInfo {
+    pub term: String,
+    pub colorterm: String,
+    pub width: u16,
+    pub height: u16,
+}
+
+/// One SSH connection's protocol state, owned by its worker.
+pub struct SshTransport {
+    runner: Box<Runner<'static, Server>>,
+    host_key: Arc<HostKey>,
+    /// Socket bytes the runner has not taken yet.
+    pending_in: Vec<u8>,
+    /// The session channel, once the client opened it.
+    channel: Option<ChanHandle>,
+    /// The shell started: the handshake is over.
+    shell: bool,
+    /// What the client said about its terminal, not yet handed on.
+    term: Option<TermInfo>,
+    term_seen: TermInfo,
+    user: Option<String>,
+}
+
+impl SshTransport {
+    pub fn new(host_key: Arc<HostKey>) -> SshTransport {
+        SshTransport {
+            runner: Box::new(Runner::new_server_owned()),
+            host_key,
+            pending_in: Vec::new(),
+            channel: None,
+            shell: false,
+            term: None,
+            term_seen: TermInfo::default(),
+            user: None,
+        }
+    }
+
+    /// Until the shell is open.
+    pub fn is_handshaking(&self) -> bool {
+        !self.shell
+    }
+
+    /// The user name the client logged in with (any is accepted).
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// New terminal information from the client, once.
+    pub fn take_term(&mut self) -> Option<TermInfo> {
+        self.term.take()
+    }
+
+    /// End the shell as a program that exits does (exit-status 0, EOF,
+    /// close): the client leaves cleanly. The caller writes it out.
+    pub fn end_session(&mut self) {
+        if let (true, Some(channel)) = (self.shell, &self.channel) {
+            if let Err(e) = self.runner.end_session(channel, 0) {
+                log::debug!("SSH channel close: {e}");
+            }
+        }
+    }
+
+    /// Bytes from the peer, without a socket (the fuzz target's way in):
+    /// run the protocol and append channel data to `data`. The answers
+    /// wait in [`SshTransport::take_output`].
+    pub fn receive(&mut self, bytes: &[u8], data: &mut Vec<u8>) -> Result<(), String> {
+        self.pending_in.extend_from_slice(bytes);
+        self.run(data)
+    }
+
+    /// What the protocol has for the peer (the fuzz target's way out).
+    pub fn take_output(&mut self) -> Vec<u8> {
+        let out = self.runner.output_buf().to_vec();
+        self.runner.consume_output(out.len());
+        out
+    }
+
+    /// Read the socket, run the protocol, append channel data to `data`
+    /// and write the protocol's answers.
+    pub fn read(&mut self, stream: &mut TcpStream, data: &mut Vec<u8>) -> ReadEnd {
+        let end = self.read_socket(stream);
+        if let Err(reason) = self.run(data) {
+            let _ = self.flush(stream);
+            return ReadEnd::Failed(reason);
+        }
+        if let Err(e) = self.flush(stream) {
+            return ReadEnd::Failed(e.to_string());
+        }
+        end
+    }
+
+    /// Send `out` as channel data (as much as the channel window takes;
+    /// nothing before the shell is open) and write to the socket.
+    pub fn write(&mut self, stream: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
+        if let (true, Some(channel)) = (self.shell, &self.channel) {
+            let mut sent = 0;
+            while sent < out.len() {
+                match self
+                    .runner
+                    .write_channel(channel, ChanData::Normal, &out[sent..])
+                {
+                    Ok(0) => break,
+                    Ok(n) => sent += n,
+                    Err(e) => return Err(io::Error::other(e.to_string())),
+                }
+                // Packets queued: push them out before the next one.
+                flush_runner(&mut self.runner, stream)?;
+            }
+            out.drain(..sent);
+        }
+        let mut ignored = Vec::new();
+        self.run(&mut ignored).map_err(io::Error::other)?;
+        self.flush(stream)
+    }
+
+    /// Whether something waits for the socket to become writable: the
+    /// protocol's own output, or channel data the window has room for.
+    pub fn wants_write(&self, out: &[u8]) -> bool {
+        if self.runner.is_output_pending() {
+            return true;
+        }
+        let Some(channel) = self.channel.as_ref().filter(|_| self.shell) else {
+            return false;
+        };
+        let room = self.runner.write_channel_ready(channel, ChanData::Normal);
+        !out.is_empty() && matches!(room, Ok(Some(n)) if n > 0)
+    }
+
+    fn read_socket(&mut self, stream: &mut TcpStream) -> ReadEnd {
+        let mut chunk = vec![0u8; READ_CHUNK];
+        // The runner takes input only as fast as it can answer: keep
+        // reading while it has room, and leave the rest in the socket.
+        while self.pending_in.len() < READ_CHUNK {
+            match stream.read(&mut chunk) {
+                Ok(0) => {
+                    self.runner.close_input();
+                    return ReadEnd::Closed;
+                }
+                Ok(n) => {
+                    self.pending_in.extend_from_slice(&chunk[..n]);
+                    if n < READ_CHUNK {
+                        return ReadEnd::WouldBlock;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadEnd::WouldBlock,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return ReadEnd::Failed(e.to_string()),
+            }
+        }
+        ReadEnd::WouldBlock
+    }
+
+    /// Feed pending input and answer events until the runner has nothing
+    /// more to do.
+    fn run(&mut self, data: &mut Vec<u8>) -> Result<(), String> {
+        for _ in 0..10_000 {
+            let fed = self.feed()?;
+            let progressed = self.progress()?;
+            let read = self.read_channel(data)?;
+            if !fed && !progressed && !read {
+                return Ok(());
+            }
+        }
+        Err("the SSH state machine did not settle".into())
+    }
+
+    fn feed(&mut self) -> Result<bool, String> {
+        if self.pending_in.is_empty() || !self.runner.is_input_ready() {
+            return Ok(false);
+        }
+        let taken = self
+            .runner
+            .input(&self.pending_in)
+            .map_err(|e| e.to_string())?;
+        self.pending_in.drain(..taken);
+        Ok(taken > 0)
+    }
+
+    /// Channel data into `data`; true if any came.
+    fn read_channel(&mut self, data: &mut Vec<u8>) -> Result<bool, String> {
+        let Some((_, kind, _)) = self.runner.read_channel_ready() else {
+            return Ok(false);
+        };
+        let Some(channel) = &self.channel else {
+            return Err("channel data before a channel".into());
+        };
+        if kind != ChanData::Normal {
+            self.runner
+                .discard_read_channel(channel)
+                .map_err(|e| e.to_string())?;
+            return Ok(true);
+        }
+        let mut buf = vec![0u8; READ_CHUNK];
+        let n = self
+            .runner
+            .read_channel(channel, ChanData::Normal, &mut buf)
+            .map_err(|e| e.to_string())?;
+        data.extend_from_slice(&buf[..n]);
+        Ok(n > 0)
+    }
+
+    /// One step of the runner; true if it did something.
+    fn progress(&mut self) -> Result<bool, String> {
+        let event = self.runner.progress().map_err(|e| e.to_string())?;
+        let serv = match event {
+            Event::None => return Ok(false),
+            Event::Progressed | Event::Cli(_) => return Ok(true),
+            Event::Serv(serv) => serv,
+        };
+        let done: sunset::Result<()> = match serv {
+            ServEvent::Hostkeys(h) => h.hostkeys(&[&self.host_key.key]),
+            ServEvent::FirstAuth(auth) => {
+                self.user = auth.username().ok().map(str::to_owned);
+                auth.allow()
+            }
+            ServEvent::PasswordAuth(auth) => {
+                self.user = auth.username().ok().map(str::to_owned);
+                auth.allow()
+            }
+            ServEvent::PubkeyAuth(auth) => auth.reject(),
+            ServEvent::Authenticated | ServEvent::PollAgain => Ok(()),
+            ServEvent::OpenSession(open) => {
+                if self.channel.is_some() {
+                    open.reject(ChanFail::SSH_OPEN_ADMINISTRATIVELY_PROHIBITED)
+                } else {
+                    open.accept().map(|channel| self.channel = Some(channel))
+                }
+            }
+            ServEvent::SessionShell(shell) => {
+                let ours = self.channel.as_ref().map(|c| c.num()) == Some(shell.channel());
+                if ours && !self.shell {
+                    self.shell = true;
+                    shell.succeed()
+                } else {
+                    shell.fail()
+                }
+            }
+            ServEvent::SessionExec(request) | ServEvent::SessionSubsystem(request) => {
+                request.fail()
+            }
+            ServEvent::SessionPty(pty) => {
+                let term = pty.term().unwrap_or_default();
+                self.term_seen.term = term.chars().take(64).collect();
+                note_size(&mut self.term_seen, &mut self.term, pty.size());
+                pty.succeed()
+            }
+            ServEvent::SessionWinChange(change) => {
+                note_size(&mut self.term_seen, &mut self.term, change.size());
+                change.succeed()
+            }
+            ServEvent::SessionEnv(env) => {
+                let name = env.name().unwrap_or_default().to_owned();
+                let value = env.value().unwrap_or_default().chars().take(64).collect();
+                note_env(&mut self.term_seen, &mut self.term, &name, value);
+                env.succeed()
+            }
+            ServEvent::Defunct => return Err("the SSH session ended".into()),
+        };
+        done.map_err(|e| e.to_string())?;
+        Ok(true)
+    }
+
+    /// Write the runner's output to the socket (what the socket takes).
+    fn flush(&mut self, stream: &mut TcpStream) -> io::Result<()> {
+        flush_runner(&mut self.runner, stream)
+    }
+}
+
+/// Keep `TERM`/`COLORTERM` from the client's environment requests.
+fn note_env(seen: &mut TermInfo, pending: &mut Option<TermInfo>, name: &str, value: String) {
+    match name {
+        "TERM" => seen.term = value,
+        "COLORTERM" => seen.colorterm = value,
+        _ => return,
+    }
+    *pending = Some(seen.clone());
+}
+
+/// Keep a terminal size from a pty-req or window-change.
+fn note_size(
+    seen: &mut TermInfo,
+    pending: &mut Option<TermInfo>,
+    size: sunset::Result<(u32, u32)>,
+) {
+    if let Ok((cols, rows)) = size {
+        let clamp = |n: u32| u16::try_from(n).unwrap_or(u16::MAX);
+        seen.width = clamp(cols);
+        seen.height = clamp(rows);
+    }
+    *pending = Some(seen.clone());
+}
+
+fn flush_runner(runner: &mut Runner<'static, Server>, stream: &mut TcpStream) -> io::Result<()> {
+    loop {
+        let out = runner.output_buf();
+        if out.is_empty() {
+            return Ok(());
+        }
+        match stream.write(out) {
+            Ok(0) => return Ok(()),
+            Ok(n) => runner.consume_output(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_host_key_is_made_once_with_mode_0600_and_read_back() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/ssh_host_ed25519_key");
+        let (made, created) = load_or_create_host_key(&path).unwrap();
+        assert!(created);
+        assert!(made.fingerprint.starts_with("SHA256:"));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
+        let (again, created) = load_or_create_host_key(&path).unwrap();
+        assert!(!created, "the existing key is kept");
+        assert_eq!(again.fingerprint, made.fingerprint);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, "hello").unwrap();
+        let e = load_or_create_host_key(&path).unwrap_err();
+        assert!(e.to_string().contains("not an OpenSSH private key"), "{e}");
+    }
+}
