@@ -73,7 +73,7 @@ pub struct Listener {
     /// index of its `[[tls]]` entry (to reload it on SIGHUP).
     pub tls: Option<(usize, Arc<rustls::ServerConfig>)>,
     /// For `ssh`: the listener's host key.
-    pub ssh: Option<Arc<crate::ssh::HostKey>>,
+    pub ssh: Option<(Arc<crate::ssh::HostKey>, crate::ssh::AuthPolicy)>,
 }
 
 /// An accepted client not yet handed to a worker (maybe waiting its turn).

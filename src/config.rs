@@ -175,6 +175,29 @@ pub struct SshListener {
     /// The ed25519 host key in OpenSSH format; made (mode 0600) at start
     /// if the file is missing.
     pub host_key: PathBuf,
+    /// How clients get in at the SSH layer (the game's login follows).
+    #[serde(default)]
+    pub auth: SshAuth,
+    /// Refused authentication attempts (each public key offered) a client
+    /// gets before it is disconnected.
+    #[serde(default = "default_max_auth_attempts")]
+    pub max_auth_attempts: u32,
+}
+
+fn default_max_auth_attempts() -> u32 {
+    6
+}
+
+/// `[[ssh]] auth`: what the SSH layer asks before the game's login.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SshAuth {
+    /// Any user name gets in at once (`none` authentication).
+    #[default]
+    Any,
+    /// `none` is refused, so the client asks for a password; any password
+    /// is accepted. Public keys are refused and count as attempts.
+    Password,
 }
 
 /// What a TLS listener serves.
@@ -709,6 +732,12 @@ impl Config {
         }
         for ssh in &self.ssh {
             parse_addr(&ssh.listen).map_err(Invalid::address("ssh.listen"))?;
+            if ssh.max_auth_attempts == 0 {
+                return Err(Invalid::value(
+                    "ssh.max_auth_attempts",
+                    "must be at least 1",
+                ));
+            }
         }
         self.web.check()?;
         if !self.metrics.listen.is_empty() {
@@ -1353,6 +1382,18 @@ mod tests {
     #[test]
     fn the_error_stays_small() {
         assert!(std::mem::size_of::<ConfigError>() <= 128);
+    }
+
+    #[test]
+    fn ssh_auth_defaults_to_any_and_needs_one_attempt_at_least() {
+        let table = "[[ssh]]\nlisten = \"127.0.0.1:4022\"\nhost_key = \"k\"\n";
+        let config = parse(table).unwrap();
+        assert_eq!(config.ssh[0].auth, SshAuth::Any);
+        assert_eq!(config.ssh[0].max_auth_attempts, 6);
+        let password = parse(&format!("{table}auth = \"password\"\n")).unwrap();
+        assert_eq!(password.ssh[0].auth, SshAuth::Password);
+        let none = parse(&format!("{table}max_auth_attempts = 0\n")).unwrap_err();
+        assert!(none.to_string().contains("ssh.max_auth_attempts"), "{none}");
     }
 
     #[test]

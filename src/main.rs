@@ -522,7 +522,7 @@ fn bind_listeners(config: &Config, status: &StatusFile) -> Result<Vec<Listener>,
             socket,
             protocol_key: "ssh",
             tls: None,
-            ssh: Some(host_key),
+            ssh: Some((host_key, portal::ssh::AuthPolicy::of(entry))),
         });
     }
     Ok(listeners)

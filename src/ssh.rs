@@ -14,8 +14,10 @@
 //!
 //! SSH here is a transport under the terminal engine
 //! ([`crate::protocols::terminal`]): it opens one session channel with a
-//! shell, accepts any user name (with or without a password; the game's own
-//! login screen follows) and turns channel data into the plaintext the
+//! shell, accepts any user name (at once, or with `[[ssh]] auth =
+//! "password"` after a password, any password; the game's own login screen
+//! follows; public keys are refused, and past `max_auth_attempts` of those
+//! the client is cut off) and turns channel data into the plaintext the
 //! session core reads. The pty-req and window-change sizes and `TERM`
 //! (and `COLORTERM` if the client sends it) are handed to the worker as a
 //! [`TermInfo`]; a session the portal closes ends the channel as a shell
@@ -36,7 +38,35 @@ use std::path::Path;
 use std::sync::Arc;
 use sunset::{ChanData, ChanFail, ChanHandle, Event, Runner, ServEvent, Server, SignKey};
 
+use crate::config::{SshAuth, SshListener};
 use crate::session::transport::ReadEnd;
+
+/// How a listener's clients get in at the SSH layer (`[[ssh]] auth` and
+/// `max_auth_attempts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthPolicy {
+    pub auth: SshAuth,
+    /// Refused attempts before the client is cut off.
+    pub max_attempts: u32,
+}
+
+impl AuthPolicy {
+    pub fn of(listener: &SshListener) -> AuthPolicy {
+        AuthPolicy {
+            auth: listener.auth,
+            max_attempts: listener.max_auth_attempts,
+        }
+    }
+}
+
+impl Default for AuthPolicy {
+    fn default() -> AuthPolicy {
+        AuthPolicy {
+            auth: SshAuth::Any,
+            max_attempts: 6,
+        }
+    }
+}
 
 /// A listener's host key, shared by its sessions.
 pub struct HostKey {
@@ -166,10 +196,18 @@ pub struct SshTransport {
     term: Option<TermInfo>,
     term_seen: TermInfo,
     user: Option<String>,
+    policy: AuthPolicy,
+    /// Authentication attempts refused so far.
+    refused: u32,
 }
 
 impl SshTransport {
+    /// A transport letting any user name in at once.
     pub fn new(host_key: Arc<HostKey>) -> SshTransport {
+        SshTransport::with_policy(host_key, AuthPolicy::default())
+    }
+
+    pub fn with_policy(host_key: Arc<HostKey>, policy: AuthPolicy) -> SshTransport {
         SshTransport {
             runner: Box::new(Runner::new_server_owned()),
             host_key,
@@ -179,6 +217,8 @@ impl SshTransport {
             term: None,
             term_seen: TermInfo::default(),
             user: None,
+            policy,
+            refused: 0,
         }
     }
 
@@ -358,13 +398,27 @@ impl SshTransport {
             ServEvent::Hostkeys(h) => h.hostkeys(&[&self.host_key.key]),
             ServEvent::FirstAuth(auth) => {
                 self.user = auth.username().ok().map(str::to_owned);
-                auth.allow()
+                match self.policy.auth {
+                    SshAuth::Any => auth.allow(),
+                    // The client tries its keys (refused, counted), then
+                    // asks its player for a password.
+                    SshAuth::Password => auth.reject(),
+                }
             }
             ServEvent::PasswordAuth(auth) => {
                 self.user = auth.username().ok().map(str::to_owned);
                 auth.allow()
             }
-            ServEvent::PubkeyAuth(auth) => auth.reject(),
+            ServEvent::PubkeyAuth(auth) => {
+                self.refused += 1;
+                if self.refused > self.policy.max_attempts {
+                    return Err(format!(
+                        "too many authentication attempts ({} refused)",
+                        self.refused
+                    ));
+                }
+                auth.reject()
+            }
             ServEvent::Authenticated | ServEvent::PollAgain => Ok(()),
             ServEvent::OpenSession(open) => {
                 if self.channel.is_some() {

@@ -27,7 +27,12 @@ struct SshPortal {
 }
 
 fn start(limits: &str) -> SshPortal {
-    let tables = "[[ssh]]\nlisten = \"127.0.0.1:0\"\nhost_key = \"HOSTKEY\"\n";
+    start_with(limits, "")
+}
+
+/// With extra keys in the `[[ssh]]` table.
+fn start_with(limits: &str, ssh_keys: &str) -> SshPortal {
+    let tables = format!("[[ssh]]\nlisten = \"127.0.0.1:0\"\nhost_key = \"HOSTKEY\"\n{ssh_keys}");
     let mut portal = Portal::start_edited(limits, move |text| {
         let key = text
             .lines()
@@ -326,6 +331,46 @@ fn a_game_restart_keeps_ssh_players_and_answers_their_line() {
     ssh.line("quit");
     ssh.expect("Goodbye!");
     assert_eq!(ssh.expect_exit().0, Some(0));
+}
+
+#[test]
+fn a_password_listener_asks_for_one_and_takes_any() {
+    let sp = start_with("", "auth = \"password\"\n");
+    let mut ssh = SshClient::connect_with(sp.ssh, &["-o", "PreferredAuthentications=password"]);
+    ssh.expect("password: ");
+    ssh.line("whatever-they-like");
+    ssh.expect("create <name>");
+    ssh.keys(b"\x04");
+    assert_eq!(ssh.expect_exit().0, Some(0));
+}
+
+#[test]
+fn past_max_auth_attempts_a_client_is_cut_off() {
+    let sp = start_with("", "auth = \"password\"\nmax_auth_attempts = 1\n");
+    let keys: Vec<String> = ["one", "two"]
+        .iter()
+        .map(|name| {
+            let path = sp.portal.path(&format!("keys/client_{name}"));
+            let made = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&path)
+                .status()
+                .expect("ssh-keygen runs (apt-get install openssh-client)");
+            assert!(made.success());
+            path.display().to_string()
+        })
+        .collect();
+    let mut args = vec!["-o", "PreferredAuthentications=publickey"];
+    args.extend(["-o", "IdentitiesOnly=yes", "-i", &keys[0], "-i", &keys[1]]);
+    let mut ssh = SshClient::connect_with(sp.ssh, &args);
+    assert_ne!(ssh.expect_exit().0, Some(0));
+    sp.portal
+        .wait_log("too many authentication attempts (2 refused)");
+    // The listener still lets a player in by password.
+    let mut next = SshClient::connect_with(sp.ssh, &["-o", "PreferredAuthentications=password"]);
+    next.expect("password: ");
+    next.line("x");
+    next.expect("create <name>");
 }
 
 #[test]

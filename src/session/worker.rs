@@ -66,7 +66,7 @@ pub struct Inbound {
     /// The listener's TLS configuration, for `telnet/ssl`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The listener's host key, for `ssh`.
-    pub ssh: Option<Arc<crate::ssh::HostKey>>,
+    pub ssh: Option<(Arc<crate::ssh::HostKey>, crate::ssh::AuthPolicy)>,
     /// Counted against the per-address caps: released when the worker ends.
     pub counted_ip: bool,
     /// The listener requires a PROXY header (the acceptor has checked the
@@ -332,7 +332,9 @@ fn start_inbound(
         (Some(resume), _) => std::mem::replace(&mut resume.transport, Transport::Plain),
         (None, Ok(Some(conn))) => Transport::Tls(Box::new(conn)),
         (None, Ok(None)) => match ssh {
-            Some(host_key) => Transport::Ssh(Box::new(crate::ssh::SshTransport::new(host_key))),
+            Some((host_key, policy)) => Transport::Ssh(Box::new(
+                crate::ssh::SshTransport::with_policy(host_key, policy),
+            )),
             None => Transport::Plain,
         },
         (None, Err(e)) => {
