@@ -11,7 +11,6 @@ mod support;
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::FromRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -161,33 +160,8 @@ fn setup() -> Option<(Portal, HaProxy, Vec<u8>)> {
 
 /// A TCP connection to `to` from the loopback address `source`.
 fn connect_from(source: Ipv4Addr, to: SocketAddr) -> TcpStream {
-    let SocketAddr::V4(to) = to else {
-        panic!("IPv4 only");
-    };
-    let sockaddr = |ip: Ipv4Addr, port: u16| libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(ip).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
-    let size = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: a new socket, bound and connected with sockaddr_in values
-    // that live across the calls; the descriptor is handed to TcpStream,
-    // which owns and closes it.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-        let stream = TcpStream::from_raw_fd(fd);
-        let local = sockaddr(source, 0);
-        let rc = libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), size);
-        assert_eq!(rc, 0, "bind {source}: {}", std::io::Error::last_os_error());
-        let remote = sockaddr(*to.ip(), to.port());
-        let rc = libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), size);
-        assert_eq!(rc, 0, "connect {to}: {}", std::io::Error::last_os_error());
-        stream
-    }
+    support::ajax::connect_from(source, to)
+        .unwrap_or_else(|e| panic!("connect to {to} from {source}: {e}"))
 }
 
 fn wait_status_lists(portal: &Portal, ip: &str) -> Vec<String> {
