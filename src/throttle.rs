@@ -51,6 +51,12 @@ impl AddressCaps {
         self.lock().release(ip);
     }
 
+    /// Count a session the previous portal admitted (`portal upgrade`),
+    /// whatever the caps say now; release it as usual.
+    pub fn adopt(&self, ip: IpAddr) {
+        *self.lock().sessions.entry(ip).or_insert(0) += 1;
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, PerIpLimits> {
         // Each update is one map change: consistent after a panic.
         self.limits.lock().unwrap_or_else(|p| p.into_inner())

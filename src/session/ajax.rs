@@ -241,6 +241,7 @@ fn start(
         unregistered: Some((session, handle.clone())),
         counted,
     });
+    shared.upgrades.add_worker(sessid, handle.clone());
     if let Some(old) = shared.ajax.insert(key.clone(), sessid, handle) {
         old.close("This page opened a new session.");
     }
@@ -337,9 +338,25 @@ impl AjaxWorker {
         while let Some(message) = self.rx.try_recv() {
             match message {
                 ToWorker::Ajax(mail) => self.handle_mail(*mail, now),
+                ToWorker::Freeze(reply) => self.not_carried(&reply, now),
                 other => self.core.handle_message(other, now),
             }
         }
+    }
+
+    /// `portal upgrade` does not carry AJAX sessions (yet): the player is
+    /// told and the session closes; the page opens a new one.
+    fn not_carried(&mut self, reply: &crossbeam_channel::Sender<crate::upgrade::Frozen>, now: Instant) {
+        let sessid = self.core.sessid();
+        let why = "AJAX sessions are not carried over an upgrade".to_owned();
+        log::warn!("session {sessid} ({}): {why}", ajax::PROTOCOL_KEY);
+        let text = crate::upgrade::NOT_CARRIED.to_owned();
+        self.core.handle_message(ToWorker::Close(text), now);
+        let _ = reply.send(crate::upgrade::Frozen::Dropped(crate::upgrade::format::Dropped {
+            sessid,
+            protocol_key: ajax::PROTOCOL_KEY.into(),
+            why,
+        }));
     }
 
     fn refresh_config(&mut self) {

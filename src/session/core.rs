@@ -337,8 +337,9 @@ impl Core {
             }
             ToWorker::Flags(flags) => self.game_flags.merge(&flags),
             ToWorker::LoggedIn(logged_in) => self.logged_in = logged_in,
-            // Only an AJAX session's worker takes these (before its core).
-            ToWorker::Ajax(_) => {}
+            // Only an AJAX session's worker takes these (before its core),
+            // and the worker freezes itself.
+            ToWorker::Ajax(_) | ToWorker::Freeze(_) => {}
         }
         self.take_transmit();
     }
