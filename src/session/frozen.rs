@@ -44,7 +44,8 @@ fn reference() -> Option<Instant> {
     REFERENCE.with(Cell::get)
 }
 
-/// The reference instant of the encode or decode under way, else `now`.
+/// The reference instant of the encode or decode under way, else `now`
+/// (for `with` modules of types that hold instants inside tuples).
 pub fn reference_or(now: Instant) -> Instant {
     reference().unwrap_or(now)
 }

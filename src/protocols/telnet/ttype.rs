@@ -76,7 +76,7 @@ pub enum Step {
 }
 
 /// Where the TTYPE cycle is.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Ttype {
     round: u8,
     last: Option<String>,
@@ -86,6 +86,11 @@ pub struct Ttype {
 impl Ttype {
     pub fn new() -> Ttype {
         Ttype::default()
+    }
+
+    /// Bytes of the last answer kept (bounded on a thaw).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.last.as_ref().map_or(0, String::len)
     }
 
     /// True once the cycle has ended.
