@@ -28,6 +28,10 @@ impl Worker {
         self.flush();
         self.core.prepare_freeze(now);
         self.flush_within(FREEZE_FLUSH);
+        let core = match self.core.freeze(now) {
+            Ok(core) => core,
+            Err(e) => return self.drop_for_upgrade(&reply, e.to_string(), now),
+        };
         let (transport, unsent) = match self.freeze_transport() {
             Ok(frozen) => frozen,
             Err(why) => return self.drop_for_upgrade(&reply, why, now),
@@ -40,7 +44,7 @@ impl Worker {
             address: self.admission.address,
             counted_ip: self.admission.count.counted_ip(),
             recount_at_register: self.admission.recount_at_register,
-            core: self.core.freeze(now),
+            core,
             unsent,
         };
         if reply.send(Frozen::Session(Box::new(state))).is_ok() {

@@ -1,0 +1,80 @@
+//! `portal upgrade`: the running portal hands its listeners, sessions,
+//! game link and game process to a new binary (a fresh copy of the
+//! portal) without dropping anyone; a binary that fails the hand-over
+//! check is refused and the old portal keeps serving.
+
+mod support;
+use std::path::PathBuf;
+use support::Portal;
+
+/// A fresh copy of the portal binary in the portal's directory, as an
+/// admin would install a new version beside the old.
+fn new_binary(portal: &Portal, name: &str) -> PathBuf {
+    let path = portal.path(name);
+    std::fs::copy(env!("CARGO_BIN_EXE_portal"), &path).expect("copy the portal binary");
+    path
+}
+
+/// A program that is not a portal: answers the check with something else.
+fn impostor(portal: &Portal) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = portal.path("not-a-portal.sh");
+    std::fs::write(&path, "#!/bin/sh\necho portal 9.9.9\n").expect("write script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+#[test]
+fn an_upgrade_keeps_players_their_game_and_its_pid() {
+    let mut portal = Portal::start("");
+    let mut anna = portal.player("anna");
+    let mut bob = portal.player("bob");
+    let game_pid = portal.game_pid_other_than(None);
+    anna.send("echo before-upgrade");
+    anna.expect("before-upgrade");
+
+    let binary = new_binary(&portal, "portal-new");
+    let out = portal.cli(&["upgrade", "--binary", binary.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "upgrade: {} {}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("upgrades: 1"), "{}", out.stdout);
+
+    anna.send("echo after-upgrade");
+    anna.expect("after-upgrade");
+    bob.send("say still here");
+    anna.expect("bob says, \"still here\"");
+    assert_eq!(portal.game_pid_other_than(None), game_pid, "the game was not restarted");
+    let status = portal.status_report();
+    assert_eq!(status.words("upgrades")[0], "1");
+    assert_eq!(status.words("sessions")[0], "2");
+    assert!(portal.child.try_wait().unwrap().is_none(), "same process, still running");
+    portal.wait_log("upgrade 1 done: 2 sessions carried");
+
+    // A new player gets in through the carried listener; a second upgrade
+    // works from the upgraded portal.
+    let mut carl = portal.player("carl");
+    let out = portal.cli(&["upgrade", "--binary", binary.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "second upgrade: {} {}", out.stdout, out.stderr);
+    carl.send("echo twice-upgraded");
+    carl.expect("twice-upgraded");
+    assert_eq!(portal.game_pid_other_than(None), game_pid);
+}
+
+#[test]
+fn a_binary_that_fails_the_check_is_refused_and_the_portal_carries_on() {
+    let portal = Portal::start("");
+    let mut anna = portal.player("anna");
+    let bad = impostor(&portal);
+    let out = portal.cli(&["upgrade", "--binary", bad.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{} {}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("does not speak the hand-over"),
+        "{}",
+        out.stderr
+    );
+    anna.send("echo still-served");
+    anna.expect("still-served");
+    let status = portal.status_report();
+    assert_eq!(status.words("upgrades")[0], "0");
+    let missing = portal.cli(&["upgrade", "--binary", "/no/such/portal"]);
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+}
