@@ -78,3 +78,67 @@ fn a_binary_that_fails_the_check_is_refused_and_the_portal_carries_on() {
     let missing = portal.cli(&["upgrade", "--binary", "/no/such/portal"]);
     assert_eq!(missing.code, 2, "{}", missing.stderr);
 }
+
+#[test]
+fn an_mccp2_stream_ends_before_the_hand_over_and_a_new_one_begins_after() {
+    use portal::protocols::telnet::mccp::COMPRESS2;
+    use portal::protocols::telnet::{DO, IAC, SB, SE, WONT};
+    use portal::protocols::telnet::ttype::TTYPE;
+    let portal = Portal::start("");
+    let mut client = portal.client();
+    client.send_raw(&[IAC, WONT, TTYPE, IAC, DO, COMPRESS2]);
+    let start = [IAC, SB, COMPRESS2, IAC, SE];
+    client.expect_bytes(&start);
+    client.send("create zed pw123");
+    let mut first = flate2::Decompress::new(true);
+    let mut text = Vec::new();
+    let mut pending = Vec::new();
+    support::wait_for("the room, compressed", || {
+        pending.extend(client.take_raw());
+        let mut out = vec![0u8; 65536];
+        let before = first.total_in();
+        first
+            .decompress(&pending, &mut out, flate2::FlushDecompress::None)
+            .expect("valid zlib");
+        let used = (first.total_in() - before) as usize;
+        pending.drain(..used);
+        text.extend_from_slice(&out[..first.total_out() as usize - text.len()]);
+        String::from_utf8_lossy(&text).contains("Plaza").then_some(())
+    });
+    let binary = new_binary(&portal, "portal-new");
+    let out = portal.cli(&["upgrade", "--binary", binary.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "upgrade: {} {}", out.stdout, out.stderr);
+    // The first stream ends (zlib's end marker), then a new one begins.
+    let status = support::wait_for("the first stream to end", || {
+        pending.extend(client.take_raw());
+        let mut out = vec![0u8; 65536];
+        let before = first.total_in();
+        let status = first
+            .decompress(&pending, &mut out, flate2::FlushDecompress::None)
+            .expect("valid zlib to its end");
+        let used = (first.total_in() - before) as usize;
+        pending.drain(..used);
+        (status == flate2::Status::StreamEnd).then_some(status)
+    });
+    assert_eq!(status, flate2::Status::StreamEnd);
+    client.send("echo after-the-upgrade");
+    support::wait_for("a fresh compression start", || {
+        pending.extend(client.take_raw());
+        pending.starts_with(&start).then_some(())
+    });
+    pending.drain(..start.len());
+    let mut second = flate2::Decompress::new(true);
+    let mut after = Vec::new();
+    support::wait_for("the echo, in the new stream", || {
+        pending.extend(client.take_raw());
+        let mut out = vec![0u8; 65536];
+        let before = second.total_in();
+        second
+            .decompress(&pending, &mut out, flate2::FlushDecompress::None)
+            .expect("valid zlib");
+        let used = (second.total_in() - before) as usize;
+        pending.drain(..used);
+        after.extend_from_slice(&out[..second.total_out() as usize - after.len()]);
+        String::from_utf8_lossy(&after).contains("after-the-upgrade").then_some(())
+    });
+}
