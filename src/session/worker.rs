@@ -43,7 +43,7 @@ use crate::session::core::Direction;
 use crate::session::core::{Closing, Core, CoreEvent};
 use crate::session::handle::{Mail, ToWorker, WorkerHandle};
 use crate::session::protocol::Protocol;
-use crate::session::transport::{ReadEnd, Transport};
+use crate::session::transport::{ReadEnd, TlsSession, Transport};
 use crate::session::waiter::Waiter;
 use crate::shared::Shared;
 use crate::stats::{RefuseReason, Stats};
@@ -354,7 +354,7 @@ fn start_inbound(
         tls.map(rustls::ServerConnection::new).transpose(),
     ) {
         (Some(resume), _) => std::mem::replace(&mut resume.transport, Transport::Plain),
-        (None, Ok(Some(conn))) => Transport::Tls(Box::new(conn)),
+        (None, Ok(Some(conn))) => Transport::Tls(Box::new(TlsSession::new(conn))),
         (None, Ok(None)) => match ssh {
             Some((host_key, policy)) => Transport::Ssh(Box::new(
                 crate::ssh::SshTransport::with_policy(host_key, policy),
@@ -608,7 +608,7 @@ impl Worker {
             Err(e) => return Err((e, Some(stream))),
         };
         let web = if direction == Direction::Web {
-            let secure = matches!(transport, Transport::Tls(_));
+            let secure = transport.is_tls();
             match web_settings(&shared.config(), secure) {
                 Ok(settings) => Some(settings),
                 Err(e) => return Err((e, Some(stream))),
@@ -875,7 +875,7 @@ impl Worker {
         let Some(address) = self.address else {
             return;
         };
-        let secure = matches!(self.transport, Transport::Tls(_));
+        let secure = self.transport.is_tls();
         match crate::session::ajax::serve(&self.shared, post, address, secure) {
             crate::session::ajax::Served::Answer(response) => {
                 self.core.answer_ajax(response, Instant::now());

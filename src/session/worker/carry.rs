@@ -8,6 +8,8 @@ use super::*;
 use crate::amp::inbox::ToWriter;
 use crate::upgrade::format::{Dropped, SessionState, TransportState};
 use crate::upgrade::{Frozen, NOT_CARRIED};
+use crate::session::transport::CarriedSession;
+use crate::tls::carried::CarriedTls;
 use crossbeam_channel::Sender;
 use std::os::fd::FromRawFd;
 
@@ -66,7 +68,7 @@ impl Worker {
             Transport::Ssh(_) => {
                 return Some("an SSH session's state stays inside the SSH library".into())
             }
-            Transport::Tls(conn) if conn.is_handshaking() => {
+            Transport::Tls(tls) if tls.conn.is_handshaking() => {
                 return Some("its TLS handshake had not finished".into())
             }
             _ => {}
@@ -118,12 +120,54 @@ impl Worker {
     }
 
     /// The transport as the hand-over carries it, and ciphertext not yet
-    /// written.
+    /// written. A TLS session's keys are taken out of rustls: from here on
+    /// (in the new portal, or here if the upgrade is called off) its
+    /// records are sealed and opened by [`crate::tls::carried`].
     fn freeze_transport(&mut self) -> Result<(TransportState, Vec<u8>), String> {
-        match &self.transport {
+        match std::mem::replace(&mut self.transport, Transport::Plain) {
             Transport::Plain => Ok((TransportState::Plain, Vec::new())),
-            _ => Err("TLS sessions are not carried yet".into()),
+            Transport::Tls(tls) => {
+                let TlsSession { mut conn, partial } = *tls;
+                let mut unsent = Vec::new();
+                while conn.wants_write() {
+                    if conn.write_tls(&mut unsent).is_err() {
+                        break;
+                    }
+                }
+                match CarriedTls::from_rustls(conn, partial) {
+                    Ok(tls) => self.carry_on_with(tls, unsent),
+                    Err(e) => {
+                        // The keys are gone with rustls: nothing more can
+                        // be said to this client; it is closed.
+                        self.core.handle_peer_gone();
+                        Err(format!("its TLS keys could not be taken: {e}"))
+                    }
+                }
+            }
+            Transport::Carried(carried) => {
+                let CarriedSession { tls, out } = *carried;
+                self.carry_on_with(tls, out)
+            }
+            ssh @ Transport::Ssh(_) => {
+                self.transport = ssh;
+                Err("an SSH session's state stays inside the SSH library".into())
+            }
         }
+    }
+
+    /// Keep `tls` as this worker's transport (for an upgrade called off)
+    /// and give its hand-over encoding and the records not yet written.
+    fn carry_on_with(
+        &mut self,
+        tls: CarriedTls,
+        unsent: Vec<u8>,
+    ) -> Result<(TransportState, Vec<u8>), String> {
+        let encoded = tls.encode();
+        self.transport = Transport::Carried(Box::new(CarriedSession {
+            tls,
+            out: unsent.clone(),
+        }));
+        Ok((TransportState::Tls(encoded), unsent))
     }
 }
 
@@ -183,7 +227,13 @@ impl Worker {
         };
         let transport = match state.transport {
             TransportState::Plain => Transport::Plain,
-            TransportState::Tls(_) => return Err(("TLS is not carried yet".into(), None)),
+            TransportState::Tls(bytes) => match CarriedTls::decode(&bytes) {
+                Ok(tls) => Transport::Carried(Box::new(CarriedSession {
+                    tls,
+                    out: state.unsent,
+                })),
+                Err(e) => return Err((format!("its TLS state: {e}"), None)),
+            },
         };
         if let Err(e) = std_stream.set_nonblocking(true) {
             return Err((e.to_string(), None));
