@@ -1,7 +1,8 @@
 //! `portal upgrade` under load: 50 telnet players (a third with MCCP2,
 //! all with NAWS, some with GMCP), 10 websocket players and 5 telnet/ssl
 //! players, logged in and each typing a numbered line every 100 ms, while
-//! the portal is upgraded to a fresh copy of its binary. Every connection
+//! the portal is upgraded to a fresh copy of its binary, then asked to
+//! upgrade to a binary that fails the hand-over check. Every connection
 //! stays open, every line is answered exactly once, each MCCP2 stream the
 //! client sees is valid zlib from start to end, and the game keeps its pid.
 
@@ -293,7 +294,16 @@ fn sixty_five_players_typing_through_an_upgrade_lose_and_double_nothing() {
     std::fs::copy(env!("CARGO_BIN_EXE_portal"), &binary).unwrap();
     let out = portal.cli(&["upgrade", "--binary", binary.to_str().unwrap()]);
     assert_eq!(out.code, 0, "upgrade: {} {}", out.stdout, out.stderr);
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(700));
+    // A second upgrade, to a binary that fails the hand-over check: the
+    // upgraded portal carries on serving everyone.
+    let broken = portal.path("portal-broken");
+    std::fs::write(&broken, "#!/bin/sh\nexit 3\n").unwrap();
+    std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = portal.cli(&["upgrade", "--binary", broken.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "refused: {} {}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("hand-over check failed"), "{}", out.stderr);
+    std::thread::sleep(Duration::from_millis(800));
     stop.store(true, Ordering::Release);
 
     let mut problems = Vec::new();
