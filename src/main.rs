@@ -88,6 +88,9 @@ const TUNABLES: &str = "glibc.malloc.tcache_count=0";
 /// own and keeps them from the game it starts.
 const TUNED_MARK: &str = "PORTAL_MALLOC_TUNED";
 
+/// This process runs with [`TUNABLES`] it set itself.
+static TUNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// glibc gives every thread a cache of freed chunks (tcache) that only that
 /// thread reuses; with a thread per session that held about 5 KiB per idle
 /// session (1,000 sessions: 23.8 KiB each with it, 18.5 KiB without). glibc
@@ -96,6 +99,8 @@ const TUNED_MARK: &str = "PORTAL_MALLOC_TUNED";
 /// own GLIBC_TUNABLES is respected: then nothing happens.
 fn exec_without_thread_caches() {
     if std::env::var_os(TUNED_MARK).is_some() {
+        // `portal upgrade` gives the new binary the same.
+        TUNED.store(true, std::sync::atomic::Ordering::Relaxed);
         // Ours, not the game's: the supervisor's child starts with glibc's
         // defaults. Still single-threaded here.
         std::env::remove_var(TUNED_MARK);
@@ -421,6 +426,10 @@ fn run(
     let (poll, control, control_rx) = acceptor::control_queue().map_err(step(""))?;
     let on_signal = control.clone();
     ctrlc::set_handler(move || on_signal.send(Control::Shutdown)).map_err(RunError::SigInt)?;
+    if handover.is_some() {
+        // Blocked by the old portal across the exec; handled from here on.
+        portal::upgrade::exec::unblock_signals();
+    }
     // Held to the end of `run`: dropping it removes the file.
     let _pidfile = match config.pidfile_path(&config_path) {
         Some(path) => Some(PidFile::create(&path).map_err(RunError::PidFile)?),
@@ -433,6 +442,13 @@ fn run(
     let control_sender: ControlSender = Arc::new(move |c| to_main.send(c));
     let (shared, amp_rx) = Shared::new(config.clone(), control_sender);
     record_exe(&shared);
+    if TUNED.load(std::sync::atomic::Ordering::Relaxed) {
+        let env = vec![
+            ("GLIBC_TUNABLES".to_owned(), TUNABLES.to_owned()),
+            (TUNED_MARK.to_owned(), "1".to_owned()),
+        ];
+        let _ = shared.upgrades.exec_env.set(env);
+    }
     // Before the threads that create files start (binding the socket sets
     // the umask for a moment), and before the status file names the
     // listeners, so a script that saw them can ask `portal status` at once.
@@ -605,6 +621,9 @@ fn take_over_sessions(shared: &Arc<Shared>, h: &mut Handover) -> Result<amp::Car
     use std::os::fd::FromRawFd;
     shared.carry_start(h.started_unix);
     shared.registry.continue_sessids_from(h.next_sessid);
+    if let Some(evennia) = h.evennia.take() {
+        shared.evennia.adopt(evennia);
+    }
     let outbox = match amp::outbox::Outbox::thaw(&h.amp.outbox, shared.config(), Instant::now()) {
         Ok(outbox) => outbox,
         Err(e) => {

@@ -352,7 +352,8 @@ impl Game {
         loop {
             match rx.recv() {
                 Ok(Message::Exec(job)) => {
-                    let error = crate::upgrade::exec::exec(&job.binary, &job.args, &job.bytes, &job.fds);
+                    let env = self.shared.upgrades.exec_env.get().cloned().unwrap_or_default();
+                    let error = crate::upgrade::exec::exec(&job.binary, &job.args, &env, &job.bytes, &job.fds);
                     let _ = job.failed.send(error);
                 }
                 Ok(Message::CarryOn) | Err(_) => break,
@@ -378,6 +379,9 @@ impl Game {
             .checked_sub(Duration::from_secs_f64(carried.running_secs.max(0.0)))
             .unwrap_or_else(Instant::now);
         log::info!("game server pid {} carried over the upgrade", carried.pid);
+        if let Err(e) = self.open_game_log(&self.config()) {
+            log::error!("{e}; the game's output goes unlogged");
+        }
         self.status.set("game_pid", &carried.pid.to_string());
         self.child = Some((GameProcess::Adopted(carried.pid), started));
         self.restart_at = None;

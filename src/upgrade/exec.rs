@@ -33,10 +33,48 @@ pub fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// The signals the portal handles: blocked across the exec (a blocked
+/// signal stays pending through execve), so one that arrives before the
+/// new portal has installed its handlers is not fatal; the new portal
+/// unblocks them ([`unblock_signals`]) once its handlers are in.
+const HANDLED: [libc::c_int; 5] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+fn signal_mask(how: libc::c_int) {
+    // SAFETY: a sigset built with the libc calls, then applied to this
+    // thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for signal in HANDLED {
+            libc::sigaddset(&mut set, signal);
+        }
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+    }
+}
+
+/// Let the handled signals in (after an upgrade: they were blocked across
+/// the exec; pending ones are delivered now).
+pub fn unblock_signals() {
+    signal_mask(libc::SIG_UNBLOCK);
+}
+
 /// Replace this process with `binary`, handing it `bytes` (the encoded
-/// hand-over) and the descriptors `fds`. Returns only on failure, with
-/// every descriptor's close-on-exec flag set again.
-pub fn exec(binary: &Path, args: &[String], bytes: &[u8], fds: &[RawFd]) -> io::Error {
+/// hand-over) and the descriptors `fds`, with `extra_env` added to the
+/// environment. Returns only on failure, with every descriptor's
+/// close-on-exec flag set again.
+pub fn exec(
+    binary: &Path,
+    args: &[String],
+    extra_env: &[(String, String)],
+    bytes: &[u8],
+    fds: &[RawFd],
+) -> io::Error {
     let file = match memory_file(bytes) {
         Ok(file) => file,
         Err(e) => return e,
@@ -51,7 +89,9 @@ pub fn exec(binary: &Path, args: &[String], bytes: &[u8], fds: &[RawFd]) -> io::
         }
         cleared.push(fd);
     }
-    let error = execve(binary, args, file_fd);
+    signal_mask(libc::SIG_BLOCK);
+    let error = execve(binary, args, extra_env, file_fd);
+    signal_mask(libc::SIG_UNBLOCK);
     restore(&cleared);
     drop(file);
     error
@@ -79,8 +119,13 @@ fn memory_file(bytes: &[u8]) -> io::Result<File> {
     Ok(file)
 }
 
-/// execve with the environment plus `HANDOVER_ENV=fd`.
-fn execve(binary: &Path, args: &[String], file_fd: RawFd) -> io::Error {
+/// execve with the environment plus `extra_env` and `HANDOVER_ENV=fd`.
+fn execve(
+    binary: &Path,
+    args: &[String],
+    extra_env: &[(String, String)],
+    file_fd: RawFd,
+) -> io::Error {
     let Ok(path) = CString::new(binary.as_os_str().as_bytes()) else {
         return io::Error::new(io::ErrorKind::InvalidInput, "binary path has a NUL byte");
     };
@@ -91,8 +136,11 @@ fn execve(binary: &Path, args: &[String], file_fd: RawFd) -> io::Error {
             Err(_) => return io::Error::new(io::ErrorKind::InvalidInput, "argument has a NUL"),
         }
     }
+    let replaced = |key: &[u8]| {
+        key == HANDOVER_ENV.as_bytes() || extra_env.iter().any(|(k, _)| k.as_bytes() == key)
+    };
     let mut env: Vec<CString> = std::env::vars_os()
-        .filter(|(key, _)| key.as_bytes() != HANDOVER_ENV.as_bytes())
+        .filter(|(key, _)| !replaced(key.as_bytes()))
         .filter_map(|(key, value)| {
             let mut pair = key.as_bytes().to_vec();
             pair.push(b'=');
@@ -100,9 +148,11 @@ fn execve(binary: &Path, args: &[String], file_fd: RawFd) -> io::Error {
             CString::new(pair).ok()
         })
         .collect();
-    if let Ok(pair) = CString::new(format!("{HANDOVER_ENV}={file_fd}")) {
-        env.push(pair);
-    }
+    let added = extra_env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .chain(std::iter::once(format!("{HANDOVER_ENV}={file_fd}")));
+    env.extend(added.filter_map(|pair| CString::new(pair).ok()));
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
     let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();

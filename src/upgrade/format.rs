@@ -55,6 +55,21 @@ pub struct Handover {
     /// Sessions that could not be carried: sessid, what they were and what
     /// their player was told.
     pub dropped: Vec<Dropped>,
+    /// With the evennia dialect: what the portal knows of the Server.
+    pub evennia: Option<EvenniaState>,
+}
+
+/// What the portal knows of an Evennia Server (for its launcher).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct EvenniaState {
+    pub pid: Option<i64>,
+    /// Its info dict, as a pickle (protocol 4).
+    pub info: Option<Vec<u8>>,
+    /// The launcher's command for starting it.
+    pub command: Vec<String>,
+    /// Its connections so far, and which one is linked.
+    pub epochs: u64,
+    pub linked: Option<u64>,
 }
 
 /// One listening socket.
@@ -343,6 +358,13 @@ mod tests {
                 protocol_key: "ssh".into(),
                 why: "SSH sessions cannot be carried".into(),
             }],
+            evennia: Some(EvenniaState {
+                pid: Some(99),
+                info: Some(vec![0x80, 4]),
+                command: vec!["evennia".into()],
+                epochs: 2,
+                linked: Some(2),
+            }),
         }
     }
 

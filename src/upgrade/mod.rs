@@ -86,6 +86,10 @@ pub struct Upgrades {
     reader: Mutex<Option<Option<LinkState>>>,
     /// The binary the portal was started from.
     pub exe: OnceLock<PathBuf>,
+    /// Environment the new binary gets besides this process's own (the
+    /// malloc tunables main.rs re-executed with, which it then removed
+    /// from the environment so the game does not inherit them).
+    pub exec_env: OnceLock<Vec<(String, String)>>,
     outcome: Mutex<Outcome>,
 }
 

@@ -104,6 +104,8 @@ fn freeze_and_exec(
         },
         game: game.game,
         dropped,
+        evennia: (shared.config().amp.dialect == crate::config::Dialect::Evennia)
+            .then(|| shared.evennia.carry()),
     };
     let bytes = match handover.encode() {
         Ok(bytes) => bytes,
@@ -130,7 +132,10 @@ fn freeze_and_exec(
             fds,
             failed: crossbeam_channel::bounded(1).0,
         }),
-        _ => exec::exec(binary, &parts.args, &bytes, &fds),
+        _ => {
+            let env = shared.upgrades.exec_env.get().cloned().unwrap_or_default();
+            exec::exec(binary, &parts.args, &env, &bytes, &fds)
+        }
     };
     format!("cannot start {}: {error}", binary.display())
 }
