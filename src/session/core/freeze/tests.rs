@@ -19,7 +19,13 @@ fn config() -> Arc<Config> {
 
 fn telnet_core(config: Arc<Config>, now: Instant) -> Core {
     let telnet = Telnet::new(telnet_settings(&config, Direction::Inbound), now);
-    Core::new(7, config, Direction::Inbound, Protocol::Telnet(Box::new(telnet)), now)
+    Core::new(
+        7,
+        config,
+        Direction::Inbound,
+        Protocol::Telnet(Box::new(telnet)),
+        now,
+    )
 }
 
 fn web_core(config: Arc<Config>, now: Instant) -> Core {
@@ -45,7 +51,13 @@ fn sub(option: u8, body: &[u8]) -> Vec<u8> {
 
 fn say(core: &mut Core, text: &str, now: Instant) {
     let commands = vec![Command::text(text)];
-    core.handle_message(ToWorker::Out { commands, read_at: None }, now);
+    core.handle_message(
+        ToWorker::Out {
+            commands,
+            read_at: None,
+        },
+        now,
+    );
 }
 
 /// What a telnet client gets from `wire`: plain bytes until IAC SB
@@ -188,9 +200,17 @@ fn a_negotiated_telnet_session_with_mccp2_thaws_to_the_same_session() {
     same(&mut core, &mut thawed, &mut wire, &mut wire_thawed);
 
     let (plain, begun, ended) = client_view(&wire_thawed);
-    assert_eq!((begun, ended), (2, 1), "one stream ended, a fresh one began");
+    assert_eq!(
+        (begun, ended),
+        (2, 1),
+        "one stream ended, a fresh one began"
+    );
     let text = String::from_utf8_lossy(&plain);
-    let order = ["Welcome before", "Unsent when frozen.", "After the upgrade."];
+    let order = [
+        "Welcome before",
+        "Unsent when frozen.",
+        "After the upgrade.",
+    ];
     let places: Vec<_> = order.iter().map(|t| text.find(t).expect(t)).collect();
     assert!(places.windows(2).all(|w| w[0] < w[1]), "{text}");
 }
@@ -235,7 +255,14 @@ const UPGRADE: &[u8] = b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:4001\r\nConnection:
 
 fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     assert!(payload.len() < 126);
-    let mut bytes = vec![u8::from(fin) << 7 | opcode, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+    let mut bytes = vec![
+        u8::from(fin) << 7 | opcode,
+        0x80 | payload.len() as u8,
+        0,
+        0,
+        0,
+        0,
+    ];
     bytes.extend_from_slice(payload);
     bytes
 }
@@ -253,9 +280,16 @@ fn web_round_trip(protocol: &str, opcode: u8, line: &[u8]) {
     request.extend_from_slice(b"\r\n");
     core.handle_input(&request, t0);
     let answer = sent(&mut core);
-    assert!(answer.starts_with(b"HTTP/1.1 101 "), "{}", String::from_utf8_lossy(&answer));
+    assert!(
+        answer.starts_with(b"HTTP/1.1 101 "),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
     let opened = events(&mut core);
-    assert!(matches!(opened.first(), Some(CoreEvent::Register { .. })), "{opened:?}");
+    assert!(
+        matches!(opened.first(), Some(CoreEvent::Register { .. })),
+        "{opened:?}"
+    );
     say(&mut core, "unsent", t0);
     // One whole line, the first fragment of another and half a frame.
     let whole = frame(true, opcode, line);
@@ -279,7 +313,11 @@ fn web_round_trip(protocol: &str, opcode: u8, line: &[u8]) {
     let (a, b) = (events(&mut core), events(&mut thawed));
     assert_eq!(a, b);
     let typed = |e: &CoreEvent| matches!(e, CoreEvent::Input { command, .. } if command.first_str() == Some("look around"));
-    assert_eq!(a.iter().filter(|e| typed(e)).count(), 1, "the fragmented line, once: {a:?}");
+    assert_eq!(
+        a.iter().filter(|e| typed(e)).count(),
+        1,
+        "the fragmented line, once: {a:?}"
+    );
     say(&mut core, "after", t0);
     say(&mut thawed, "after", t0);
     same(&mut core, &mut thawed, &mut wire_a, &mut wire_b);
@@ -340,7 +378,11 @@ fn wrong_version_empty_oversized_and_trailing_bytes_are_refused() {
     bytes.push(0);
     assert!(matches!(thaw(&bytes), Some(ThawError::Decode(_))));
     let big = vec![CORE_STATE_VERSION; MAX_STATE_BYTES + 1];
-    assert_eq!(thaw(&big), Some(ThawError::TooLarge(MAX_STATE_BYTES + 1)));
+    assert_eq!(
+        thaw(&big),
+        Some(ThawError::TooLarge(MAX_STATE_BYTES + 1, MAX_STATE_BYTES))
+    );
+    assert_eq!(max_state_bytes(&config()), MAX_STATE_BYTES);
 }
 
 #[test]
