@@ -463,6 +463,9 @@ impl WebEngine {
             Stage::Http { buffer, .. } if buffer.len() > request.saturating_add(message) => {
                 return Err("an HTTP request past web.max_request_bytes");
             }
+            Stage::Http { served, .. } if *served >= MAX_REQUESTS => {
+                return Err("more requests served than a connection may have");
+            }
             Stage::Socket(socket) if !socket.gate.fits(message) => {
                 return Err("a websocket message past web.max_message_bytes");
             }

@@ -410,22 +410,57 @@ fn a_state_past_the_current_limits_is_refused() {
     assert!(err.to_string().contains("output_buffer_bytes"), "{err}");
 }
 
+fn frozen_web() -> Vec<u8> {
+    let t0 = Instant::now();
+    let mut core = web_core(config(), t0);
+    let mut request = UPGRADE.to_vec();
+    request.extend_from_slice(b"\r\n");
+    core.handle_input(&request, t0);
+    core.handle_input(&frame(false, 1, b"[\"text\", [\"lo")[..], t0);
+    say(&mut core, "pending output", t0);
+    core.freeze(t0).expect("carriable")
+}
+
+/// A thawed core (from corrupt bytes) must take input, time and output
+/// without a panic.
+fn exercise(mut core: Core, now: Instant) {
+    core.handle_input(b"x\r\n\xff\xfa\x18\x00A\xff\xf0\x81\x80\0\0\0\0", now);
+    say(&mut core, "text", now);
+    let later = now + Duration::from_secs(7200);
+    core.handle_timeout(later);
+    let _ = core.poll_timeout();
+    let _ = core.is_finished(later, true);
+    events(&mut core);
+    sent(&mut core);
+}
+
 proptest! {
     #[test]
     fn random_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let mut bytes = vec![CORE_STATE_VERSION];
         bytes.extend(body);
-        let _ = Core::thaw(&bytes, config(), Instant::now());
+        let now = Instant::now();
+        if let Ok(core) = Core::thaw(&bytes, config(), now) {
+            exercise(core, now);
+        }
     }
 
     #[test]
-    fn truncated_or_flipped_states_never_panic(cut in 0usize..4096, flip in 0usize..4096, bit in 0u8..8) {
-        let bytes = frozen_telnet();
+    fn truncated_or_flipped_states_never_panic(
+        web in any::<bool>(),
+        cut in 0usize..8192,
+        flip in 0usize..8192,
+        bit in 0u8..8,
+    ) {
+        let bytes = if web { frozen_web() } else { frozen_telnet() };
+        let now = Instant::now();
         let cut = cut % bytes.len();
-        prop_assert!(Core::thaw(&bytes[..cut], config(), Instant::now()).is_err());
+        prop_assert!(Core::thaw(&bytes[..cut], config(), now).is_err());
         let mut flipped = bytes.clone();
         let at = 1 + flip % (flipped.len() - 1);
         flipped[at] ^= 1 << bit;
-        let _ = Core::thaw(&flipped, config(), Instant::now());
+        if let Ok(core) = Core::thaw(&flipped, config(), now) {
+            exercise(core, now);
+        }
     }
 }
