@@ -464,3 +464,114 @@ proptest! {
         }
     }
 }
+
+/// Pieces a telnet client may send, hostile ones included.
+fn telnet_piece() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(negotiate()),
+        Just(b"look\r\n".to_vec()),
+        Just(b"say h\xc3\xa9\x08llo\r".to_vec()),
+        Just(vec![IAC]),
+        Just(vec![IAC, IAC]),
+        Just(vec![IAC, SB, 201]),
+        Just(b"Core.Ping {}".to_vec()),
+        Just(vec![IAC, SE]),
+        Just(vec![IAC, WILL, 31]),
+        Just(sub(31, &[0, 80, 0, 24])),
+        Just(sub(24, b"\x00TINTIN")),
+        Just(vec![IAC, DO, 1]),
+        Just(vec![IAC, DONT, COMPRESS2]),
+        Just(vec![IAC, 241]),
+        proptest::collection::vec(any::<u8>(), 0..16),
+    ]
+}
+
+proptest! {
+    /// Frozen after any prefix of any client's bytes, the thawed core
+    /// goes on exactly as the original does (which carried on after an
+    /// aborted freeze).
+    #[test]
+    fn a_telnet_core_frozen_anywhere_goes_on_the_same(
+        pieces in proptest::collection::vec(telnet_piece(), 1..12),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let wire: Vec<u8> = pieces.concat();
+        let cut = cut.index(wire.len() + 1);
+        let t0 = Instant::now();
+        let mut core = telnet_core(config(), t0);
+        core.handle_input(&wire[..cut], t0);
+        say(&mut core, "before", t0);
+        if core.uncarriable().is_some() {
+            return Ok(());
+        }
+        core.prepare_freeze(t0);
+        let frozen = core.freeze(t0).expect("carriable");
+        let mut thawed = Core::thaw(&frozen, config(), t0).expect("thaws");
+        core.abort_freeze(t0);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        same(&mut core, &mut thawed, &mut a, &mut b);
+        let t1 = t0 + Duration::from_millis(2500);
+        core.handle_input(&wire[cut..], t1);
+        thawed.handle_input(&wire[cut..], t1);
+        say(&mut core, "after", t1);
+        say(&mut thawed, "after", t1);
+        same(&mut core, &mut thawed, &mut a, &mut b);
+        core.handle_timeout(t1);
+        thawed.handle_timeout(t1);
+        same(&mut core, &mut thawed, &mut a, &mut b);
+    }
+}
+
+/// Frames a browser may send after the upgrade (lines, fragments of one,
+/// pings, pongs, junk).
+fn web_piece() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(frame(true, 1, br#"["text", ["look"], {}]"#)),
+        Just(frame(false, 1, br#"["text", ["sa"#)),
+        Just(frame(true, 0, br#"y hi"], {}]"#)),
+        Just(frame(true, 9, b"ping")),
+        Just(frame(true, 10, b"")),
+        Just(frame(
+            true,
+            1,
+            br#"["client_options", [], {"screenwidth": 100}]"#
+        )),
+        Just(frame(true, 1, b"not json")),
+        proptest::collection::vec(any::<u8>(), 0..8),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn a_web_core_frozen_anywhere_goes_on_the_same(
+        pieces in proptest::collection::vec(web_piece(), 1..10),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut wire = UPGRADE.to_vec();
+        wire.extend_from_slice(b"\r\n");
+        wire.extend(pieces.concat());
+        let cut = cut.index(wire.len() + 1);
+        let t0 = Instant::now();
+        let mut core = web_core(config(), t0);
+        core.handle_input(&wire[..cut], t0);
+        say(&mut core, "before", t0);
+        if core.uncarriable().is_some() {
+            return Ok(());
+        }
+        core.prepare_freeze(t0);
+        let frozen = core.freeze(t0).expect("carriable");
+        let mut thawed = Core::thaw(&frozen, config(), t0).expect("thaws");
+        core.abort_freeze(t0);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        same(&mut core, &mut thawed, &mut a, &mut b);
+        let t1 = t0 + Duration::from_secs(25);
+        core.handle_input(&wire[cut..], t1);
+        thawed.handle_input(&wire[cut..], t1);
+        say(&mut core, "after", t1);
+        say(&mut thawed, "after", t1);
+        same(&mut core, &mut thawed, &mut a, &mut b);
+        core.handle_timeout(t1);
+        thawed.handle_timeout(t1);
+        same(&mut core, &mut thawed, &mut a, &mut b);
+    }
+}
