@@ -860,7 +860,7 @@ fn secs(n: u64) -> Duration {
 }
 
 mod freeze;
-pub use freeze::{ThawError, CORE_STATE_VERSION, MAX_STATE_BYTES};
+pub use freeze::{max_state_bytes, FreezeError, ThawError, CORE_STATE_VERSION, MAX_STATE_BYTES};
 
 #[cfg(test)]
 mod tests;

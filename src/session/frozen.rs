@@ -218,6 +218,10 @@ mod tests {
         let now = Instant::now();
         assert_eq!(offset_of(now, now), 0);
         assert_eq!(instant_at(now, 0), Some(now));
-        assert_eq!(instant_at(now, i64::MAX).is_some(), now.checked_add(Duration::from_nanos(i64::MAX as u64)).is_some());
+        assert_eq!(
+            instant_at(now, i64::MAX).is_some(),
+            now.checked_add(Duration::from_nanos(i64::MAX as u64))
+                .is_some()
+        );
     }
 }

@@ -19,10 +19,12 @@
 //!
 //! Pure: bytes in, bytes out, no I/O. The session worker owns one per
 //! carried session. Only application data, alerts and the two directions'
-//! sequence numbers can be followed: a TLS 1.3 KeyUpdate or any handshake
-//! message (renegotiation, tickets) needs the traffic secret or the
-//! handshake state, which rustls does not give out, so it ends the session
-//! with a clear [`CarryError`]. Ciphers: AES-128-GCM, AES-256-GCM and
+//! sequence numbers can be followed: a TLS 1.3 KeyUpdate or any other
+//! handshake message from the client (a TLS 1.2 renegotiation) needs the
+//! traffic secret or the handshake state, which rustls does not give out,
+//! so it ends the session with a clear [`CarryError`]. Nor can a carried
+//! session rekey itself: after 2^24 records sealed under AES-GCM it
+//! refuses to seal more ([`CarryError::LimitReached`]). Ciphers: AES-128-GCM, AES-256-GCM and
 //! ChaCha20-Poly1305 (`ring::aead`, the same code rustls' provider uses).
 //!
 //! ```
@@ -162,8 +164,8 @@ pub enum CarryError {
     /// The peer sent a TLS 1.3 KeyUpdate: the new keys need the traffic
     /// secret, which is not carried.
     KeyUpdate,
-    /// The peer sent a handshake message (renegotiation, a ticket) with
-    /// this type, which only the lost handshake state could answer.
+    /// The peer sent a handshake message of this type (a TLS 1.2
+    /// renegotiation, say), which only the lost handshake state could answer.
     Handshake { msg_type: Option<u8> },
     /// A record of a content type that must not arrive now.
     Unexpected { content_type: u8 },
@@ -342,10 +344,13 @@ impl fmt::Debug for CarriedTls {
 
 impl CarriedTls {
     /// Take over `conn`, whose handshake is finished and whose outgoing
-    /// records have all been written (rustls refuses otherwise).
-    /// `pending` is ciphertext read from the socket but not given to
-    /// rustls (see [`split_whole_records`]). Plaintext rustls has opened
-    /// but not handed out comes out of the first [`open`](Self::open).
+    /// records have all been written (`wants_write()` false; rustls
+    /// refuses otherwise), and which was given only whole records, each
+    /// followed by `process_new_packets` (a partial record inside rustls
+    /// would be lost). `pending` is ciphertext read from the socket but
+    /// not given to rustls (see [`split_whole_records`]). Plaintext rustls
+    /// has opened but not handed out comes out of the first
+    /// [`open`](Self::open), and a close_notify it saw is kept.
     pub fn from_rustls(
         mut conn: ServerConnection,
         pending: Vec<u8>,

@@ -836,6 +836,9 @@ impl Telnet {
         if !self.parser.set_cap(cap) || self.ttype.held_bytes() > cap {
             return Err("a subnegotiation past telnet.max_subnegotiation");
         }
+        if !self.ttype.is_valid() {
+            return Err("a TTYPE cycle past its last round");
+        }
         if self.inflating {
             return Err("an MCCP3 stream marked as running");
         }

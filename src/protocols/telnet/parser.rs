@@ -90,7 +90,13 @@ impl Parser {
     /// carried body fits under it.
     pub(crate) fn set_cap(&mut self, cap: usize) -> bool {
         self.cap = cap;
-        self.body.len() <= cap
+        let skip_ok = match self.state {
+            State::Skip(left) | State::SkipIac(left) => left <= cap.saturating_mul(SKIP_FACTOR),
+            _ => true,
+        };
+        // No live session counts anywhere near this many drops.
+        let counter_ok = self.dropped <= u64::MAX / 2;
+        self.body.len() <= cap && skip_ok && counter_ok
     }
 
     /// Bytes the body buffer holds room for (tests check it stays capped).

@@ -93,6 +93,12 @@ impl Ttype {
         self.last.as_ref().map_or(0, String::len)
     }
 
+    /// Whether this is a state the cycle can be in (a thawed one is
+    /// checked): an unfinished cycle is never past its third round.
+    pub(crate) fn is_valid(&self) -> bool {
+        self.done || self.round < 3
+    }
+
     /// True once the cycle has ended.
     pub fn done(&self) -> bool {
         self.done

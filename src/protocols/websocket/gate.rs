@@ -44,7 +44,10 @@ fn head(bytes: &[u8]) -> Option<Head> {
     let control = first & 0x08 != 0;
     let masked = second & 0x80 != 0;
     let (length, header) = match second & 0x7f {
-        126 => (u64::from(u16::from_be_bytes([*bytes.get(2)?, *bytes.get(3)?])), 4),
+        126 => (
+            u64::from(u16::from_be_bytes([*bytes.get(2)?, *bytes.get(3)?])),
+            4,
+        ),
         127 => {
             let raw: [u8; 8] = bytes.get(2..10)?.try_into().ok()?;
             (u64::from_be_bytes(raw), 10)
@@ -83,10 +86,7 @@ impl Gate {
         let mut at = 0usize;
         // Payload bytes of the held fragments up to `at`.
         let mut message = 0u64;
-        loop {
-            let Some(head) = head(&self.held[at..]) else {
-                break;
-            };
+        while let Some(head) = head(&self.held[at..]) {
             let data = if head.control { 0 } else { head.payload };
             if head.payload > max_frame as u64 || message + data > max_message as u64 {
                 // Too big: let tungstenite refuse it.

@@ -371,7 +371,10 @@ impl WebEngine {
                 self.read_requests(now);
             }
             Stage::Socket(socket) => {
-                let (frame, message) = (self.settings.max_frame_bytes, self.settings.max_message_bytes);
+                let (frame, message) = (
+                    self.settings.max_frame_bytes,
+                    self.settings.max_message_bytes,
+                );
                 let mut whole = Vec::new();
                 socket.gate.push(input, frame, message, &mut whole);
                 socket.pipe.input.extend(whole);
@@ -411,7 +414,6 @@ impl WebEngine {
         leftover
     }
 
-    /// The next thing to report.
     // ---- carried to a new process (`portal upgrade`) ----
 
     /// Why this engine cannot be carried, if it cannot: an AJAX request
@@ -453,15 +455,23 @@ impl WebEngine {
             fresh_csessid,
             ..settings
         };
-        let (request, message) = (self.settings.max_request_bytes, self.settings.max_message_bytes);
+        let (request, message) = (
+            self.settings.max_request_bytes,
+            self.settings.max_message_bytes,
+        );
         match &self.stage {
             Stage::Http { buffer, .. } if buffer.len() > request.saturating_add(message) => {
                 return Err("an HTTP request past web.max_request_bytes");
             }
+            Stage::Http { served, .. } if *served >= MAX_REQUESTS => {
+                return Err("more requests served than a connection may have");
+            }
             Stage::Socket(socket) if !socket.gate.fits(message) => {
                 return Err("a websocket message past web.max_message_bytes");
             }
-            Stage::Socket(socket) if socket.pipe.input.len() > message.saturating_add(gate::SLACK) => {
+            Stage::Socket(socket)
+                if socket.pipe.input.len() > message.saturating_add(gate::SLACK) =>
+            {
                 return Err("websocket input past web.max_message_bytes");
             }
             _ => {}
@@ -487,6 +497,7 @@ impl WebEngine {
         self.transmit.len() + pipe
     }
 
+    /// The next thing to report.
     pub fn poll_event(&mut self) -> Option<WebEvent> {
         self.events.pop_front()
     }
@@ -855,7 +866,10 @@ impl WebEngine {
             pinged_at: now,
             awaiting_pong: false,
         });
-        let (frame, message) = (self.settings.max_frame_bytes, self.settings.max_message_bytes);
+        let (frame, message) = (
+            self.settings.max_frame_bytes,
+            self.settings.max_message_bytes,
+        );
         let mut whole = Vec::new();
         socket.gate.push(&leftover, frame, message, &mut whole);
         socket.pipe.input.extend(whole);
@@ -873,7 +887,6 @@ impl WebEngine {
         self.read_frames();
     }
 
-    /// The request's browser id, if it brought a valid one.
     /// A server-side tungstenite context with the configured limits.
     fn new_context(&self) -> WebSocketContext {
         let config = WebSocketConfig::default()
@@ -884,6 +897,7 @@ impl WebEngine {
         WebSocketContext::new(Role::Server, Some(config))
     }
 
+    /// The request's browser id, if it brought a valid one.
     fn browser_id<'r>(&self, request: &'r Request) -> Option<&'r str> {
         request
             .cookie(self.cookie_name())

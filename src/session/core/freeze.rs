@@ -20,7 +20,7 @@
 //! or hostile state cannot make a session bigger than a live one can be.
 //! The lead's upgrade orchestration (worker, hand-over file) is the caller.
 
-use super::{Core, CoreEvent};
+use super::{Core, CoreEvent, Direction};
 use crate::config::Config;
 use crate::protocols::websocket::format::Format;
 use crate::session::frozen;
@@ -36,9 +36,25 @@ use std::time::Instant;
 /// The first byte of a frozen core; bumped whenever the encoding changes.
 pub const CORE_STATE_VERSION: u8 = 1;
 
-/// The largest frozen core [`Core::thaw`] reads: above the output buffer
-/// (1 MiB by default) plus a websocket message and a line, with room.
+/// The largest frozen core [`Core::thaw`] reads under the default config:
+/// above the output buffer (1 MiB by default) plus a websocket message and
+/// a line, with room. A larger `limits.output_buffer_bytes` raises it
+/// ([`max_state_bytes`]).
 pub const MAX_STATE_BYTES: usize = 4 << 20;
+
+/// The largest frozen core [`Core::thaw`] reads under `config`: the
+/// output buffer twice over plus 2 MiB (a websocket message, a line, the
+/// rest of the state), at least [`MAX_STATE_BYTES`]. Decoding allocates
+/// in proportion to the input (a small multiple: one byte of input may
+/// stand for an empty string or value in a list), so this also bounds
+/// what a hostile state can cost while it is refused.
+pub fn max_state_bytes(config: &Config) -> usize {
+    let output = config.limits.output_buffer_bytes;
+    output
+        .saturating_mul(2)
+        .saturating_add(2 << 20)
+        .max(MAX_STATE_BYTES)
+}
 
 /// Why [`Core::freeze`] gave no bytes: the session cannot be carried.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,8 +73,8 @@ impl std::error::Error for FreezeError {}
 pub enum ThawError {
     /// No bytes at all.
     Empty,
-    /// More than [`MAX_STATE_BYTES`].
-    TooLarge(usize),
+    /// More bytes (first) than [`max_state_bytes`] allows (second).
+    TooLarge(usize, usize),
     /// Another format version than [`CORE_STATE_VERSION`].
     Version(u8),
     /// The bytes do not decode (truncated, corrupt, trailing bytes).
@@ -75,8 +91,8 @@ impl fmt::Display for ThawError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ThawError::Empty => write!(f, "no session state"),
-            ThawError::TooLarge(n) => {
-                write!(f, "session state of {n} bytes is over {MAX_STATE_BYTES}")
+            ThawError::TooLarge(n, max) => {
+                write!(f, "session state of {n} bytes is over the {max} allowed")
             }
             ThawError::Version(v) => write!(
                 f,
@@ -146,8 +162,9 @@ impl Core {
     /// IAC SE` queued in [`Core::transmit`]).
     pub fn thaw(bytes: &[u8], config: Arc<Config>, now: Instant) -> Result<Core, ThawError> {
         let (&version, body) = bytes.split_first().ok_or(ThawError::Empty)?;
-        if bytes.len() > MAX_STATE_BYTES {
-            return Err(ThawError::TooLarge(bytes.len()));
+        let max = max_state_bytes(&config);
+        if bytes.len() > max {
+            return Err(ThawError::TooLarge(bytes.len(), max));
         }
         if version != CORE_STATE_VERSION {
             return Err(ThawError::Version(version));
@@ -155,7 +172,10 @@ impl Core {
         let decoded = frozen::with_reference(now, || postcard::take_from_bytes::<Core>(body));
         let (mut core, rest) = decoded.map_err(|e| ThawError::Decode(e.to_string()))?;
         if !rest.is_empty() {
-            return Err(ThawError::Decode(format!("{} bytes after the end", rest.len())));
+            return Err(ThawError::Decode(format!(
+                "{} bytes after the end",
+                rest.len()
+            )));
         }
         core.thaw_settings(&config)?;
         if !core.limiter.is_sane() {
@@ -182,7 +202,9 @@ impl Core {
                     .map_err(|e| ThawError::Settings(e.to_string()))?;
                 web.thaw_settings(settings).map_err(ThawError::Invalid)
             }
-            _ => Err(ThawError::Invalid("a protocol engine for another direction")),
+            _ => Err(ThawError::Invalid(
+                "a protocol engine for another direction",
+            )),
         }
     }
 
@@ -190,7 +212,9 @@ impl Core {
     /// may hold.
     fn check_limits(&self) -> Result<(), ThawError> {
         if !self.framer.fits() {
-            return Err(ThawError::Invalid("a partial line past limits.max_char_limit"));
+            return Err(ThawError::Invalid(
+                "a partial line past limits.max_char_limit",
+            ));
         }
         let buffered = match &self.protocol {
             Protocol::Telnet(telnet) => telnet.buffered_bytes(),
@@ -203,13 +227,13 @@ impl Core {
             return Err(ThawError::Invalid("output past limits.output_buffer_bytes"));
         }
         if self.hold.as_ref().is_some_and(|hold| hold.start.len() > 8) {
-            return Err(ThawError::Invalid("a held start longer than the HTTP check reads"));
+            return Err(ThawError::Invalid(
+                "a held start longer than the HTTP check reads",
+            ));
         }
         Ok(())
     }
 }
-
-use super::Direction;
 
 /// A [`CoreEvent`] as carried: the subprotocol by its format, no AJAX
 /// request (a core with one is not carried).
@@ -221,7 +245,10 @@ enum CarriedEvent {
         forwarded: Vec<String>,
     },
     Sync,
-    Input { command: Command, visible: bool },
+    Input {
+        command: Command,
+        visible: bool,
+    },
     Refused,
     MsspRequest,
     BytesIn(usize),

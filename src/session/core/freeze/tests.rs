@@ -19,7 +19,13 @@ fn config() -> Arc<Config> {
 
 fn telnet_core(config: Arc<Config>, now: Instant) -> Core {
     let telnet = Telnet::new(telnet_settings(&config, Direction::Inbound), now);
-    Core::new(7, config, Direction::Inbound, Protocol::Telnet(Box::new(telnet)), now)
+    Core::new(
+        7,
+        config,
+        Direction::Inbound,
+        Protocol::Telnet(Box::new(telnet)),
+        now,
+    )
 }
 
 fn web_core(config: Arc<Config>, now: Instant) -> Core {
@@ -45,7 +51,13 @@ fn sub(option: u8, body: &[u8]) -> Vec<u8> {
 
 fn say(core: &mut Core, text: &str, now: Instant) {
     let commands = vec![Command::text(text)];
-    core.handle_message(ToWorker::Out { commands, read_at: None }, now);
+    core.handle_message(
+        ToWorker::Out {
+            commands,
+            read_at: None,
+        },
+        now,
+    );
 }
 
 /// What a telnet client gets from `wire`: plain bytes until IAC SB
@@ -188,9 +200,17 @@ fn a_negotiated_telnet_session_with_mccp2_thaws_to_the_same_session() {
     same(&mut core, &mut thawed, &mut wire, &mut wire_thawed);
 
     let (plain, begun, ended) = client_view(&wire_thawed);
-    assert_eq!((begun, ended), (2, 1), "one stream ended, a fresh one began");
+    assert_eq!(
+        (begun, ended),
+        (2, 1),
+        "one stream ended, a fresh one began"
+    );
     let text = String::from_utf8_lossy(&plain);
-    let order = ["Welcome before", "Unsent when frozen.", "After the upgrade."];
+    let order = [
+        "Welcome before",
+        "Unsent when frozen.",
+        "After the upgrade.",
+    ];
     let places: Vec<_> = order.iter().map(|t| text.find(t).expect(t)).collect();
     assert!(places.windows(2).all(|w| w[0] < w[1]), "{text}");
 }
@@ -235,7 +255,14 @@ const UPGRADE: &[u8] = b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:4001\r\nConnection:
 
 fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     assert!(payload.len() < 126);
-    let mut bytes = vec![u8::from(fin) << 7 | opcode, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+    let mut bytes = vec![
+        u8::from(fin) << 7 | opcode,
+        0x80 | payload.len() as u8,
+        0,
+        0,
+        0,
+        0,
+    ];
     bytes.extend_from_slice(payload);
     bytes
 }
@@ -253,9 +280,16 @@ fn web_round_trip(protocol: &str, opcode: u8, line: &[u8]) {
     request.extend_from_slice(b"\r\n");
     core.handle_input(&request, t0);
     let answer = sent(&mut core);
-    assert!(answer.starts_with(b"HTTP/1.1 101 "), "{}", String::from_utf8_lossy(&answer));
+    assert!(
+        answer.starts_with(b"HTTP/1.1 101 "),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
     let opened = events(&mut core);
-    assert!(matches!(opened.first(), Some(CoreEvent::Register { .. })), "{opened:?}");
+    assert!(
+        matches!(opened.first(), Some(CoreEvent::Register { .. })),
+        "{opened:?}"
+    );
     say(&mut core, "unsent", t0);
     // One whole line, the first fragment of another and half a frame.
     let whole = frame(true, opcode, line);
@@ -279,7 +313,11 @@ fn web_round_trip(protocol: &str, opcode: u8, line: &[u8]) {
     let (a, b) = (events(&mut core), events(&mut thawed));
     assert_eq!(a, b);
     let typed = |e: &CoreEvent| matches!(e, CoreEvent::Input { command, .. } if command.first_str() == Some("look around"));
-    assert_eq!(a.iter().filter(|e| typed(e)).count(), 1, "the fragmented line, once: {a:?}");
+    assert_eq!(
+        a.iter().filter(|e| typed(e)).count(),
+        1,
+        "the fragmented line, once: {a:?}"
+    );
     say(&mut core, "after", t0);
     say(&mut thawed, "after", t0);
     same(&mut core, &mut thawed, &mut wire_a, &mut wire_b);
@@ -340,7 +378,11 @@ fn wrong_version_empty_oversized_and_trailing_bytes_are_refused() {
     bytes.push(0);
     assert!(matches!(thaw(&bytes), Some(ThawError::Decode(_))));
     let big = vec![CORE_STATE_VERSION; MAX_STATE_BYTES + 1];
-    assert_eq!(thaw(&big), Some(ThawError::TooLarge(MAX_STATE_BYTES + 1)));
+    assert_eq!(
+        thaw(&big),
+        Some(ThawError::TooLarge(MAX_STATE_BYTES + 1, MAX_STATE_BYTES))
+    );
+    assert_eq!(max_state_bytes(&config()), MAX_STATE_BYTES);
 }
 
 #[test]
@@ -368,22 +410,168 @@ fn a_state_past_the_current_limits_is_refused() {
     assert!(err.to_string().contains("output_buffer_bytes"), "{err}");
 }
 
+fn frozen_web() -> Vec<u8> {
+    let t0 = Instant::now();
+    let mut core = web_core(config(), t0);
+    let mut request = UPGRADE.to_vec();
+    request.extend_from_slice(b"\r\n");
+    core.handle_input(&request, t0);
+    core.handle_input(&frame(false, 1, b"[\"text\", [\"lo")[..], t0);
+    say(&mut core, "pending output", t0);
+    core.freeze(t0).expect("carriable")
+}
+
+/// A thawed core (from corrupt bytes) must take input, time and output
+/// without a panic.
+fn exercise(mut core: Core, now: Instant) {
+    core.handle_input(b"x\r\n\xff\xfa\x18\x00A\xff\xf0\x81\x80\0\0\0\0", now);
+    say(&mut core, "text", now);
+    let later = now + Duration::from_secs(7200);
+    core.handle_timeout(later);
+    let _ = core.poll_timeout();
+    let _ = core.is_finished(later, true);
+    events(&mut core);
+    sent(&mut core);
+}
+
 proptest! {
     #[test]
     fn random_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let mut bytes = vec![CORE_STATE_VERSION];
         bytes.extend(body);
-        let _ = Core::thaw(&bytes, config(), Instant::now());
+        let now = Instant::now();
+        if let Ok(core) = Core::thaw(&bytes, config(), now) {
+            exercise(core, now);
+        }
     }
 
     #[test]
-    fn truncated_or_flipped_states_never_panic(cut in 0usize..4096, flip in 0usize..4096, bit in 0u8..8) {
-        let bytes = frozen_telnet();
+    fn truncated_or_flipped_states_never_panic(
+        web in any::<bool>(),
+        cut in 0usize..8192,
+        flip in 0usize..8192,
+        bit in 0u8..8,
+    ) {
+        let bytes = if web { frozen_web() } else { frozen_telnet() };
+        let now = Instant::now();
         let cut = cut % bytes.len();
-        prop_assert!(Core::thaw(&bytes[..cut], config(), Instant::now()).is_err());
+        prop_assert!(Core::thaw(&bytes[..cut], config(), now).is_err());
         let mut flipped = bytes.clone();
         let at = 1 + flip % (flipped.len() - 1);
         flipped[at] ^= 1 << bit;
-        let _ = Core::thaw(&flipped, config(), Instant::now());
+        if let Ok(core) = Core::thaw(&flipped, config(), now) {
+            exercise(core, now);
+        }
+    }
+}
+
+/// Pieces a telnet client may send, hostile ones included.
+fn telnet_piece() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(negotiate()),
+        Just(b"look\r\n".to_vec()),
+        Just(b"say h\xc3\xa9\x08llo\r".to_vec()),
+        Just(vec![IAC]),
+        Just(vec![IAC, IAC]),
+        Just(vec![IAC, SB, 201]),
+        Just(b"Core.Ping {}".to_vec()),
+        Just(vec![IAC, SE]),
+        Just(vec![IAC, WILL, 31]),
+        Just(sub(31, &[0, 80, 0, 24])),
+        Just(sub(24, b"\x00TINTIN")),
+        Just(vec![IAC, DO, 1]),
+        Just(vec![IAC, DONT, COMPRESS2]),
+        Just(vec![IAC, 241]),
+        proptest::collection::vec(any::<u8>(), 0..16),
+    ]
+}
+
+proptest! {
+    /// Frozen after any prefix of any client's bytes, the thawed core
+    /// goes on exactly as the original does (which carried on after an
+    /// aborted freeze).
+    #[test]
+    fn a_telnet_core_frozen_anywhere_goes_on_the_same(
+        pieces in proptest::collection::vec(telnet_piece(), 1..12),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let wire: Vec<u8> = pieces.concat();
+        let cut = cut.index(wire.len() + 1);
+        let t0 = Instant::now();
+        let mut core = telnet_core(config(), t0);
+        core.handle_input(&wire[..cut], t0);
+        say(&mut core, "before", t0);
+        if core.uncarriable().is_some() {
+            return Ok(());
+        }
+        core.prepare_freeze(t0);
+        let frozen = core.freeze(t0).expect("carriable");
+        let mut thawed = Core::thaw(&frozen, config(), t0).expect("thaws");
+        core.abort_freeze(t0);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        same(&mut core, &mut thawed, &mut a, &mut b);
+        let t1 = t0 + Duration::from_millis(2500);
+        core.handle_input(&wire[cut..], t1);
+        thawed.handle_input(&wire[cut..], t1);
+        say(&mut core, "after", t1);
+        say(&mut thawed, "after", t1);
+        same(&mut core, &mut thawed, &mut a, &mut b);
+        core.handle_timeout(t1);
+        thawed.handle_timeout(t1);
+        same(&mut core, &mut thawed, &mut a, &mut b);
+    }
+}
+
+/// Frames a browser may send after the upgrade (lines, fragments of one,
+/// pings, pongs, junk).
+fn web_piece() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(frame(true, 1, br#"["text", ["look"], {}]"#)),
+        Just(frame(false, 1, br#"["text", ["sa"#)),
+        Just(frame(true, 0, br#"y hi"], {}]"#)),
+        Just(frame(true, 9, b"ping")),
+        Just(frame(true, 10, b"")),
+        Just(frame(
+            true,
+            1,
+            br#"["client_options", [], {"screenwidth": 100}]"#
+        )),
+        Just(frame(true, 1, b"not json")),
+        proptest::collection::vec(any::<u8>(), 0..8),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn a_web_core_frozen_anywhere_goes_on_the_same(
+        pieces in proptest::collection::vec(web_piece(), 1..10),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut wire = UPGRADE.to_vec();
+        wire.extend_from_slice(b"\r\n");
+        wire.extend(pieces.concat());
+        let cut = cut.index(wire.len() + 1);
+        let t0 = Instant::now();
+        let mut core = web_core(config(), t0);
+        core.handle_input(&wire[..cut], t0);
+        say(&mut core, "before", t0);
+        if core.uncarriable().is_some() {
+            return Ok(());
+        }
+        core.prepare_freeze(t0);
+        let frozen = core.freeze(t0).expect("carriable");
+        let mut thawed = Core::thaw(&frozen, config(), t0).expect("thaws");
+        core.abort_freeze(t0);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        same(&mut core, &mut thawed, &mut a, &mut b);
+        let t1 = t0 + Duration::from_secs(25);
+        core.handle_input(&wire[cut..], t1);
+        thawed.handle_input(&wire[cut..], t1);
+        say(&mut core, "after", t1);
+        say(&mut thawed, "after", t1);
+        same(&mut core, &mut thawed, &mut a, &mut b);
+        core.handle_timeout(t1);
+        thawed.handle_timeout(t1);
+        same(&mut core, &mut thawed, &mut a, &mut b);
     }
 }
