@@ -642,6 +642,12 @@ fn take_over_sessions(shared: &Arc<Shared>, h: &mut Handover) -> Result<amp::Car
             log::error!("upgrade: session {sessid} could not be started: {e}");
         }
     }
+    for state in std::mem::take(&mut h.ajax) {
+        let sessid = state.record.sessid;
+        if let Err(e) = portal::session::ajax::spawn_thawed(shared, state) {
+            log::error!("upgrade: AJAX session {sessid} could not be started: {e}");
+        }
+    }
     for dropped in &h.dropped {
         shared
             .amp

@@ -142,3 +142,31 @@ fn an_mccp2_stream_ends_before_the_hand_over_and_a_new_one_begins_after() {
         String::from_utf8_lossy(&after).contains("after-the-upgrade").then_some(())
     });
 }
+
+#[test]
+fn an_ajax_session_with_a_parked_receive_goes_on_after_the_upgrade() {
+    use support::ajax::{browser_id, AjaxClient};
+    let portal = Portal::start("");
+    let mut anna = AjaxClient::init(portal.web, &browser_id(1), "tab1");
+    anna.create("anna");
+    let mut bob = portal.player("bob");
+    // A receive parked when the upgrade comes: answered (empty, its
+    // connection closed) before the hand-over.
+    anna.start_receive();
+    let binary = new_binary(&portal, "portal-new");
+    let out = portal.cli(&["upgrade", "--binary", binary.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "upgrade: {} {}", out.stdout, out.stderr);
+    // (Answered with output still queued from the login, or empty.)
+    let answer = anna.poll.answer();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    if answer.header("connection") == Some("close") {
+        anna.poll = support::ajax::Conn::open(portal.web);
+    }
+    anna.send("echo ajax-after-upgrade");
+    anna.expect("ajax-after-upgrade");
+    bob.send("say hello anna");
+    anna.expect("bob says, \"hello anna\"");
+    let status = portal.status_report();
+    assert_eq!(status.words("sessions")[0], "2", "{status:?}");
+    assert_eq!(status.words("upgrades")[4], "0", "none dropped: {status:?}");
+}

@@ -57,6 +57,25 @@ pub struct Handover {
     pub dropped: Vec<Dropped>,
     /// With the evennia dialect: what the portal knows of the Server.
     pub evennia: Option<EvenniaState>,
+    /// AJAX sessions (no socket of their own: a parked receive is answered
+    /// before the freeze, so the browser asks again of the new portal).
+    pub ajax: Vec<AjaxState>,
+}
+
+/// One AJAX session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AjaxState {
+    pub record: Session,
+    pub registered: bool,
+    /// The browser and tab ids requests name it by.
+    pub csessid: String,
+    pub cuid: String,
+    /// `Core::freeze`'s bytes.
+    pub core: Vec<u8>,
+    /// The long-poll state (`LongPoll::freeze`).
+    pub poll: Vec<u8>,
+    /// The address counted against the per-address caps, if any.
+    pub counted_ip: Option<std::net::IpAddr>,
 }
 
 /// What the portal knows of an Evennia Server (for its launcher).
@@ -272,7 +291,8 @@ impl Handover {
     /// one sessid or one at or past `next_sessid`.
     pub fn check(&self) -> Result<(), FormatError> {
         let invalid = |what: String| Err(FormatError::Invalid(what));
-        let items = self.listeners.len() + self.queued.len() + self.sessions.len();
+        let items =
+            self.listeners.len() + self.queued.len() + self.sessions.len() + self.ajax.len();
         if items > MAX_ITEMS || self.dropped.len() > MAX_ITEMS {
             return invalid(format!("{items} items (at most {MAX_ITEMS})"));
         }
@@ -289,8 +309,8 @@ impl Handover {
             return invalid(format!("a queued client of listener {}", q.listener));
         }
         let mut sessids = HashSet::new();
-        for session in &self.sessions {
-            let sessid = session.record.sessid;
+        let records = self.sessions.iter().map(|s| &s.record);
+        for sessid in records.chain(self.ajax.iter().map(|a| &a.record)).map(|r| r.sessid) {
             if sessid >= self.next_sessid || !sessids.insert(sessid) {
                 return invalid(format!("session {sessid} (twice, or not yet given)"));
             }
@@ -365,6 +385,15 @@ mod tests {
                 epochs: 2,
                 linked: Some(2),
             }),
+            ajax: vec![AjaxState {
+                record: Session::init_session(5, "webclient/ajax", "127.0.0.1:7000"),
+                registered: true,
+                csessid: "ab".repeat(16),
+                cuid: "tab1".into(),
+                core: vec![1, 2],
+                poll: vec![3],
+                counted_ip: None,
+            }],
         }
     }
 
@@ -435,6 +464,9 @@ mod tests {
         let mut stdin = sample();
         stdin.amp.listener_fd = 0;
         assert!(matches!(stdin.check(), Err(FormatError::Invalid(_))));
+        let mut twice_ajax = sample();
+        twice_ajax.ajax[0].record.sessid = 7;
+        assert!(matches!(twice_ajax.check(), Err(FormatError::Invalid(_))));
         let mut future = sample();
         future.next_sessid = 7;
         assert!(matches!(future.check(), Err(FormatError::Invalid(_))));

@@ -30,7 +30,7 @@ pub mod format;
 pub mod run;
 
 use crate::session::handle::WorkerHandle;
-use crate::upgrade::format::{Dropped, LinkState, SessionState};
+use crate::upgrade::format::{AjaxState, Dropped, LinkState, SessionState};
 use crossbeam_channel::Sender;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -48,6 +48,8 @@ pub const NOT_CARRIED: &str =
 pub enum Frozen {
     /// Its state: carry it.
     Session(Box<SessionState>),
+    /// An AJAX session's state.
+    Ajax(Box<AjaxState>),
     /// It could not be carried; its player was told and it is closing.
     Dropped(Dropped),
     /// It was ending anyway.

@@ -8,7 +8,7 @@ use crate::amp::inbox::ToWriter;
 use crate::shared::Shared;
 use crate::supervisor::{ExecJob, Supervisor};
 use crate::upgrade::format::{
-    AmpState, Dropped, Handover, ListenerState, QueuedState, SessionState,
+    AjaxState, AmpState, Dropped, Handover, ListenerState, QueuedState, SessionState,
 };
 use crate::upgrade::{check, exec, Frozen};
 use crossbeam_channel::Sender;
@@ -66,7 +66,7 @@ fn freeze_and_exec(
     let Some(link) = shared.upgrades.parked_reader(FREEZE_LIMIT) else {
         return "the AMP reader did not stop in time".into();
     };
-    let (sessions, dropped) = match freeze_workers(shared) {
+    let workers = match freeze_workers(shared) {
         Ok(frozen) => frozen,
         Err(why) => return why,
     };
@@ -96,16 +96,17 @@ fn freeze_and_exec(
         next_sessid: shared.registry.next_sessid(),
         listeners: parts.listeners,
         queued: parts.queued,
-        sessions,
+        sessions: workers.sessions,
         amp: AmpState {
             listener_fd: parts.amp_listener,
             link,
             outbox: writer.outbox,
         },
         game: game.game,
-        dropped,
+        dropped: workers.dropped,
         evennia: (shared.config().amp.dialect == crate::config::Dialect::Evennia)
             .then(|| shared.evennia.carry()),
+        ajax: workers.ajax,
     };
     let bytes = match handover.encode() {
         Ok(bytes) => bytes,
@@ -114,7 +115,7 @@ fn freeze_and_exec(
     let fds = handover.fds();
     let summary = format!(
         "handing {} sessions to {} ({} not carried, {} bytes, frozen in {:.0?})",
-        handover.sessions.len(),
+        handover.sessions.len() + handover.ajax.len(),
         binary.display(),
         handover.dropped.len(),
         bytes.len(),
@@ -142,7 +143,15 @@ fn freeze_and_exec(
 
 /// Ask every worker to freeze; their states, and the sessions they could
 /// not carry. Fails if a live worker does not answer in time.
-fn freeze_workers(shared: &Shared) -> Result<(Vec<SessionState>, Vec<Dropped>), String> {
+/// The workers' answers to a freeze.
+#[derive(Default)]
+struct FrozenWorkers {
+    sessions: Vec<SessionState>,
+    ajax: Vec<AjaxState>,
+    dropped: Vec<Dropped>,
+}
+
+fn freeze_workers(shared: &Shared) -> Result<FrozenWorkers, String> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let workers = shared.upgrades.workers();
     for (_, handle) in &workers {
@@ -150,18 +159,22 @@ fn freeze_workers(shared: &Shared) -> Result<(Vec<SessionState>, Vec<Dropped>), 
     }
     drop(tx);
     let mut waiting: HashSet<u64> = workers.iter().map(|(id, _)| *id).collect();
-    let (mut sessions, mut dropped) = (Vec::new(), Vec::new());
+    let mut frozen = FrozenWorkers::default();
     let deadline = Instant::now() + FREEZE_LIMIT;
     while !waiting.is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left.min(Duration::from_millis(50))) {
             Ok(Frozen::Session(state)) => {
                 waiting.remove(&state.record.sessid);
-                sessions.push(*state);
+                frozen.sessions.push(*state);
+            }
+            Ok(Frozen::Ajax(state)) => {
+                waiting.remove(&state.record.sessid);
+                frozen.ajax.push(*state);
             }
             Ok(Frozen::Dropped(d)) => {
                 waiting.remove(&d.sessid);
-                dropped.push(d);
+                frozen.dropped.push(d);
             }
             Ok(Frozen::Ended(sessid)) => {
                 waiting.remove(&sessid);
@@ -184,5 +197,5 @@ fn freeze_workers(shared: &Shared) -> Result<(Vec<SessionState>, Vec<Dropped>), 
             }
         }
     }
-    Ok((sessions, dropped))
+    Ok(frozen)
 }
