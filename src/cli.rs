@@ -251,12 +251,9 @@ pub fn upgrade(config_path: &Path, binary: Option<&Path>) -> u8 {
         Ok(answer) => upgrade_count(&answer).unwrap_or(0),
         Err(e) => return not_answering(&config, config_path, &socket, e),
     };
-    let answer = match control::request(&socket, &request) {
-        Ok(answer) => answer,
-        // The exec closes the connection: the portal may have answered
-        // nothing before it did.
-        Err(_) => String::new(),
-    };
+    // The exec closes the connection: the portal may have answered
+    // nothing before it did.
+    let answer = control::request(&socket, &request).unwrap_or_default();
     if let Some(why) = answer.trim().strip_prefix("refused: ") {
         eprintln!("portal: upgrade refused, the running portal carries on: {why}");
         return FAILED;
@@ -269,7 +266,10 @@ pub fn upgrade(config_path: &Path, binary: Option<&Path>) -> u8 {
                 println!("portal upgraded: {}", line.unwrap_or_default());
                 return OK;
             }
-            if let Some(why) = status.lines().find_map(|l| l.strip_prefix("upgrade_refused: ")) {
+            if let Some(why) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("upgrade_refused: "))
+            {
                 eprintln!("portal: upgrade refused, the running portal carries on: {why}");
                 return FAILED;
             }

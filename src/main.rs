@@ -17,10 +17,10 @@ use portal::status::StatusFile;
 use portal::supervisor::Supervisor;
 use portal::tls::TlsError;
 use portal::upgrade::format::Handover;
-use std::os::fd::AsRawFd;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -569,7 +569,10 @@ fn adopt_listeners(
         let count = seen.entry(name).or_insert(0);
         status.set(&numbered(name, *count), &bound.to_string());
         *count += 1;
-        let tls = match state.tls_index.and_then(|i| config.tls.get(i).map(|e| (i, e))) {
+        let tls = match state
+            .tls_index
+            .and_then(|i| config.tls.get(i).map(|e| (i, e)))
+        {
             Some((i, entry)) => Some((
                 i,
                 portal::tls::load_server_config(&entry.cert, &entry.key).map_err(|source| {
@@ -581,17 +584,18 @@ fn adopt_listeners(
             )),
             None => None,
         };
-        let ssh = match state.ssh_index.and_then(|i| config.ssh.get(i)) {
-            Some(entry) => {
-                let (host_key, _) = portal::ssh::load_or_create_host_key(&entry.host_key)
-                    .map_err(|source| RunError::Ssh {
-                        listen: entry.listen.clone(),
-                        source,
-                    })?;
-                Some((host_key, portal::ssh::AuthPolicy::of(entry)))
-            }
-            None => None,
-        };
+        let ssh =
+            match state.ssh_index.and_then(|i| config.ssh.get(i)) {
+                Some(entry) => {
+                    let (host_key, _) = portal::ssh::load_or_create_host_key(&entry.host_key)
+                        .map_err(|source| RunError::Ssh {
+                            listen: entry.listen.clone(),
+                            source,
+                        })?;
+                    Some((host_key, portal::ssh::AuthPolicy::of(entry)))
+                }
+                None => None,
+            };
         log::info!("{protocol_key} listening on {bound} (carried over the upgrade)");
         listeners.push(Listener {
             socket,
@@ -607,7 +611,9 @@ fn adopt_amp(status: &StatusFile, fd: i32) -> Result<std::net::TcpListener, RunE
     use std::os::fd::FromRawFd;
     // SAFETY: as for the listeners above.
     let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
-    let bound = listener.local_addr().map_err(step("the carried AMP listener"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(step("the carried AMP listener"))?;
     log::info!("AMP listening on {bound} (carried over the upgrade)");
     status.set("amp", &bound.to_string());
     status.set("pid", &std::process::id().to_string());
@@ -658,8 +664,8 @@ fn take_over_sessions(shared: &Arc<Shared>, h: &mut Handover) -> Result<amp::Car
 
 /// Log and record what the upgrade carried.
 fn report_take_over(shared: &Shared, h: &Handover) {
-    let took_micros = ((portal::wire::session::unix_now() * 1e6) as u64)
-        .saturating_sub(h.began_unix_micros);
+    let took_micros =
+        ((portal::wire::session::unix_now() * 1e6) as u64).saturating_sub(h.began_unix_micros);
     let took = Duration::from_micros(took_micros);
     let carried = shared.upgrades.workers().len();
     log::info!(

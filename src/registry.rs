@@ -384,6 +384,7 @@ mod tests {
                 ToWorker::Flags(flags) => vec![format!("FLAGS {flags:?}")],
                 ToWorker::LoggedIn(on) => vec![format!("LOGGED IN {on}")],
                 ToWorker::Ajax(mail) => vec![format!("AJAX {mail:?}")],
+                ToWorker::Freeze(_) => vec!["FREEZE".into()],
             })
             .collect()
     }

@@ -14,12 +14,12 @@ use crate::status::StatusFile;
 use crate::wire::message::{PortalMsg, StartMode, StopMode};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
 use std::process::ExitStatus;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -314,7 +314,9 @@ impl Game {
                 Ok(Message::Request(Request::Start)) => self.start_on_request(),
                 Ok(Message::Freeze(reply)) => self.freeze(&rx, &reply),
                 Ok(Message::Exec(job)) => {
-                    let _ = job.failed.send(std::io::Error::other("exec asked without a freeze"));
+                    let _ = job
+                        .failed
+                        .send(std::io::Error::other("exec asked without a freeze"));
                 }
                 Ok(Message::CarryOn) => {}
                 Ok(Message::Request(Request::Stop)) | Err(RecvTimeoutError::Disconnected) => {
@@ -352,8 +354,20 @@ impl Game {
         loop {
             match rx.recv() {
                 Ok(Message::Exec(job)) => {
-                    let env = self.shared.upgrades.exec_env.get().cloned().unwrap_or_default();
-                    let error = crate::upgrade::exec::exec(&job.binary, &job.args, &env, &job.bytes, &job.fds);
+                    let env = self
+                        .shared
+                        .upgrades
+                        .exec_env
+                        .get()
+                        .cloned()
+                        .unwrap_or_default();
+                    let error = crate::upgrade::exec::exec(
+                        &job.binary,
+                        &job.args,
+                        &env,
+                        &job.bytes,
+                        &job.fds,
+                    );
                     let _ = job.failed.send(error);
                 }
                 Ok(Message::CarryOn) | Err(_) => break,
@@ -389,7 +403,10 @@ impl Game {
         self.pipes = (carried.stdout_fd, carried.stderr_fd);
         self.output.clear();
         let log = &self.shared.game_log;
-        for (fd, name) in [(carried.stdout_fd, "game-stdout"), (carried.stderr_fd, "game-stderr")] {
+        for (fd, name) in [
+            (carried.stdout_fd, "game-stdout"),
+            (carried.stderr_fd, "game-stderr"),
+        ] {
             let Some(fd) = fd else { continue };
             // SAFETY: the take-over checked this descriptor is an open pipe
             // named once in the hand-over: the game's output, ours alone.

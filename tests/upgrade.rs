@@ -42,11 +42,18 @@ fn an_upgrade_keeps_players_their_game_and_its_pid() {
     anna.expect("after-upgrade");
     bob.send("say still here");
     anna.expect("bob says, \"still here\"");
-    assert_eq!(portal.game_pid_other_than(None), game_pid, "the game was not restarted");
+    assert_eq!(
+        portal.game_pid_other_than(None),
+        game_pid,
+        "the game was not restarted"
+    );
     let status = portal.status_report();
     assert_eq!(status.words("upgrades")[0], "1");
     assert_eq!(status.words("sessions")[0], "2");
-    assert!(portal.child.try_wait().unwrap().is_none(), "same process, still running");
+    assert!(
+        portal.child.try_wait().unwrap().is_none(),
+        "same process, still running"
+    );
     portal.wait_log("upgrade 1 done: 2 sessions carried");
 
     // A new player gets in through the carried listener; a second upgrade
@@ -82,8 +89,8 @@ fn a_binary_that_fails_the_check_is_refused_and_the_portal_carries_on() {
 #[test]
 fn an_mccp2_stream_ends_before_the_hand_over_and_a_new_one_begins_after() {
     use portal::protocols::telnet::mccp::COMPRESS2;
-    use portal::protocols::telnet::{DO, IAC, SB, SE, WONT};
     use portal::protocols::telnet::ttype::TTYPE;
+    use portal::protocols::telnet::{DO, IAC, SB, SE, WONT};
     let portal = Portal::start("");
     let mut client = portal.client();
     client.send_raw(&[IAC, WONT, TTYPE, IAC, DO, COMPRESS2]);
@@ -103,7 +110,9 @@ fn an_mccp2_stream_ends_before_the_hand_over_and_a_new_one_begins_after() {
         let used = (first.total_in() - before) as usize;
         pending.drain(..used);
         text.extend_from_slice(&out[..first.total_out() as usize - text.len()]);
-        String::from_utf8_lossy(&text).contains("Plaza").then_some(())
+        String::from_utf8_lossy(&text)
+            .contains("Plaza")
+            .then_some(())
     });
     let binary = new_binary(&portal, "portal-new");
     let out = portal.cli(&["upgrade", "--binary", binary.to_str().unwrap()]);
@@ -139,7 +148,9 @@ fn an_mccp2_stream_ends_before_the_hand_over_and_a_new_one_begins_after() {
         let used = (second.total_in() - before) as usize;
         pending.drain(..used);
         after.extend_from_slice(&out[..second.total_out() as usize - after.len()]);
-        String::from_utf8_lossy(&after).contains("after-the-upgrade").then_some(())
+        String::from_utf8_lossy(&after)
+            .contains("after-the-upgrade")
+            .then_some(())
     });
 }
 

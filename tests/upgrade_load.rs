@@ -167,17 +167,21 @@ impl Conn {
 
 fn telnet_player(addr: SocketAddr, i: usize) -> Conn {
     let stream = std::net::TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
     let mut conn = Conn::Telnet(stream, TelnetText::default());
     conn.wait_for("create <name>");
-    let Conn::Telnet(stream, _) = &mut conn else { unreachable!() };
+    let Conn::Telnet(stream, _) = &mut conn else {
+        unreachable!()
+    };
     // No TTYPE (so MCCP2 starts at once), a window size.
     let mut answer = vec![IAC, WONT, TTYPE, IAC, WILL, NAWS];
     answer.extend_from_slice(&[IAC, SB, NAWS, 0, 100, 0, 40, IAC, SE]);
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         answer.extend_from_slice(&[IAC, DO, COMPRESS2]);
     }
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         answer.extend_from_slice(&[IAC, DO, GMCP]);
     }
     stream.write_all(&answer).unwrap();
@@ -302,7 +306,11 @@ fn sixty_five_players_typing_through_an_upgrade_lose_and_double_nothing() {
     std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let out = portal.cli(&["upgrade", "--binary", broken.to_str().unwrap()]);
     assert_eq!(out.code, 1, "refused: {} {}", out.stdout, out.stderr);
-    assert!(out.stderr.contains("hand-over check failed"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("hand-over check failed"),
+        "{}",
+        out.stderr
+    );
     std::thread::sleep(Duration::from_millis(800));
     stop.store(true, Ordering::Release);
 
@@ -335,10 +343,22 @@ fn sixty_five_players_typing_through_an_upgrade_lose_and_double_nothing() {
             problems.push(format!("{} sent only {} lines", p.name, p.sent));
         }
     }
-    assert!(problems.is_empty(), "{} problems: {problems:?}", problems.len());
+    assert!(
+        problems.is_empty(),
+        "{} problems: {problems:?}",
+        problems.len()
+    );
     assert!(compressed >= TELNET / 3, "{compressed} players had MCCP2");
-    assert_eq!(portal.game_pid_other_than(None), game_pid, "the game was not restarted");
+    assert_eq!(
+        portal.game_pid_other_than(None),
+        game_pid,
+        "the game was not restarted"
+    );
     let status = portal.status_report();
     assert_eq!(status.words("upgrades")[0], "1");
-    assert_eq!(status.words("upgrades")[2], (TELNET + WEB + TLS).to_string(), "all carried");
+    assert_eq!(
+        status.words("upgrades")[2],
+        (TELNET + WEB + TLS).to_string(),
+        "all carried"
+    );
 }

@@ -24,9 +24,9 @@ use crate::amp::evennia::boxes::AmpBox;
 use crate::amp::evennia::mapping;
 use crate::amp::inbox::LinkState;
 use crate::config::{fill, Config, Dialect};
+use crate::session::frozen::{instant, instant_at, offset_of, option_instant, with_reference};
 use crate::wire::message::{Command, PortalMsg, StartMode};
 use crate::wire::session::Session;
-use crate::session::frozen::{instant, instant_at, offset_of, option_instant, with_reference};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -1185,13 +1185,18 @@ mod ping {
     use super::*;
     use serde::{Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(ping: &Option<(u64, Instant)>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        ping: &Option<(u64, Instant)>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         let reference = crate::session::frozen::reference_or(Instant::now());
         ping.map(|(seq, at)| (seq, offset_of(at, reference)))
             .serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<(u64, Instant)>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<(u64, Instant)>, D::Error> {
         let Some((seq, offset)) = Option::<(u64, i64)>::deserialize(d)? else {
             return Ok(None);
         };

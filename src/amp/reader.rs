@@ -13,8 +13,8 @@ use crate::amp::error::LinkError;
 use crate::amp::inbox::ToWriter;
 use crate::config::Dialect;
 use crate::shared::{Control, Shared};
-use crate::wire::message::{PortalMsg, ServerMsg};
 use crate::upgrade::format::LinkState;
+use crate::wire::message::{PortalMsg, ServerMsg};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream};
@@ -94,7 +94,11 @@ fn read_link(shared: &Arc<Shared>, link: NewLink) -> Result<(), LinkError> {
             Ok(0) => return Ok(()),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => return Err(LinkError::Io(e)),
         }
     }

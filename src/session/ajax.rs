@@ -382,9 +382,17 @@ impl AjaxWorker {
     }
 
     /// Not carried: the player is told, the session closes.
-    fn not_carried(&mut self, reply: &crossbeam_channel::Sender<Frozen>, why: String, now: Instant) {
+    fn not_carried(
+        &mut self,
+        reply: &crossbeam_channel::Sender<Frozen>,
+        why: String,
+        now: Instant,
+    ) {
         let sessid = self.core.sessid();
-        log::warn!("session {sessid} ({}): not carried over the upgrade: {why}", ajax::PROTOCOL_KEY);
+        log::warn!(
+            "session {sessid} ({}): not carried over the upgrade: {why}",
+            ajax::PROTOCOL_KEY
+        );
         if !self.core.is_closing() {
             let text = crate::upgrade::NOT_CARRIED.to_owned();
             self.core.handle_message(ToWorker::Close(text), now);
@@ -579,7 +587,9 @@ pub fn spawn_thawed(shared: &Arc<Shared>, state: AjaxState) -> std::io::Result<(
     let registered = state.registered;
     let started = start_thawed(shared, state);
     if started.is_err() && registered {
-        shared.amp.send(crate::amp::inbox::ToWriter::Disconnect(sessid));
+        shared
+            .amp
+            .send(crate::amp::inbox::ToWriter::Disconnect(sessid));
     }
     started
 }

@@ -214,7 +214,11 @@ fn feed_whole_records(tls: &mut TlsSession, data: &mut Vec<u8>) -> Option<ReadEn
 /// A partial record is at most one record: 16 KiB plus overhead.
 const MAX_PARTIAL: usize = 18 * 1024 + 5;
 
-fn read_carried(carried: &mut CarriedSession, stream: &mut TcpStream, data: &mut Vec<u8>) -> ReadEnd {
+fn read_carried(
+    carried: &mut CarriedSession,
+    stream: &mut TcpStream,
+    data: &mut Vec<u8>,
+) -> ReadEnd {
     let mut raw = Vec::new();
     let end = read_plain(stream, &mut raw);
     match carried.tls.open(&raw) {

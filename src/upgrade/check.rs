@@ -101,7 +101,9 @@ pub fn handshake(binary: &Path, args: &[String], limit: Duration) -> Result<(), 
     }
     if !status.success() {
         let said = text.lines().next().unwrap_or("").trim();
-        return Err(CheckError::Failed(format!("{status} {said}").trim().to_owned()));
+        return Err(CheckError::Failed(
+            format!("{status} {said}").trim().to_owned(),
+        ));
     }
     let theirs = parse_answer(&text)?;
     if theirs.contains(&VERSION) {

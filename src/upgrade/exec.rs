@@ -171,7 +171,10 @@ pub enum TakeOverError {
     Read(io::Error),
     Format(FormatError),
     /// A descriptor it names is not open, or not what it says.
-    Descriptor { fd: RawFd, why: String },
+    Descriptor {
+        fd: RawFd,
+        why: String,
+    },
 }
 
 impl std::fmt::Display for TakeOverError {
@@ -293,9 +296,6 @@ mod tests {
         std::mem::forget(file);
         let err = read_handover(&fd.to_string()).unwrap_err();
         assert!(matches!(err, TakeOverError::Descriptor { .. }), "{err}");
-        assert!(matches!(
-            read_handover("2"),
-            Err(TakeOverError::Env(_))
-        ));
+        assert!(matches!(read_handover("2"), Err(TakeOverError::Env(_))));
     }
 }

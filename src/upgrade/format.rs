@@ -208,10 +208,16 @@ impl fmt::Display for FormatError {
             FormatError::Truncated => f.write_str("the hand-over is cut short"),
             FormatError::NotAHandover => f.write_str("not a portal hand-over (bad magic)"),
             FormatError::Version(v) => {
-                write!(f, "hand-over format version {v}; this portal reads {VERSION}")
+                write!(
+                    f,
+                    "hand-over format version {v}; this portal reads {VERSION}"
+                )
             }
             FormatError::TooLarge(n) => {
-                write!(f, "hand-over body of {n} bytes is over the {MAX_BODY} limit")
+                write!(
+                    f,
+                    "hand-over body of {n} bytes is over the {MAX_BODY} limit"
+                )
             }
             FormatError::Body(e) => write!(f, "hand-over body does not decode: {e}"),
             FormatError::Invalid(e) => write!(f, "hand-over refused: {e}"),
@@ -305,12 +311,19 @@ impl Handover {
                 return invalid(format!("descriptor {fd} named twice"));
             }
         }
-        if let Some(q) = self.queued.iter().find(|q| q.listener >= self.listeners.len()) {
+        if let Some(q) = self
+            .queued
+            .iter()
+            .find(|q| q.listener >= self.listeners.len())
+        {
             return invalid(format!("a queued client of listener {}", q.listener));
         }
         let mut sessids = HashSet::new();
         let records = self.sessions.iter().map(|s| &s.record);
-        for sessid in records.chain(self.ajax.iter().map(|a| &a.record)).map(|r| r.sessid) {
+        for sessid in records
+            .chain(self.ajax.iter().map(|a| &a.record))
+            .map(|r| r.sessid)
+        {
             if sessid >= self.next_sessid || !sessids.insert(sessid) {
                 return invalid(format!("session {sessid} (twice, or not yet given)"));
             }

@@ -169,7 +169,9 @@ impl Upgrades {
             // The reader notifies the same condvar as the called-off wait.
             drop(slot);
             let resumed = lock(&self.resumed);
-            let _ = self.cv.wait_timeout(resumed, left.min(Duration::from_millis(10)));
+            let _ = self
+                .cv
+                .wait_timeout(resumed, left.min(Duration::from_millis(10)));
             slot = lock(&self.reader);
         }
     }

@@ -45,7 +45,10 @@ pub fn hand_over(
     if let Err(e) = check::handshake(binary, config_args, CHECK_LIMIT) {
         return format!("{} refused: {e}", binary.display());
     }
-    log::info!("upgrade: {} passed the hand-over check; freezing", binary.display());
+    log::info!(
+        "upgrade: {} passed the hand-over check; freezing",
+        binary.display()
+    );
     shared.upgrades.begin();
     let supervisor = parts.supervisor;
     let why = freeze_and_exec(shared, binary, parts, reply);
@@ -189,10 +192,7 @@ fn freeze_workers(shared: &Shared) -> Result<FrozenWorkers, String> {
                     .collect();
                 waiting.retain(|id| live.contains(id));
                 if Instant::now() >= deadline && !waiting.is_empty() {
-                    return Err(format!(
-                        "{} sessions did not freeze in time",
-                        waiting.len()
-                    ));
+                    return Err(format!("{} sessions did not freeze in time", waiting.len()));
                 }
             }
         }

@@ -6,10 +6,10 @@
 
 use super::*;
 use crate::amp::inbox::ToWriter;
-use crate::upgrade::format::{Dropped, SessionState, TransportState};
-use crate::upgrade::{Frozen, NOT_CARRIED};
 use crate::session::transport::CarriedSession;
 use crate::tls::carried::CarriedTls;
+use crate::upgrade::format::{Dropped, SessionState, TransportState};
+use crate::upgrade::{Frozen, NOT_CARRIED};
 use crossbeam_channel::Sender;
 use std::os::fd::FromRawFd;
 
