@@ -707,6 +707,10 @@ impl BotWorker {
         let Some(sessid) = self.sessid else {
             return;
         };
+        log::debug!(
+            "{}: {kind} from {user} in {channel} to the game",
+            self.label()
+        );
         if !self.input.try_take(now) {
             if !std::mem::replace(&mut self.dropping_input, true) {
                 log::warn!(

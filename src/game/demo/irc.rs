@@ -87,8 +87,8 @@ pub fn shown_to_players(command: &Command) -> Option<String> {
     let user = super::markup::escape(kwarg("user").unwrap_or("someone"));
     let text = super::markup::escape(text);
     match kwarg("type") {
-        Some("msg") => Some(format!("|c[IRC]|n {user}: {text}")),
-        Some("action") => Some(format!("|c[IRC]|n * {user} {text}")),
+        Some("msg") => Some(format!("[IRC] {user}: {text}")),
+        Some("action") => Some(format!("[IRC] * {user} {text}")),
         _ => None,
     }
 }
@@ -147,11 +147,11 @@ mod tests {
         };
         assert_eq!(
             shown_to_players(&input("msg", "hi |r")).as_deref(),
-            Some("|c[IRC]|n an||rna: hi ||r")
+            Some("[IRC] an||rna: hi ||r")
         );
         assert_eq!(
             shown_to_players(&input("action", "waves")).as_deref(),
-            Some("|c[IRC]|n * an||rna waves")
+            Some("[IRC] * an||rna waves")
         );
         assert_eq!(shown_to_players(&input("nicklist", "")), None);
         assert_eq!(shown_to_players(&input("privmsg", "psst")), None);
