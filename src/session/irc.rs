@@ -639,21 +639,21 @@ impl BotWorker {
                         Said::Message => "msg",
                         Said::Action => "action",
                     };
-                    self.to_game(&text, kind, &user, &channel, Map::new(), now);
+                    self.tell_game(&text, kind, &user, &channel, Map::new(), now);
                 }
                 BotEvent::Private { user, text } => {
                     let nick = bot.nick().to_owned();
-                    self.to_game(&text, "privmsg", &user, &nick, Map::new(), now);
+                    self.tell_game(&text, "privmsg", &user, &nick, Map::new(), now);
                 }
                 BotEvent::Names(names) => {
                     let list = Value::List(names.into_iter().map(Value::Str).collect());
                     let extra = Map::from([("nicklist".to_owned(), list)]);
-                    self.to_game("", "nicklist", "server", &channel, extra, now);
+                    self.tell_game("", "nicklist", "server", &channel, extra, now);
                 }
                 BotEvent::Pong(took) => {
                     let timing = Value::Float(took.as_secs_f64());
                     let extra = Map::from([("timing".to_owned(), timing)]);
-                    self.to_game("", "ping", "server", &channel, extra, now);
+                    self.tell_game("", "ping", "server", &channel, extra, now);
                 }
                 BotEvent::Kicked { by, reason } => {
                     log::warn!("{}: kicked by {by} ({reason}); joining again", self.label());
@@ -695,7 +695,7 @@ impl BotWorker {
 
     /// IRC input to the game as `bot_data_in`, within the session's
     /// command rate.
-    fn to_game(
+    fn tell_game(
         &mut self,
         text: &str,
         kind: &str,
