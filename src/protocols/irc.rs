@@ -112,23 +112,14 @@ pub fn parse(line: &str) -> Option<Message> {
     })
 }
 
-/// One line to send, CR LF ended. CR, LF and NUL in a parameter become
-/// spaces (they would end the line or be refused), spaces in a middle
-/// parameter too; the last parameter is sent trailing (`:`) when it needs
-/// to be. A line over [`MAX_LINE`] is cut at a character boundary.
+/// One line to send, CR LF ended. CR, LF and NUL become spaces (they
+/// would end the line or be refused), and a space in the command or a
+/// middle parameter `_`; the last parameter is sent trailing (`:`) when it
+/// needs to be. A line over [`MAX_LINE`] is cut at a character boundary.
 pub fn format(command: &str, params: &[&str]) -> Vec<u8> {
-    let mut line = String::from(command);
+    let mut line = one_line(command).replace(' ', "_");
     for (i, param) in params.iter().enumerate() {
-        let clean: String = param
-            .chars()
-            .map(|c| {
-                if matches!(c, '\r' | '\n' | '\0') {
-                    ' '
-                } else {
-                    c
-                }
-            })
-            .collect();
+        let clean = one_line(param);
         line.push(' ');
         let last = i + 1 == params.len();
         if last && (clean.is_empty() || clean.contains(' ') || clean.starts_with(':')) {
@@ -142,6 +133,18 @@ pub fn format(command: &str, params: &[&str]) -> Vec<u8> {
     line.truncate(cut);
     line.push_str("\r\n");
     line.into_bytes()
+}
+
+/// `text` with CR, LF and NUL made spaces.
+fn one_line(text: &str) -> String {
+    let flat = |c| {
+        if matches!(c, '\r' | '\n' | '\0') {
+            ' '
+        } else {
+            c
+        }
+    };
+    text.chars().map(flat).collect()
 }
 
 fn floor_char_boundary(text: &str, at: usize) -> usize {
@@ -818,6 +821,8 @@ mod tests {
             "no line injection"
         );
         assert_eq!(format("PRIVMSG", &["#c", ""]), b"PRIVMSG #c :\r\n");
+        // Found by the property test: a line break in the command itself.
+        assert_eq!(format("A\n0", &[]), b"A_0\r\n");
         let long = format("PRIVMSG", &["#c", &"é".repeat(600)]);
         assert!(long.len() <= MAX_LINE, "{}", long.len());
         assert!(String::from_utf8(long).is_ok(), "cut at a char boundary");
@@ -1089,6 +1094,59 @@ mod tests {
             b.push(&input[cut..]);
             got.extend(std::iter::from_fn(|| b.next_line()));
             assert_eq!(got, whole, "cut at {cut}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_line_parses_without_panic_and_formats_within_512_bytes(
+            line in "[ -~\u{1}-\u{1f}\u{e9}\u{1f600}]{0,600}",
+        ) {
+            if let Some(m) = parse(&line) {
+                let params: Vec<&str> = m.params.iter().map(String::as_str).collect();
+                let out = format(&m.command, &params);
+                proptest::prop_assert!(out.len() <= MAX_LINE);
+                let body = &out[..out.len() - 2];
+                proptest::prop_assert!(!body.contains(&b'\n') && !body.contains(&b'\r'));
+            }
+        }
+
+        #[test]
+        fn split_pieces_fit_and_keep_every_word(
+            text in "[a-z \u{e9}\n]{0,300}",
+            budget in 4usize..60,
+        ) {
+            let pieces = split_text(&text, budget);
+            proptest::prop_assert!(pieces.iter().all(|p| p.len() <= budget && !p.contains('\n')));
+            let words: String = text.split_whitespace().collect();
+            let kept: String = pieces.iter().flat_map(|p| p.split_whitespace()).collect();
+            proptest::prop_assert_eq!(kept, words);
+        }
+
+        #[test]
+        fn chunking_the_stream_never_changes_the_lines(
+            input in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(b'\r'),
+                    proptest::strategy::Just(b'\n'),
+                    proptest::strategy::Just(b'a'),
+                    proptest::arbitrary::any::<u8>()
+                ],
+                0..300,
+            ),
+            cut in 0usize..300,
+        ) {
+            let cut = cut.min(input.len());
+            let run = |parts: &[&[u8]]| {
+                let mut b = LineBuffer::default();
+                let mut got = Vec::new();
+                for part in parts {
+                    b.push(part);
+                    got.extend(std::iter::from_fn(|| b.next_line()));
+                }
+                got
+            };
+            proptest::prop_assert_eq!(run(&[&input]), run(&[&input[..cut], &input[cut..]]));
         }
     }
 
