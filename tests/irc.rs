@@ -8,7 +8,9 @@
 //! - ngIRCd restarted: the bot reconnects (back-off) and relays again;
 //! - the portal shut down: the channel sees the bot QUIT;
 //! - over TLS (ngIRCd's `[SSL]` port, a test-made certificate the portal
-//!   trusts through `[irc] ca_file`), with the bot's nick already taken.
+//!   trusts through `[irc] ca_file`), with the bot's nick already taken;
+//! - a network that is not there: attempts 1 s, then 1.5 s apart, players
+//!   unaffected, and the shutdown still ends the bot at once.
 
 mod support;
 
@@ -287,4 +289,34 @@ fn over_tls_the_bot_takes_another_nick_when_its_own_is_taken() {
         "{log}"
     );
     assert!(log.contains("ircs://localhost"), "{log}");
+}
+
+#[test]
+fn a_bot_that_cannot_reach_its_network_retries_and_still_stops_at_shutdown() {
+    // Nothing listens on this port.
+    let port = free_port();
+    let mut portal = portal_with_bot(&format!("127.0.0.1:{port}:{CHANNEL}:lostbot"), "");
+    wait_for("two failed attempts", || {
+        (portal.log().matches(": cannot connect:").count() >= 2).then_some(())
+    });
+    let log = portal.log();
+    assert!(log.contains("reconnecting in 1.0 s"), "{log}");
+    assert!(log.contains("reconnecting in 1.5 s"), "{log}");
+    // Players are unaffected.
+    let mut anna = portal.player("anna");
+    anna.send("say nobody on irc");
+    anna.expect("You say, \"nobody on irc\"");
+    let asked = Instant::now();
+    portal.signal(libc::SIGTERM);
+    assert_eq!(portal.wait_exit(), Some(0));
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert!(
+        portal.log().contains("stopped while reconnecting"),
+        "{}",
+        portal.log()
+    );
 }

@@ -483,22 +483,7 @@ impl BotWorker {
 
     /// One connection, from registration to its end.
     fn serve(&mut self, mut conn: Conn) -> End {
-        let settings = self.shared.config();
-        let irc = &settings.irc;
-        let now = Instant::now();
-        let bot_settings = BotSettings {
-            nick: self.config.nick.clone(),
-            channel: self.config.channel.clone(),
-            user: "portal".into(),
-            realname: format!("{} (portal bot)", settings.portal.name),
-            password: self.config.password.clone(),
-        };
-        let mut bot = Bot::new(
-            bot_settings,
-            f64::from(irc.line_burst),
-            irc.lines_per_sec,
-            now,
-        );
+        let mut bot = self.new_bot(Instant::now());
         self.waiter.set_socket(conn.stream.as_raw_fd());
         let mut lines = LineBuffer::default();
         // Set once the bot is leaving: why, and how long it may take.
@@ -511,12 +496,8 @@ impl BotWorker {
                 return leaving.map_or(End::Lost, |(end, _)| end);
             }
             self.waiter.set_write_interest(conn.wants_write());
-            if let Some((end, until)) = leaving {
-                if now >= until {
-                    return end;
-                }
-            }
             let wake = match leaving {
+                Some((end, until)) if now >= until => return end,
                 Some((_, until)) => until,
                 None => bot.poll_timeout(now),
             };
@@ -528,26 +509,11 @@ impl BotWorker {
                 }
             };
             let now = Instant::now();
-            let mut closed = None;
-            if ready.readable {
-                let mut data = Vec::new();
-                let end = conn.read(&mut data);
-                if !data.is_empty() {
-                    Stats::add(&self.shared.stats.bytes_in, data.len() as u64);
-                }
-                lines.push(&data);
-                match end {
-                    ReadEnd::WouldBlock => {}
-                    ReadEnd::Closed => closed = Some("the server closed the connection".to_owned()),
-                    ReadEnd::Failed(why) => closed = Some(why),
-                }
-            }
-            while let Some(line) = lines.next_line() {
-                match line {
-                    Line::Text(text) => bot.handle_line(&text, now),
-                    Line::TooLong => log::warn!("{}: dropped an over-long line", self.label()),
-                }
-            }
+            let closed = if ready.readable {
+                self.read_lines(&mut conn, &mut lines, &mut bot, now)
+            } else {
+                None
+            };
             if leaving.is_none() {
                 if let Some(end) = self.drain_mail(&mut bot, now) {
                     leaving = Some((end, now + QUIT_LINGER));
@@ -558,15 +524,60 @@ impl BotWorker {
                 log::warn!("{}: {dead}; dropping the connection", self.label());
                 return End::Lost;
             }
-            if let Some(why) = closed {
-                match leaving {
-                    Some((end, _)) => return end,
-                    None => {
-                        log::warn!("{}: connection lost: {why}", self.label());
-                        return End::Lost;
-                    }
+            match (closed, leaving) {
+                (Some(_), Some((end, _))) => return end,
+                (Some(why), None) => {
+                    log::warn!("{}: connection lost: {why}", self.label());
+                    return End::Lost;
                 }
+                (None, _) => {}
             }
+        }
+    }
+
+    /// A fresh protocol state for a new connection, its registration
+    /// lines ready to send.
+    fn new_bot(&self, now: Instant) -> Bot {
+        let settings = self.shared.config();
+        let bot_settings = BotSettings {
+            nick: self.config.nick.clone(),
+            channel: self.config.channel.clone(),
+            user: "portal".into(),
+            realname: format!("{} (portal bot)", settings.portal.name),
+            password: self.config.password.clone(),
+        };
+        let irc = &settings.irc;
+        Bot::new(
+            bot_settings,
+            f64::from(irc.line_burst),
+            irc.lines_per_sec,
+            now,
+        )
+    }
+
+    /// Read what the socket has and hand the bot every whole line;
+    /// `Some(why)` when the connection has ended.
+    fn read_lines(
+        &self,
+        conn: &mut Conn,
+        lines: &mut LineBuffer,
+        bot: &mut Bot,
+        now: Instant,
+    ) -> Option<String> {
+        let mut data = Vec::new();
+        let end = conn.read(&mut data);
+        Stats::add(&self.shared.stats.bytes_in, data.len() as u64);
+        lines.push(&data);
+        while let Some(line) = lines.next_line() {
+            match line {
+                Line::Text(text) => bot.handle_line(&text, now),
+                Line::TooLong => log::warn!("{}: dropped an over-long line", self.label()),
+            }
+        }
+        match end {
+            ReadEnd::WouldBlock => None,
+            ReadEnd::Closed => Some("the server closed the connection".to_owned()),
+            ReadEnd::Failed(why) => Some(why),
         }
     }
 
