@@ -156,10 +156,23 @@ impl IrcClient {
         client
     }
 
-    fn join(&mut self, channel: &str) {
+    /// Join `channel`; the nicks already in it (the server's names list).
+    fn join(&mut self, channel: &str) -> Vec<String> {
         self.send(&format!("JOIN {channel}"));
         let nick = self.nick.clone();
         self.expect(|l| l.starts_with(&format!(":{nick}!")) && l.contains(" JOIN "));
+        let mut names = Vec::new();
+        loop {
+            let line = self.expect(|l| l.contains(" 353 ") || l.contains(" 366 "));
+            if line.contains(" 366 ") {
+                return names;
+            }
+            let list = line.rsplit_once(" :").map_or("", |(_, l)| l);
+            names.extend(
+                list.split(' ')
+                    .map(|n| n.trim_start_matches(['@', '+']).to_owned()),
+            );
+        }
     }
 
     fn send(&mut self, line: &str) {
@@ -243,11 +256,37 @@ fn the_bot_relays_both_ways_reconnects_after_a_restart_and_quits_at_shutdown() {
     watcher.say(CHANNEL, "hi from irc");
     anna.expect("[IRC] watcher: hi from irc");
 
+    // A long say is cut into lines IRC takes, none lost.
+    let words: Vec<String> = (0..150).map(|i| format!("w{i:03}")).collect();
+    anna.send(&format!("say {}", words.join(" ")));
+    let mut got = Vec::new();
+    while got.last().map(String::as_str) != Some("w149") {
+        let line = watcher.expect(|l| from("demobot", "PRIVMSG", l));
+        assert!(line.len() + 2 <= 512, "{} bytes: {line}", line.len() + 2);
+        let text = line
+            .split_once(&format!("{CHANNEL} :"))
+            .expect("a channel line")
+            .1;
+        got.extend(
+            text.trim_start_matches("anna: ")
+                .split(' ')
+                .map(str::to_owned),
+        );
+    }
+    assert_eq!(got, words, "every word, in order");
+
     // The IRC server goes away and comes back: the bot signs on again.
     ircd.restart();
+    let restarted = Instant::now();
     let mut watcher = IrcClient::connect(ircd.port, "watcher");
-    watcher.join(CHANNEL);
-    watcher.expect(|l| from("demobot", "JOIN", l));
+    // The bot may be back before the watcher.
+    if !watcher.join(CHANNEL).iter().any(|n| n == "demobot") {
+        watcher.expect(|l| from("demobot", "JOIN", l));
+    }
+    eprintln!(
+        "the bot was back in the channel {:?} after ngircd restarted",
+        restarted.elapsed()
+    );
     anna.send("say still here");
     watcher.expect(|l| from("demobot", "PRIVMSG", l) && l.ends_with(":anna: still here"));
     watcher.say(CHANNEL, "welcome back");
