@@ -287,34 +287,28 @@ impl Conn {
         }
     }
 
-    /// Write what the socket takes.
-    fn flush(&mut self) -> io::Result<()> {
-        match &mut self.tls {
-            Some(tls) => {
-                while tls.wants_write() {
-                    match tls.write_tls(&mut self.stream) {
-                        Ok(_) => {}
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e),
+    /// Write what the socket takes; the bytes written.
+    fn flush(&mut self) -> io::Result<usize> {
+        let mut written = 0;
+        loop {
+            let result = match &mut self.tls {
+                Some(tls) if tls.wants_write() => tls.write_tls(&mut self.stream),
+                None if !self.out.is_empty() => self.stream.write(&self.out),
+                _ => return Ok(written),
+            };
+            match result {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    written += n;
+                    if self.tls.is_none() {
+                        self.out.drain(..n);
                     }
                 }
-            }
-            None => {
-                while !self.out.is_empty() {
-                    match self.stream.write(&self.out) {
-                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                        Ok(n) => {
-                            self.out.drain(..n);
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e),
-                    }
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(written),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
-        Ok(())
     }
 
     /// Read what is there into `data`.
@@ -491,9 +485,12 @@ impl BotWorker {
         loop {
             let now = Instant::now();
             conn.queue(&bot.transmit(now));
-            if let Err(e) = conn.flush() {
-                log::warn!("{}: write failed: {e}", self.label());
-                return leaving.map_or(End::Lost, |(end, _)| end);
+            match conn.flush() {
+                Ok(n) => Stats::add(&self.shared.stats.bytes_out, n as u64),
+                Err(e) => {
+                    log::warn!("{}: write failed: {e}", self.label());
+                    return leaving.map_or(End::Lost, |(end, _)| end);
+                }
             }
             self.waiter.set_write_interest(conn.wants_write());
             let wake = match leaving {
