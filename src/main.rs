@@ -654,6 +654,12 @@ fn take_over_sessions(shared: &Arc<Shared>, h: &mut Handover) -> Result<amp::Car
             log::error!("upgrade: AJAX session {sessid} could not be started: {e}");
         }
     }
+    for bot in std::mem::take(&mut h.bots) {
+        let nick = bot.nick.clone();
+        if let Err(e) = portal::session::irc::spawn(shared.clone(), bot) {
+            log::error!("upgrade: IRC bot {nick} could not be started again: {e}");
+        }
+    }
     for dropped in &h.dropped {
         shared
             .amp

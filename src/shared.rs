@@ -90,6 +90,8 @@ pub struct Shared {
     pub ports: std::sync::OnceLock<Ports>,
     /// Where the threads meet during `portal upgrade`.
     pub upgrades: crate::upgrade::Upgrades,
+    /// IRC bots (`server_connect` with key `irc`), signed on or not.
+    pub bots: crate::session::irc::Bots,
     control: ControlSender,
     /// When the portal started (f64 bits; an upgrade carries the first
     /// portal's start on).
@@ -115,6 +117,7 @@ impl Shared {
             reload_notes: std::sync::Mutex::new(ReloadNotes::default()),
             ports: std::sync::OnceLock::new(),
             upgrades: Default::default(),
+            bots: Default::default(),
             control,
             started_unix: crate::wire::session::unix_now().to_bits().into(),
             started: Instant::now(),
@@ -170,9 +173,11 @@ impl Shared {
         }
     }
 
-    /// Tell every player, close every session, tell the game.
+    /// Tell every player, close every session, tell the game; IRC bots
+    /// QUIT with the same reason, connected or not.
     pub fn shutdown(&self) {
         let reason = self.config().messages.shutdown.clone();
         self.registry.disconnect_all(&reason);
+        self.bots.close_all(&reason);
     }
 }

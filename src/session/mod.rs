@@ -16,6 +16,7 @@ pub mod core;
 pub mod framer;
 pub mod frozen;
 pub mod handle;
+pub mod irc;
 pub mod outbound;
 pub mod protocol;
 pub mod render;

@@ -60,6 +60,9 @@ pub struct Handover {
     /// AJAX sessions (no socket of their own: a parked receive is answered
     /// before the freeze, so the browser asks again of the new portal).
     pub ajax: Vec<AjaxState>,
+    /// IRC bots: each QUIT its network before the freeze; the new portal
+    /// connects it again from its config.
+    pub bots: Vec<crate::session::irc::BotConfig>,
 }
 
 /// One AJAX session.
@@ -299,7 +302,7 @@ impl Handover {
         let invalid = |what: String| Err(FormatError::Invalid(what));
         let items =
             self.listeners.len() + self.queued.len() + self.sessions.len() + self.ajax.len();
-        if items > MAX_ITEMS || self.dropped.len() > MAX_ITEMS {
+        if items > MAX_ITEMS || self.dropped.len() > MAX_ITEMS || self.bots.len() > MAX_ITEMS {
             return invalid(format!("{items} items (at most {MAX_ITEMS})"));
         }
         let mut seen = HashSet::new();
@@ -406,6 +409,15 @@ mod tests {
                 core: vec![1, 2],
                 poll: vec![3],
                 counted_ip: None,
+            }],
+            bots: vec![crate::session::irc::BotConfig {
+                network: "127.0.0.1".into(),
+                port: 6667,
+                channel: "#plaza".into(),
+                nick: "portalbot".into(),
+                uid: Some(3),
+                tls: false,
+                password: None,
             }],
         }
     }

@@ -50,6 +50,9 @@ pub enum Frozen {
     Session(Box<SessionState>),
     /// An AJAX session's state.
     Ajax(Box<AjaxState>),
+    /// An IRC bot's config: it has left its network, and the new portal
+    /// connects it again.
+    Bot(Box<crate::session::irc::BotConfig>),
     /// It could not be carried; its player was told and it is closing.
     Dropped(Dropped),
     /// It was ending anyway.

@@ -110,6 +110,7 @@ fn freeze_and_exec(
         evennia: (shared.config().amp.dialect == crate::config::Dialect::Evennia)
             .then(|| shared.evennia.carry()),
         ajax: workers.ajax,
+        bots: workers.bots,
     };
     let bytes = match handover.encode() {
         Ok(bytes) => bytes,
@@ -152,6 +153,7 @@ struct FrozenWorkers {
     sessions: Vec<SessionState>,
     ajax: Vec<AjaxState>,
     dropped: Vec<Dropped>,
+    bots: Vec<crate::session::irc::BotConfig>,
 }
 
 fn freeze_workers(shared: &Shared) -> Result<FrozenWorkers, String> {
@@ -160,11 +162,16 @@ fn freeze_workers(shared: &Shared) -> Result<FrozenWorkers, String> {
     for (_, handle) in &workers {
         handle.freeze(tx.clone());
     }
+    let bots = shared.bots.handles();
+    for handle in &bots {
+        handle.freeze(tx.clone());
+    }
     drop(tx);
+    let mut bots_waiting = bots.len();
     let mut waiting: HashSet<u64> = workers.iter().map(|(id, _)| *id).collect();
     let mut frozen = FrozenWorkers::default();
     let deadline = Instant::now() + FREEZE_LIMIT;
-    while !waiting.is_empty() {
+    while !waiting.is_empty() || bots_waiting > 0 {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left.min(Duration::from_millis(50))) {
             Ok(Frozen::Session(state)) => {
@@ -181,6 +188,10 @@ fn freeze_workers(shared: &Shared) -> Result<FrozenWorkers, String> {
             }
             Ok(Frozen::Ended(sessid)) => {
                 waiting.remove(&sessid);
+            }
+            Ok(Frozen::Bot(config)) => {
+                bots_waiting = bots_waiting.saturating_sub(1);
+                frozen.bots.push(*config);
             }
             Err(_) => {
                 // Workers that ended without answering are gone: fine.
