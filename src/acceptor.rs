@@ -32,7 +32,7 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
-use signal_hook::consts::{SIGHUP, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook_mio::v1_0::Signals;
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -110,6 +110,8 @@ pub struct Acceptor {
     paused_until: Option<Instant>,
     spare_fd: Option<std::fs::File>,
     log_file: Option<LogFile>,
+    /// The AMP listener's descriptor (handed over by `portal upgrade`).
+    amp_listener: Option<i32>,
     /// When the last stats line was written, and the counters then.
     last_stats: (Instant, Counters),
 }
@@ -118,7 +120,7 @@ pub struct Acceptor {
 /// `portal reload` or `stop` right after start is queued, not fatal (their
 /// default action ends the process); the loop reads them once it runs.
 pub fn catch_signals() -> io::Result<Signals> {
-    Signals::new([SIGHUP, SIGUSR1, SIGTERM])
+    Signals::new([SIGHUP, SIGUSR1, SIGUSR2, SIGTERM])
 }
 
 /// Create the poll and the control queue the rest of the portal uses to
@@ -164,6 +166,7 @@ impl Acceptor {
             paused_until: None,
             spare_fd: open_spare(),
             log_file: None,
+            amp_listener: None,
             last_stats: (Instant::now(), Counters::default()),
         })
     }
@@ -171,6 +174,107 @@ impl Acceptor {
     /// Hand the supervisor to the loop (it forwards reload requests).
     pub fn set_supervisor(&mut self, supervisor: Option<Supervisor>) {
         self.supervisor = supervisor;
+    }
+
+    /// The AMP listener, for `portal upgrade` to hand over.
+    pub fn set_amp_listener(&mut self, fd: i32) {
+        self.amp_listener = Some(fd);
+    }
+
+    /// Clients the previous portal had queued (`portal upgrade`).
+    pub fn adopt_queue(&mut self, queued: Vec<crate::upgrade::format::QueuedState>) {
+        use std::os::fd::FromRawFd;
+        for q in queued {
+            if q.listener >= self.listeners.len() {
+                continue;
+            }
+            // SAFETY: the take-over checked that the descriptor is an open
+            // socket named once in the hand-over.
+            let stream = unsafe { std::net::TcpStream::from_raw_fd(q.fd) };
+            let mut pending = Pending {
+                stream,
+                address: q.address,
+                listener: q.listener,
+                counted: q.counted,
+                proxied: q.proxied,
+                token: None,
+            };
+            if q.counted {
+                self.shared.addresses.adopt(q.address.ip());
+            }
+            self.watch(&mut pending);
+            self.queue.push_back(pending);
+        }
+        self.note_queue_length();
+    }
+
+    /// `portal upgrade` (or SIGUSR2): hand everything to the new binary;
+    /// returns only if the upgrade did not happen (logged, told, and the
+    /// portal carries on).
+    fn upgrade(&mut self) {
+        let Some(ask) = self.shared.upgrades.take_ask() else {
+            return;
+        };
+        let binary = ask
+            .binary
+            .or_else(|| self.shared.upgrades.exe.get().cloned());
+        let why = match (binary, self.amp_listener) {
+            (Some(binary), Some(amp_listener)) => {
+                let parts = crate::upgrade::run::Parts {
+                    listeners: self.listener_states(),
+                    queued: self.queued_states(),
+                    supervisor: self.supervisor.as_ref(),
+                    args: vec![
+                        "start".into(),
+                        "--config".into(),
+                        self.config_path.display().to_string(),
+                    ],
+                    amp_listener,
+                };
+                crate::upgrade::run::hand_over(&self.shared, &binary, parts, ask.reply.as_ref())
+            }
+            (None, _) => "the portal's own binary path is unknown; give --binary".into(),
+            (_, None) => "the AMP listener is not known to the main loop".into(),
+        };
+        log::error!("upgrade not done, the portal carries on: {why}");
+        self.shared
+            .upgrades
+            .set_outcome(|o| o.refused = Some(why.clone()));
+        if let Some(reply) = ask.reply {
+            let _ = reply.send(format!("refused: {why}\n"));
+        }
+    }
+
+    fn listener_states(&self) -> Vec<crate::upgrade::format::ListenerState> {
+        let mut ssh_seen = 0;
+        self.listeners
+            .iter()
+            .map(|l| {
+                let ssh_index = (l.protocol_key == "ssh").then(|| {
+                    ssh_seen += 1;
+                    ssh_seen - 1
+                });
+                crate::upgrade::format::ListenerState {
+                    fd: l.socket.as_raw_fd(),
+                    protocol_key: l.protocol_key.into(),
+                    tls_index: l.tls.as_ref().map(|(i, _)| *i),
+                    ssh_index,
+                }
+            })
+            .collect()
+    }
+
+    fn queued_states(&self) -> Vec<crate::upgrade::format::QueuedState> {
+        self.queue
+            .iter()
+            .map(|p| crate::upgrade::format::QueuedState {
+                fd: p.stream.as_raw_fd(),
+                address: p.address,
+                listener: p.listener,
+                counted: p.counted,
+                proxied: p.proxied,
+            })
+            .collect()
     }
 
     /// The log file SIGHUP reopens.
@@ -226,6 +330,15 @@ impl Acceptor {
             match signal {
                 SIGUSR1 => self.apply(Control::ReloadGame),
                 SIGHUP => self.apply(Control::ReloadConfig),
+                SIGUSR2 => {
+                    let ask = crate::upgrade::Ask {
+                        binary: None,
+                        reply: None,
+                    };
+                    if self.shared.upgrades.ask(ask) {
+                        self.apply(Control::Upgrade);
+                    }
+                }
                 SIGTERM => self.shared.request(Control::Shutdown),
                 _ => {}
             }
@@ -235,6 +348,7 @@ impl Acceptor {
     fn apply(&mut self, control: Control) {
         let (ask, what): (fn(&Supervisor), &str) = match control {
             Control::ReloadConfig => return self.reload_config(),
+            Control::Upgrade => return self.upgrade(),
             Control::Shutdown => return,
             Control::KillHungGame if self.supervisor.is_none() => {
                 return log::error!("the unsupervised game is not responding");

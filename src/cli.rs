@@ -1,5 +1,5 @@
 //! The command-line controls of a running portal: `portal stop`, `reload`,
-//! `reload-server` and `status`.
+//! `reload-server`, `upgrade` and `status`.
 //!
 //! `stop`, `reload` and `reload-server` read the pid file and send SIGTERM,
 //! SIGHUP and SIGUSR1 — exactly what an admin's `kill` would do, and the
@@ -220,6 +220,73 @@ pub fn reload_server(config_path: &Path) -> u8 {
         }
         Err(code) => code,
     }
+}
+
+/// How long `upgrade` waits for the new portal to answer.
+const UPGRADE_WAIT: Duration = Duration::from_secs(60);
+
+/// `portal upgrade [--binary PATH]`: ask the running portal (control
+/// socket) to hand over to the binary, then wait for the new portal to
+/// answer `status` and print what it carried.
+pub fn upgrade(config_path: &Path, binary: Option<&Path>) -> u8 {
+    let config = load_for_control(config_path);
+    let Some(socket) = config.control_socket_path(config_path) else {
+        eprintln!(
+            "portal: `[portal] control_socket` is empty in {}, so an upgrade cannot be asked",
+            config_path.display()
+        );
+        return BAD_CONFIG;
+    };
+    let request = match binary {
+        Some(path) => match std::fs::canonicalize(path) {
+            Ok(path) => format!("upgrade {}", path.display()),
+            Err(e) => {
+                eprintln!("portal: {}: {e}", path.display());
+                return BAD_CONFIG;
+            }
+        },
+        None => "upgrade".to_owned(),
+    };
+    let before = match control::request(&socket, "status") {
+        Ok(answer) => upgrade_count(&answer).unwrap_or(0),
+        Err(e) => return not_answering(&config, config_path, &socket, e),
+    };
+    // The exec closes the connection: the portal may have answered
+    // nothing before it did.
+    let answer = control::request(&socket, &request).unwrap_or_default();
+    if let Some(why) = answer.trim().strip_prefix("refused: ") {
+        eprintln!("portal: upgrade refused, the running portal carries on: {why}");
+        return FAILED;
+    }
+    let deadline = Instant::now() + UPGRADE_WAIT;
+    while Instant::now() < deadline {
+        if let Ok(status) = control::request(&socket, "status") {
+            if upgrade_count(&status).is_some_and(|n| n > before) {
+                let line = status.lines().find(|l| l.starts_with("upgrades:"));
+                println!("portal upgraded: {}", line.unwrap_or_default());
+                return OK;
+            }
+            if let Some(why) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("upgrade_refused: "))
+            {
+                eprintln!("portal: upgrade refused, the running portal carries on: {why}");
+                return FAILED;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("portal: the upgraded portal did not answer within {UPGRADE_WAIT:?}");
+    FAILED
+}
+
+/// The `upgrades:` count of a status answer.
+fn upgrade_count(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("upgrades: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
 }
 
 /// `portal status`: print the running portal's answer.

@@ -35,7 +35,15 @@
 //! restart_pending: telnet.listen
 //! last_reload_new: telnet.listen
 //! limits: max_connection_rate 5  max_command_rate 80  max_char_limit 6000 ...
+//! upgrades: 1  carried 65  not_carried 0  took_ms 120
+//! upgrade_refused: ./portal-new refused: it does not speak the hand-over ...
 //! ```
+//!
+//! `upgrades` counts the `portal upgrade`s this portal came through and
+//! what the last one carried; `upgrade_refused` appears after an attempt
+//! that did not happen. The socket also takes `upgrade [PATH]` (what
+//! `portal upgrade` sends): the answer is `ok: ...` just before the exec,
+//! or `refused: why`.
 
 use crate::shared::Shared;
 use crate::stats::{human_duration, GameState};
@@ -172,7 +180,12 @@ fn answer(stream: UnixStream, shared: &Shared) -> io::Result<()> {
     BufReader::new((&stream).take(MAX_REQUEST)).read_line(&mut line)?;
     let reply = match line.trim() {
         "status" => status_report(shared),
-        other => format!("error: unknown request `{other}` (known: status)\n"),
+        "upgrade" => upgrade(shared, None),
+        request if request.starts_with("upgrade ") => {
+            let path = request["upgrade ".len()..].trim();
+            upgrade(shared, Some(PathBuf::from(path)))
+        }
+        other => format!("error: unknown request `{other}` (known: status, upgrade [PATH])\n"),
     };
     (&stream).write_all(reply.as_bytes())
 }
@@ -205,6 +218,26 @@ fn same_user(stream: &UnixStream) -> bool {
 #[cfg(not(target_os = "linux"))]
 fn same_user(_stream: &UnixStream) -> bool {
     true
+}
+
+/// How long an upgrade request waits for the main loop's verdict.
+const UPGRADE_WAIT: Duration = Duration::from_secs(60);
+
+/// `upgrade [PATH]`: ask the main loop; its answer is `ok: ...` just
+/// before the exec, or `refused: ...` (the portal carries on).
+fn upgrade(shared: &Shared, binary: Option<PathBuf>) -> String {
+    let (reply, answer) = crossbeam_channel::bounded(1);
+    let ask = crate::upgrade::Ask {
+        binary,
+        reply: Some(reply),
+    };
+    if !shared.upgrades.ask(ask) {
+        return "refused: an upgrade is already under way\n".into();
+    }
+    shared.request(crate::shared::Control::Upgrade);
+    answer
+        .recv_timeout(UPGRADE_WAIT)
+        .unwrap_or_else(|_| "refused: the portal did not answer in time\n".into())
 }
 
 /// Ask the portal listening on `path`; returns its whole answer.
@@ -268,6 +301,18 @@ pub fn status_report(shared: &Shared) -> String {
         notes.new_at_last_reload.join(" ")
     );
     let _ = writeln!(out, "limits: {}", limits_line(shared));
+    let up = shared.upgrades.outcome();
+    let _ = writeln!(
+        out,
+        "upgrades: {}  carried {}  not_carried {}  took_ms {}",
+        up.upgrades,
+        up.carried,
+        up.dropped,
+        up.took.as_millis()
+    );
+    if let Some(why) = &up.refused {
+        let _ = writeln!(out, "upgrade_refused: {why}");
+    }
     out
 }
 

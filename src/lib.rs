@@ -85,4 +85,5 @@ pub mod status;
 pub mod supervisor;
 pub mod throttle;
 pub mod tls;
+pub mod upgrade;
 pub mod wire;

@@ -16,9 +16,11 @@ use portal::shared::{Control, ControlSender, Shared};
 use portal::status::StatusFile;
 use portal::supervisor::Supervisor;
 use portal::tls::TlsError;
+use portal::upgrade::format::Handover;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -37,6 +39,12 @@ commands:
                    is `portal reload-server` here
   reload-server    restart the game server keeping every player (SIGUSR1);
                    what `evennia reload` does
+  upgrade [--binary PATH]
+                   replace the running portal with a new binary (default:
+                   the path it was started from) keeping every player and
+                   the game (SIGUSR2 does the same with the default path);
+                   a binary that fails the hand-over check is refused and
+                   the running portal carries on
   status           show the running portal's state, game, sessions, counters
   help             this text (also -h, --help)
   version          the portal's version (also -V, --version)
@@ -46,6 +54,7 @@ options:
                      current directory); the commands find the running
                      portal through its pidfile and control_socket
   --timeout SECS     with `stop` only: how long to wait (see above)
+  --binary PATH      with `upgrade` only: the new portal binary
 
 Exit codes: 0 done, 1 failed, 2 usage or config error, 3 the portal is not
 running.";
@@ -58,12 +67,16 @@ enum Subcommand {
     Reload,
     ReloadServer,
     Status,
+    Upgrade,
+    /// The hand-over check a running portal asks a new binary (hidden).
+    UpgradeCheck,
 }
 
 struct Args {
     command: Subcommand,
     config_path: PathBuf,
     timeout: Option<Duration>,
+    binary: Option<PathBuf>,
 }
 
 /// How long shutdown waits for sessions to flush their last output.
@@ -75,6 +88,9 @@ const TUNABLES: &str = "glibc.malloc.tcache_count=0";
 /// own and keeps them from the game it starts.
 const TUNED_MARK: &str = "PORTAL_MALLOC_TUNED";
 
+/// This process runs with [`TUNABLES`] it set itself.
+static TUNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// glibc gives every thread a cache of freed chunks (tcache) that only that
 /// thread reuses; with a thread per session that held about 5 KiB per idle
 /// session (1,000 sessions: 23.8 KiB each with it, 18.5 KiB without). glibc
@@ -83,6 +99,8 @@ const TUNED_MARK: &str = "PORTAL_MALLOC_TUNED";
 /// own GLIBC_TUNABLES is respected: then nothing happens.
 fn exec_without_thread_caches() {
     if std::env::var_os(TUNED_MARK).is_some() {
+        // `portal upgrade` gives the new binary the same.
+        TUNED.store(true, std::sync::atomic::Ordering::Relaxed);
         // Ours, not the game's: the supervisor's child starts with glibc's
         // defaults. Still single-threaded here.
         std::env::remove_var(TUNED_MARK);
@@ -120,8 +138,31 @@ fn main() -> ExitCode {
         Subcommand::Reload => return ExitCode::from(cli::reload(&config_path)),
         Subcommand::ReloadServer => return ExitCode::from(cli::reload_server(&config_path)),
         Subcommand::Status => return ExitCode::from(cli::status(&config_path)),
+        Subcommand::Upgrade => {
+            return ExitCode::from(cli::upgrade(&config_path, args.binary.as_deref()))
+        }
+        Subcommand::UpgradeCheck => {
+            // The config too: a new binary that cannot read it would stop
+            // right after taking over.
+            if let Err(e) = Config::load(&config_path) {
+                println!("bad configuration: {e}");
+                return ExitCode::from(2);
+            }
+            println!("{}", portal::upgrade::check::answer());
+            return ExitCode::SUCCESS;
+        }
     }
     exec_without_thread_caches();
+    let handover = match portal::upgrade::exec::take_over() {
+        None => None,
+        Some(Ok(handover)) => Some(handover),
+        Some(Err(e)) => {
+            // Nothing was started: the old process is gone, so the game,
+            // the players and the sockets go with this exit.
+            eprintln!("portal: cannot take over from the old portal: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = match Config::load(&config_path) {
         Ok(config) => config,
         Err(e) => {
@@ -136,7 +177,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(config, config_path, log_file) {
+    match run(config, config_path, log_file, handover) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
@@ -238,6 +279,7 @@ enum UsageError {
     BadTimeout(String),
     Unknown(String),
     TimeoutWithoutStop,
+    BinaryWithoutUpgrade,
 }
 
 impl fmt::Display for UsageError {
@@ -250,6 +292,7 @@ impl fmt::Display for UsageError {
             }
             UsageError::Unknown(arg) => write!(f, "unknown argument `{arg}`"),
             UsageError::TimeoutWithoutStop => f.write_str("--timeout only goes with `stop`"),
+            UsageError::BinaryWithoutUpgrade => f.write_str("--binary only goes with `upgrade`"),
         }
     }
 }
@@ -261,6 +304,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<Args>, UsageError> {
     let mut path = PathBuf::from("portal.conf");
     let mut command = None;
     let mut timeout = None;
+    let mut binary = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let named = match arg.as_str() {
@@ -269,6 +313,8 @@ fn parse_args(args: Vec<String>) -> Result<Option<Args>, UsageError> {
             "reload" => Some(Subcommand::Reload),
             "reload-server" => Some(Subcommand::ReloadServer),
             "status" => Some(Subcommand::Status),
+            "upgrade" => Some(Subcommand::Upgrade),
+            "upgrade-check" => Some(Subcommand::UpgradeCheck),
             "help" => {
                 println!("{USAGE}");
                 return Ok(None);
@@ -289,6 +335,10 @@ fn parse_args(args: Vec<String>) -> Result<Option<Args>, UsageError> {
             "--config" | "-c" => {
                 let missing = UsageError::MissingValue("--config needs a path");
                 path = args.next().ok_or(missing)?.into();
+            }
+            "--binary" => {
+                let missing = UsageError::MissingValue("--binary needs a path");
+                binary = Some(PathBuf::from(args.next().ok_or(missing)?));
             }
             "--timeout" => {
                 let missing = UsageError::MissingValue("--timeout needs a number of seconds");
@@ -315,10 +365,14 @@ fn parse_args(args: Vec<String>) -> Result<Option<Args>, UsageError> {
     if timeout.is_some() && command != Subcommand::Stop {
         return Err(UsageError::TimeoutWithoutStop);
     }
+    if binary.is_some() && command != Subcommand::Upgrade {
+        return Err(UsageError::BinaryWithoutUpgrade);
+    }
     Ok(Some(Args {
         command,
         config_path: path,
         timeout,
+        binary,
     }))
 }
 
@@ -352,16 +406,30 @@ fn init_logging(config: &Config) -> Result<Option<LogFile>, RunError> {
     Ok(log_file)
 }
 
-fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Result<(), RunError> {
+fn run(
+    config: Config,
+    config_path: PathBuf,
+    log_file: Option<LogFile>,
+    mut handover: Option<Handover>,
+) -> Result<(), RunError> {
     log::info!(
-        "portal {} starting (pid {})",
+        "portal {} starting (pid {}){}",
         env!("CARGO_PKG_VERSION"),
-        std::process::id()
+        std::process::id(),
+        if handover.is_some() {
+            ", taking over from the previous portal"
+        } else {
+            ""
+        }
     );
     let signals = acceptor::catch_signals().map_err(step("cannot install the signal handlers"))?;
     let (poll, control, control_rx) = acceptor::control_queue().map_err(step(""))?;
     let on_signal = control.clone();
     ctrlc::set_handler(move || on_signal.send(Control::Shutdown)).map_err(RunError::SigInt)?;
+    if handover.is_some() {
+        // Blocked by the old portal across the exec; handled from here on.
+        portal::upgrade::exec::unblock_signals();
+    }
     // Held to the end of `run`: dropping it removes the file.
     let _pidfile = match config.pidfile_path(&config_path) {
         Some(path) => Some(PidFile::create(&path).map_err(RunError::PidFile)?),
@@ -373,6 +441,14 @@ fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Resul
     let to_main = control.clone();
     let control_sender: ControlSender = Arc::new(move |c| to_main.send(c));
     let (shared, amp_rx) = Shared::new(config.clone(), control_sender);
+    record_exe(&shared);
+    if TUNED.load(std::sync::atomic::Ordering::Relaxed) {
+        let env = vec![
+            ("GLIBC_TUNABLES".to_owned(), TUNABLES.to_owned()),
+            (TUNED_MARK.to_owned(), "1".to_owned()),
+        ];
+        let _ = shared.upgrades.exec_env.set(env);
+    }
     // Before the threads that create files start (binding the socket sets
     // the umask for a moment), and before the status file names the
     // listeners, so a script that saw them can ask `portal status` at once.
@@ -382,11 +458,23 @@ fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Resul
         }
         None => None,
     };
-    let listeners = bind_listeners(&config, &status)?;
+    let listeners = match &handover {
+        Some(h) => adopt_listeners(&config, &status, &h.listeners)?,
+        None => bind_listeners(&config, &status)?,
+    };
     let _ = shared.ports.set(bound_ports(&listeners));
-    let amp_listener = bind_amp(&config, &status)?;
+    let amp_listener = match &handover {
+        Some(h) => adopt_amp(&status, h.amp.listener_fd)?,
+        None => bind_amp(&config, &status)?,
+    };
     let amp_addr = amp_listener.local_addr().map_err(step(""))?;
-    amp::start(amp_listener, shared.clone(), amp_rx).map_err(step("cannot start the AMP link"))?;
+    let amp_fd = amp_listener.as_raw_fd();
+    let carried = match handover.as_mut() {
+        Some(h) => Some(take_over_sessions(&shared, h)?),
+        None => None,
+    };
+    amp::start(amp_listener, shared.clone(), amp_rx, carried)
+        .map_err(step("cannot start the AMP link"))?;
     if let Some(listener) = bind_metrics(&config, &status)? {
         portal::metrics::server::serve(listener, shared.clone())
             .map_err(step("cannot start the metrics thread"))?;
@@ -401,15 +489,18 @@ fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Resul
         config_path,
     )
     .map_err(step("cannot start the acceptor"))?;
+    acceptor.set_amp_listener(amp_fd);
     // Evennia's launcher starts the Server through the portal (SSTART), so
     // with that dialect there is always a supervisor, idle until asked
     // when autostart is off.
     let evennia = config.amp.dialect == portal::config::Dialect::Evennia;
-    let supervisor = if config.game.autostart || evennia {
-        let s = Supervisor::start(
+    let carried_game = handover.as_mut().and_then(|h| h.game.take());
+    let supervisor = if config.game.autostart || evennia || carried_game.is_some() {
+        let s = Supervisor::adopt(
             shared.clone(),
             amp_addr,
             status.clone(),
+            carried_game,
             config.game.autostart,
         )
         .map_err(step("cannot start the supervisor"))?;
@@ -420,13 +511,193 @@ fn run(config: Config, config_path: PathBuf, log_file: Option<LogFile>) -> Resul
     };
     acceptor.set_supervisor(supervisor);
     acceptor.set_log_file(log_file);
+    if let Some(h) = handover {
+        acceptor.adopt_queue(h.queued.clone());
+        report_take_over(&shared, &h);
+    }
     let supervisor = acceptor.run().map_err(step("acceptor failed"))?;
     shut_down(&shared, supervisor, &status);
     Ok(())
 }
 
-/// Tell players, close their sessions, stop the game, wait for output to
-/// flush.
+/// The binary `portal upgrade` restarts by default: the one running now,
+/// by the path it was started from (a file replaced there since is the
+/// new version).
+fn record_exe(shared: &Shared) {
+    let exe = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .filter(|p| p.components().count() > 1)
+        .and_then(|p| std::fs::canonicalize(p).ok())
+        .or_else(|| std::env::current_exe().ok());
+    if let Some(exe) = exe {
+        let _ = shared.upgrades.exe.set(exe);
+    }
+}
+
+/// The listeners the previous portal handed over, with their TLS and SSH
+/// settings from the config read now.
+fn adopt_listeners(
+    config: &Config,
+    status: &StatusFile,
+    carried: &[portal::upgrade::format::ListenerState],
+) -> Result<Vec<Listener>, RunError> {
+    use std::collections::HashMap;
+    use std::os::fd::FromRawFd;
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut listeners = Vec::new();
+    for state in carried {
+        // SAFETY: the take-over checked that the descriptor is an open
+        // socket named once in the hand-over.
+        let std_listener = unsafe { std::net::TcpListener::from_raw_fd(state.fd) };
+        std_listener
+            .set_nonblocking(true)
+            .map_err(step("a carried listener"))?;
+        let socket = mio::net::TcpListener::from_std(std_listener);
+        let bound = socket.local_addr().map_err(step("a carried listener"))?;
+        let (protocol_key, name) = match (state.protocol_key.as_str(), state.tls_index) {
+            ("telnet", _) => ("telnet", "telnet"),
+            ("telnet/ssl", _) => ("telnet/ssl", "tls"),
+            (WEB_PROTOCOL_KEY, None) => (WEB_PROTOCOL_KEY, "web"),
+            (WEB_PROTOCOL_KEY, Some(_)) => (WEB_PROTOCOL_KEY, "wss"),
+            ("ssh", _) => ("ssh", "ssh"),
+            (other, _) => {
+                log::error!("upgrade: a listener of unknown kind `{other}` on {bound} closed");
+                continue;
+            }
+        };
+        let count = seen.entry(name).or_insert(0);
+        status.set(&numbered(name, *count), &bound.to_string());
+        *count += 1;
+        let tls = match state
+            .tls_index
+            .and_then(|i| config.tls.get(i).map(|e| (i, e)))
+        {
+            Some((i, entry)) => Some((
+                i,
+                portal::tls::load_server_config(&entry.cert, &entry.key).map_err(|source| {
+                    RunError::Tls {
+                        listen: entry.listen.clone(),
+                        source: Box::new(source),
+                    }
+                })?,
+            )),
+            None => None,
+        };
+        let ssh =
+            match state.ssh_index.and_then(|i| config.ssh.get(i)) {
+                Some(entry) => {
+                    let (host_key, _) = portal::ssh::load_or_create_host_key(&entry.host_key)
+                        .map_err(|source| RunError::Ssh {
+                            listen: entry.listen.clone(),
+                            source,
+                        })?;
+                    Some((host_key, portal::ssh::AuthPolicy::of(entry)))
+                }
+                None => None,
+            };
+        log::info!("{protocol_key} listening on {bound} (carried over the upgrade)");
+        listeners.push(Listener {
+            socket,
+            protocol_key,
+            tls,
+            ssh,
+        });
+    }
+    Ok(listeners)
+}
+
+fn adopt_amp(status: &StatusFile, fd: i32) -> Result<std::net::TcpListener, RunError> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: as for the listeners above.
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    let bound = listener
+        .local_addr()
+        .map_err(step("the carried AMP listener"))?;
+    log::info!("AMP listening on {bound} (carried over the upgrade)");
+    status.set("amp", &bound.to_string());
+    status.set("pid", &std::process::id().to_string());
+    Ok(listener)
+}
+
+/// Start every carried session's worker (registered before the AMP
+/// reader runs, so no game output finds a session missing) and build
+/// the AMP writer's carried state.
+fn take_over_sessions(shared: &Arc<Shared>, h: &mut Handover) -> Result<amp::Carried, RunError> {
+    use std::os::fd::FromRawFd;
+    shared.carry_start(h.started_unix);
+    shared.registry.continue_sessids_from(h.next_sessid);
+    if let Some(evennia) = h.evennia.take() {
+        shared.evennia.adopt(evennia);
+    }
+    let outbox = match amp::outbox::Outbox::thaw(&h.amp.outbox, shared.config(), Instant::now()) {
+        Ok(outbox) => outbox,
+        Err(e) => {
+            log::error!("upgrade: {e}; the game will be asked to sync again");
+            amp::outbox::Outbox::new(shared.config())
+        }
+    };
+    let link = h.amp.link.take().map(|link| {
+        // SAFETY: as for the listeners above.
+        let stream = unsafe { std::net::TcpStream::from_raw_fd(link.fd) };
+        (link.id, stream, link.unread)
+    });
+    for state in std::mem::take(&mut h.sessions) {
+        let sessid = state.record.sessid;
+        if let Err(e) = portal::session::worker::spawn_thawed(shared.clone(), state) {
+            log::error!("upgrade: session {sessid} could not be started: {e}");
+        }
+    }
+    for state in std::mem::take(&mut h.ajax) {
+        let sessid = state.record.sessid;
+        if let Err(e) = portal::session::ajax::spawn_thawed(shared, state) {
+            log::error!("upgrade: AJAX session {sessid} could not be started: {e}");
+        }
+    }
+    for bot in std::mem::take(&mut h.bots) {
+        let nick = bot.nick.clone();
+        if let Err(e) = portal::session::irc::spawn(shared.clone(), bot) {
+            log::error!("upgrade: IRC bot {nick} could not be started again: {e}");
+        }
+    }
+    for dropped in &h.dropped {
+        shared
+            .amp
+            .send(portal::amp::inbox::ToWriter::Disconnect(dropped.sessid));
+    }
+    Ok(amp::Carried { link, outbox })
+}
+
+/// Log and record what the upgrade carried.
+fn report_take_over(shared: &Shared, h: &Handover) {
+    let took_micros =
+        ((portal::wire::session::unix_now() * 1e6) as u64).saturating_sub(h.began_unix_micros);
+    let took = Duration::from_micros(took_micros);
+    let carried = shared.upgrades.workers().len();
+    log::info!(
+        "upgrade {} done: {carried} sessions carried, {} not carried, {} queued clients, in {took:.0?}",
+        h.upgrades,
+        h.dropped.len(),
+        h.queued.len()
+    );
+    for d in &h.dropped {
+        log::info!(
+            "upgrade: session {} ({}) not carried: {}; its player was told: {}",
+            d.sessid,
+            d.protocol_key,
+            d.why,
+            portal::upgrade::NOT_CARRIED
+        );
+    }
+    shared.upgrades.set_outcome(|o| {
+        o.upgrades = h.upgrades;
+        o.carried = carried;
+        o.dropped = h.dropped.len();
+        o.took = took;
+        o.refused = None;
+    });
+}
+
 fn shut_down(shared: &Shared, supervisor: Option<Supervisor>, status: &StatusFile) {
     shared.shutdown();
     if let Some(supervisor) = supervisor {

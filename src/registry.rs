@@ -73,6 +73,23 @@ impl Registry {
         self.amp.send(ToWriter::Connect(record));
     }
 
+    /// Register a session the previous portal carried over (`portal
+    /// upgrade`): the game knows it already, so nothing is sent.
+    pub fn adopt(&self, session: Session, worker: WorkerHandle) {
+        let sessid = session.sessid;
+        self.lock().insert(sessid, Entry { session, worker });
+    }
+
+    /// Give sessids from `next` on (after an upgrade: never reuse one).
+    pub fn continue_sessids_from(&self, next: u64) {
+        self.next_sessid.fetch_max(next, Ordering::Relaxed);
+    }
+
+    /// The next sessid that would be given (for the hand-over).
+    pub fn next_sessid(&self) -> u64 {
+        self.next_sessid.load(Ordering::Relaxed)
+    }
+
     /// Update a session's protocol flags from borrowed ones (only those
     /// that changed are copied) and tell the game (PCONNSYNC).
     pub fn sync_flags(&self, sessid: u64, protocol_flags: &ProtocolFlags) {
@@ -367,6 +384,7 @@ mod tests {
                 ToWorker::Flags(flags) => vec![format!("FLAGS {flags:?}")],
                 ToWorker::LoggedIn(on) => vec![format!("LOGGED IN {on}")],
                 ToWorker::Ajax(mail) => vec![format!("AJAX {mail:?}")],
+                ToWorker::Freeze(_) => vec!["FREEZE".into()],
             })
             .collect()
     }

@@ -41,6 +41,10 @@ pub enum Control {
     StopGame,
     /// Start the game if it is not running (Evennia's launcher, SSTART).
     StartGame,
+    /// Replace the portal's binary keeping every player (`portal
+    /// upgrade`, SIGUSR2); the request itself waits in
+    /// [`crate::upgrade::Upgrades`].
+    Upgrade,
 }
 
 /// Something that delivers [`Control`] requests to the main loop.
@@ -84,10 +88,14 @@ pub struct Shared {
     pub reload_notes: std::sync::Mutex<ReloadNotes>,
     /// The ports the listeners bound (set once at start), for MSSP.
     pub ports: std::sync::OnceLock<Ports>,
+    /// Where the threads meet during `portal upgrade`.
+    pub upgrades: crate::upgrade::Upgrades,
     /// IRC bots (`server_connect` with key `irc`), signed on or not.
     pub bots: crate::session::irc::Bots,
     control: ControlSender,
-    started_unix: f64,
+    /// When the portal started (f64 bits; an upgrade carries the first
+    /// portal's start on).
+    started_unix: std::sync::atomic::AtomicU64,
     started: Instant,
 }
 
@@ -108,9 +116,10 @@ impl Shared {
             game_log: Default::default(),
             reload_notes: std::sync::Mutex::new(ReloadNotes::default()),
             ports: std::sync::OnceLock::new(),
+            upgrades: Default::default(),
             bots: Default::default(),
             control,
-            started_unix: crate::wire::session::unix_now(),
+            started_unix: crate::wire::session::unix_now().to_bits().into(),
             started: Instant::now(),
         };
         (Arc::new(shared), amp_rx)
@@ -144,12 +153,24 @@ impl Shared {
 
     /// When the portal started (Unix seconds; MSSP's UPTIME).
     pub fn started_unix(&self) -> f64 {
+        f64::from_bits(self.started_unix.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// After `portal upgrade`: the portal has been up since `unix`.
+    pub fn carry_start(&self, unix: f64) {
+        let bits = unix.to_bits();
         self.started_unix
+            .store(bits, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// How long the portal has been up.
     pub fn uptime(&self) -> Duration {
-        self.started.elapsed()
+        let since = crate::wire::session::unix_now() - self.started_unix();
+        if since.is_finite() && since > 0.0 {
+            Duration::from_secs_f64(since)
+        } else {
+            self.started.elapsed()
+        }
     }
 
     /// Tell every player, close every session, tell the game; IRC bots

@@ -14,11 +14,77 @@ use crate::status::StatusFile;
 use crate::wire::message::{PortalMsg, StartMode, StopMode};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
+use std::process::ExitStatus;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+pub use crate::upgrade::format::GameState as GameCarried;
+
+/// The game process: started by this supervisor, or by the portal this
+/// one was upgraded from (then known by its pid; it is still this
+/// process's child, as the exec kept the pid).
+enum GameProcess {
+    Spawned(Child),
+    Adopted(u32),
+}
+
+impl GameProcess {
+    fn id(&self) -> u32 {
+        match self {
+            GameProcess::Spawned(child) => child.id(),
+            GameProcess::Adopted(pid) => *pid,
+        }
+    }
+
+    fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        match self {
+            GameProcess::Spawned(child) => child.try_wait(),
+            GameProcess::Adopted(pid) => wait_pid(*pid, libc::WNOHANG),
+        }
+    }
+
+    fn kill(&mut self) -> std::io::Result<()> {
+        match self {
+            GameProcess::Spawned(child) => child.kill(),
+            GameProcess::Adopted(pid) => {
+                // SAFETY: kill(2) with our own child's pid.
+                if unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) } == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            }
+        }
+    }
+
+    fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        match self {
+            GameProcess::Spawned(child) => child.wait(),
+            GameProcess::Adopted(pid) => loop {
+                if let Some(status) = wait_pid(*pid, 0)? {
+                    return Ok(status);
+                }
+            },
+        }
+    }
+}
+
+/// waitpid(2) for a child known by pid.
+fn wait_pid(pid: u32, flags: libc::c_int) -> std::io::Result<Option<ExitStatus>> {
+    let mut status = 0;
+    // SAFETY: waitpid writes the status into our local.
+    let rc = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, flags) };
+    match rc {
+        0 => Ok(None),
+        rc if rc > 0 => Ok(Some(ExitStatus::from_raw(status))),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
 
 /// Shortest pause before restarting a game that died.
 const MIN_RESTART_DELAY: Duration = Duration::from_millis(500);
@@ -47,9 +113,41 @@ pub enum Request {
     Start,
 }
 
+/// What the supervisor thread takes besides [`Request`]s.
+enum Message {
+    Request(Request),
+    /// `portal upgrade`: answer with the game's state, then wait for the
+    /// exec (done here when this thread is the game's parent) or for the
+    /// upgrade to be called off.
+    Freeze(Sender<Frozen>),
+    /// Replace the process (see [`crate::upgrade::exec`]); the error goes
+    /// back on the sender if it fails.
+    Exec(Box<ExecJob>),
+    /// The upgrade was called off.
+    CarryOn,
+}
+
+/// The supervisor's answer to a freeze.
+pub struct Frozen {
+    pub game: Option<GameCarried>,
+    /// The exec must be done by the supervisor's thread: it started the
+    /// game, and the kernel sends a child its parent-death signal when the
+    /// thread that started it ends (as every other thread does in execve).
+    pub exec_here: bool,
+}
+
+/// An exec for the supervisor's thread to do.
+pub struct ExecJob {
+    pub binary: PathBuf,
+    pub args: Vec<String>,
+    pub bytes: Vec<u8>,
+    pub fds: Vec<i32>,
+    pub failed: Sender<std::io::Error>,
+}
+
 /// A handle on the supervisor thread.
 pub struct Supervisor {
-    tx: Sender<Request>,
+    tx: Sender<Message>,
     thread: JoinHandle<()>,
 }
 
@@ -62,10 +160,35 @@ impl Supervisor {
         status: Arc<StatusFile>,
         start_now: bool,
     ) -> std::io::Result<Supervisor> {
+        Supervisor::start_with(shared, amp_addr, status, start_now, None)
+    }
+
+    /// Start the supervisor of a game the previous portal started
+    /// (`portal upgrade`), or of none.
+    pub fn adopt(
+        shared: Arc<Shared>,
+        amp_addr: SocketAddr,
+        status: Arc<StatusFile>,
+        game: Option<GameCarried>,
+        autostart: bool,
+    ) -> std::io::Result<Supervisor> {
+        let start_now = game.is_none() && autostart;
+        Supervisor::start_with(shared, amp_addr, status, start_now, game)
+    }
+
+    fn start_with(
+        shared: Arc<Shared>,
+        amp_addr: SocketAddr,
+        status: Arc<StatusFile>,
+        start_now: bool,
+        adopted: Option<GameCarried>,
+    ) -> std::io::Result<Supervisor> {
         let (tx, rx) = crossbeam_channel::unbounded();
         // Recorded before the thread runs, so a `portal status` right after
         // start already shows a supervised game.
-        let state = if start_now {
+        let state = if adopted.is_some() {
+            GameState::Running
+        } else if start_now {
             GameState::Starting
         } else {
             GameState::Stopped
@@ -78,6 +201,9 @@ impl Supervisor {
                 if !start_now {
                     game.restart_at = None;
                 }
+                if let Some(carried) = adopted {
+                    game.adopt(carried);
+                }
                 game.run(rx);
             })?;
         Ok(Supervisor { tx, thread })
@@ -85,32 +211,57 @@ impl Supervisor {
 
     /// Ask for a game restart in reset mode.
     pub fn reset(&self) {
-        let _ = self.tx.send(Request::Reset);
+        let _ = self.tx.send(Message::Request(Request::Reset));
     }
 
     /// Stop the game, leaving the portal up.
     pub fn stop_game(&self) {
-        let _ = self.tx.send(Request::StopGame);
+        let _ = self.tx.send(Message::Request(Request::StopGame));
     }
 
     /// Start the game unless it runs or is about to.
     pub fn start_game(&self) {
-        let _ = self.tx.send(Request::Start);
+        let _ = self.tx.send(Message::Request(Request::Start));
     }
 
     /// Ask for a game restart.
     pub fn reload(&self) {
-        let _ = self.tx.send(Request::Reload);
+        let _ = self.tx.send(Message::Request(Request::Reload));
     }
 
     /// The game is hung: kill it and start it again.
     pub fn kill_hung(&self) {
-        let _ = self.tx.send(Request::KillHung);
+        let _ = self.tx.send(Message::Request(Request::KillHung));
+    }
+
+    /// `portal upgrade`: the game's state, and whether this thread must
+    /// do the exec; `None` if the supervisor did not answer in `limit`.
+    pub fn freeze(&self, limit: Duration) -> Option<Frozen> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.tx.send(Message::Freeze(tx)).ok()?;
+        rx.recv_timeout(limit).ok()
+    }
+
+    /// Exec on the supervisor's thread (after [`Supervisor::freeze`] said
+    /// so); returns only if it failed.
+    pub fn exec(&self, job: ExecJob) -> std::io::Error {
+        let (failed, rx) = crossbeam_channel::bounded(1);
+        let job = ExecJob { failed, ..job };
+        if self.tx.send(Message::Exec(Box::new(job))).is_err() {
+            return std::io::Error::other("the supervisor has stopped");
+        }
+        rx.recv()
+            .unwrap_or_else(|_| std::io::Error::other("the supervisor has stopped"))
+    }
+
+    /// The upgrade was called off.
+    pub fn carry_on(&self) {
+        let _ = self.tx.send(Message::CarryOn);
     }
 
     /// Stop the game and wait for the supervisor to finish.
     pub fn stop(self) {
-        let _ = self.tx.send(Request::Stop);
+        let _ = self.tx.send(Message::Request(Request::Stop));
         if self.thread.join().is_err() {
             log::error!("supervisor thread panicked");
         }
@@ -122,7 +273,9 @@ struct Game {
     shared: Arc<Shared>,
     amp_addr: SocketAddr,
     status: Arc<StatusFile>,
-    child: Option<(Child, Instant)>,
+    child: Option<(GameProcess, Instant)>,
+    /// The game's stdout and stderr pipes (carried over an upgrade).
+    pipes: (Option<i32>, Option<i32>),
     /// Disconnect when the threads copying the game's output are done.
     output: Vec<Receiver<()>>,
     restart_at: Option<Instant>,
@@ -138,6 +291,7 @@ impl Game {
             amp_addr,
             status,
             child: None,
+            pipes: (None, None),
             output: Vec::new(),
             restart_at: Some(Instant::now()),
             delay: MIN_RESTART_DELAY,
@@ -150,15 +304,22 @@ impl Game {
         self.shared.stats.update_game(change);
     }
 
-    fn run(&mut self, rx: Receiver<Request>) {
+    fn run(&mut self, rx: Receiver<Message>) {
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(Request::Reload) => self.reload(StartMode::Reload),
-                Ok(Request::Reset) => self.reload(StartMode::Reset),
-                Ok(Request::KillHung) => self.kill_hung(),
-                Ok(Request::StopGame) => self.stop_game(),
-                Ok(Request::Start) => self.start_on_request(),
-                Ok(Request::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                Ok(Message::Request(Request::Reload)) => self.reload(StartMode::Reload),
+                Ok(Message::Request(Request::Reset)) => self.reload(StartMode::Reset),
+                Ok(Message::Request(Request::KillHung)) => self.kill_hung(),
+                Ok(Message::Request(Request::StopGame)) => self.stop_game(),
+                Ok(Message::Request(Request::Start)) => self.start_on_request(),
+                Ok(Message::Freeze(reply)) => self.freeze(&rx, &reply),
+                Ok(Message::Exec(job)) => {
+                    let _ = job
+                        .failed
+                        .send(std::io::Error::other("exec asked without a freeze"));
+                }
+                Ok(Message::CarryOn) => {}
+                Ok(Message::Request(Request::Stop)) | Err(RecvTimeoutError::Disconnected) => {
                     return self.stop(StopMode::Shutdown)
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -166,6 +327,103 @@ impl Game {
             self.check_exit();
             self.start_when_due();
         }
+    }
+
+    /// `portal upgrade`: say what the game is, then do nothing else (no
+    /// restart, no stop) until the exec or until the upgrade is called off.
+    /// Requests that arrive meanwhile are handled afterwards.
+    fn freeze(&mut self, rx: &Receiver<Message>, reply: &Sender<Frozen>) {
+        let counts = self.shared.stats.game();
+        let game = self.child.as_ref().map(|(process, started)| GameCarried {
+            pid: process.id(),
+            running_secs: started.elapsed().as_secs_f64(),
+            started_once: self.started_once,
+            stdout_fd: self.pipes.0,
+            stderr_fd: self.pipes.1,
+            restarts: counts.restarts,
+            crashes: counts.crashes,
+        });
+        let exec_here = self
+            .child
+            .as_ref()
+            .is_some_and(|(process, _)| matches!(process, GameProcess::Spawned(_)));
+        if reply.send(Frozen { game, exec_here }).is_err() {
+            return;
+        }
+        let mut later = Vec::new();
+        loop {
+            match rx.recv() {
+                Ok(Message::Exec(job)) => {
+                    let env = self
+                        .shared
+                        .upgrades
+                        .exec_env
+                        .get()
+                        .cloned()
+                        .unwrap_or_default();
+                    let error = crate::upgrade::exec::exec(
+                        &job.binary,
+                        &job.args,
+                        &env,
+                        &job.bytes,
+                        &job.fds,
+                    );
+                    let _ = job.failed.send(error);
+                }
+                Ok(Message::CarryOn) | Err(_) => break,
+                Ok(Message::Freeze(again)) => drop(again),
+                Ok(Message::Request(request)) => later.push(request),
+            }
+        }
+        for request in later {
+            match request {
+                Request::Reload => self.reload(StartMode::Reload),
+                Request::Reset => self.reload(StartMode::Reset),
+                Request::KillHung => self.kill_hung(),
+                Request::StopGame => self.stop_game(),
+                Request::Start => self.start_on_request(),
+                Request::Stop => self.stop(StopMode::Shutdown),
+            }
+        }
+    }
+
+    /// Take on the game the previous portal started.
+    fn adopt(&mut self, carried: GameCarried) {
+        let started = Instant::now()
+            .checked_sub(Duration::from_secs_f64(carried.running_secs.max(0.0)))
+            .unwrap_or_else(Instant::now);
+        log::info!("game server pid {} carried over the upgrade", carried.pid);
+        if let Err(e) = self.open_game_log(&self.config()) {
+            log::error!("{e}; the game's output goes unlogged");
+        }
+        self.status.set("game_pid", &carried.pid.to_string());
+        self.child = Some((GameProcess::Adopted(carried.pid), started));
+        self.restart_at = None;
+        self.started_once = carried.started_once;
+        self.pipes = (carried.stdout_fd, carried.stderr_fd);
+        self.output.clear();
+        let log = &self.shared.game_log;
+        for (fd, name) in [
+            (carried.stdout_fd, "game-stdout"),
+            (carried.stderr_fd, "game-stderr"),
+        ] {
+            let Some(fd) = fd else { continue };
+            // SAFETY: the take-over checked this descriptor is an open pipe
+            // named once in the hand-over: the game's output, ours alone.
+            let pipe = unsafe { std::fs::File::from_raw_fd(fd) };
+            match log.follow(pipe, name) {
+                Ok(done) => self.output.push(done),
+                Err(e) => log::error!("cannot copy the game's output: {e}"),
+            }
+        }
+        let pid = carried.pid;
+        self.record(|g| {
+            g.state = GameState::Running;
+            g.pid = Some(pid);
+            g.since = Some(started);
+            g.restarts = carried.restarts;
+            g.crashes = carried.crashes;
+        });
     }
 
     fn config(&self) -> Arc<Config> {
@@ -340,7 +598,7 @@ impl Game {
                     g.next_start = None;
                     g.restarts += u64::from(restart);
                 });
-                self.child = Some((child, now));
+                self.child = Some((GameProcess::Spawned(child), now));
             }
             Err(e) => {
                 log::error!("cannot start the game server: {e}");
@@ -400,6 +658,10 @@ impl Game {
     /// Start copying the new child's stdout and stderr to the game log.
     fn follow_output(&mut self, child: &mut Child) {
         self.output.clear();
+        self.pipes = (
+            child.stdout.as_ref().map(|p| p.as_raw_fd()),
+            child.stderr.as_ref().map(|p| p.as_raw_fd()),
+        );
         let log = &self.shared.game_log;
         let followed = [
             child

@@ -51,6 +51,12 @@ impl AddressCaps {
         self.lock().release(ip);
     }
 
+    /// Count a session the previous portal admitted (`portal upgrade`),
+    /// whatever the caps say now; release it as usual.
+    pub fn adopt(&self, ip: IpAddr) {
+        *self.lock().sessions.entry(ip).or_insert(0) += 1;
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, PerIpLimits> {
         // Each update is one map change: consistent after a panic.
         self.limits.lock().unwrap_or_else(|p| p.into_inner())
@@ -114,10 +120,12 @@ impl PerIpLimits {
 
 /// A token bucket refilling `rate` tokens per second, holding at most one
 /// second's worth (so a burst never exceeds the configured rate).
-#[derive(Debug, Clone)]
+/// Serde carries it to a new process (`portal upgrade`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RateLimiter {
     rate: f64,
     tokens: f64,
+    #[serde(with = "crate::session::frozen::instant")]
     last: Instant,
     /// Largest number of tokens held; defaults to one second's worth.
     burst: Option<f64>,
@@ -148,6 +156,15 @@ impl RateLimiter {
     pub fn set_rate(&mut self, rate: f64) {
         self.rate = rate;
         self.tokens = self.tokens.min(self.capacity());
+    }
+
+    /// Whether the counters are sane (a thawed one is checked): finite,
+    /// not negative, at most a full bucket.
+    pub fn is_sane(&self) -> bool {
+        let (rate, tokens) = (self.rate, self.tokens);
+        let burst = self.burst.unwrap_or(0.0);
+        let finite = rate.is_finite() && tokens.is_finite() && burst.is_finite();
+        finite && rate >= 0.0 && tokens >= 0.0 && tokens <= self.capacity()
     }
 
     fn capacity(&self) -> f64 {

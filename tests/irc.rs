@@ -359,3 +359,28 @@ fn a_bot_that_cannot_reach_its_network_retries_and_still_stops_at_shutdown() {
         portal.log()
     );
 }
+
+#[test]
+fn a_portal_upgrade_takes_the_bot_off_the_network_and_back_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ircd = Ngircd::start(dir.path(), None);
+    let mut watcher = IrcClient::connect(ircd.port, "watcher");
+    watcher.join(CHANNEL);
+    let portal = portal_with_bot(&format!("127.0.0.1:{}:{CHANNEL}:demobot", ircd.port), "");
+    watcher.expect(|l| from("demobot", "JOIN", l));
+    let mut anna = portal.player("anna");
+    anna.send("say before the upgrade");
+    watcher.expect(|l| from("demobot", "PRIVMSG", l) && l.ends_with(":anna: before the upgrade"));
+
+    let binary = portal.path("portal-new");
+    std::fs::copy(env!("CARGO_BIN_EXE_portal"), &binary).expect("copy the portal binary");
+    let out = portal.cli(&["upgrade", "--binary", binary.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "upgrade: {} {}", out.stdout, out.stderr);
+    let quit = watcher.expect(|l| from("demobot", "QUIT", l));
+    assert!(quit.contains("upgraded"), "{quit}");
+    watcher.expect(|l| from("demobot", "JOIN", l));
+    anna.send("say after the upgrade");
+    watcher.expect(|l| from("demobot", "PRIVMSG", l) && l.ends_with(":anna: after the upgrade"));
+    watcher.say(CHANNEL, "welcome back");
+    anna.expect("[IRC] watcher: welcome back");
+}

@@ -31,8 +31,15 @@ use std::time::{Duration, Instant};
 const MAX_HELLO: usize = 64 * 1024;
 
 /// Accept games forever; each admitted one goes to the writer and reader.
-pub fn run_accept(listener: TcpListener, shared: Arc<Shared>, reader_tx: Sender<NewLink>) {
-    let mut next_id = 1u64;
+/// Links are numbered from `first_id` (after an upgrade, past the carried
+/// link's).
+pub fn run_accept(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    reader_tx: Sender<NewLink>,
+    first_id: u64,
+) {
+    let mut next_id = first_id;
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(stream) => stream,

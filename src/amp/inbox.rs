@@ -66,6 +66,18 @@ pub enum ToWriter {
     /// An answer to one of the game's requests (evennia dialect: every
     /// `_ask` is answered), written on link `id`.
     Answer(u64, AmpBox),
+    /// `portal upgrade`: write what the game takes, answer with the
+    /// writer's state, wait ([`crate::upgrade`]).
+    Freeze(crossbeam_channel::Sender<WriterFrozen>),
+}
+
+/// The AMP writer's state for an upgrade.
+#[derive(Debug)]
+pub struct WriterFrozen {
+    /// [`crate::amp::outbox::Outbox::freeze`]'s bytes.
+    pub outbox: Vec<u8>,
+    /// The link it writes to, if a game is linked.
+    pub link: Option<u64>,
 }
 
 /// The queue the inbox and the writer share.

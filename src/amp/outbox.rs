@@ -24,8 +24,10 @@ use crate::amp::evennia::boxes::AmpBox;
 use crate::amp::evennia::mapping;
 use crate::amp::inbox::LinkState;
 use crate::config::{fill, Config, Dialect};
+use crate::session::frozen::{instant, instant_at, offset_of, option_instant, with_reference};
 use crate::wire::message::{Command, PortalMsg, StartMode};
 use crate::wire::session::Session;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +36,7 @@ use std::time::{Duration, Instant};
 const MAX_INFLIGHT: usize = 1000;
 
 /// Something the writer must pass on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Notice {
     /// One line of text to one player.
     To(u64, String),
@@ -46,13 +48,14 @@ pub enum Notice {
 }
 
 /// One session's input, as the writer keeps it.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct SessionInput {
     /// The game has this session (sent as PCONN or in a sync reply).
     known: bool,
     /// Some game has been told of this session (in a PCONN or a sync).
     announced: bool,
     /// Held commands and when each reached the portal.
+    #[serde(with = "timed_commands")]
     held: VecDeque<(Instant, Command)>,
     /// Sent and not yet confirmed, tagged with the ping that confirms it.
     inflight: VecDeque<(u64, Command)>,
@@ -61,17 +64,22 @@ struct SessionInput {
 }
 
 /// An input frame in `out` not yet fully written.
+#[derive(Serialize, Deserialize)]
 struct Unwritten {
     /// Where the frame ends, counted from the start of `out`.
     end: usize,
     sessid: u64,
     commands: usize,
     /// When the oldest of its commands reached the portal.
+    #[serde(with = "instant")]
     since: Instant,
 }
 
-/// The link's state, held and in-flight input and the heartbeat.
+/// The link's state, held and in-flight input and the heartbeat. All of
+/// it but the config crosses `portal upgrade` ([`Outbox::freeze`]).
+#[derive(Serialize, Deserialize)]
 pub struct Outbox {
+    #[serde(skip)]
     config: Arc<Config>,
     link: Link,
     sessions: HashMap<u64, SessionInput>,
@@ -82,14 +90,17 @@ pub struct Outbox {
     /// The seq of the next heartbeat ping.
     ping_seq: u64,
     /// The ping waiting for its answer, and when it was sent.
+    #[serde(with = "ping")]
     ping_out: Option<(u64, Instant)>,
     /// When the last ping was sent.
+    #[serde(with = "option_instant")]
     last_ping: Option<Instant>,
     /// Encoded frames not yet written to the game.
     out: Vec<u8>,
     unwritten: VecDeque<Unwritten>,
     /// Input frames written whole since [`Outbox::take_written_input`]:
     /// when their oldest command arrived, and how many commands they held.
+    #[serde(skip)]
     written_input: Vec<(Instant, usize)>,
     /// Where each box in `out` ends (evennia dialect: one box per write).
     box_ends: VecDeque<usize>,
@@ -100,14 +111,62 @@ pub struct Outbox {
     notices: VecDeque<Notice>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum Link {
     Down,
     Linked(u64),
     Ready(u64),
 }
 
+/// Largest frozen outbox read back (held input of every session, frames
+/// not yet written).
+const MAX_FROZEN: usize = 256 * 1024 * 1024;
+
+/// Why a frozen outbox was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThawError(pub String);
+
+impl std::fmt::Display for ThawError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the AMP writer's state: {}", self.0)
+    }
+}
+
+impl std::error::Error for ThawError {}
+
 impl Outbox {
+    /// `portal upgrade`: the whole state as bytes, times relative to `now`.
+    pub fn freeze(&self, now: Instant) -> Vec<u8> {
+        with_reference(now, || postcard::to_stdvec(self)).unwrap_or_else(|e| {
+            log::error!("AMP: cannot encode the writer's state: {e}");
+            Vec::new()
+        })
+    }
+
+    /// The outbox [`Outbox::freeze`] made, in the new portal, checked
+    /// against `config`'s limits (a corrupt state is refused, never
+    /// believed).
+    pub fn thaw(bytes: &[u8], config: Arc<Config>, now: Instant) -> Result<Outbox, ThawError> {
+        if bytes.len() > MAX_FROZEN {
+            return Err(ThawError(format!("{} bytes is too large", bytes.len())));
+        }
+        let mut outbox: Outbox = with_reference(now, || postcard::from_bytes(bytes))
+            .map_err(|e| ThawError(e.to_string()))?;
+        let held_max = config.limits.held_input_commands;
+        for (sessid, entry) in &outbox.sessions {
+            if entry.held.len() > held_max || entry.inflight.len() > MAX_INFLIGHT {
+                return Err(ThawError(format!("session {sessid} holds too much input")));
+            }
+        }
+        let last_end = outbox.unwritten.back().map_or(0, |u| u.end);
+        let box_end = outbox.box_ends.back().copied().unwrap_or(0);
+        if last_end > outbox.out.len() || box_end > outbox.out.len() {
+            return Err(ThawError("frame ends past the bytes".into()));
+        }
+        outbox.config = config;
+        Ok(outbox)
+    }
+
     /// An outbox with no game linked.
     pub fn new(config: Arc<Config>) -> Outbox {
         Outbox {
@@ -1084,5 +1143,66 @@ mod tests {
             boxes::decode(o.next_write(0), usize::MAX),
             BoxDecoded::Box { .. }
         ));
+    }
+}
+
+/// `#[serde(with)]` for held commands: each with its arrival as an offset.
+mod timed_commands {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        held: &VecDeque<(Instant, Command)>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let now = Instant::now();
+        let reference = crate::session::frozen::reference_or(now);
+        let items: Vec<(i64, &Command)> = held
+            .iter()
+            .map(|(at, c)| (offset_of(*at, reference), c))
+            .collect();
+        items.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<VecDeque<(Instant, Command)>, D::Error> {
+        let items: Vec<(i64, Command)> = Vec::deserialize(d)?;
+        let reference = crate::session::frozen::reference_or(Instant::now());
+        items
+            .into_iter()
+            .map(|(offset, c)| {
+                instant_at(reference, offset)
+                    .map(|at| (at, c))
+                    .ok_or_else(|| serde::de::Error::custom("instant out of range"))
+            })
+            .collect()
+    }
+}
+
+/// `#[serde(with)]` for the ping in flight.
+mod ping {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        ping: &Option<(u64, Instant)>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let reference = crate::session::frozen::reference_or(Instant::now());
+        ping.map(|(seq, at)| (seq, offset_of(at, reference)))
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<(u64, Instant)>, D::Error> {
+        let Some((seq, offset)) = Option::<(u64, i64)>::deserialize(d)? else {
+            return Ok(None);
+        };
+        let reference = crate::session::frozen::reference_or(Instant::now());
+        instant_at(reference, offset)
+            .map(|at| Some((seq, at)))
+            .ok_or_else(|| serde::de::Error::custom("instant out of range"))
     }
 }

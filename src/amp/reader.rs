@@ -13,11 +13,14 @@ use crate::amp::error::LinkError;
 use crate::amp::inbox::ToWriter;
 use crate::config::Dialect;
 use crate::shared::{Control, Shared};
+use crate::upgrade::format::LinkState;
 use crate::wire::message::{PortalMsg, ServerMsg};
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A linked game, as the accept thread hands it over.
 pub struct NewLink {
@@ -27,9 +30,22 @@ pub struct NewLink {
     pub leftover: Vec<u8>,
 }
 
+/// How often a reader blocked on the game checks for an upgrade's freeze.
+const FREEZE_CHECK: Duration = Duration::from_millis(100);
+
 /// Read each linked game in turn until its link ends.
 pub fn run_reader(shared: Arc<Shared>, links: Receiver<NewLink>) {
-    for link in links {
+    loop {
+        let link = match links.recv_timeout(FREEZE_CHECK) {
+            Ok(link) => link,
+            Err(RecvTimeoutError::Timeout) => {
+                if shared.upgrades.freezing() {
+                    shared.upgrades.park_reader(None);
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
         let id = link.id;
         match read_link(&shared, link) {
             Ok(()) => log::info!("AMP: the game closed the link"),
@@ -52,6 +68,10 @@ fn read_link(shared: &Arc<Shared>, link: NewLink) -> Result<(), LinkError> {
     let mut buf = leftover;
     let mut chunk = vec![0u8; 64 * 1024];
     let dialect = shared.config().amp.dialect;
+    // Short reads, so an upgrade's freeze is seen while the game is quiet.
+    stream
+        .set_read_timeout(Some(FREEZE_CHECK))
+        .map_err(LinkError::Io)?;
     loop {
         let used = match dialect {
             Dialect::Native => dispatch_frames(shared, id, &buf, max),
@@ -61,10 +81,24 @@ fn read_link(shared: &Arc<Shared>, link: NewLink) -> Result<(), LinkError> {
             let _ = stream.shutdown(Shutdown::Both);
         })?;
         buf.drain(..used);
+        if shared.upgrades.freezing() {
+            // Stopped between frames: the rest of one is carried.
+            shared.upgrades.park_reader(Some(LinkState {
+                fd: stream.as_raw_fd(),
+                id,
+                unread: buf.clone(),
+            }));
+            continue;
+        }
         match stream.read(&mut chunk) {
             Ok(0) => return Ok(()),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => return Err(LinkError::Io(e)),
         }
     }

@@ -16,7 +16,7 @@
 //! arrival) into the `input_to_game` histogram, and the queue towards the
 //! game's socket is published with the link's state.
 
-use crate::amp::inbox::{InboxReceiver, ToWriter};
+use crate::amp::inbox::{InboxReceiver, ToWriter, WriterFrozen};
 use crate::amp::outbox::{Notice, Outbox};
 use crate::shared::{Control, Shared};
 use std::collections::VecDeque;
@@ -31,6 +31,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_millis(20);
 const RETRY: Duration = Duration::from_millis(10);
 /// An idle writer still looks this often (config reloads).
 const IDLE: Duration = Duration::from_secs(1);
+/// How long a freezing writer gives the game to take what is queued.
+const FREEZE_FLUSH: Duration = Duration::from_millis(500);
 
 /// The writer's thread state: the outbox and the socket it writes to.
 struct Writer {
@@ -40,14 +42,23 @@ struct Writer {
     config_generation: u64,
 }
 
-/// Run the writer for the life of the portal.
-pub fn run_writer(shared: Arc<Shared>, inbox: InboxReceiver) {
+/// Run the writer for the life of the portal, from `outbox` (a new one,
+/// or an upgrade's) and the link it writes to, if any.
+pub fn run_writer(
+    shared: Arc<Shared>,
+    inbox: InboxReceiver,
+    outbox: Outbox,
+    stream: Option<(u64, TcpStream)>,
+) {
     let mut writer = Writer {
-        outbox: Outbox::new(shared.config()),
+        outbox,
         config_generation: shared.config.generation(),
         stream: None,
         shared,
     };
+    if let Some((id, stream)) = stream {
+        writer.adopt_link(id, stream);
+    }
     let mut batch = VecDeque::new();
     loop {
         let wait = writer.next_wait(Instant::now());
@@ -116,6 +127,29 @@ impl Writer {
             ToWriter::BeginRestart(mode) => outbox.begin_restart(mode),
             ToWriter::ExpectClose => outbox.expect_close(),
             ToWriter::Answer(id, answer) => outbox.answer(id, answer),
+            ToWriter::Freeze(reply) => self.freeze(&reply),
+        }
+    }
+
+    /// `portal upgrade`: everything sent before the freeze is in the
+    /// outbox; write what the game takes (for a moment), answer with the
+    /// state, and wait for the exec or for the upgrade to be called off.
+    fn freeze(&mut self, reply: &crossbeam_channel::Sender<WriterFrozen>) {
+        let deadline = Instant::now() + FREEZE_FLUSH;
+        loop {
+            self.deliver_notices();
+            self.write();
+            if self.outbox.transmit().is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(RETRY);
+        }
+        let frozen = WriterFrozen {
+            outbox: self.outbox.freeze(Instant::now()),
+            link: self.stream.as_ref().map(|(id, _)| *id),
+        };
+        if reply.send(frozen).is_ok() {
+            self.shared.upgrades.wait_until_called_off();
         }
     }
 
@@ -125,6 +159,14 @@ impl Writer {
         }
         self.stream = Some((id, stream));
         self.outbox.link_up(id);
+    }
+
+    /// A link carried over an upgrade: the outbox already knows it.
+    fn adopt_link(&mut self, id: u64, stream: TcpStream) {
+        if let Err(e) = stream.set_write_timeout(Some(WRITE_TIMEOUT)) {
+            log::warn!("AMP: cannot set the link's write timeout: {e}");
+        }
+        self.stream = Some((id, stream));
     }
 
     fn link_down(&mut self, id: u64) {

@@ -259,6 +259,54 @@ pub struct LongPoll<P> {
     replacing: RateLimiter,
 }
 
+/// What of a [`LongPoll`] crosses `portal upgrade` (no parked receive:
+/// it is answered before the freeze).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FrozenPoll {
+    #[serde(with = "crate::session::frozen::instant")]
+    last_request: Instant,
+    #[serde(with = "crate::session::frozen::option_instant")]
+    pinged_at: Option<Instant>,
+    ping_queued: bool,
+    replacing: RateLimiter,
+}
+
+impl<P> LongPoll<P> {
+    /// The state as bytes, times relative to `now`; a parked receive is
+    /// not carried (take it first).
+    pub fn freeze(&self, now: Instant) -> Vec<u8> {
+        let frozen = FrozenPoll {
+            last_request: self.last_request,
+            pinged_at: self.pinged_at,
+            ping_queued: self.ping_queued,
+            replacing: self.replacing.clone(),
+        };
+        crate::session::frozen::with_reference(now, || postcard::to_stdvec(&frozen))
+            .unwrap_or_default()
+    }
+
+    /// [`LongPoll::freeze`]'s bytes, in the new portal at `now`.
+    pub fn thaw(bytes: &[u8], timing: Timing, now: Instant) -> Result<LongPoll<P>, String> {
+        if bytes.len() > 1024 {
+            return Err(format!("{} bytes of long-poll state", bytes.len()));
+        }
+        let frozen: FrozenPoll =
+            crate::session::frozen::with_reference(now, || postcard::from_bytes(bytes))
+                .map_err(|e| e.to_string())?;
+        if !frozen.replacing.is_sane() {
+            return Err("receive limiter counters out of range".into());
+        }
+        Ok(LongPoll {
+            timing,
+            parked: None,
+            last_request: frozen.last_request,
+            pinged_at: frozen.pinged_at,
+            ping_queued: frozen.ping_queued,
+            replacing: frozen.replacing,
+        })
+    }
+}
+
 impl<P> LongPoll<P> {
     /// A session opened (by an `init`) at `now`.
     pub fn new(timing: Timing, now: Instant) -> LongPoll<P> {

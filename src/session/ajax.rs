@@ -42,6 +42,8 @@ use crate::session::worker::{
 };
 use crate::shared::Shared;
 use crate::stats::RefuseReason;
+use crate::upgrade::format::{AjaxState, Dropped};
+use crate::upgrade::Frozen;
 use crate::wire::session::Session;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -241,6 +243,7 @@ fn start(
         unregistered: Some((session, handle.clone())),
         counted,
     });
+    shared.upgrades.add_worker(sessid, handle.clone());
     if let Some(old) = shared.ajax.insert(key.clone(), sessid, handle) {
         old.close("This page opened a new session.");
     }
@@ -337,9 +340,68 @@ impl AjaxWorker {
         while let Some(message) = self.rx.try_recv() {
             match message {
                 ToWorker::Ajax(mail) => self.handle_mail(*mail, now),
+                ToWorker::Freeze(reply) => self.freeze(&reply, now),
                 other => self.core.handle_message(other, now),
             }
         }
+    }
+
+    /// `portal upgrade`: a parked receive is answered here (empty, its
+    /// connection closed, so the browser asks again, of the new portal);
+    /// then the session's state goes to the upgrade and the worker waits.
+    fn freeze(&mut self, reply: &crossbeam_channel::Sender<Frozen>, now: Instant) {
+        if let Some(parked) = self.poll.take_parked() {
+            answer_and_close(*parked.taken);
+        }
+        let sessid = self.core.sessid();
+        let record = match &self.unregistered {
+            Some((session, _)) => Some((session.clone(), false)),
+            None => self.shared.registry.session(sessid).map(|s| (s, true)),
+        };
+        let frozen = match (record, self.core.is_closing()) {
+            (Some(record), false) => self.core.freeze(now).map(|core| (record, core)),
+            _ => Err(crate::session::core::FreezeError("it was closing".into())),
+        };
+        let ((record, registered), core) = match frozen {
+            Ok(frozen) => frozen,
+            Err(e) => return self.not_carried(reply, e.to_string(), now),
+        };
+        let state = AjaxState {
+            record,
+            registered,
+            csessid: self.key.csessid.clone(),
+            cuid: self.key.cuid.clone(),
+            core,
+            poll: self.poll.freeze(now),
+            counted_ip: self.counted,
+        };
+        if reply.send(Frozen::Ajax(Box::new(state))).is_ok() {
+            self.shared.upgrades.wait_until_called_off();
+        }
+        self.core.abort_freeze(Instant::now());
+    }
+
+    /// Not carried: the player is told, the session closes.
+    fn not_carried(
+        &mut self,
+        reply: &crossbeam_channel::Sender<Frozen>,
+        why: String,
+        now: Instant,
+    ) {
+        let sessid = self.core.sessid();
+        log::warn!(
+            "session {sessid} ({}): not carried over the upgrade: {why}",
+            ajax::PROTOCOL_KEY
+        );
+        if !self.core.is_closing() {
+            let text = crate::upgrade::NOT_CARRIED.to_owned();
+            self.core.handle_message(ToWorker::Close(text), now);
+        }
+        let _ = reply.send(Frozen::Dropped(Dropped {
+            sessid,
+            protocol_key: ajax::PROTOCOL_KEY.into(),
+            why,
+        }));
     }
 
     fn refresh_config(&mut self) {
@@ -481,6 +543,95 @@ impl AjaxWorker {
             }
         }
     }
+}
+
+/// How long a freezing session gives a parked receive's answer.
+const FREEZE_ANSWER: Duration = Duration::from_millis(300);
+
+/// Answer a parked receive empty, in this thread, and close its
+/// connection (an upgrade is under way: no new worker is started).
+fn answer_and_close(taken: Taken) {
+    let Taken {
+        mut stream,
+        mut transport,
+        output: mut pending,
+        counted,
+        ..
+    } = taken;
+    let mut response = ajax::answer("");
+    response.close = true;
+    pending.extend_from_slice(&response.to_bytes(false));
+    let deadline = Instant::now() + FREEZE_ANSWER;
+    let mut closing = false;
+    while transport.write(&mut stream, &mut pending).is_ok() && Instant::now() < deadline {
+        if !transport.wants_write(&pending) {
+            if closing {
+                break;
+            }
+            // The answer is out: then TLS's close_notify, if TLS.
+            transport.close_notify();
+            closing = true;
+            continue;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    drop(counted);
+}
+
+/// In the new portal: the AJAX session the old one froze, its worker
+/// started and filed under its browser and tab ids. If it cannot be, the
+/// game is told it left.
+pub fn spawn_thawed(shared: &Arc<Shared>, state: AjaxState) -> std::io::Result<()> {
+    let sessid = state.record.sessid;
+    let registered = state.registered;
+    let started = start_thawed(shared, state);
+    if started.is_err() && registered {
+        shared
+            .amp
+            .send(crate::amp::inbox::ToWriter::Disconnect(sessid));
+    }
+    started
+}
+
+fn start_thawed(shared: &Arc<Shared>, state: AjaxState) -> std::io::Result<()> {
+    let config = shared.config();
+    let now = Instant::now();
+    let core = Core::thaw(&state.core, config.clone(), now).map_err(std::io::Error::other)?;
+    let poll = LongPoll::thaw(&state.poll, timing(&config), now).map_err(std::io::Error::other)?;
+    let waiter = Waiter::new(-1)?;
+    let sessid = state.record.sessid;
+    let (handle, rx) = WorkerHandle::new(waiter.waker());
+    let key = Key {
+        csessid: state.csessid,
+        cuid: state.cuid,
+    };
+    if let Some(ip) = state.counted_ip {
+        shared.addresses.adopt(ip);
+    }
+    let unregistered = if state.registered {
+        shared.registry.adopt(state.record, handle.clone());
+        None
+    } else {
+        Some((state.record, handle.clone()))
+    };
+    shared.upgrades.add_worker(sessid, handle.clone());
+    shared.ajax.insert(key.clone(), sessid, handle);
+    let mut worker = Box::new(AjaxWorker {
+        shared: shared.clone(),
+        config_generation: shared.config.generation(),
+        key,
+        waiter,
+        rx,
+        core,
+        poll,
+        unregistered,
+        counted: state.counted_ip,
+    });
+    let body_shared = shared.clone();
+    thread_builder(shared, format!("ajax-{sessid}"))
+        .spawn(move || run_guarded(body_shared, sessid, move |_| worker.run()))
+        .map(|_| ())
 }
 
 /// Answer a receive with `response`: a fresh web connection worker writes

@@ -42,11 +42,13 @@ use crate::protocols::telnet::{InputFailure, TelnetEvent};
 use crate::protocols::terminal::TerminalEvent;
 use crate::protocols::websocket::{AjaxPost, WebEvent};
 use crate::session::framer::{strip_controls, Framed, LineFramer};
+use crate::session::frozen;
 use crate::session::handle::ToWorker;
 use crate::session::protocol::Protocol;
 use crate::throttle::RateLimiter;
 use crate::wire::flags::ProtocolFlags;
 use crate::wire::message::Command;
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,7 +62,7 @@ const RATE_NOTICE_GAP: Duration = Duration::from_secs(1);
 const IDLE_SLACK: Duration = Duration::from_millis(10);
 
 /// Who opened the connection, and how it speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Direction {
     /// A player connected to us: full telnet offers, idle and login timeouts.
     Inbound,
@@ -71,7 +73,7 @@ pub enum Direction {
 }
 
 /// Why a session is ending.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Closing {
     /// The peer closed or the socket failed: end at once.
     PeerGone,
@@ -115,7 +117,9 @@ pub enum CoreEvent {
 
 /// Output held back from a new telnet client until its first bytes show
 /// it is not a browser, or `telnet.negotiation_hold_ms` passes.
+#[derive(Serialize, Deserialize)]
 struct Hold {
+    #[serde(with = "frozen::instant")]
     until: Instant,
     /// The output so far (counted against `output_buffer_bytes`).
     bytes: Vec<u8>,
@@ -124,16 +128,24 @@ struct Hold {
 }
 
 /// One session's rules and state.
+///
+/// Serde carries all of it but the config to a new process (`portal
+/// upgrade`): see [`Core::freeze`] and [`Core::thaw`] (in `core/freeze.rs`).
+#[derive(Serialize, Deserialize)]
 pub struct Core {
     sessid: u64,
+    #[serde(skip, default = "freeze::placeholder_config")]
     config: Arc<Config>,
     direction: Direction,
     protocol: Protocol,
     framer: LineFramer,
     limiter: RateLimiter,
+    #[serde(with = "frozen::instant")]
     started: Instant,
     /// Last player input: any bytes for telnet, lines and commands for web.
+    #[serde(with = "frozen::instant")]
     last_input: Instant,
+    #[serde(with = "frozen::option_instant")]
     rate_notice_at: Option<Instant>,
     /// The login deadline (`login_timeout_secs` after the start) still
     /// holds: a player session not yet closed for it.
@@ -155,7 +167,9 @@ pub struct Core {
     hold: Option<Box<Hold>>,
     closing: Option<Closing>,
     /// When a requested close began: the linger runs from it.
+    #[serde(with = "frozen::instant")]
     close_asked_at: Instant,
+    #[serde(with = "freeze::events")]
     events: VecDeque<CoreEvent>,
 }
 
@@ -337,8 +351,9 @@ impl Core {
             }
             ToWorker::Flags(flags) => self.game_flags.merge(&flags),
             ToWorker::LoggedIn(logged_in) => self.logged_in = logged_in,
-            // Only an AJAX session's worker takes these (before its core).
-            ToWorker::Ajax(_) => {}
+            // Only an AJAX session's worker takes these (before its core),
+            // and the worker freezes itself.
+            ToWorker::Ajax(_) | ToWorker::Freeze(_) => {}
         }
         self.take_transmit();
     }
@@ -843,6 +858,9 @@ fn without_controls(line: String) -> String {
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
+
+mod freeze;
+pub use freeze::{max_state_bytes, FreezeError, ThawError, CORE_STATE_VERSION, MAX_STATE_BYTES};
 
 #[cfg(test)]
 mod tests;

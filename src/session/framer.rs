@@ -52,7 +52,7 @@ pub enum Framed {
 }
 
 /// Splits a byte stream into lines.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct LineFramer {
     line: Vec<u8>,
     max: usize,
@@ -74,6 +74,12 @@ impl LineFramer {
     /// Change the limit (config reload).
     pub fn set_max(&mut self, max: usize) {
         self.max = max;
+    }
+
+    /// Whether the unfinished line fits under the limit (a thawed state
+    /// is checked with it).
+    pub fn fits(&self) -> bool {
+        self.line.len() <= self.max
     }
 
     /// Bytes of an unfinished line held.

@@ -37,6 +37,9 @@ pub(crate) enum ToWorker {
     LoggedIn(bool),
     /// A request for an AJAX session (only its worker gets these).
     Ajax(Box<crate::session::ajax::AjaxMail>),
+    /// `portal upgrade`: answer with the session's state and wait
+    /// ([`crate::upgrade`]).
+    Freeze(crossbeam_channel::Sender<crate::upgrade::Frozen>),
 }
 
 /// What the handles and the worker share.
@@ -145,6 +148,11 @@ impl WorkerHandle {
     /// A request for the AJAX session this worker serves.
     pub(crate) fn ajax(&self, mail: crate::session::ajax::AjaxMail) {
         self.send(ToWorker::Ajax(Box::new(mail)));
+    }
+
+    /// Ask the worker to freeze for an upgrade; it answers on `reply`.
+    pub fn freeze(&self, reply: crossbeam_channel::Sender<crate::upgrade::Frozen>) {
+        self.send(ToWorker::Freeze(reply));
     }
 
     /// The game logged the player in or out (the login deadline).

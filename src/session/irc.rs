@@ -56,9 +56,14 @@ pub const INPUT_COMMAND: &str = "bot_data_in";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a QUIT may take to flush and the server to close after it.
 const QUIT_LINGER: Duration = Duration::from_secs(2);
+/// The same for the QUIT before `portal upgrade` (every thread waits).
+const UPGRADE_LINGER: Duration = Duration::from_millis(300);
+/// The bot's QUIT message when the portal is upgraded.
+const UPGRADE_QUIT: &str = "The portal is being upgraded; back in a moment";
 
-/// What the game's config asks for (Evennia's keys).
-#[derive(Debug, Clone, PartialEq)]
+/// What the game's config asks for (Evennia's keys). Carried over
+/// `portal upgrade`: the new portal starts the bot again from it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BotConfig {
     /// The IRC server's host name or address.
     pub network: String,
@@ -159,6 +164,11 @@ impl Bots {
         }
     }
 
+    /// Every bot's handle (an upgrade freezes them).
+    pub fn handles(&self) -> Vec<WorkerHandle> {
+        self.lock().values().cloned().collect()
+    }
+
     /// How many bots are running.
     pub fn len(&self) -> usize {
         self.lock().len()
@@ -234,6 +244,9 @@ enum End {
     Reconnect,
     /// Shutdown or `server_disconnect`: the thread ends.
     Stop,
+    /// `portal upgrade`: the bot has left; its config goes to the new
+    /// portal, which connects again.
+    Upgrade,
 }
 
 /// One bot's thread state, across its connections.
@@ -250,6 +263,8 @@ struct BotWorker {
     /// IRC input towards the game: `[limits] max_command_rate`.
     input: TokenBucket,
     dropping_input: bool,
+    /// Where to answer an upgrade's freeze, once the bot has left.
+    freeze: Option<crossbeam_channel::Sender<crate::upgrade::Frozen>>,
 }
 
 /// One connection's socket and TLS state.
@@ -375,6 +390,7 @@ impl BotWorker {
             sessid: None,
             input: TokenBucket::new(rate, rate, Instant::now()),
             dropping_input: false,
+            freeze: None,
             shared,
         }
     }
@@ -403,6 +419,10 @@ impl BotWorker {
             match end {
                 End::Stop => return,
                 End::Reconnect => self.backoff.reset(),
+                End::Upgrade => {
+                    self.answer_freeze();
+                    self.backoff.reset();
+                }
                 End::Lost => {
                     let delay = self.backoff.next_delay();
                     log::info!(
@@ -426,9 +446,17 @@ impl BotWorker {
         let until = Instant::now() + delay;
         loop {
             while let Some(message) = self.mail.try_recv() {
-                if let ToWorker::Close(_) = message {
-                    log::info!("{}: stopped while reconnecting", self.label());
-                    return End::Stop;
+                match message {
+                    ToWorker::Close(_) => {
+                        log::info!("{}: stopped while reconnecting", self.label());
+                        return End::Stop;
+                    }
+                    ToWorker::Freeze(reply) => {
+                        self.freeze = Some(reply);
+                        self.answer_freeze();
+                        return End::Reconnect;
+                    }
+                    _ => {}
                 }
             }
             let left = until.saturating_duration_since(Instant::now());
@@ -513,7 +541,12 @@ impl BotWorker {
             };
             if leaving.is_none() {
                 if let Some(end) = self.drain_mail(&mut bot, now) {
-                    leaving = Some((end, now + QUIT_LINGER));
+                    let linger = if end == End::Upgrade {
+                        UPGRADE_LINGER
+                    } else {
+                        QUIT_LINGER
+                    };
+                    leaving = Some((end, now + linger));
                 }
                 bot.handle_timeout(now);
             }
@@ -602,10 +635,29 @@ impl BotWorker {
                     self.sessid = None;
                     return Some(End::Stop);
                 }
+                ToWorker::Freeze(reply) => {
+                    log::info!("{}: leaving for the portal's upgrade", self.label());
+                    bot.quit(UPGRADE_QUIT);
+                    self.freeze = Some(reply);
+                    return Some(End::Upgrade);
+                }
                 ToWorker::Flags(_) | ToWorker::LoggedIn(_) | ToWorker::Ajax(_) => {}
             }
         }
         None
+    }
+
+    /// Give the upgrade this bot's config (the new portal starts it
+    /// again) and wait: the exec ends this thread, or the upgrade is
+    /// called off and the bot connects again here.
+    fn answer_freeze(&mut self) {
+        let Some(reply) = self.freeze.take() else {
+            return;
+        };
+        let carried = crate::upgrade::Frozen::Bot(Box::new(self.config.clone()));
+        if reply.send(carried).is_ok() {
+            self.shared.upgrades.wait_until_called_off();
+        }
     }
 
     /// One command from the game (Evennia's IRC bot's `send_*`).

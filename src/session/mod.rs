@@ -14,6 +14,7 @@
 pub mod ajax;
 pub mod core;
 pub mod framer;
+pub mod frozen;
 pub mod handle;
 pub mod irc;
 pub mod outbound;

@@ -43,7 +43,7 @@ use crate::session::core::Direction;
 use crate::session::core::{Closing, Core, CoreEvent};
 use crate::session::handle::{Mail, ToWorker, WorkerHandle};
 use crate::session::protocol::Protocol;
-use crate::session::transport::{ReadEnd, Transport};
+use crate::session::transport::{ReadEnd, TlsSession, Transport};
 use crate::session::waiter::Waiter;
 use crate::shared::Shared;
 use crate::stats::{RefuseReason, Stats};
@@ -56,6 +56,9 @@ use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod carry;
+pub use carry::spawn_thawed;
 
 /// A connection handed over by the acceptor.
 pub struct Inbound {
@@ -126,6 +129,20 @@ impl AddressCount {
         Ok(())
     }
 
+    /// The address counted, if any.
+    pub fn counted_ip(&self) -> Option<IpAddr> {
+        self.ip
+    }
+
+    /// A count the previous portal made (`portal upgrade`), counted again
+    /// here whatever the caps say now.
+    pub(crate) fn adopted(shared: Arc<Shared>, ip: Option<IpAddr>) -> AddressCount {
+        if let Some(ip) = ip {
+            shared.addresses.adopt(ip);
+        }
+        AddressCount { shared, ip }
+    }
+
     /// The count now belongs to whoever is given the connection; whether
     /// there was one.
     pub fn hand_on(mut self) -> bool {
@@ -189,14 +206,21 @@ pub(crate) fn run_guarded(shared: Arc<Shared>, sessid: u64, body: impl FnOnce(&A
     if catch_unwind(AssertUnwindSafe(|| body(&shared))).is_err() {
         log::error!("session {sessid}: worker panicked; session closed");
     }
+    shared.upgrades.forget_worker(sessid);
     shared.registry.disconnect(sessid);
     shared.stats.worker_started(false);
 }
 
 fn serve_inbound(shared: &Arc<Shared>, inbound: Inbound, count: AddressCount) {
-    let Some(mut worker) = start_inbound(shared, inbound, count) else {
+    let Some(worker) = start_inbound(shared, inbound, count) else {
         return;
     };
+    run_connection(worker);
+}
+
+/// Run a connection's worker to its end; a socket an AJAX receive takes
+/// goes to its session.
+fn run_connection(mut worker: Box<Worker>) {
     if let Some((session, keep_alive)) = worker.run() {
         let Worker {
             stream,
@@ -330,7 +354,7 @@ fn start_inbound(
         tls.map(rustls::ServerConnection::new).transpose(),
     ) {
         (Some(resume), _) => std::mem::replace(&mut resume.transport, Transport::Plain),
-        (None, Ok(Some(conn))) => Transport::Tls(Box::new(conn)),
+        (None, Ok(Some(conn))) => Transport::Tls(Box::new(TlsSession::new(conn))),
         (None, Ok(None)) => match ssh {
             Some((host_key, policy)) => Transport::Ssh(Box::new(
                 crate::ssh::SshTransport::with_policy(host_key, policy),
@@ -584,7 +608,7 @@ impl Worker {
             Err(e) => return Err((e, Some(stream))),
         };
         let web = if direction == Direction::Web {
-            let secure = matches!(transport, Transport::Tls(_));
+            let secure = transport.is_tls();
             match web_settings(&shared.config(), secure) {
                 Ok(settings) => Some(settings),
                 Err(e) => return Err((e, Some(stream))),
@@ -610,6 +634,7 @@ impl Worker {
             Protocol::Telnet(Box::new(telnet))
         };
         let (handle, rx) = WorkerHandle::new(waiter.waker());
+        shared.upgrades.add_worker(sessid, handle.clone());
         // Boxed: the worker thread's frames stay small (see `session::stack`).
         let mut worker = Box::new(Worker {
             admission,
@@ -800,6 +825,10 @@ impl Worker {
 
     fn drain_channel(&mut self, now: Instant) {
         while let Some(message) = self.rx.try_recv() {
+            if let ToWorker::Freeze(reply) = message {
+                self.freeze(reply);
+                continue;
+            }
             if let ToWorker::Out {
                 commands,
                 read_at: Some(at),
@@ -846,7 +875,7 @@ impl Worker {
         let Some(address) = self.address else {
             return;
         };
-        let secure = matches!(self.transport, Transport::Tls(_));
+        let secure = self.transport.is_tls();
         match crate::session::ajax::serve(&self.shared, post, address, secure) {
             crate::session::ajax::Served::Answer(response) => {
                 self.core.answer_ajax(response, Instant::now());

@@ -80,4 +80,32 @@ impl ServerInfo {
     pub fn command(&self) -> Vec<String> {
         self.lock().command.clone()
     }
+
+    /// What `portal upgrade` carries (the info dict as a pickle).
+    pub fn carry(&self) -> crate::upgrade::format::EvenniaState {
+        let state = self.lock();
+        crate::upgrade::format::EvenniaState {
+            pid: state.pid,
+            info: state.info.as_ref().map(pickle::encode),
+            command: state.command.clone(),
+            epochs: state.epochs,
+            linked: state.linked,
+        }
+    }
+
+    /// Take on what the previous portal knew of the Server; an info dict
+    /// that does not decode is dropped (the launcher then shows none).
+    pub fn adopt(&self, carried: crate::upgrade::format::EvenniaState) {
+        let info = carried.info.and_then(|bytes| {
+            pickle::decode(&bytes, &pickle::Limits::default())
+                .inspect_err(|e| log::warn!("upgrade: the Evennia Server's info: {e}"))
+                .ok()
+        });
+        let mut state = self.lock();
+        state.pid = carried.pid;
+        state.info = info;
+        state.command = carried.command;
+        state.epochs = carried.epochs;
+        state.linked = carried.linked;
+    }
 }

@@ -175,7 +175,7 @@ impl Default for TelnetSettings {
 }
 
 /// What the engine reports to its driver.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum TelnetEvent {
     /// Application bytes, in order (the worker frames lines).
     Data(Vec<u8>),
@@ -192,7 +192,7 @@ pub enum TelnetEvent {
 
 /// Why the engine stopped reading a client's input for good (the caller
 /// should close the connection).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum InputFailure {
     /// The MCCP3 stream was corrupt: nothing after it can be read.
     Corrupt,
@@ -211,16 +211,26 @@ enum After {
 }
 
 /// One connection's telnet state.
-#[derive(Debug)]
+///
+/// Serde carries it to a new process (`portal upgrade`, see
+/// [`crate::session::frozen`]): everything but the settings, which come
+/// from the new config ([`Telnet::thaw_settings`]), and the zlib streams:
+/// MCCP2 is ended before ([`Telnet::prepare_freeze`]) and restarted after
+/// ([`Telnet::resume_compression`]); a session with MCCP3 input on is not
+/// carried ([`Telnet::uncarriable`]).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Telnet {
+    #[serde(skip)]
     settings: TelnetSettings,
     parser: Parser,
     options: Options,
     /// Our requests at start; `Ready` waits for their answers.
+    #[serde(deserialize_with = "crate::session::frozen::bounded_vec")]
     offered: Vec<(Side, u8)>,
     /// The protocol flags, from [`initial_flags`] on (a compact struct:
     /// no allocation until a client names itself).
     flags: ProtocolFlags,
+    #[serde(deserialize_with = "crate::session::frozen::bounded_deque")]
     events: VecDeque<TelnetEvent>,
     /// Data bytes for the next `Data` event.
     data: Vec<u8>,
@@ -228,9 +238,11 @@ pub struct Telnet {
     transmit: Vec<u8>,
     /// Plain bytes waiting to be compressed (MCCP2 on).
     uncompressed: Vec<u8>,
+    #[serde(skip)]
     deflater: Option<Deflater>,
     /// The client agreed to MCCP2; it starts once TTYPE is done or Ready.
     compress_wanted: bool,
+    #[serde(skip)]
     inflater: Option<Inflater>,
     /// MCCP3 input is being inflated (its inflater is out of `inflater`
     /// while a chunk is parsed): a start inside the stream is ignored.
@@ -243,7 +255,9 @@ pub struct Telnet {
     charset_pending: bool,
     environ_pending: bool,
     ready: bool,
+    #[serde(with = "crate::session::frozen::option_instant")]
     deadline: Option<Instant>,
+    #[serde(with = "crate::session::frozen::option_instant")]
     next_nop: Option<Instant>,
 }
 
@@ -786,6 +800,59 @@ impl Telnet {
             self.uncompressed.clear();
         }
         self.flags.mccp = Some(false);
+    }
+
+    // ---- carried to a new process (`portal upgrade`) ----
+
+    /// Before a freeze: end the MCCP2 stream, so its end is queued for the
+    /// socket ([`Telnet::poll_transmit`]) and what follows is plain until
+    /// [`Telnet::resume_compression`]. The client still wants compression.
+    pub fn prepare_freeze(&mut self) {
+        if let Some(deflater) = self.deflater.take() {
+            deflater.finish(&self.uncompressed, &mut self.transmit);
+            self.uncompressed.clear();
+        }
+    }
+
+    /// After a thaw or an aborted freeze: start MCCP2 again (a fresh
+    /// `IAC SB COMPRESS2 IAC SE` and zlib stream) if the client wanted it
+    /// and it had begun.
+    pub fn resume_compression(&mut self) {
+        self.start_compression();
+    }
+
+    /// Why this engine cannot be carried, if it cannot: an MCCP3 input
+    /// stream is a zlib state we cannot rebuild.
+    pub fn uncarriable(&self) -> Option<&'static str> {
+        (self.inflater.is_some() || self.inflating).then_some("MCCP3 input compression is on")
+    }
+
+    /// After a thaw: the settings from the current config, checked against
+    /// what was carried (a body or answer past the config's caps, or a
+    /// zlib stream marked as running, is refused).
+    pub fn thaw_settings(&mut self, settings: TelnetSettings) -> Result<(), &'static str> {
+        let cap = settings.max_subnegotiation;
+        self.settings = settings;
+        if !self.parser.set_cap(cap) || self.ttype.held_bytes() > cap {
+            return Err("a subnegotiation past telnet.max_subnegotiation");
+        }
+        if !self.ttype.is_valid() {
+            return Err("a TTYPE cycle past its last round");
+        }
+        if self.inflating {
+            return Err("an MCCP3 stream marked as running");
+        }
+        Ok(())
+    }
+
+    /// Bytes the engine holds for the socket (or for its next event).
+    pub fn buffered_bytes(&self) -> usize {
+        self.transmit.len() + self.uncompressed.len() + self.data.len()
+    }
+
+    /// Whether MCCP2 is compressing output now.
+    pub fn compressing(&self) -> bool {
+        self.deflater.is_some()
     }
 
     // ---- state ----

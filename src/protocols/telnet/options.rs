@@ -22,7 +22,7 @@
 use super::{DO, DONT, WILL, WONT};
 
 /// Which side of an option.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Side {
     /// We perform the option (WILL/WONT from us, DO/DONT from the peer).
     Us,
@@ -31,7 +31,7 @@ pub enum Side {
 }
 
 /// RFC 1143 state of one side of an option.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum QState {
     #[default]
     No,
@@ -41,7 +41,7 @@ pub enum QState {
 }
 
 /// One side: its state and whether the opposite request is queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 struct Q {
     state: QState,
     opposite: bool,
@@ -63,8 +63,9 @@ pub struct Outcome {
 /// touches a dozen options, so this is a few dozen bytes where two full
 /// tables took 1 KiB in every session; a peer naming all 256 options makes
 /// it at most 256 entries.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Options {
+    #[serde(deserialize_with = "crate::session::frozen::bounded_vec")]
     entries: Vec<(u8, Q, Q)>,
 }
 

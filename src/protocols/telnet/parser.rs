@@ -38,7 +38,7 @@ pub enum Token {
 }
 
 /// Where the parser is inside a command sequence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum State {
     Data,
     Iac,
@@ -55,7 +55,7 @@ enum State {
 }
 
 /// The byte-level telnet parser.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Parser {
     state: State,
     option: u8,
@@ -84,6 +84,19 @@ impl Parser {
     /// True between IAC SB and its IAC SE (or the end of a skip).
     pub fn in_subnegotiation(&self) -> bool {
         !matches!(self.state, State::Data | State::Iac | State::Negotiate(_))
+    }
+
+    /// After a thaw: the cap from the current config, and whether the
+    /// carried body fits under it.
+    pub(crate) fn set_cap(&mut self, cap: usize) -> bool {
+        self.cap = cap;
+        let skip_ok = match self.state {
+            State::Skip(left) | State::SkipIac(left) => left <= cap.saturating_mul(SKIP_FACTOR),
+            _ => true,
+        };
+        // No live session counts anywhere near this many drops.
+        let counter_ok = self.dropped <= u64::MAX / 2;
+        self.body.len() <= cap && skip_ok && counter_ok
     }
 
     /// Bytes the body buffer holds room for (tests check it stays capped).

@@ -76,7 +76,7 @@ pub enum Step {
 }
 
 /// Where the TTYPE cycle is.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Ttype {
     round: u8,
     last: Option<String>,
@@ -86,6 +86,17 @@ pub struct Ttype {
 impl Ttype {
     pub fn new() -> Ttype {
         Ttype::default()
+    }
+
+    /// Bytes of the last answer kept (bounded on a thaw).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.last.as_ref().map_or(0, String::len)
+    }
+
+    /// Whether this is a state the cycle can be in (a thawed one is
+    /// checked): an unfinished cycle is never past its third round.
+    pub(crate) fn is_valid(&self) -> bool {
+        self.done || self.round < 3
     }
 
     /// True once the cycle has ended.

@@ -19,7 +19,7 @@ use super::{evennia, gmcp_standard, json_standard, terminal};
 use crate::wire::message::Command;
 
 /// One wire format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Format {
     /// Evennia's JSON arrays; the page's format and the default.
     Evennia,

@@ -41,6 +41,7 @@
 
 pub mod evennia;
 pub mod format;
+pub mod gate;
 pub mod gmcp_standard;
 pub mod handshake;
 pub mod json_standard;
@@ -53,6 +54,7 @@ use crate::protocols::http::{parse_request, Parsed, Request, Response};
 use crate::wire::flags::ProtocolFlags;
 use crate::wire::message::Command;
 use format::{Format, Frame, Incoming};
+use gate::Gate;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
@@ -116,7 +118,7 @@ impl Default for WebSettings {
 }
 
 /// What the engine has to report.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum WebEvent {
     /// A plain HTTP request was answered (for the log).
     Served {
@@ -147,7 +149,9 @@ pub enum WebEvent {
     /// An AJAX request (`POST /webclientdata`, Origin and size checked):
     /// answer it with [`WebEngine::answer_ajax`], or take the connection
     /// away with [`WebEngine::hand_over`]. No further request is read
-    /// until then.
+    /// until then. (Not carried by `portal upgrade`: the session is then
+    /// [`WebEngine::uncarriable`].)
+    #[serde(skip)]
     Ajax(Box<AjaxPost>),
 }
 
@@ -199,16 +203,78 @@ impl Write for Pipe {
 struct Socket {
     context: WebSocketContext,
     pipe: Pipe,
+    /// Client bytes short of a whole message (tungstenite gets only whole
+    /// ones, so its context holds nothing a freeze would lose).
+    gate: Gate,
     format: Format,
     /// When the last ping went out, and whether its pong is still due.
     pinged_at: Instant,
     awaiting_pong: bool,
 }
 
+/// What of a [`Socket`] is carried to a new process: all but the
+/// tungstenite context, which holds nothing between calls (see
+/// [`gate`]) and is made anew from the current settings.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SocketState {
+    input: Vec<u8>,
+    output: Vec<u8>,
+    gate: Gate,
+    format: Format,
+    #[serde(with = "crate::session::frozen::instant")]
+    pinged_at: Instant,
+    awaiting_pong: bool,
+}
+
+/// [`SocketState`] borrowed from a live socket, for encoding.
+#[derive(serde::Serialize)]
+struct SocketStateRef<'a> {
+    input: Vec<u8>,
+    output: &'a [u8],
+    gate: &'a Gate,
+    format: Format,
+    #[serde(with = "crate::session::frozen::instant")]
+    pinged_at: Instant,
+    awaiting_pong: bool,
+}
+
+impl serde::Serialize for Socket {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        SocketStateRef {
+            input: self.pipe.input.iter().copied().collect(),
+            output: &self.pipe.output,
+            gate: &self.gate,
+            format: self.format,
+            pinged_at: self.pinged_at,
+            awaiting_pong: self.awaiting_pong,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Socket {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Socket, D::Error> {
+        let state = SocketState::deserialize(d)?;
+        Ok(Socket {
+            context: WebSocketContext::new(Role::Server, None),
+            pipe: Pipe {
+                input: state.input.into(),
+                output: state.output,
+            },
+            gate: state.gate,
+            format: state.format,
+            pinged_at: state.pinged_at,
+            awaiting_pong: state.awaiting_pong,
+        })
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
 enum Stage {
     /// Reading request heads.
     Http {
         buffer: Vec<u8>,
+        #[serde(with = "crate::session::frozen::instant")]
         deadline: Instant,
         served: usize,
         waiting: Waiting,
@@ -221,20 +287,32 @@ enum Stage {
     Done,
 }
 
-/// What the HTTP stage waits for.
+/// What the HTTP stage waits for. (Only `Head` is carried by `portal
+/// upgrade`: the others make the session [`WebEngine::uncarriable`].)
+#[derive(serde::Serialize, serde::Deserialize)]
 enum Waiting {
     /// The next request head.
     Head,
     /// The rest of an AJAX request's body (`length` bytes).
+    #[serde(skip)]
     Body(Box<Request>, usize),
     /// The answer to an AJAX request handed out as [`WebEvent::Ajax`].
+    #[serde(skip)]
     Answer(Box<Request>),
 }
 
 /// One web connection's protocol state.
+///
+/// Serde carries it to a new process (`portal upgrade`, see
+/// [`crate::session::frozen`]): of the settings only the per-connection
+/// ones (`secure`, `fresh_csessid`); the rest come from the new config
+/// ([`WebEngine::thaw_settings`]).
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct WebEngine {
+    #[serde(with = "carried_settings")]
     settings: WebSettings,
     stage: Stage,
+    #[serde(deserialize_with = "crate::session::frozen::bounded_deque")]
     events: VecDeque<WebEvent>,
     transmit: Vec<u8>,
     flags: ProtocolFlags,
@@ -293,7 +371,13 @@ impl WebEngine {
                 self.read_requests(now);
             }
             Stage::Socket(socket) => {
-                socket.pipe.input.extend(input);
+                let (frame, message) = (
+                    self.settings.max_frame_bytes,
+                    self.settings.max_message_bytes,
+                );
+                let mut whole = Vec::new();
+                socket.gate.push(input, frame, message, &mut whole);
+                socket.pipe.input.extend(whole);
                 self.read_frames();
             }
             Stage::Ajax => match std::str::from_utf8(input) {
@@ -328,6 +412,89 @@ impl WebEngine {
         };
         self.stage = Stage::Done;
         leftover
+    }
+
+    // ---- carried to a new process (`portal upgrade`) ----
+
+    /// Why this engine cannot be carried, if it cannot: an AJAX request
+    /// out with the worker or half read, a websocket whose close has
+    /// begun (tungstenite's close state is not carried), or one whose
+    /// gate passed on part of a message ([`gate`]).
+    pub fn uncarriable(&self) -> Option<&'static str> {
+        if self.events.iter().any(|e| matches!(e, WebEvent::Ajax(_))) {
+            return Some("an AJAX request is being answered");
+        }
+        match &self.stage {
+            Stage::Http { waiting, .. } => match waiting {
+                Waiting::Head => None,
+                Waiting::Body(..) => Some("an AJAX request body is being read"),
+                Waiting::Answer(_) => Some("an AJAX request is being answered"),
+            },
+            Stage::Socket(socket) if !socket.context.can_write() => {
+                Some("the websocket is closing")
+            }
+            Stage::Socket(socket) if socket.gate.spilled() => {
+                Some("an oversized websocket message is being refused")
+            }
+            Stage::Socket(_) | Stage::Ajax | Stage::Done => None,
+        }
+    }
+
+    /// Whether the listener was TLS (a per-connection setting a thaw
+    /// keeps; the rest come from the new config).
+    pub fn secure(&self) -> bool {
+        self.settings.secure
+    }
+
+    /// After a thaw: the settings from the current config (the browser id
+    /// made for this connection is kept) and a websocket context made
+    /// with them; refused if a carried buffer is past the config's caps.
+    pub fn thaw_settings(&mut self, settings: WebSettings) -> Result<(), &'static str> {
+        let fresh_csessid = std::mem::take(&mut self.settings.fresh_csessid);
+        self.settings = WebSettings {
+            fresh_csessid,
+            ..settings
+        };
+        let (request, message) = (
+            self.settings.max_request_bytes,
+            self.settings.max_message_bytes,
+        );
+        match &self.stage {
+            Stage::Http { buffer, .. } if buffer.len() > request.saturating_add(message) => {
+                return Err("an HTTP request past web.max_request_bytes");
+            }
+            Stage::Http { served, .. } if *served >= MAX_REQUESTS => {
+                return Err("more requests served than a connection may have");
+            }
+            Stage::Socket(socket) if !socket.gate.fits(message) => {
+                return Err("a websocket message past web.max_message_bytes");
+            }
+            Stage::Socket(socket)
+                if socket.pipe.input.len() > message.saturating_add(gate::SLACK) =>
+            {
+                return Err("websocket input past web.max_message_bytes");
+            }
+            _ => {}
+        }
+        if self.settings.fresh_csessid.len() > 64 {
+            return Err("a browser id longer than any made");
+        }
+        let context = self.new_context();
+        if let Stage::Socket(socket) = &mut self.stage {
+            socket.context = context;
+            // Whole messages left in the pipe (none, after a call).
+            self.read_frames();
+        }
+        Ok(())
+    }
+
+    /// Bytes the engine holds for the socket.
+    pub fn buffered_bytes(&self) -> usize {
+        let pipe = match &self.stage {
+            Stage::Socket(socket) => socket.pipe.output.len(),
+            _ => 0,
+        };
+        self.transmit.len() + pipe
     }
 
     /// The next thing to report.
@@ -691,19 +858,21 @@ impl WebEngine {
         };
         self.transmit
             .extend_from_slice(&accepted.response.to_bytes(false));
-        let config = WebSocketConfig::default()
-            .read_buffer_size(4096)
-            .write_buffer_size(0)
-            .max_frame_size(Some(self.settings.max_frame_bytes))
-            .max_message_size(Some(self.settings.max_message_bytes));
         let mut socket = Box::new(Socket {
-            context: WebSocketContext::new(Role::Server, Some(config)),
+            context: self.new_context(),
             pipe: Pipe::default(),
+            gate: Gate::default(),
             format: accepted.format,
             pinged_at: now,
             awaiting_pong: false,
         });
-        socket.pipe.input.extend(leftover);
+        let (frame, message) = (
+            self.settings.max_frame_bytes,
+            self.settings.max_message_bytes,
+        );
+        let mut whole = Vec::new();
+        socket.gate.push(&leftover, frame, message, &mut whole);
+        socket.pipe.input.extend(whole);
         let csessid = self
             .browser_id(request)
             .map(str::to_owned)
@@ -716,6 +885,16 @@ impl WebEngine {
             forwarded: forwarded_chain(request),
         });
         self.read_frames();
+    }
+
+    /// A server-side tungstenite context with the configured limits.
+    fn new_context(&self) -> WebSocketContext {
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0)
+            .max_frame_size(Some(self.settings.max_frame_bytes))
+            .max_message_size(Some(self.settings.max_message_bytes));
+        WebSocketContext::new(Role::Server, Some(config))
     }
 
     /// The request's browser id, if it brought a valid one.
@@ -850,6 +1029,26 @@ impl WebEngine {
 }
 
 /// At most `max` bytes of `text`, cut at a character boundary.
+/// `#[serde(with)]` for [`WebSettings`]: only the per-connection settings
+/// travel; a thaw fills in the rest from the config.
+mod carried_settings {
+    use super::WebSettings;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(settings: &WebSettings, s: S) -> Result<S::Ok, S::Error> {
+        (settings.secure, &settings.fresh_csessid).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<WebSettings, D::Error> {
+        let (secure, fresh_csessid) = <(bool, String)>::deserialize(d)?;
+        Ok(WebSettings {
+            secure,
+            fresh_csessid,
+            ..WebSettings::default()
+        })
+    }
+}
+
 fn truncate_utf8(text: &str, max: usize) -> &str {
     let mut end = text.len().min(max);
     while !text.is_char_boundary(end) {

@@ -8,8 +8,13 @@
 //! sessions keep theirs. Each session worker owns its own
 //! `rustls::ServerConnection` (see `session::transport`).
 //!
+//! [`carried`] continues a session's record layer without rustls after
+//! `portal upgrade` has handed it to a new process.
+//!
 //! Provider: `ring`, which builds with only a C compiler on every host our
 //! users run; protocol versions TLS 1.3 and 1.2, rustls' safe defaults.
+
+pub mod carried;
 
 use rustls::pki_types::pem::{Error as PemError, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -99,12 +104,15 @@ pub fn load_server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, 
         source,
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
+    let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(pair_error)?
         .with_no_client_auth()
         .with_single_cert(chain, private_key)
         .map_err(pair_error)?;
+    // `portal upgrade` carries each session's record keys to the new
+    // process (see `carried`); rustls gives them out only when asked here.
+    config.enable_secret_extraction = true;
     Ok(Arc::new(config))
 }
 
