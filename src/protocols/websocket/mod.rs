@@ -8,6 +8,8 @@
 //!                                    ├─► GET /, /client.js, /style.css, /favicon.svg ─► page.rs answer (keep-alive)
 //!                                    ├─► POST /webclientdata (Origin, body ≤ max_message_bytes) ─► Ajax event;
 //!                                    │     reading waits for answer_ajax, or hand_over gives the socket away
+//!                                    ├─► with `relay` (an upstream): any other plain request ─► Relay event;
+//!                                    │     the worker takes the bytes (take_relay_input), relays, relay_done
 //!                                    ├─► other ─► 404 / 405 / 400 / 431 / 408 and close
 //!                                    └─► upgrade (handshake.rs: Origin, subprotocol) ─► 101
 //!                                  websocket stage: tungstenite frames ─► format.rs decode
@@ -94,6 +96,11 @@ pub struct WebSettings {
     pub secure: bool,
     /// The game's name (`[portal] name`), shown on the page.
     pub game_name: String,
+    /// `[web] upstream` is set: plain requests other than the AJAX
+    /// transport's go to the game's web server ([`WebEvent::Relay`]), the
+    /// portal's own page is not served, and a websocket may name its
+    /// browser id in its URL as Evennia's page does (`/?csessid&cuid&browser`).
+    pub relay: bool,
 }
 
 impl Default for WebSettings {
@@ -111,6 +118,7 @@ impl Default for WebSettings {
             cookie_max_age_secs: 30 * 24 * 3600,
             secure: false,
             game_name: "Portal".into(),
+            relay: false,
         }
     }
 }
@@ -149,6 +157,12 @@ pub enum WebEvent {
     /// away with [`WebEngine::hand_over`]. No further request is read
     /// until then.
     Ajax(Box<AjaxPost>),
+    /// A plain request for the game's web server (with
+    /// [`WebSettings::relay`]): the worker takes what was read past its
+    /// head with [`WebEngine::take_relay_input`], relays it, and gives
+    /// the connection back with [`WebEngine::relay_done`]. No further
+    /// request is read until then.
+    Relay(Box<Request>),
 }
 
 /// An AJAX request with its body.
@@ -229,6 +243,8 @@ enum Waiting {
     Body(Box<Request>, usize),
     /// The answer to an AJAX request handed out as [`WebEvent::Ajax`].
     Answer(Box<Request>),
+    /// The end of a request handed out as [`WebEvent::Relay`].
+    Relayed,
 }
 
 /// One web connection's protocol state.
@@ -314,6 +330,43 @@ impl WebEngine {
             return;
         };
         self.respond_to(&request, response);
+        self.next_request(now);
+        self.read_requests(now);
+    }
+
+    /// The bytes read past a [`WebEvent::Relay`] request's head (the
+    /// start of its body), for the relay.
+    pub fn take_relay_input(&mut self) -> Vec<u8> {
+        match &mut self.stage {
+            Stage::Http { buffer, .. } => std::mem::take(buffer),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A relayed request is over: with `keep_alive`, read the next request
+    /// from `leftover` (what the relay read past the body) and the socket;
+    /// else close.
+    pub fn relay_done(&mut self, leftover: Vec<u8>, keep_alive: bool, now: Instant) {
+        let Stage::Http {
+            buffer,
+            waiting,
+            served,
+            ..
+        } = &mut self.stage
+        else {
+            return;
+        };
+        if !matches!(waiting, Waiting::Relayed) {
+            return;
+        }
+        if !keep_alive || *served + 1 >= MAX_REQUESTS {
+            self.stage = Stage::Done;
+            self.events
+                .push_back(WebEvent::Closed("relayed request answered".into()));
+            return;
+        }
+        *buffer = leftover;
+        *waiting = Waiting::Head;
         self.next_request(now);
         self.read_requests(now);
     }
@@ -529,7 +582,7 @@ impl WebEngine {
                 return;
             };
             match waiting {
-                Waiting::Answer(_) => return,
+                Waiting::Answer(_) | Waiting::Relayed => return,
                 Waiting::Body(_, length) if buffer.len() < *length => return,
                 Waiting::Body(..) => {
                     let Waiting::Body(request, length) = std::mem::replace(waiting, Waiting::Head)
@@ -567,6 +620,12 @@ impl WebEngine {
     fn handle_request(&mut self, request: Request, now: Instant) {
         if request.path == ajax::PATH {
             return self.start_ajax(request);
+        }
+        if self.settings.relay && !handshake::is_upgrade(&request) {
+            if let Stage::Http { waiting, .. } = &mut self.stage {
+                *waiting = Waiting::Relayed;
+            }
+            return self.events.push_back(WebEvent::Relay(Box::new(request)));
         }
         if handshake::is_upgrade(&request) && request.path != "/" && request.path != "/ws" {
             let response = Response::error(404, "Websockets live at /ws.");
@@ -704,9 +763,9 @@ impl WebEngine {
             awaiting_pong: false,
         });
         socket.pipe.input.extend(leftover);
-        let csessid = self
-            .browser_id(request)
-            .map(str::to_owned)
+        let from_url = self.settings.relay.then(|| url_csessid(request)).flatten();
+        let csessid = from_url
+            .or_else(|| self.browser_id(request).map(str::to_owned))
             .unwrap_or_else(|| self.settings.fresh_csessid.clone());
         self.stage = Stage::Socket(socket);
         self.flags = WebEngine::flags_for(accepted.format);
@@ -856,6 +915,14 @@ fn truncate_utf8(text: &str, max: usize) -> &str {
         end -= 1;
     }
     &text[..end]
+}
+
+/// The browser id Evennia's page puts first in its websocket URL
+/// (`?csessid&cuid&browser`: its Django session key), if it looks like one.
+fn url_csessid(request: &Request) -> Option<String> {
+    let query = request.query.as_deref()?;
+    let first = query.split('&').next()?;
+    valid_csessid(first).then(|| first.to_owned())
 }
 
 /// The hops a request's proxy headers name, client first: every
