@@ -136,7 +136,8 @@ fn pages_are_relayed_with_the_client_address_on_a_kept_alive_connection() {
     let upstream = Upstream::start();
     let portal = relaying_portal(upstream.addr);
     let mut conn = Conn::open(portal.web);
-    let get = "GET /webclient/?x=1 HTTP/1.1\r\nHost: mud.example\r\nConnection: keep-alive, X-Hop\r\n\
+    let get =
+        "GET /webclient/?x=1 HTTP/1.1\r\nHost: mud.example\r\nConnection: keep-alive, X-Hop\r\n\
 X-Hop: 1\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n";
     conn.stream.write_all(get.as_bytes()).expect("write");
     let first = conn.answer();
@@ -154,13 +155,23 @@ X-Hop: 1\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n";
     let requests = upstream.requests();
     assert_eq!(requests.len(), 2, "{requests:?}");
     let head = &requests[0];
-    assert!(head.starts_with("GET /webclient/?x=1 HTTP/1.1\r\n"), "{head}");
+    assert!(
+        head.starts_with("GET /webclient/?x=1 HTTP/1.1\r\n"),
+        "{head}"
+    );
     assert!(head.contains("Host: mud.example\r\n"), "{head}");
     assert!(head.contains("X-Forwarded-For: 127.0.0.1\r\n"), "{head}");
     assert!(head.contains("X-Forwarded-Proto: http\r\n"), "{head}");
-    assert!(!head.contains("6.6.6.6") && !head.contains("X-Hop"), "{head}");
+    assert!(
+        !head.contains("6.6.6.6") && !head.contains("X-Hop"),
+        "{head}"
+    );
     assert!(head.contains("Connection: close\r\n"), "{head}");
-    assert!(requests[1].ends_with("\r\n\r\nhello world"), "{}", requests[1]);
+    assert!(
+        requests[1].ends_with("\r\n\r\nhello world"),
+        "{}",
+        requests[1]
+    );
 }
 
 #[test]
@@ -172,11 +183,20 @@ fn chunked_bodies_go_both_ways_and_a_large_answer_arrives_whole() {
     let answer = web::http_exchange(portal.web, chunked.as_bytes());
     assert!(answer.contains("upstream got 22 body bytes"), "{answer}");
 
-    let answer = web::http_exchange(portal.web, b"GET /chunked HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    let answer = web::http_exchange(
+        portal.web,
+        b"GET /chunked HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
-    assert!(answer.contains("Transfer-Encoding: chunked\r\n"), "{answer}");
+    assert!(
+        answer.contains("Transfer-Encoding: chunked\r\n"),
+        "{answer}"
+    );
     assert!(answer.contains("Connection: close\r\n"), "{answer}");
-    assert!(answer.ends_with("5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n"), "{answer}");
+    assert!(
+        answer.ends_with("5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n"),
+        "{answer}"
+    );
 
     let mut stream = TcpStream::connect(portal.web).expect("connect");
     stream
@@ -238,7 +258,10 @@ fn an_upstream_that_never_answers_gets_504_and_one_that_is_down_502() {
     let mut pia = player(&portal);
     let started = Instant::now();
     let answer = web::http_exchange(portal.web, b"GET /hang HTTP/1.1\r\nHost: h\r\n\r\n");
-    assert!(answer.starts_with("HTTP/1.1 504 Gateway Timeout\r\n"), "{answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 504 Gateway Timeout\r\n"),
+        "{answer}"
+    );
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(900), "{waited:?}");
     still_plays(&mut pia, "after-hang");
@@ -250,7 +273,10 @@ fn an_upstream_that_never_answers_gets_504_and_one_that_is_down_502() {
     let portal = relaying_portal(down_addr);
     let mut pia = player(&portal);
     let answer = web::http_exchange(portal.web, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
-    assert!(answer.starts_with("HTTP/1.1 502 Bad Gateway\r\n"), "{answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 502 Bad Gateway\r\n"),
+        "{answer}"
+    );
     assert!(answer.contains("not running"), "{answer}");
     still_plays(&mut pia, "after-down");
     let log = std::fs::read_to_string(portal.path("portal.log")).unwrap_or_default();

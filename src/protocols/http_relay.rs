@@ -10,8 +10,10 @@
 //! - [`upstream_head`]: the client's request head with its hop-by-hop
 //!   headers dropped (`Connection` and the headers it names, `Keep-Alive`,
 //!   `TE`, `Upgrade`, `Expect`, ...), `X-Forwarded-For` / `-Proto` /
-//!   `-Host` set to what the portal saw (a client's own are kept, with the
-//!   peer appended, only when the peer is a trusted proxy), and
+//!   `-Host` set to what the portal saw: the client first (as Evennia's
+//!   web server reads it), which is the peer itself unless the peer is a
+//!   trusted proxy (then the client its chain names, by the rule of
+//!   [`crate::protocols::proxy::forwarded_client`]), and
 //!   `Connection: close` (one upstream connection per request);
 //! - [`parse_response`] and [`client_head`]: the upstream's answer head,
 //!   its hop-by-hop headers dropped, and the portal's own `Connection`;
@@ -24,7 +26,8 @@
 //! use portal::protocols::http_relay::{upstream_head, Forwarding};
 //! let bytes = b"GET /webclient HTTP/1.1\r\nHost: mud.example\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n";
 //! let Parsed::Request(request, _) = parse_request(bytes, 8192) else { panic!() };
-//! let forwarding = Forwarding { peer: "203.0.113.9".parse().unwrap(), peer_trusted: false, secure: false };
+//! let peer = "203.0.113.9".parse().unwrap();
+//! let forwarding = Forwarding { peer, client: peer, peer_trusted: false, secure: false };
 //! let head = String::from_utf8(upstream_head(&request, &forwarding)).unwrap();
 //! assert!(head.starts_with("GET /webclient HTTP/1.1\r\nHost: mud.example\r\n"));
 //! assert!(head.contains("X-Forwarded-For: 203.0.113.9\r\n"));
@@ -59,6 +62,9 @@ const HOP_BY_HOP: &[&str] = &[
 pub struct Forwarding {
     /// The connection's peer (after any PROXY header).
     pub peer: IpAddr,
+    /// The client: the peer, or from a trusted peer the client its
+    /// `Forwarded` / `X-Forwarded-For` chain names.
+    pub client: IpAddr,
     /// The peer is a `[proxy] trusted_proxies` address: its own
     /// `X-Forwarded-*` headers are kept, the peer appended.
     pub peer_trusted: bool,
@@ -178,21 +184,17 @@ pub fn upstream_head(request: &Request, from: &Forwarding) -> Vec<u8> {
     head.into_bytes()
 }
 
-/// `X-Forwarded-For`, `-Proto`, `-Host` (and a trusted proxy's
-/// `Forwarded`) as the upstream should see them.
+/// `X-Forwarded-For`, `-Proto`, `-Host` as the upstream should see them
+/// (a client's own `Forwarded` is never relayed).
 fn forwarded_headers(request: &Request, from: &Forwarding) -> Vec<(&'static str, String)> {
-    let all = |name: &str| -> Vec<String> {
-        let values = request.headers.iter().filter(|(k, _)| k == name);
-        values.map(|(_, v)| v.clone()).collect()
-    };
-    let peer = from.peer.to_canonical().to_string();
+    let peer = from.peer.to_canonical();
+    let client = from.client.to_canonical();
     let scheme = if from.secure { "https" } else { "http" };
     let mut out = Vec::new();
-    let chain = all("x-forwarded-for");
-    if from.peer_trusted && !chain.is_empty() {
-        out.push(("X-Forwarded-For", format!("{}, {peer}", chain.join(", "))));
+    if from.peer_trusted && client != peer {
+        out.push(("X-Forwarded-For", format!("{client}, {peer}")));
     } else {
-        out.push(("X-Forwarded-For", peer));
+        out.push(("X-Forwarded-For", peer.to_string()));
     }
     let proto = request
         .header("x-forwarded-proto")
@@ -203,10 +205,6 @@ fn forwarded_headers(request: &Request, from: &Forwarding) -> Vec<(&'static str,
         .filter(|_| from.peer_trusted);
     if let Some(host) = host.or(request.header("host")) {
         out.push(("X-Forwarded-Host", host.to_owned()));
-    }
-    let standard = all("forwarded");
-    if from.peer_trusted && !standard.is_empty() {
-        out.push(("Forwarded", standard.join(", ")));
     }
     out
 }

@@ -878,8 +878,11 @@ impl Worker {
             max_body_bytes: w.upstream_max_body_bytes as u64,
         };
         let peer = self.admission.address.ip();
+        let hops = crate::protocols::websocket::forwarded_chain(request);
+        let client = proxy::forwarded_client(peer, &hops, &config.proxy.trusted_proxies);
         let from = crate::protocols::http_relay::Forwarding {
             peer,
+            client: client.unwrap_or(peer),
             peer_trusted: config.proxy.trusts(peer),
             secure: matches!(self.transport, Transport::Tls(_)),
         };

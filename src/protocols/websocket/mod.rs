@@ -928,7 +928,7 @@ fn url_csessid(request: &Request) -> Option<String> {
 /// The hops a request's proxy headers name, client first: every
 /// `Forwarded` header's `for=` values, or without one every
 /// `X-Forwarded-For` header's list.
-fn forwarded_chain(request: &Request) -> Vec<String> {
+pub(crate) fn forwarded_chain(request: &Request) -> Vec<String> {
     use crate::protocols::proxy::{forwarded_hops, x_forwarded_for_hops};
     let values = |name: &'static str| {
         let headers = request.headers.iter().filter(move |(key, _)| key == name);
