@@ -1219,6 +1219,17 @@ mod tests {
     }
 
     #[test]
+    fn a_web_upstream_must_be_an_address_and_the_evennia_conf_sets_one() {
+        let err = parse("[web]\nupstream = \"localhost\"\n").unwrap_err();
+        assert_eq!(err.key, "web.upstream");
+        let err = parse("[web]\nupstream_timeout_secs = 0\n").unwrap_err();
+        assert_eq!(err.key, "web.upstream_timeout_secs");
+        let config = parse(include_str!("../portal-evennia.conf")).unwrap();
+        assert_eq!(config.web.upstream, "127.0.0.1:4005");
+        assert_eq!(config.web.listen, ["0.0.0.0:4001"]);
+    }
+
+    #[test]
     fn proxy_keys_are_checked() {
         let err = parse("[telnet]\nproxy_protocol = \"required\"\n").unwrap_err();
         assert_eq!(err.key, "telnet.proxy_protocol");

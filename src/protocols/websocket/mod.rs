@@ -475,12 +475,24 @@ impl WebEngine {
 
     /// Rendered game text.
     pub fn send_text(&mut self, text: &str) {
-        self.send_with(|f| Some(f.encode_text(text, false)));
+        let text = self.for_page(text);
+        self.send_with(|f| Some(f.encode_text(&text, false)));
     }
 
     /// A rendered prompt.
     pub fn send_prompt(&mut self, text: &str) {
-        self.send_with(|f| Some(f.encode_text(text, true)));
+        let text = self.for_page(text);
+        self.send_with(|f| Some(f.encode_text(&text, true)));
+    }
+
+    /// With an upstream the page is Evennia's own: its client wants
+    /// Evennia's HTML (see [`evennia::for_evennia_page`]).
+    fn for_page<'t>(&self, html: &'t str) -> std::borrow::Cow<'t, str> {
+        if self.settings.relay && self.format() == Some(Format::Evennia) {
+            std::borrow::Cow::Owned(evennia::for_evennia_page(html))
+        } else {
+            std::borrow::Cow::Borrowed(html)
+        }
     }
 
     /// An out-of-band command; false if the format has no channel for it.
