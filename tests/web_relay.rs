@@ -282,3 +282,25 @@ fn an_upstream_that_never_answers_gets_504_and_one_that_is_down_502() {
     let log = std::fs::read_to_string(portal.path("portal.log")).unwrap_or_default();
     assert!(log.contains("web relay: cannot reach"), "{log}");
 }
+
+#[test]
+fn behind_a_trusted_proxy_the_upstream_is_told_the_client_it_names() {
+    let upstream = Upstream::start();
+    let relay = format!("[web]\nupstream = \"{}\"\n", upstream.addr);
+    let portal = Portal::start_edited("", move |text| {
+        let text = text.replacen("[web]\n", &relay, 1);
+        format!("{text}\n[proxy]\ntrusted_proxies = [\"127.0.0.1\"]\n")
+    });
+    let request = "GET / HTTP/1.1\r\nHost: mud.example\r\nConnection: close\r\n\
+X-Forwarded-For: 6.6.6.6, 203.0.113.7\r\nX-Forwarded-Proto: https\r\n\r\n";
+    let answer = web::http_exchange(portal.web, request.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    let requests = upstream.requests();
+    let head = &requests[0];
+    assert!(
+        head.contains("X-Forwarded-For: 203.0.113.7, 127.0.0.1\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("X-Forwarded-Proto: https\r\n"), "{head}");
+    assert!(!head.contains("6.6.6.6"), "{head}");
+}
