@@ -304,3 +304,24 @@ X-Forwarded-For: 6.6.6.6, 203.0.113.7\r\nX-Forwarded-Proto: https\r\n\r\n";
     assert!(head.contains("X-Forwarded-Proto: https\r\n"), "{head}");
     assert!(!head.contains("6.6.6.6"), "{head}");
 }
+
+#[test]
+fn a_kept_alive_connection_s_last_relayed_answer_says_it_closes() {
+    let upstream = Upstream::start();
+    let portal = relaying_portal(upstream.addr);
+    let mut conn = Conn::open(portal.web);
+    let get = b"GET /page HTTP/1.1\r\nHost: h\r\n\r\n";
+    let mut answered = 0;
+    loop {
+        conn.stream.write_all(get).expect("write");
+        let answer = conn.answer();
+        assert_eq!(answer.status, 200, "{answer:?}");
+        answered += 1;
+        if answer.header("connection") == Some("close") {
+            break;
+        }
+        assert!(answered < 100, "never closed");
+    }
+    assert!(conn.closed(), "closed after saying so");
+    assert!(answered >= 10, "{answered}");
+}

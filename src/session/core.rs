@@ -385,6 +385,14 @@ impl Core {
         }
     }
 
+    /// Whether the connection may carry a request after the relayed one.
+    pub fn relay_may_keep_alive(&self) -> bool {
+        match &self.protocol {
+            Protocol::Web(web) => web.relay_may_keep_alive(),
+            Protocol::Telnet(_) | Protocol::Terminal(_) => false,
+        }
+    }
+
     /// A relayed request is over (see [`crate::protocols::websocket::WebEngine::relay_done`]).
     pub fn relay_done(&mut self, leftover: Vec<u8>, keep_alive: bool, now: Instant) {
         if let Protocol::Web(web) = &mut self.protocol {

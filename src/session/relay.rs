@@ -58,6 +58,8 @@ pub struct RelaySettings {
     pub timeout: Duration,
     pub body_timeout: Duration,
     pub max_body_bytes: u64,
+    /// The connection may carry another request after this one.
+    pub may_keep_alive: bool,
 }
 
 /// How a relay ended.
@@ -155,7 +157,9 @@ impl Relay<'_> {
         self.send_body(&mut body, &mut upstream)?;
         let (answer, rest) = self.read_answer_head(&mut upstream)?;
         let framing = answer.body(&self.request.method);
-        let keep_alive = self.request.keep_alive() && framing != ResponseBody::UntilClose;
+        let keep_alive = self.settings.may_keep_alive
+            && self.request.keep_alive()
+            && framing != ResponseBody::UntilClose;
         let deadline = Instant::now() + self.settings.timeout;
         self.client
             .write_all(&client_head(&answer, keep_alive), deadline)?;

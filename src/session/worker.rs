@@ -876,6 +876,7 @@ impl Worker {
             timeout: Duration::from_secs_f64(w.upstream_timeout_secs),
             body_timeout: Duration::from_secs_f64(w.upstream_body_timeout_secs),
             max_body_bytes: w.upstream_max_body_bytes as u64,
+            may_keep_alive: self.core.relay_may_keep_alive(),
         };
         let peer = self.admission.address.ip();
         let hops = crate::protocols::websocket::forwarded_chain(request);

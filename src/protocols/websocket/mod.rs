@@ -343,6 +343,16 @@ impl WebEngine {
         }
     }
 
+    /// Whether the connection may carry another request after the one
+    /// being relayed (at most `MAX_REQUESTS` per connection): if not, the
+    /// relayed answer must say `Connection: close`.
+    pub fn relay_may_keep_alive(&self) -> bool {
+        match &self.stage {
+            Stage::Http { served, .. } => *served + 1 < MAX_REQUESTS,
+            _ => false,
+        }
+    }
+
     /// A relayed request is over: with `keep_alive`, read the next request
     /// from `leftover` (what the relay read past the body) and the socket;
     /// else close.

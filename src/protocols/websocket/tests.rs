@@ -654,6 +654,23 @@ fn after_a_kept_alive_relay_the_next_request_is_read_from_what_it_left() {
 }
 
 #[test]
+fn the_last_request_a_connection_may_carry_is_relayed_as_its_last() {
+    let now = Instant::now();
+    let mut web = relaying();
+    let get = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+    web.handle_input(get, now);
+    for n in 1..MAX_REQUESTS {
+        assert!(web.relay_may_keep_alive(), "request {n}");
+        assert!(matches!(events(&mut web).as_slice(), [WebEvent::Relay(_)]));
+        web.relay_done(get.to_vec(), true, now);
+    }
+    assert!(!web.relay_may_keep_alive());
+    assert!(matches!(events(&mut web).as_slice(), [WebEvent::Relay(_)]));
+    web.relay_done(get.to_vec(), true, now);
+    assert!(matches!(events(&mut web).as_slice(), [WebEvent::Closed(_)]));
+}
+
+#[test]
 fn with_an_upstream_ajax_posts_and_upgrades_stay_the_portal_s() {
     let now = Instant::now();
     let mut web = relaying();
