@@ -38,6 +38,8 @@ pub struct Config {
     pub log: LogSection,
     pub game: GameSection,
     pub metrics: MetricsSection,
+    /// `[irc]`: IRC bot sessions (`server_connect` with key `irc`).
+    pub irc: IrcSection,
     /// `[proxy]`: the load balancers allowed to speak for clients.
     pub proxy: ProxySection,
     /// `[mssp]`: MSSP keys (e.g. `CONTACT`, `WEBSITE`) added to the ones
@@ -368,6 +370,48 @@ pub struct LogSection {
     pub level: String,
     /// Seconds between two stats lines in the log; 0 = none.
     pub stats_interval_secs: u64,
+}
+
+/// `[irc]`: how IRC bot sessions connect and pace their lines.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IrcSection {
+    /// PEM file of the certificate authorities a TLS IRC server must chain
+    /// to; empty: the system's bundle ([`IrcSection::SYSTEM_CA_FILE`]).
+    pub ca_file: PathBuf,
+    /// Lines a bot may send at once before pacing starts.
+    pub line_burst: u32,
+    /// Lines per second after the burst.
+    pub lines_per_sec: f64,
+    /// The longest wait between reconnection attempts (they start at 1 s
+    /// and grow by half each time).
+    pub reconnect_max_secs: f64,
+}
+
+impl IrcSection {
+    /// Debian's (and Ubuntu's, Alpine's) bundle of trusted roots, kept by
+    /// the ca-certificates package.
+    pub const SYSTEM_CA_FILE: &'static str = "/etc/ssl/certs/ca-certificates.crt";
+
+    /// The CA file in force.
+    pub fn ca_file(&self) -> &Path {
+        if self.ca_file.as_os_str().is_empty() {
+            Path::new(Self::SYSTEM_CA_FILE)
+        } else {
+            &self.ca_file
+        }
+    }
+}
+
+impl Default for IrcSection {
+    fn default() -> Self {
+        IrcSection {
+            ca_file: PathBuf::new(),
+            line_burst: 4,
+            lines_per_sec: 1.0,
+            reconnect_max_secs: 60.0,
+        }
+    }
 }
 
 /// `[metrics]`: the Prometheus `/metrics` endpoint.
@@ -781,6 +825,9 @@ impl Config {
         check_positive("amp.max_frame_bytes", self.amp.max_frame_bytes as f64)?;
         check_positive("amp.hello_timeout_secs", self.amp.hello_timeout_secs)?;
         check_positive("amp.heartbeat_secs", self.amp.heartbeat_secs)?;
+        check_positive("irc.line_burst", f64::from(self.irc.line_burst))?;
+        check_positive("irc.lines_per_sec", self.irc.lines_per_sec)?;
+        check_positive("irc.reconnect_max_secs", self.irc.reconnect_max_secs)?;
         if self.game.unresponsive_secs < 0.0 || !self.game.unresponsive_secs.is_finite() {
             return Err(Invalid::value(
                 "game.unresponsive_secs",

@@ -84,6 +84,8 @@ pub struct Shared {
     pub reload_notes: std::sync::Mutex<ReloadNotes>,
     /// The ports the listeners bound (set once at start), for MSSP.
     pub ports: std::sync::OnceLock<Ports>,
+    /// IRC bots (`server_connect` with key `irc`), signed on or not.
+    pub bots: crate::session::irc::Bots,
     control: ControlSender,
     started_unix: f64,
     started: Instant,
@@ -106,6 +108,7 @@ impl Shared {
             game_log: Default::default(),
             reload_notes: std::sync::Mutex::new(ReloadNotes::default()),
             ports: std::sync::OnceLock::new(),
+            bots: Default::default(),
             control,
             started_unix: crate::wire::session::unix_now(),
             started: Instant::now(),
@@ -149,9 +152,11 @@ impl Shared {
         self.started.elapsed()
     }
 
-    /// Tell every player, close every session, tell the game.
+    /// Tell every player, close every session, tell the game; IRC bots
+    /// QUIT with the same reason, connected or not.
     pub fn shutdown(&self) {
         let reason = self.config().messages.shutdown.clone();
         self.registry.disconnect_all(&reason);
+        self.bots.close_all(&reason);
     }
 }

@@ -17,6 +17,7 @@ pub mod ajax;
 pub mod core;
 pub mod framer;
 pub mod handle;
+pub mod irc;
 pub mod outbound;
 pub mod protocol;
 pub mod relay;

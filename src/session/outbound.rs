@@ -1,7 +1,8 @@
 //! Outbound sessions the game asks for (the seed's `server_connect`,
 //! SCONN): the protocol is looked up by key, the target read from the
 //! request's config, and a worker started that connects out and then
-//! behaves as a session. Called by the AMP reader; every refusal is a
+//! behaves as a session: `telnet` ([`crate::session::worker`]) or `irc`
+//! (a bot, [`crate::session::irc`]). Called by the AMP reader; every refusal is a
 //! [`ServerConnectError`] sent back to the game, never a crash.
 
 use crate::shared::Shared;
@@ -11,7 +12,7 @@ use std::io;
 use std::sync::Arc;
 
 /// Protocol keys `server_connect` can open.
-pub const OUTBOUND_PROTOCOLS: &[&str] = &["telnet"];
+pub const OUTBOUND_PROTOCOLS: &[&str] = &["telnet", "irc"];
 
 /// Why an outbound session could not be opened.
 #[derive(Debug)]
@@ -60,6 +61,10 @@ pub fn server_connect(
             crate::session::worker::spawn_outbound(shared.clone(), target)
                 .map_err(ServerConnectError::Spawn)
         }
+        "irc" => {
+            let bot = crate::session::irc::bot_config(config)?;
+            crate::session::irc::spawn(shared.clone(), bot).map_err(ServerConnectError::Spawn)
+        }
         other => Err(ServerConnectError::UnknownProtocol(other.to_owned())),
     }
 }
@@ -87,11 +92,15 @@ mod tests {
     #[test]
     fn unknown_key_or_bad_config_is_an_error() {
         let (shared, _rx) = Shared::new(Default::default(), Arc::new(|_| {}));
-        let err = server_connect(&shared, "irc", &Map::new()).unwrap_err();
+        let err = server_connect(&shared, "gopher", &Map::new()).unwrap_err();
         assert!(
-            err.to_string().contains("unknown protocol key `irc`"),
+            err.to_string()
+                .contains("unknown protocol key `gopher` (known: telnet, irc)"),
             "{err}"
         );
+        let err = server_connect(&shared, "irc", &Map::new()).unwrap_err();
+        assert!(err.to_string().contains("network"), "{err}");
+        assert!(shared.bots.is_empty(), "no bot started");
         let err = server_connect(&shared, "telnet", &Map::new()).unwrap_err();
         assert!(err.to_string().contains("host"), "{err}");
     }

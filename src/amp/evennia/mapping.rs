@@ -264,7 +264,7 @@ fn admin_from_server(sessid: u64, kwargs: Vec<(Py, Py)>) -> Result<FromPeer, Map
             reason: text("reason"),
         },
         op::SCONN => ServerMsg::ServerConnect {
-            protocol_key: text("protocol_path"),
+            protocol_key: protocol_key_of(&text("protocol_path")),
             config: match get(&kwargs, "config") {
                 Some(Py::Dict(pairs)) => map_from(pairs),
                 _ => Map::new(),
@@ -277,6 +277,20 @@ fn admin_from_server(sessid: u64, kwargs: Vec<(Py, Py)>) -> Result<FromPeer, Map
         other => return Err(shape(format!("operation {other} from the Server"))),
     };
     Ok(FromPeer::Msg(msg))
+}
+
+/// Evennia's protocol factory paths the portal knows, and its keys.
+const PROTOCOL_PATHS: &[(&str, &str)] = &[("evennia.server.portal.irc.IRCBotFactory", "irc")];
+
+/// The portal's protocol key for an Evennia `protocol_path` (a factory's
+/// dotted path); any other path is passed on as it is, so the refusal
+/// names what the Server asked for.
+pub fn protocol_key_of(path: &str) -> String {
+    PROTOCOL_PATHS
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map_or(path, |(_, key)| key)
+        .to_owned()
 }
 
 /// The value of string key `key` in a dict's pairs.

@@ -63,6 +63,7 @@
 //! | connect timeout (s) | `--connect-timeout SECS` | — | `30` |
 //! | browser login memory (h) | `--browser-login-hours N` | — | `24` |
 //! | log level | `--log-level LEVEL` | `DEMO_GAME_LOG` | `info` |
+//! | IRC bot ([`irc`]) | `--irc-bot NETWORK:PORT:CHANNEL:NICK[:tls]` | `DEMO_GAME_IRC_BOT` | none |
 //!
 //! `COST` is `default` (the argon2 crate's parameters: 19 MiB, 2 passes,
 //! tens of milliseconds per login, during which this single-threaded game
@@ -99,6 +100,7 @@ pub mod accounts;
 pub mod browser;
 pub mod client;
 pub mod command;
+pub mod irc;
 pub mod markup;
 pub mod world;
 
@@ -131,6 +133,8 @@ pub struct Options {
     pub log_level: LevelFilter,
     /// Hours a browser's login is remembered; 0 = not at all.
     pub browser_login_hours: u32,
+    /// An IRC bot to ask the portal for ([`irc`]).
+    pub irc_bot: Option<irc::IrcBotSpec>,
 }
 
 /// What the command line asks for.
@@ -169,6 +173,9 @@ usage: demo_game [options]   (normally started by the portal, [game] command)
   --connect-timeout SECS     give up linking to the portal after SECS (30)
   --log-level LEVEL          error, warn, info, debug, trace (info; DEMO_GAME_LOG)
   --browser-login-hours N    a browser stays logged in N hours, 0 off (24)
+  --irc-bot NETWORK:PORT:CHANNEL:NICK[:tls]
+                             ask the portal for an IRC bot relaying the channel
+                             and players' say (DEMO_GAME_IRC_BOT; none)
   -h, --help                 this text
 
 create-admin makes the admin account (who may shutdown and reload); a name
@@ -177,7 +184,7 @@ DEMO_GAME_ADMIN_PASSWORD, else asked for on the terminal. Players' accounts
 are never admin.
 
 environment: PORTAL_AMP_ADDR, PORTAL_AMP_SECRET (the link's secret, none by
-default), DEMO_GAME_HASH_COST, DEMO_GAME_LOG, DEMO_GAME_ADMIN_NAME and
+default), DEMO_GAME_HASH_COST, DEMO_GAME_LOG, DEMO_GAME_IRC_BOT, DEMO_GAME_ADMIN_NAME and
 DEMO_GAME_ADMIN_PASSWORD (the admin, made at a start when there is none)";
 
 /// Parse the arguments (without the program name); `env` looks up
@@ -357,12 +364,16 @@ fn defaults(env: &impl Fn(&str) -> Option<String>) -> Result<Options, String> {
         connect_timeout: Duration::from_secs(30),
         log_level: LevelFilter::Info,
         browser_login_hours: DEFAULT_BROWSER_LOGIN_HOURS,
+        irc_bot: None,
     };
     if let Some(cost) = env("DEMO_GAME_HASH_COST") {
         apply_flag(&mut opts, "--hash-cost", &cost)?;
     }
     if let Some(level) = env("DEMO_GAME_LOG") {
         apply_flag(&mut opts, "--log-level", &level)?;
+    }
+    if let Some(spec) = env("DEMO_GAME_IRC_BOT").filter(|s| !s.is_empty()) {
+        apply_flag(&mut opts, "--irc-bot", &spec)?;
     }
     Ok(opts)
 }
@@ -391,6 +402,7 @@ fn apply_flag(opts: &mut Options, flag: &str, value: &str) -> Result<(), String>
                 )
             })?;
         }
+        "--irc-bot" => opts.irc_bot = Some(irc::IrcBotSpec::parse(value)?),
         "--log-level" => {
             opts.log_level = value
                 .parse()
@@ -425,8 +437,9 @@ pub fn run(opts: &Options) -> i32 {
         }
     };
     log::info!("linked to the portal at {}", opts.amp_addr);
-    let mut game =
-        Game::new(&opts.name, accounts).with_browser_login_hours(opts.browser_login_hours);
+    let mut game = Game::new(&opts.name, accounts)
+        .with_browser_login_hours(opts.browser_login_hours)
+        .with_irc_bot(opts.irc_bot.clone());
     game.start(synced);
     serve(&mut link, &mut game)
 }

@@ -31,6 +31,7 @@ use super::accounts::{Account, AccountError, AccountStore};
 use super::browser::{self, BrowserKey};
 use super::client::{self, flag_on, wants_oob};
 use super::command::{name_and_password, parse, validate_name, Input};
+use super::irc::{self, IrcBotSpec};
 use super::markup::{escape, link, palette, wrap};
 use crate::game::{MsdpDefaults, ServerSessions, Synced};
 use crate::wire::flags::Flag;
@@ -97,6 +98,8 @@ pub struct Game {
     browser_window: Option<f64>,
     /// MSDP's `LIST`, `REPORT`, `SEND`… for what [`Game::oob`] leaves.
     msdp: MsdpDefaults,
+    /// The IRC bot to ask the portal for at a first start ([`irc`]).
+    irc_bot: Option<IrcBotSpec>,
 }
 
 impl Game {
@@ -112,7 +115,15 @@ impl Game {
             msdp: MsdpDefaults::new()
                 .with_reportable(&MSDP_VARIABLES)
                 .with_sendable(&MSDP_VARIABLES),
+            irc_bot: None,
         }
+    }
+
+    /// Ask the portal for this IRC bot at a first start, and relay
+    /// between its channel and the players ([`irc`]).
+    pub fn with_irc_bot(mut self, spec: Option<IrcBotSpec>) -> Game {
+        self.irc_bot = spec;
+        self
     }
 
     /// Remember browser logins for `hours` after a browser was last seen;
@@ -139,6 +150,15 @@ impl Game {
         }
         if synced.mode == StartMode::Start {
             self.greet_unseen_sessions();
+            // Later starts (reloads, crashes) find the bot still running.
+            if let Some(spec) = &self.irc_bot {
+                log::info!(
+                    "asking the portal for IRC bot {} in {}",
+                    spec.nick,
+                    spec.channel
+                );
+                self.outbox.push(spec.request());
+            }
         }
         log::info!(
             "started ({}): {} sessions, {} logged in",
@@ -154,7 +174,7 @@ impl Game {
         let mut waiting: Vec<u64> = self
             .sessions
             .iter()
-            .filter(|s| !s.logged_in)
+            .filter(|s| !s.logged_in && !irc::is_bot(s))
             .map(|s| s.sessid)
             .collect();
         waiting.sort_unstable();
@@ -190,8 +210,14 @@ impl Game {
         match msg {
             PortalMsg::Connect { session } => {
                 let sessid = session.sessid;
+                let bot = irc::is_bot(&session);
+                if bot {
+                    log::info!("IRC bot session {sessid} ({})", session.address);
+                }
                 self.sessions.connect(session);
-                self.greet(sessid);
+                if !bot {
+                    self.greet(sessid);
+                }
             }
             PortalMsg::DataIn { sessid, commands } => self.data_in(sessid, &commands),
             PortalMsg::Stop { mode } => {
@@ -264,6 +290,9 @@ impl Game {
     }
 
     fn data_in(&mut self, sessid: u64, commands: &[Command]) {
+        if self.sessions.get(sessid).is_some_and(irc::is_bot) {
+            return self.irc_in(commands);
+        }
         for command in commands {
             if command.name != "text" {
                 self.oob(sessid, command);
@@ -808,6 +837,32 @@ impl Game {
         names
     }
 
+    /// Input on an IRC bot's session: channel talk to every player.
+    fn irc_in(&mut self, commands: &[Command]) {
+        let players: Vec<u64> = self.sessions.logged_in().map(|s| s.sessid).collect();
+        for text in commands.iter().filter_map(irc::shown_to_players) {
+            for &id in &players {
+                self.text(id, text.clone());
+            }
+        }
+    }
+
+    /// A player's speech to every IRC bot's channel.
+    fn say_on_irc(&mut self, speaker: &str, speech: &str) {
+        let bots: Vec<u64> = self
+            .sessions
+            .iter()
+            .filter(|s| irc::is_bot(s))
+            .map(|s| s.sessid)
+            .collect();
+        for sessid in bots {
+            self.outbox.push(ServerMsg::DataOut {
+                sessid,
+                commands: vec![irc::channel_line(speaker, speech)],
+            });
+        }
+    }
+
     fn say(&mut self, sessid: u64, speech: &str) {
         if speech.is_empty() {
             return self.text(sessid, "Say what?");
@@ -816,6 +871,7 @@ impl Game {
         let listeners: Vec<u64> = self
             .sessions
             .logged_in()
+            .filter(|s| !irc::is_bot(s))
             .map(|s| s.sessid)
             .filter(|&id| id != sessid)
             .collect();
@@ -825,6 +881,7 @@ impl Game {
         for id in listeners {
             self.text(id, heard.clone());
         }
+        self.say_on_irc(&escape(&speaker), &speech);
     }
 
     fn who(&mut self, sessid: u64) {
@@ -1247,6 +1304,66 @@ mod tests {
         let mut f = fixture();
         f.logged_in(1, "anna");
         assert_eq!(f.texts(1, "ECHO hello  world"), ["hello  world"]);
+    }
+
+    #[test]
+    fn an_irc_bot_session_relays_between_its_channel_and_the_players() {
+        let mut f = fixture();
+        f.logged_in(1, "anna");
+        let bot = Session::init_session(9, "ircbot", "#plaza@127.0.0.1");
+        f.game.handle(PortalMsg::Connect { session: bot });
+        assert!(f.game.take_outbox().is_empty(), "no login screen for a bot");
+        let said = f.say(1, "say hello irc");
+        let to_bot = commands_for(&said, 9);
+        assert_eq!(to_bot.len(), 1, "{said:?}");
+        assert_eq!(to_bot[0].name, "channel");
+        assert_eq!(to_bot[0].first_str(), Some("anna: hello irc"));
+        let input = Command {
+            name: "bot_data_in".into(),
+            args: vec![Value::Str("hi from irc".into())],
+            kwargs: [("type", "msg"), ("user", "watcher"), ("channel", "#plaza")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), Value::Str(v.into())))
+                .collect(),
+        };
+        f.game.handle(PortalMsg::DataIn {
+            sessid: 9,
+            commands: vec![input],
+        });
+        let out = f.game.take_outbox();
+        assert_eq!(texts_for(&out, 1), ["[IRC] watcher: hi from irc"]);
+        assert!(commands_for(&out, 9).is_empty(), "nothing back to the bot");
+        // A player's own `bot_data_in` (GMCP, say) is not IRC input.
+        let forged = Command {
+            name: "bot_data_in".into(),
+            ..Command::text("x")
+        };
+        f.game.handle(PortalMsg::DataIn {
+            sessid: 1,
+            commands: vec![forged],
+        });
+        assert!(texts_for(&f.game.take_outbox(), 1)
+            .iter()
+            .all(|t| !t.contains("[IRC]")));
+    }
+
+    #[test]
+    fn a_first_start_asks_for_the_irc_bot_and_a_reload_does_not() {
+        for (mode, asks) in [(StartMode::Start, true), (StartMode::Reload, false)] {
+            let mut f = fixture();
+            let spec = IrcBotSpec::parse("127.0.0.1:6667:#plaza:demobot").ok();
+            f.game = f.game.with_irc_bot(spec);
+            f.game.start(Synced {
+                mode,
+                sessions: vec![],
+            });
+            let asked = f
+                .game
+                .take_outbox()
+                .iter()
+                .any(|m| matches!(m, ServerMsg::ServerConnect { protocol_key, .. } if protocol_key == "irc"));
+            assert_eq!(asked, asks, "{mode:?}");
+        }
     }
 
     #[test]

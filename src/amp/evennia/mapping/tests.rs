@@ -360,3 +360,40 @@ fn addresses_lose_their_port() {
     assert_eq!(host_of("[::1]:4000"), "::1");
     assert_eq!(host_of("somewhere"), "somewhere");
 }
+
+#[test]
+fn sconn_for_evennias_irc_bot_factory_asks_for_an_irc_session() {
+    // What Evennia's IRCBot.start sends (accounts/bots.py): the factory
+    // path and its config dict, the port as a string.
+    let config = Py::Dict(vec![
+        (s("uid"), Py::Int(5)),
+        (s("botname"), s("evbot")),
+        (s("channel"), s("#evennia")),
+        (s("network"), s("irc.example.org")),
+        (s("port"), s("6667")),
+        (s("ssl"), Py::Bool(false)),
+    ]);
+    let kwargs = vec![
+        operation(op::SCONN),
+        (
+            s("protocol_path"),
+            s("evennia.server.portal.irc.IRCBotFactory"),
+        ),
+        (s("config"), config),
+    ];
+    let FromPeer::Msg(ServerMsg::ServerConnect {
+        protocol_key,
+        config,
+    }) = from_server("AdminServer2Portal", 0, kwargs)
+    else {
+        panic!("not a ServerConnect")
+    };
+    assert_eq!(protocol_key, "irc");
+    assert_eq!(config.get("port").and_then(Value::as_str), Some("6667"));
+    assert_eq!(config.get("uid").and_then(Value::as_int), Some(5));
+    // Any other factory path is passed on, to be refused by name.
+    assert_eq!(
+        protocol_key_of("evennia.server.portal.rss.RSSBotFactory"),
+        "evennia.server.portal.rss.RSSBotFactory"
+    );
+}
