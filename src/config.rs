@@ -245,6 +245,21 @@ pub struct WebSection {
     pub commands: Vec<String>,
     /// As `telnet.proxy_protocol`, for the web listeners.
     pub proxy_protocol: ProxyMode,
+    /// `host:port` of the game's own web server (Evennia's Django site,
+    /// the second port of its `WEBSERVER_PORTS`): every plain HTTP request
+    /// the portal does not serve itself is relayed there. "" = none.
+    pub upstream: String,
+    /// Seconds to wait for the upstream to accept a connection (502 when
+    /// it refuses, 504 past this).
+    pub upstream_connect_timeout_secs: f64,
+    /// Seconds the upstream may take to start its answer, and may stay
+    /// silent in the middle of one (504 before the answer started).
+    pub upstream_timeout_secs: f64,
+    /// Seconds a client may take to send a relayed request's whole body
+    /// (408 past this).
+    pub upstream_body_timeout_secs: f64,
+    /// Largest body of a relayed request, in bytes (413 past this).
+    pub upstream_max_body_bytes: usize,
 }
 
 /// Which AMP protocol the game speaks.
@@ -474,6 +489,11 @@ impl Default for WebSection {
             pong_timeout_secs: 20.0,
             ajax_receive_timeout_secs: 25.0,
             ajax_keepalive_secs: 30.0,
+            upstream: String::new(),
+            upstream_connect_timeout_secs: 5.0,
+            upstream_timeout_secs: 30.0,
+            upstream_body_timeout_secs: 60.0,
+            upstream_max_body_bytes: 4 << 20,
             cookie_max_age_days: 30,
             commands: [
                 "echo",
@@ -939,6 +959,22 @@ impl WebSection {
             self.ajax_receive_timeout_secs,
         )?;
         check_positive("web.ajax_keepalive_secs", self.ajax_keepalive_secs)?;
+        if !self.upstream.is_empty() {
+            parse_addr(&self.upstream).map_err(Invalid::address("web.upstream"))?;
+        }
+        check_positive(
+            "web.upstream_connect_timeout_secs",
+            self.upstream_connect_timeout_secs,
+        )?;
+        check_positive("web.upstream_timeout_secs", self.upstream_timeout_secs)?;
+        check_positive(
+            "web.upstream_body_timeout_secs",
+            self.upstream_body_timeout_secs,
+        )?;
+        check_positive(
+            "web.upstream_max_body_bytes",
+            self.upstream_max_body_bytes as f64,
+        )?;
         Ok(())
     }
 }
@@ -1227,6 +1263,17 @@ mod tests {
         assert_eq!(config.web, WebSection::default());
         assert_eq!(config.metrics, MetricsSection::default());
         assert!(config.mssp.is_empty(), "{:?}", config.mssp);
+    }
+
+    #[test]
+    fn a_web_upstream_must_be_an_address_and_the_evennia_conf_sets_one() {
+        let err = parse("[web]\nupstream = \"localhost\"\n").unwrap_err();
+        assert_eq!(err.key, "web.upstream");
+        let err = parse("[web]\nupstream_timeout_secs = 0\n").unwrap_err();
+        assert_eq!(err.key, "web.upstream_timeout_secs");
+        let config = parse(include_str!("../portal-evennia.conf")).unwrap();
+        assert_eq!(config.web.upstream, "127.0.0.1:4005");
+        assert_eq!(config.web.listen, ["0.0.0.0:4001"]);
     }
 
     #[test]

@@ -13,6 +13,9 @@
 //!             TLS and its waiter) driving its session core (sans-IO: the
 //!             protocol engine — telnet, or HTTP + websocket for the web
 //!             page — line framer, limits, timeouts, output buffer)
+//!                   │   └─ web requests for the game's own web server
+//!                   │      (`[web] upstream`): relayed by this same thread
+//!                   │      (session::relay) ──HTTP/1.1──► e.g. Evennia's Django
 //!                   │ data_in                               ▲ data_out
 //!                   ▼                                       │ (mailbox + waker)
 //!   registry ──► inbox (crossbeam) ──► AMP writer thread ──frames──► game server
@@ -45,7 +48,8 @@
 //!   writer threads; the writer owns held and in-flight input, the link's
 //!   state and the heartbeat ([`amp::outbox`], pure);
 //! - [`protocols`]: the client protocols (telnet; HTTP and websockets for
-//!   the web client, with its wire formats; spotting HTTP on telnet);
+//!   the web client, with its wire formats; spotting HTTP on telnet; what
+//!   a relayed request and answer say, [`protocols::http_relay`]);
 //! - [`session::protocol`]: which engine a session core drives, and
 //!   rendering for it;
 //! - [`tls`] and [`session::transport`]: telnet over TLS (rustls);

@@ -4,6 +4,7 @@
 pub mod ajax;
 pub mod http;
 pub mod http_probe;
+pub mod http_relay;
 pub mod irc;
 pub mod proxy;
 pub mod telnet;

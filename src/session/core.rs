@@ -36,7 +36,7 @@
 //! are defined with the handle that sends them ([`crate::session::handle`]).
 
 use crate::config::{fill, Config};
-use crate::protocols::http::Response;
+use crate::protocols::http::{Request, Response};
 use crate::protocols::http_probe;
 use crate::protocols::telnet::{InputFailure, TelnetEvent};
 use crate::protocols::terminal::TerminalEvent;
@@ -113,6 +113,11 @@ pub enum CoreEvent {
     /// [`Core::answer_ajax`] or take the connection with
     /// [`Core::hand_over`].
     Ajax(Box<AjaxPost>),
+    /// A plain request for the game's web server (`[web] upstream`): the
+    /// worker relays it ([`crate::session::relay`]), taking the body's
+    /// first bytes with [`Core::take_relay_input`], and ends it with
+    /// [`Core::relay_done`].
+    Relay(Box<Request>),
 }
 
 /// Output held back from a new telnet client until its first bytes show
@@ -387,6 +392,30 @@ impl Core {
         self.pump(now);
     }
 
+    /// What was read past a [`CoreEvent::Relay`] request's head.
+    pub fn take_relay_input(&mut self) -> Vec<u8> {
+        match &mut self.protocol {
+            Protocol::Web(web) => web.take_relay_input(),
+            Protocol::Telnet(_) | Protocol::Terminal(_) => Vec::new(),
+        }
+    }
+
+    /// Whether the connection may carry a request after the relayed one.
+    pub fn relay_may_keep_alive(&self) -> bool {
+        match &self.protocol {
+            Protocol::Web(web) => web.relay_may_keep_alive(),
+            Protocol::Telnet(_) | Protocol::Terminal(_) => false,
+        }
+    }
+
+    /// A relayed request is over (see [`crate::protocols::websocket::WebEngine::relay_done`]).
+    pub fn relay_done(&mut self, leftover: Vec<u8>, keep_alive: bool, now: Instant) {
+        if let Protocol::Web(web) = &mut self.protocol {
+            web.relay_done(leftover, keep_alive, now);
+        }
+        self.pump(now);
+    }
+
     /// The connection goes to an AJAX session (a parked receive): the
     /// input read past the request and the output not yet written, for
     /// whoever serves it next. This core reads nothing more.
@@ -612,6 +641,7 @@ impl Core {
                     self.close_asked(now);
                 }
                 WebEvent::Ajax(post) => self.events.push_back(CoreEvent::Ajax(post)),
+                WebEvent::Relay(request) => self.events.push_back(CoreEvent::Relay(request)),
             }
         }
     }

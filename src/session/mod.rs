@@ -9,7 +9,9 @@
 //! limits, timeouts) are the sans-IO session core ([`core`]), and its I/O
 //! (socket, TLS) belongs to the session worker thread ([`worker`]). An
 //! AJAX session has no connection of its own: its worker ([`ajax`]) owns
-//! the session core and at most one parked request.
+//! the session core and at most one parked request. A web request for
+//! the game's own web server is relayed by the connection's worker
+//! ([`relay`]).
 
 pub mod ajax;
 pub mod core;
@@ -19,6 +21,7 @@ pub mod handle;
 pub mod irc;
 pub mod outbound;
 pub mod protocol;
+pub mod relay;
 pub mod render;
 pub mod stack;
 pub mod transport;

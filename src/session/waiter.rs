@@ -90,6 +90,9 @@ pub struct Waiter {
     socket: RawFd,
     event: Arc<OwnedFd>,
     write_interest: bool,
+    /// Off while only writability matters (a relay writing to a client
+    /// that keeps sending): readable input would end every wait at once.
+    read_interest: bool,
     /// The stack was trimmed and nothing has happened since.
     trimmed: bool,
     /// [`IDLE_TRIM`], shorter in tests.
@@ -111,6 +114,7 @@ impl Waiter {
             socket,
             event,
             write_interest: false,
+            read_interest: true,
             trimmed: false,
             idle_trim: IDLE_TRIM,
         })
@@ -133,6 +137,11 @@ impl Waiter {
     /// Also wake when the socket becomes writable (output is waiting).
     pub fn set_write_interest(&mut self, wanted: bool) {
         self.write_interest = wanted;
+    }
+
+    /// Whether waits report the socket readable (on unless turned off).
+    pub fn set_read_interest(&mut self, wanted: bool) {
+        self.read_interest = wanted;
     }
 
     /// Sleep until the socket is ready, a wake comes, or `timeout` passes
@@ -167,7 +176,11 @@ impl Waiter {
 
     /// One `ppoll` on the socket and the eventfd.
     fn poll_once(&mut self, timeout: Option<Duration>) -> io::Result<Readiness> {
-        let mut socket_events = libc::POLLIN | libc::POLLRDHUP;
+        let mut socket_events = if self.read_interest {
+            libc::POLLIN | libc::POLLRDHUP
+        } else {
+            0
+        };
         if self.write_interest {
             socket_events |= libc::POLLOUT;
         }

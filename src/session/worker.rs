@@ -43,6 +43,7 @@ use crate::session::core::Direction;
 use crate::session::core::{Closing, Core, CoreEvent};
 use crate::session::handle::{Mail, ToWorker, WorkerHandle};
 use crate::session::protocol::Protocol;
+use crate::session::relay;
 use crate::session::transport::{ReadEnd, TlsSession, Transport};
 use crate::session::waiter::Waiter;
 use crate::shared::Shared;
@@ -524,6 +525,7 @@ pub(crate) fn web_settings(config: &Config, secure: bool) -> io::Result<WebSetti
         cookie_max_age_secs: w.cookie_max_age_days * 24 * 3600,
         secure,
         game_name: config.portal.name.clone(),
+        relay: !w.upstream.is_empty(),
     })
 }
 
@@ -860,6 +862,7 @@ impl Worker {
     fn apply(&mut self, event: CoreEvent) {
         match event {
             CoreEvent::Ajax(post) => self.serve_ajax(&post),
+            CoreEvent::Relay(request) => self.relay(&request),
             CoreEvent::Register {
                 csessid,
                 subprotocol,
@@ -884,6 +887,67 @@ impl Worker {
                 self.hand_to = Some((session, post.request.keep_alive()));
             }
         }
+    }
+
+    /// A request for the game's web server: relayed here, blocking this
+    /// connection's thread only, every wait bounded (see `session::relay`).
+    fn relay(&mut self, request: &crate::protocols::http::Request) {
+        let config = self.core.config().clone();
+        let Ok(upstream) = crate::config::parse_addr(&config.web.upstream) else {
+            // Checked when the config was read; a reload cleared it.
+            self.core.relay_done(Vec::new(), false, Instant::now());
+            return;
+        };
+        let w = &config.web;
+        let settings = relay::RelaySettings {
+            upstream,
+            connect_timeout: Duration::from_secs_f64(w.upstream_connect_timeout_secs),
+            timeout: Duration::from_secs_f64(w.upstream_timeout_secs),
+            body_timeout: Duration::from_secs_f64(w.upstream_body_timeout_secs),
+            max_body_bytes: w.upstream_max_body_bytes as u64,
+            may_keep_alive: self.core.relay_may_keep_alive(),
+        };
+        let peer = self.admission.address.ip();
+        let hops = crate::protocols::websocket::forwarded_chain(request);
+        let client = proxy::forwarded_client(peer, &hops, &config.proxy.trusted_proxies);
+        let from = crate::protocols::http_relay::Forwarding {
+            peer,
+            client: client.unwrap_or(peer),
+            peer_trusted: config.proxy.trusts(peer),
+            secure: matches!(self.transport, Transport::Tls(_)),
+        };
+        // What is queued (an earlier answer) goes first.
+        self.flush();
+        let input = self.core.take_relay_input();
+        let started = Instant::now();
+        let mut client = RelayClient {
+            stream: &mut self.stream,
+            transport: &mut self.transport,
+            waiter: &mut self.waiter,
+            pending: std::mem::take(self.core.transmit()),
+            bytes_in: 0,
+            bytes_out: 0,
+        };
+        let outcome = relay::relay(&mut client, request, input, &settings, &from);
+        let (bytes_in, bytes_out) = (client.bytes_in, client.bytes_out);
+        self.waiter.set_write_interest(false);
+        self.waiter.set_read_interest(true);
+        self.apply(CoreEvent::BytesIn(bytes_in));
+        self.apply(CoreEvent::BytesOut(bytes_out));
+        let sessid = self.core.sessid();
+        log::debug!(
+            "session {sessid}: relayed {} {} → {} ({} body bytes, {:?})",
+            request.method,
+            request.path,
+            outcome.status,
+            outcome.bytes_out,
+            started.elapsed()
+        );
+        if outcome.client_gone {
+            return self.core.handle_peer_gone();
+        }
+        self.core
+            .relay_done(outcome.leftover, outcome.keep_alive, Instant::now());
     }
 
     /// Register the session (see [`CoreEvent::Register`]).
@@ -961,6 +1025,71 @@ impl Worker {
     }
 }
 
+/// The client's side of a relayed request: the worker's socket and
+/// transport, waited on with its waiter.
+struct RelayClient<'w> {
+    stream: &'w mut TcpStream,
+    transport: &'w mut Transport,
+    waiter: &'w mut Waiter,
+    /// Output not yet written (it goes before the relay's).
+    pending: Vec<u8>,
+    bytes_in: usize,
+    bytes_out: usize,
+}
+
+impl RelayClient<'_> {
+    /// Wait for the socket until `deadline`; false when it passed.
+    fn wait(&mut self, deadline: Instant, write: bool) -> Result<(), relay::ClientEnd> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(relay::ClientEnd::TimedOut);
+        }
+        self.waiter.set_write_interest(write);
+        self.waiter.set_read_interest(!write);
+        match self.waiter.wait(Some(left)) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(relay::ClientEnd::Gone(format!("poll failed: {e}"))),
+        }
+    }
+}
+
+impl relay::Client for RelayClient<'_> {
+    fn read_some(&mut self, buf: &mut Vec<u8>, deadline: Instant) -> Result<(), relay::ClientEnd> {
+        loop {
+            let before = buf.len();
+            let end = self.transport.read(self.stream, buf);
+            self.bytes_in += buf.len() - before;
+            // TLS may have handshake or alert bytes to send.
+            let mut none = Vec::new();
+            let _ = self.transport.write(self.stream, &mut none);
+            match end {
+                ReadEnd::Closed if buf.len() == before => {
+                    return Err(relay::ClientEnd::Gone("the client closed".into()))
+                }
+                ReadEnd::Failed(why) => return Err(relay::ClientEnd::Gone(why)),
+                _ if buf.len() > before => return Ok(()),
+                _ => {}
+            }
+            self.wait(deadline, false)?;
+        }
+    }
+
+    fn write_all(&mut self, bytes: &[u8], deadline: Instant) -> Result<(), relay::ClientEnd> {
+        self.pending.extend_from_slice(bytes);
+        loop {
+            let before = self.pending.len();
+            if let Err(e) = self.transport.write(self.stream, &mut self.pending) {
+                return Err(relay::ClientEnd::Gone(format!("write failed: {e}")));
+            }
+            self.bytes_out += before - self.pending.len();
+            if !self.transport.wants_write(&self.pending) {
+                return Ok(());
+            }
+            self.wait(deadline, true)?;
+        }
+    }
+}
+
 /// Carry out one core event that is not an AJAX request, for a
 /// connection's worker or an AJAX session's (`session::ajax`).
 pub(crate) fn apply_event(
@@ -1018,7 +1147,7 @@ pub(crate) fn apply_event(
         CoreEvent::BytesIn(n) => Stats::add(&shared.stats.bytes_in, n as u64),
         CoreEvent::BytesOut(n) => Stats::add(&shared.stats.bytes_out, n as u64),
         // Only a web connection's worker serves these.
-        CoreEvent::Ajax(_) => {}
+        CoreEvent::Ajax(_) | CoreEvent::Relay(_) => {}
     }
 }
 

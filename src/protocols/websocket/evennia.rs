@@ -145,6 +145,44 @@ pub fn encode_text(html: &str, prompt: bool) -> Frame {
     })
 }
 
+/// Rendered game text ([`crate::markup::html`]) as Evennia's own web
+/// client shows it, for its page when the portal relays Evennia's site:
+/// line ends as `<br>` (its output pane does not keep them) and the
+/// palette and style classes under Evennia's names (`fg-9` is
+/// `color-009`, `bg-4` `bgcolor-004`, `u` `underline`, `inv` `inverse`).
+/// The markup is the renderer's own, so its class attributes are the only
+/// `class="` in it (text is escaped).
+pub fn for_evennia_page(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() + 16);
+    let mut rest = html;
+    while let Some(start) = rest.find("class=\"") {
+        let (before, after) = rest.split_at(start + "class=\"".len());
+        out.push_str(&before.replace('\n', "<br>"));
+        let end = after.find('"').unwrap_or(after.len());
+        let names: Vec<String> = after[..end].split(' ').map(evennia_class).collect();
+        out.push_str(&names.join(" "));
+        rest = &after[end..];
+    }
+    out.push_str(&rest.replace('\n', "<br>"));
+    out
+}
+
+fn evennia_class(name: &str) -> String {
+    let palette = |prefix: &str, n: &str| match n.parse::<u8>() {
+        Ok(n) => format!("{prefix}-{n:03}"),
+        Err(_) => name.to_owned(),
+    };
+    match name {
+        "u" => "underline".into(),
+        "inv" => "inverse".into(),
+        _ => match (name.strip_prefix("fg-"), name.strip_prefix("bg-")) {
+            (Some(n), _) => palette("color", n),
+            (_, Some(n)) => palette("bgcolor", n),
+            _ => name.to_owned(),
+        },
+    }
+}
+
 /// A plain line from the portal.
 pub fn encode_notice(text: &str, error: bool) -> Frame {
     let level = if error { "error" } else { "info" };
@@ -169,6 +207,17 @@ pub fn encode_echo(on: bool) -> Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evennia_s_page_gets_br_line_ends_and_its_own_class_names() {
+        let ours = "<span class=\"fg-9 bg-4 u inv blink\">a\nb</span>\n&lt;br&gt;\n";
+        assert_eq!(
+            for_evennia_page(ours),
+            "<span class=\"color-009 bgcolor-004 underline inverse blink\">a<br>b</span><br>&lt;br&gt;<br>"
+        );
+        let xterm = "<span style=\"color:#ff8700\">x</span>";
+        assert_eq!(for_evennia_page(xterm), xterm);
+    }
 
     fn any(_: &str) -> bool {
         true

@@ -8,6 +8,8 @@
 //!                                    ├─► GET /, /client.js, /style.css, /favicon.svg ─► page.rs answer (keep-alive)
 //!                                    ├─► POST /webclientdata (Origin, body ≤ max_message_bytes) ─► Ajax event;
 //!                                    │     reading waits for answer_ajax, or hand_over gives the socket away
+//!                                    ├─► with `relay` (an upstream): any other plain request ─► Relay event;
+//!                                    │     the worker takes the bytes (take_relay_input), relays, relay_done
 //!                                    ├─► other ─► 404 / 405 / 400 / 431 / 408 and close
 //!                                    └─► upgrade (handshake.rs: Origin, subprotocol) ─► 101
 //!                                  websocket stage: tungstenite frames ─► format.rs decode
@@ -96,6 +98,11 @@ pub struct WebSettings {
     pub secure: bool,
     /// The game's name (`[portal] name`), shown on the page.
     pub game_name: String,
+    /// `[web] upstream` is set: plain requests other than the AJAX
+    /// transport's go to the game's web server ([`WebEvent::Relay`]), the
+    /// portal's own page is not served, and a websocket may name its
+    /// browser id in its URL as Evennia's page does (`/?csessid&cuid&browser`).
+    pub relay: bool,
 }
 
 impl Default for WebSettings {
@@ -113,6 +120,7 @@ impl Default for WebSettings {
             cookie_max_age_secs: 30 * 24 * 3600,
             secure: false,
             game_name: "Portal".into(),
+            relay: false,
         }
     }
 }
@@ -153,6 +161,13 @@ pub enum WebEvent {
     /// [`WebEngine::uncarriable`].)
     #[serde(skip)]
     Ajax(Box<AjaxPost>),
+    /// A plain request for the game's web server (with
+    /// [`WebSettings::relay`]): the worker takes what was read past its
+    /// head with [`WebEngine::take_relay_input`], relays it, and gives
+    /// the connection back with [`WebEngine::relay_done`]. No further
+    /// request is read until then. (Not carried by `portal upgrade`.)
+    #[serde(skip)]
+    Relay(Box<Request>),
 }
 
 /// An AJAX request with its body.
@@ -299,6 +314,8 @@ enum Waiting {
     /// The answer to an AJAX request handed out as [`WebEvent::Ajax`].
     #[serde(skip)]
     Answer(Box<Request>),
+    /// The end of a request handed out as [`WebEvent::Relay`].
+    Relayed,
 }
 
 /// One web connection's protocol state.
@@ -402,6 +419,53 @@ impl WebEngine {
         self.read_requests(now);
     }
 
+    /// The bytes read past a [`WebEvent::Relay`] request's head (the
+    /// start of its body), for the relay.
+    pub fn take_relay_input(&mut self) -> Vec<u8> {
+        match &mut self.stage {
+            Stage::Http { buffer, .. } => std::mem::take(buffer),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether the connection may carry another request after the one
+    /// being relayed (at most `MAX_REQUESTS` per connection): if not, the
+    /// relayed answer must say `Connection: close`.
+    pub fn relay_may_keep_alive(&self) -> bool {
+        match &self.stage {
+            Stage::Http { served, .. } => *served + 1 < MAX_REQUESTS,
+            _ => false,
+        }
+    }
+
+    /// A relayed request is over: with `keep_alive`, read the next request
+    /// from `leftover` (what the relay read past the body) and the socket;
+    /// else close.
+    pub fn relay_done(&mut self, leftover: Vec<u8>, keep_alive: bool, now: Instant) {
+        let Stage::Http {
+            buffer,
+            waiting,
+            served,
+            ..
+        } = &mut self.stage
+        else {
+            return;
+        };
+        if !matches!(waiting, Waiting::Relayed) {
+            return;
+        }
+        if !keep_alive || *served + 1 >= MAX_REQUESTS {
+            self.stage = Stage::Done;
+            self.events
+                .push_back(WebEvent::Closed("relayed request answered".into()));
+            return;
+        }
+        *buffer = leftover;
+        *waiting = Waiting::Head;
+        self.next_request(now);
+        self.read_requests(now);
+    }
+
     /// The connection is being handed to an AJAX session (a parked
     /// receive): the bytes read past the request, for whoever reads it
     /// next. Nothing more is read here.
@@ -424,11 +488,15 @@ impl WebEngine {
         if self.events.iter().any(|e| matches!(e, WebEvent::Ajax(_))) {
             return Some("an AJAX request is being answered");
         }
+        if self.events.iter().any(|e| matches!(e, WebEvent::Relay(_))) {
+            return Some("a request for the game's web server is being relayed");
+        }
         match &self.stage {
             Stage::Http { waiting, .. } => match waiting {
                 Waiting::Head => None,
                 Waiting::Body(..) => Some("an AJAX request body is being read"),
                 Waiting::Answer(_) => Some("an AJAX request is being answered"),
+                Waiting::Relayed => Some("a request for the game's web server is being relayed"),
             },
             Stage::Socket(socket) if !socket.context.can_write() => {
                 Some("the websocket is closing")
@@ -589,12 +657,24 @@ impl WebEngine {
 
     /// Rendered game text.
     pub fn send_text(&mut self, text: &str) {
-        self.send_with(|f| Some(f.encode_text(text, false)));
+        let text = self.for_page(text);
+        self.send_with(|f| Some(f.encode_text(&text, false)));
     }
 
     /// A rendered prompt.
     pub fn send_prompt(&mut self, text: &str) {
-        self.send_with(|f| Some(f.encode_text(text, true)));
+        let text = self.for_page(text);
+        self.send_with(|f| Some(f.encode_text(&text, true)));
+    }
+
+    /// With an upstream the page is Evennia's own: its client wants
+    /// Evennia's HTML (see [`evennia::for_evennia_page`]).
+    fn for_page<'t>(&self, html: &'t str) -> std::borrow::Cow<'t, str> {
+        if self.settings.relay && self.format() == Some(Format::Evennia) {
+            std::borrow::Cow::Owned(evennia::for_evennia_page(html))
+        } else {
+            std::borrow::Cow::Borrowed(html)
+        }
     }
 
     /// An out-of-band command; false if the format has no channel for it.
@@ -696,7 +776,7 @@ impl WebEngine {
                 return;
             };
             match waiting {
-                Waiting::Answer(_) => return,
+                Waiting::Answer(_) | Waiting::Relayed => return,
                 Waiting::Body(_, length) if buffer.len() < *length => return,
                 Waiting::Body(..) => {
                     let Waiting::Body(request, length) = std::mem::replace(waiting, Waiting::Head)
@@ -734,6 +814,12 @@ impl WebEngine {
     fn handle_request(&mut self, request: Request, now: Instant) {
         if request.path == ajax::PATH {
             return self.start_ajax(request);
+        }
+        if self.settings.relay && !handshake::is_upgrade(&request) {
+            if let Stage::Http { waiting, .. } = &mut self.stage {
+                *waiting = Waiting::Relayed;
+            }
+            return self.events.push_back(WebEvent::Relay(Box::new(request)));
         }
         if handshake::is_upgrade(&request) && request.path != "/" && request.path != "/ws" {
             let response = Response::error(404, "Websockets live at /ws.");
@@ -873,9 +959,9 @@ impl WebEngine {
         let mut whole = Vec::new();
         socket.gate.push(&leftover, frame, message, &mut whole);
         socket.pipe.input.extend(whole);
-        let csessid = self
-            .browser_id(request)
-            .map(str::to_owned)
+        let from_url = self.settings.relay.then(|| url_csessid(request)).flatten();
+        let csessid = from_url
+            .or_else(|| self.browser_id(request).map(str::to_owned))
             .unwrap_or_else(|| self.settings.fresh_csessid.clone());
         self.stage = Stage::Socket(socket);
         self.flags = WebEngine::flags_for(accepted.format);
@@ -1057,10 +1143,18 @@ fn truncate_utf8(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
+/// The browser id Evennia's page puts first in its websocket URL
+/// (`?csessid&cuid&browser`: its Django session key), if it looks like one.
+fn url_csessid(request: &Request) -> Option<String> {
+    let query = request.query.as_deref()?;
+    let first = query.split('&').next()?;
+    valid_csessid(first).then(|| first.to_owned())
+}
+
 /// The hops a request's proxy headers name, client first: every
 /// `Forwarded` header's `for=` values, or without one every
 /// `X-Forwarded-For` header's list.
-fn forwarded_chain(request: &Request) -> Vec<String> {
+pub(crate) fn forwarded_chain(request: &Request) -> Vec<String> {
     use crate::protocols::proxy::{forwarded_hops, x_forwarded_for_hops};
     let values = |name: &'static str| {
         let headers = request.headers.iter().filter(move |(key, _)| key == name);

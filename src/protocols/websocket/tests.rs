@@ -602,3 +602,116 @@ fn an_upgrade_reports_the_proxy_headers_chain() {
     };
     assert_eq!(chain, ["192.0.2.43"]);
 }
+
+// ---- relaying to the game's web server ----
+
+fn relaying() -> WebEngine {
+    let settings = WebSettings {
+        relay: true,
+        ..settings()
+    };
+    WebEngine::new(settings, Instant::now())
+}
+
+#[test]
+fn with_an_upstream_plain_requests_are_handed_out_for_the_relay_with_their_body_start() {
+    let now = Instant::now();
+    let mut web = relaying();
+    web.handle_input(
+        b"POST /accounts/login/ HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n\r\nuser=al",
+        now,
+    );
+    let request = match events(&mut web).as_slice() {
+        [WebEvent::Relay(request)] => request.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(request.path, "/accounts/login/");
+    // The page is not served here: nothing was answered.
+    assert_eq!(web.poll_transmit(), None);
+    assert_eq!(web.take_relay_input(), b"user=al");
+    // Nothing more is read until the relay is done.
+    web.handle_input(b"ic", now);
+    assert!(events(&mut web).is_empty());
+}
+
+#[test]
+fn after_a_kept_alive_relay_the_next_request_is_read_from_what_it_left() {
+    let now = Instant::now();
+    let mut web = relaying();
+    web.handle_input(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", now);
+    assert!(matches!(events(&mut web).as_slice(), [WebEvent::Relay(_)]));
+    web.relay_done(
+        b"GET /webclient/ HTTP/1.1\r\nHost: h\r\n\r\n".to_vec(),
+        true,
+        now,
+    );
+    match events(&mut web).as_slice() {
+        [WebEvent::Relay(request)] => assert_eq!(request.path, "/webclient/"),
+        other => panic!("{other:?}"),
+    }
+    web.relay_done(Vec::new(), false, now);
+    assert!(matches!(events(&mut web).as_slice(), [WebEvent::Closed(_)]));
+}
+
+#[test]
+fn the_last_request_a_connection_may_carry_is_relayed_as_its_last() {
+    let now = Instant::now();
+    let mut web = relaying();
+    let get = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+    web.handle_input(get, now);
+    for n in 1..MAX_REQUESTS {
+        assert!(web.relay_may_keep_alive(), "request {n}");
+        assert!(matches!(events(&mut web).as_slice(), [WebEvent::Relay(_)]));
+        web.relay_done(get.to_vec(), true, now);
+    }
+    assert!(!web.relay_may_keep_alive());
+    assert!(matches!(events(&mut web).as_slice(), [WebEvent::Relay(_)]));
+    web.relay_done(get.to_vec(), true, now);
+    assert!(matches!(events(&mut web).as_slice(), [WebEvent::Closed(_)]));
+}
+
+#[test]
+fn with_an_upstream_ajax_posts_and_upgrades_stay_the_portal_s() {
+    let now = Instant::now();
+    let mut web = relaying();
+    web.handle_input(&post("mode=init", ""), now);
+    assert!(matches!(events(&mut web).as_slice(), [WebEvent::Ajax(_)]));
+    let mut web = relaying();
+    web.handle_input(&upgrade(""), now);
+    assert!(matches!(
+        events(&mut web).as_slice(),
+        [WebEvent::Opened { .. }]
+    ));
+}
+
+#[test]
+fn evennia_s_page_names_its_browser_id_first_in_the_websocket_url() {
+    let now = Instant::now();
+    let session_key = "k2m1x9q7w3e5r8t0y6u4i2o1p3a5s7d9";
+    let bytes = String::from_utf8(upgrade("")).unwrap().replacen(
+        "GET /ws ",
+        &format!("GET /?{session_key}&tab1&chrome "),
+        1,
+    );
+    let mut web = relaying();
+    web.handle_input(bytes.as_bytes(), now);
+    match events(&mut web).as_slice() {
+        [WebEvent::Opened { csessid, .. }] => assert_eq!(csessid, session_key),
+        other => panic!("{other:?}"),
+    }
+    // Without an upstream, a URL cannot choose the browser id.
+    let mut web = WebEngine::new(settings(), now);
+    web.handle_input(bytes.as_bytes(), now);
+    match events(&mut web).as_slice() {
+        [WebEvent::Opened { csessid, .. }] => assert_eq!(csessid, "Fresh0000000000000000000"),
+        other => panic!("{other:?}"),
+    }
+    // Evennia's page without a session (`false`) gets a fresh one.
+    let bytes = bytes.replacen(session_key, "false", 1);
+    let mut web = relaying();
+    web.handle_input(bytes.as_bytes(), now);
+    match events(&mut web).as_slice() {
+        [WebEvent::Opened { csessid, .. }] => assert_eq!(csessid, "Fresh0000000000000000000"),
+        other => panic!("{other:?}"),
+    }
+}

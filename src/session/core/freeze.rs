@@ -119,6 +119,9 @@ impl Core {
         if self.events.iter().any(|e| matches!(e, CoreEvent::Ajax(_))) {
             return Some("an AJAX request is pending");
         }
+        if self.events.iter().any(|e| matches!(e, CoreEvent::Relay(_))) {
+            return Some("a request for the game's web server is pending");
+        }
         match &self.protocol {
             Protocol::Telnet(telnet) => telnet.uncarriable(),
             Protocol::Web(web) => web.uncarriable(),
@@ -282,7 +285,7 @@ pub(super) mod events {
             CoreEvent::MsspRequest => CarriedEvent::MsspRequest,
             CoreEvent::BytesIn(n) => CarriedEvent::BytesIn(*n),
             CoreEvent::BytesOut(n) => CarriedEvent::BytesOut(*n),
-            CoreEvent::Ajax(_) => return None,
+            CoreEvent::Ajax(_) | CoreEvent::Relay(_) => return None,
         })
     }
 
