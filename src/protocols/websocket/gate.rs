@@ -210,7 +210,11 @@ mod tests {
         assert_eq!(out, header);
         assert!(gate.spilled());
         gate.push(&rest, 1024, 2048, &mut out);
-        assert_eq!(out, [&header[..], &rest[..]].concat(), "passed on, not held");
+        assert_eq!(
+            out,
+            [&header[..], &rest[..]].concat(),
+            "passed on, not held"
+        );
         assert_eq!(gate.held(), 0);
     }
 
