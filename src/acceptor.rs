@@ -731,16 +731,23 @@ impl Acceptor {
                 self.shared.stats.refuse(RefuseReason::NoDescriptors);
                 let text = self.shared.config().messages.connection_refused.clone();
                 let web = listener.protocol_key == WEB_PROTOCOL_KEY;
-                refuse(std::net::TcpStream::from(stream), &text, web);
+                let stream = std::net::TcpStream::from(stream);
+                refuse_keeping(&stream, &text, web);
+                self.spare_fd = spare_in_place_of(stream, listener.socket.as_raw_fd());
             }
         }
-        self.spare_fd = open_spare();
+        if self.spare_fd.is_none() {
+            self.spare_fd = open_spare();
+        }
         self.paused_until = Some(Instant::now() + EMFILE_PAUSE);
     }
 
     fn resume_after_pause(&mut self) {
         if self.paused_until.is_some_and(|t| Instant::now() >= t) {
             self.paused_until = None;
+            if self.spare_fd.is_none() {
+                self.spare_fd = open_spare();
+            }
             for i in 0..self.listeners.len() {
                 self.accept_all(i);
             }
@@ -761,7 +768,12 @@ fn report_reopen(what: &str, path: &std::path::Path, result: io::Result<()>) {
     }
 }
 
-pub(crate) fn refuse(mut stream: std::net::TcpStream, text: &str, web: bool) {
+pub(crate) fn refuse(stream: std::net::TcpStream, text: &str, web: bool) {
+    refuse_keeping(&stream, text, web);
+}
+
+/// [`refuse`], leaving the (shut down) socket to the caller.
+fn refuse_keeping(mut stream: &std::net::TcpStream, text: &str, web: bool) {
     let bytes = if web {
         crate::protocols::http::Response::error(503, text).to_bytes(false)
     } else {
@@ -769,6 +781,25 @@ pub(crate) fn refuse(mut stream: std::net::TcpStream, text: &str, web: bool) {
     };
     let _ = stream.write_all(&bytes);
     let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// Close a refused connection and hold its descriptor number as the
+/// spare in one step (`dup3` of the listener onto it): closing it first
+/// and opening the spare after would let another thread (a worker making
+/// its eventfd) take the descriptor in between, leaving no spare, and the
+/// next client out of descriptors would wait unanswered.
+fn spare_in_place_of(stream: std::net::TcpStream, listener: i32) -> Option<std::fs::File> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let fd = stream.into_raw_fd();
+    // SAFETY: dup3 onto a descriptor we own (it closes the connection and
+    // makes `fd` a second reference to the listener, close-on-exec).
+    if unsafe { libc::dup3(listener, fd, libc::O_CLOEXEC) } == fd {
+        // SAFETY: `fd` is ours alone: the spare, closed when dropped.
+        return Some(unsafe { std::fs::File::from_raw_fd(fd) });
+    }
+    // SAFETY: as above; dup3 failed, so `fd` is still the connection.
+    unsafe { libc::close(fd) };
+    None
 }
 
 /// Whether the peer has closed (or reset) `stream`, asked without blocking
