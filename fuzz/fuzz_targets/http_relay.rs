@@ -53,12 +53,25 @@ fuzz_target!(|data: &[u8]| {
             secure: false,
         };
         let head = upstream_head(&request, &from);
-        let Parsed::Request(again, n) = parse_request(&head, head.len() + 1) else {
+        // Read back with room for the headers the relay adds: a request at
+        // our own header limit is relayed whole, so its head may hold more
+        // than `parse_request` takes in.
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut again = httparse::Request::new(&mut headers);
+        let Ok(httparse::Status::Complete(n)) = again.parse(&head) else {
             panic!("the rewritten head does not parse: {head:?}");
         };
         assert_eq!(n, head.len());
-        assert_eq!((again.method, again.path), (request.method, request.path));
-        let count = |name: &str| again.headers.iter().filter(|(k, _)| k == name).count();
+        let target = match &request.query {
+            Some(query) => format!("{}?{query}", request.path),
+            None => request.path.clone(),
+        };
+        assert_eq!(again.method, Some(request.method.as_str()));
+        assert_eq!(again.path, Some(target.as_str()));
+        let count = |name: &str| {
+            let named = |h: &&httparse::Header| h.name.eq_ignore_ascii_case(name);
+            again.headers.iter().filter(named).count()
+        };
         assert_eq!(count("connection"), 1);
         assert_eq!(count("x-forwarded-for"), 1);
     }

@@ -80,6 +80,39 @@ X-Forwarded-Proto: https\r\n\r\n",
 }
 
 #[test]
+fn a_request_at_the_header_limit_is_relayed_whole_with_the_added_headers() {
+    // 48 headers: as many as `parse_request` takes. The rewritten head has
+    // more (the forwarding headers and Connection), which the upstream
+    // must get rather than a trimmed request (a fuzz find: the check read
+    // it back with the inbound limit).
+    let mut text = String::from("GET /page HTTP/1.1\r\nHost: h\r\n");
+    for i in 1..48 {
+        text.push_str(&format!("X-Extra-{i}: {i}\r\n"));
+    }
+    text.push_str("\r\n");
+    let r = request(text.as_bytes());
+    assert_eq!(r.headers.len(), 48);
+    let head = upstream_head(&r, &from("192.0.2.1", false));
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut again = httparse::Request::new(&mut headers);
+    assert_eq!(
+        again.parse(&head),
+        Ok(httparse::Status::Complete(head.len()))
+    );
+    let names: Vec<&str> = again.headers.iter().map(|h| h.name).collect();
+    assert!(names.contains(&"X-Extra-47"), "{names:?}");
+    for added in [
+        "X-Forwarded-For",
+        "X-Forwarded-Proto",
+        "X-Forwarded-Host",
+        "Connection",
+    ] {
+        assert_eq!(names.iter().filter(|n| **n == added).count(), 1, "{added}");
+    }
+    assert_eq!(names.len(), 52);
+}
+
+#[test]
 fn a_tls_request_is_forwarded_as_https_and_mapped_v6_addresses_are_plain() {
     let r = request(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
     let mut f = from("::ffff:192.0.2.8", false);
