@@ -23,6 +23,7 @@
 
 use crate::config::{fill, Config, ProxyMode};
 use crate::logfile::LogFile;
+use crate::session::waiter::Waiter;
 use crate::session::worker::{spawn_inbound, Inbound, WEB_PROTOCOL_KEY};
 use crate::shared::{Control, ReloadNotes, Shared};
 use crate::stats::{rate, Counters, RefuseReason, Stats};
@@ -683,6 +684,23 @@ impl Acceptor {
             return self.release_pending(&pending);
         };
         let address = pending.address;
+        // The worker's eventfd is made here, not on its thread: a worker
+        // taking a descriptor while `out_of_descriptors` has freed its
+        // spare would leave the next client waiting unanswered.
+        let waiter = match Waiter::new(pending.stream.as_raw_fd()) {
+            Ok(waiter) => waiter,
+            Err(e) => {
+                log::warn!("refused {address}: cannot make its session's waiter ({e})");
+                let reason = if is_out_of_descriptors(&e) {
+                    RefuseReason::NoDescriptors
+                } else {
+                    RefuseReason::WorkerSetup
+                };
+                self.shared.stats.refuse(reason);
+                let text = self.shared.config().messages.connection_refused.clone();
+                return self.refuse_pending(pending, &text);
+            }
+        };
         let inbound = Inbound {
             sessid: self.shared.registry.generate_sessid(),
             stream: pending.stream,
@@ -693,8 +711,10 @@ impl Acceptor {
             counted_ip: pending.counted,
             proxied: pending.proxied,
             resume: None,
+            waiter: Some(waiter),
         };
-        if let Err((inbound, e)) = spawn_inbound(self.shared.clone(), inbound) {
+        if let Err(failed) = spawn_inbound(self.shared.clone(), inbound) {
+            let (inbound, e) = *failed;
             log::error!("cannot start a session thread for {address}: {e}; client refused");
             self.shared.stats.refuse(RefuseReason::NoThread);
             if inbound.counted_ip {
@@ -734,6 +754,10 @@ impl Acceptor {
                 let stream = std::net::TcpStream::from(stream);
                 refuse_keeping(&stream, &text, web);
                 self.spare_fd = spare_in_place_of(stream, listener.socket.as_raw_fd());
+            } else {
+                // Something outside the acceptor took the freed number:
+                // this client waits until a descriptor comes back.
+                log::warn!("out of file descriptors and the spare was taken; a client waits");
             }
         }
         if self.spare_fd.is_none() {

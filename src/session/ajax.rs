@@ -669,8 +669,10 @@ fn resume(shared: &Arc<Shared>, taken: Taken, mut response: Response) {
             output: pending,
             end,
         })),
+        waiter: None,
     };
-    if let Err((inbound, e)) = spawn_inbound(shared.clone(), inbound) {
+    if let Err(failed) = spawn_inbound(shared.clone(), inbound) {
+        let (inbound, e) = *failed;
         log::warn!("AJAX answer to {address} lost: cannot start a worker ({e})");
         if inbound.counted_ip {
             shared.addresses.release(address.ip());

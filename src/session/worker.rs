@@ -79,6 +79,11 @@ pub struct Inbound {
     /// A connection an AJAX session gives back after answering a receive
     /// on it (the transport already set up); `None` for a new one.
     pub resume: Option<Box<Resume>>,
+    /// The worker's waiter, made by the acceptor for a new connection so
+    /// that every descriptor a connection costs is taken on the acceptor's
+    /// thread (see `Acceptor::out_of_descriptors`); `None`: the worker
+    /// makes its own.
+    pub waiter: Option<Waiter>,
 }
 
 /// A web connection coming back from an AJAX session (see
@@ -159,9 +164,12 @@ impl Drop for AddressCount {
     }
 }
 
+/// A connection whose worker could not start, and why.
+pub type NotSpawned = (Inbound, io::Error);
+
 /// Start a worker thread for an accepted connection. On failure the stream
 /// is handed back so the caller can tell the client.
-pub fn spawn_inbound(shared: Arc<Shared>, inbound: Inbound) -> Result<(), (Inbound, io::Error)> {
+pub fn spawn_inbound(shared: Arc<Shared>, inbound: Inbound) -> Result<(), Box<NotSpawned>> {
     let (tx, rx) = crossbeam_channel::bounded::<Inbound>(1);
     let name = format!("session-{}", inbound.sessid);
     let spawned = thread_builder(&shared, name).spawn(move || {
@@ -180,9 +188,9 @@ pub fn spawn_inbound(shared: Arc<Shared>, inbound: Inbound) -> Result<(), (Inbou
     match spawned {
         Ok(_) => tx.send(inbound).map_err(|e| {
             let error = io::Error::other("worker thread ended before its start");
-            (e.into_inner(), error)
+            Box::new((e.into_inner(), error))
         }),
-        Err(e) => Err((inbound, e)),
+        Err(e) => Err(Box::new((inbound, e))),
     }
 }
 
@@ -329,6 +337,7 @@ fn start_inbound(
         counted_ip: _,
         proxied,
         mut resume,
+        waiter,
     } = inbound;
     let web = protocol_key == WEB_PROTOCOL_KEY;
     // A connection coming back from an AJAX session had its header read.
@@ -380,7 +389,7 @@ fn start_inbound(
     };
     match Worker::new(
         shared.clone(),
-        stream,
+        Connection { stream, waiter },
         transport,
         session,
         direction,
@@ -437,9 +446,13 @@ fn start_outbound(shared: &Arc<Shared>, sessid: u64, target: String) -> Option<B
         address: stream.peer_addr().ok()?,
         recount_at_register: false,
     };
+    let connection = Connection {
+        stream,
+        waiter: None,
+    };
     match Worker::new(
         shared.clone(),
-        stream,
+        connection,
         Transport::Plain,
         session,
         Direction::Outbound,
@@ -554,6 +567,12 @@ fn random_token() -> io::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// A worker's socket, with its waiter when one was made for it.
+struct Connection {
+    stream: std::net::TcpStream,
+    waiter: Option<Waiter>,
+}
+
 /// Why a worker could not start, with the client's stream when it can
 /// still be told.
 type SetupError = (io::Error, Option<std::net::TcpStream>);
@@ -597,15 +616,16 @@ impl Worker {
     /// registered with the registry as soon as the core asks.
     fn new(
         shared: Arc<Shared>,
-        stream: std::net::TcpStream,
+        connection: Connection,
         transport: Transport,
         session: Session,
         direction: Direction,
         admission: Admission,
     ) -> Result<Box<Worker>, SetupError> {
+        let Connection { stream, waiter } = connection;
         // The waiter first: if descriptors have run out, the stream is
         // still ours to tell the client why.
-        let waiter = match Waiter::new(stream.as_raw_fd()) {
+        let waiter = match waiter.map_or_else(|| Waiter::new(stream.as_raw_fd()), Ok) {
             Ok(waiter) => waiter,
             Err(e) => return Err((e, Some(stream))),
         };
