@@ -212,6 +212,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_set_burst_is_taken_at_once_then_paced_and_never_exceeded() {
+        let t0 = Instant::now();
+        let mut bucket = RateLimiter::with_burst(1.0, 2.0, t0);
+        assert!(bucket.try_take(t0) && bucket.try_take(t0));
+        assert!(!bucket.try_take(t0));
+        assert_eq!(bucket.next_token_in(t0), Duration::from_secs(1));
+        assert!(bucket.try_take(t0 + Duration::from_secs(1)));
+        assert!(!bucket.try_take(t0 + Duration::from_millis(1500)));
+        // Never more than the burst, however long it rested.
+        let later = t0 + Duration::from_secs(100);
+        assert!(bucket.try_take(later) && bucket.try_take(later));
+        assert!(!bucket.try_take(later));
+    }
+
+    #[test]
     fn burst_is_capped_at_one_second_of_rate() {
         let t0 = Instant::now();
         let mut limiter = RateLimiter::new(5.0, t0);

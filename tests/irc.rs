@@ -372,8 +372,7 @@ fn a_portal_upgrade_takes_the_bot_off_the_network_and_back_on() {
     anna.send("say before the upgrade");
     watcher.expect(|l| from("demobot", "PRIVMSG", l) && l.ends_with(":anna: before the upgrade"));
 
-    let binary = portal.path("portal-new");
-    std::fs::copy(env!("CARGO_BIN_EXE_portal"), &binary).expect("copy the portal binary");
+    let binary = portal.new_binary("portal-new");
     let out = portal.cli(&["upgrade", "--binary", binary.to_str().unwrap()]);
     assert_eq!(out.code, 0, "upgrade: {} {}", out.stdout, out.stderr);
     let quit = watcher.expect(|l| from("demobot", "QUIT", l));

@@ -4,25 +4,7 @@
 //! check is refused and the old portal keeps serving.
 
 mod support;
-use std::path::PathBuf;
 use support::Portal;
-
-/// A fresh copy of the portal binary in the portal's directory, as an
-/// admin would install a new version beside the old.
-fn new_binary(portal: &Portal, name: &str) -> PathBuf {
-    let path = portal.path(name);
-    std::fs::copy(env!("CARGO_BIN_EXE_portal"), &path).expect("copy the portal binary");
-    path
-}
-
-/// A program that is not a portal: answers the check with something else.
-fn impostor(portal: &Portal) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let path = portal.path("not-a-portal.sh");
-    std::fs::write(&path, "#!/bin/sh\necho portal 9.9.9\n").expect("write script");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    path
-}
 
 #[test]
 fn an_upgrade_keeps_players_their_game_and_its_pid() {
@@ -33,7 +15,7 @@ fn an_upgrade_keeps_players_their_game_and_its_pid() {
     anna.send("echo before-upgrade");
     anna.expect("before-upgrade");
 
-    let binary = new_binary(&portal, "portal-new");
+    let binary = portal.new_binary("portal-new");
     let out = portal.cli(&["upgrade", "--binary", binary.to_str().unwrap()]);
     assert_eq!(out.code, 0, "upgrade: {} {}", out.stdout, out.stderr);
     assert!(out.stdout.contains("upgrades: 1"), "{}", out.stdout);
@@ -70,7 +52,7 @@ fn an_upgrade_keeps_players_their_game_and_its_pid() {
 fn a_binary_that_fails_the_check_is_refused_and_the_portal_carries_on() {
     let portal = Portal::start("");
     let mut anna = portal.player("anna");
-    let bad = impostor(&portal);
+    let bad = portal.script("not-a-portal.sh", "echo portal 9.9.9");
     let out = portal.cli(&["upgrade", "--binary", bad.to_str().unwrap()]);
     assert_eq!(out.code, 1, "{} {}", out.stdout, out.stderr);
     assert!(
@@ -114,7 +96,7 @@ fn an_mccp2_stream_ends_before_the_hand_over_and_a_new_one_begins_after() {
             .contains("Plaza")
             .then_some(())
     });
-    let binary = new_binary(&portal, "portal-new");
+    let binary = portal.new_binary("portal-new");
     let out = portal.cli(&["upgrade", "--binary", binary.to_str().unwrap()]);
     assert_eq!(out.code, 0, "upgrade: {} {}", out.stdout, out.stderr);
     // The first stream ends (zlib's end marker), then a new one begins.
@@ -164,7 +146,7 @@ fn an_ajax_session_with_a_parked_receive_goes_on_after_the_upgrade() {
     // A receive parked when the upgrade comes: answered (empty, its
     // connection closed) before the hand-over.
     anna.start_receive();
-    let binary = new_binary(&portal, "portal-new");
+    let binary = portal.new_binary("portal-new");
     let out = portal.cli(&["upgrade", "--binary", binary.to_str().unwrap()]);
     assert_eq!(out.code, 0, "upgrade: {} {}", out.stdout, out.stderr);
     // (Answered with output still queued from the login, or empty.)

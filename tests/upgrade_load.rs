@@ -294,16 +294,13 @@ fn sixty_five_players_typing_through_an_upgrade_lose_and_double_nothing() {
     }
     ready.wait();
     std::thread::sleep(Duration::from_millis(1000));
-    let binary = portal.path("portal-new");
-    std::fs::copy(env!("CARGO_BIN_EXE_portal"), &binary).unwrap();
+    let binary = portal.new_binary("portal-new");
     let out = portal.cli(&["upgrade", "--binary", binary.to_str().unwrap()]);
     assert_eq!(out.code, 0, "upgrade: {} {}", out.stdout, out.stderr);
     std::thread::sleep(Duration::from_millis(700));
     // A second upgrade, to a binary that fails the hand-over check: the
     // upgraded portal carries on serving everyone.
-    let broken = portal.path("portal-broken");
-    std::fs::write(&broken, "#!/bin/sh\nexit 3\n").unwrap();
-    std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let broken = portal.script("portal-broken", "exit 3");
     let out = portal.cli(&["upgrade", "--binary", broken.to_str().unwrap()]);
     assert_eq!(out.code, 1, "refused: {} {}", out.stdout, out.stderr);
     assert!(

@@ -35,11 +35,13 @@ use histogram::HistogramSnapshot;
 pub use render::render;
 
 /// Protocols listed even with no session, so their series always exist.
-const KNOWN_PROTOCOLS: [&str; 4] = [
+const KNOWN_PROTOCOLS: [&str; 6] = [
     "telnet",
     "telnet/ssl",
     WEB_PROTOCOL_KEY,
     crate::protocols::ajax::PROTOCOL_KEY,
+    "ssh",
+    crate::session::irc::SESSION_PROTOCOL_KEY,
 ];
 
 /// Every value `/metrics` shows, read at one moment.
@@ -130,7 +132,7 @@ mod tests {
 
     #[test]
     fn known_protocols_are_always_listed_and_others_follow() {
-        let counts = BTreeMap::from([("telnet".to_string(), 2), ("ssh".to_string(), 1)]);
+        let counts = BTreeMap::from([("telnet".to_string(), 2), ("other".to_string(), 1)]);
         let list = with_known_protocols(counts);
         let keys: Vec<&str> = list.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
@@ -140,7 +142,9 @@ mod tests {
                 "telnet/ssl",
                 WEB_PROTOCOL_KEY,
                 "webclient/ajax",
-                "ssh"
+                "ssh",
+                "ircbot",
+                "other"
             ]
         );
         assert_eq!(list[0].1, 2);

@@ -11,7 +11,7 @@
 //!  socket bytes ─► LineBuffer ─► Bot::handle_line ─► Bot::poll_event ─► worker (to the game)
 //!  game output ──► Bot::say / privmsg / request_names / ping / quit
 //!  clock ────────► Bot::handle_timeout           Bot::poll_timeout ─► worker's sleep
-//!  socket ◄─────── Bot::transmit (paced by a TokenBucket)
+//!  socket ◄─────── Bot::transmit (paced by a RateLimiter)
 //! ```
 //!
 //! What it owns: registration (`PASS`/`NICK`/`USER`, a new nick on a
@@ -28,6 +28,7 @@
 //! assert_eq!(m.params, ["#plaza", "hello there"]);
 //! ```
 
+use crate::throttle::RateLimiter;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -255,54 +256,6 @@ pub fn alternative_nick(base: &str, attempt: u32, max_len: usize) -> String {
     format!("{stem}{suffix}")
 }
 
-/// A token bucket: `capacity` lines at once, refilled at `per_sec`.
-#[derive(Debug, Clone)]
-pub struct TokenBucket {
-    capacity: f64,
-    per_sec: f64,
-    tokens: f64,
-    at: Instant,
-}
-
-impl TokenBucket {
-    /// A full bucket.
-    pub fn new(capacity: f64, per_sec: f64, now: Instant) -> TokenBucket {
-        let capacity = capacity.max(1.0);
-        TokenBucket {
-            capacity,
-            per_sec: per_sec.max(0.001),
-            tokens: capacity,
-            at: now,
-        }
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.capacity);
-        self.at = self.at.max(now);
-    }
-
-    /// Take one token if there is one.
-    pub fn try_take(&mut self, now: Instant) -> bool {
-        self.refill(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// When the next token is there.
-    pub fn ready_at(&mut self, now: Instant) -> Instant {
-        self.refill(now);
-        if self.tokens >= 1.0 {
-            return now;
-        }
-        now + Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec)
-    }
-}
-
 /// Exponential back-off between connection attempts: `initial`, times
 /// `factor` after each failure, at most `max`. No jitter: one portal runs
 /// a handful of bots, not a fleet that would reconnect in step.
@@ -403,7 +356,7 @@ pub struct Bot {
     urgent: Vec<u8>,
     /// Lines paced by `bucket`.
     paced: VecDeque<Vec<u8>>,
-    bucket: TokenBucket,
+    bucket: RateLimiter,
     events: VecDeque<BotEvent>,
     names: Vec<String>,
     started: Instant,
@@ -428,7 +381,7 @@ impl Bot {
             registered: false,
             urgent: Vec::new(),
             paced: VecDeque::new(),
-            bucket: TokenBucket::new(burst, per_sec, now),
+            bucket: RateLimiter::with_burst(per_sec.max(0.001), burst, now),
             events: VecDeque::new(),
             names: Vec::new(),
             started: now,
@@ -686,7 +639,7 @@ impl Bot {
         if self.paced.is_empty() {
             clock
         } else {
-            clock.min(self.bucket.ready_at(now))
+            clock.min(now + self.bucket.next_token_in(now))
         }
     }
 
@@ -871,21 +824,6 @@ mod tests {
         assert_eq!(alternative_nick("demobot", 2, 9), "demobot2");
         assert_eq!(alternative_nick("longnickname", 12, 9), "longnic12");
         assert_eq!(alternative_nick("abcdefghi", 1, 9), "abcdefgh_");
-    }
-
-    #[test]
-    fn the_bucket_allows_a_burst_then_paces() {
-        let t0 = Instant::now();
-        let mut bucket = TokenBucket::new(2.0, 1.0, t0);
-        assert!(bucket.try_take(t0) && bucket.try_take(t0));
-        assert!(!bucket.try_take(t0));
-        assert_eq!(bucket.ready_at(t0), t0 + Duration::from_secs(1));
-        assert!(bucket.try_take(t0 + Duration::from_secs(1)));
-        assert!(!bucket.try_take(t0 + Duration::from_millis(1500)));
-        // Never more than the capacity, however long it rested.
-        let later = t0 + Duration::from_secs(100);
-        assert!(bucket.try_take(later) && bucket.try_take(later));
-        assert!(!bucket.try_take(later));
     }
 
     #[test]

@@ -27,13 +27,14 @@
 //! Called by [`crate::session::outbound::server_connect`]; the shutdown
 //! reaches bots that are between connections through [`Bots`].
 
+use crate::protocols::irc::KEEPALIVE;
 use crate::protocols::irc::{Backoff, Bot, BotEvent, BotSettings, Line, LineBuffer, Said};
-use crate::protocols::irc::{TokenBucket, KEEPALIVE};
 use crate::session::handle::{Mail, ToWorker, WorkerHandle};
 use crate::session::outbound::ServerConnectError;
 use crate::session::waiter::Waiter;
 use crate::shared::Shared;
 use crate::stats::Stats;
+use crate::throttle::RateLimiter;
 use crate::wire::message::Command;
 use crate::wire::session::Session;
 use crate::wire::value::{Map, Value};
@@ -261,7 +262,7 @@ struct BotWorker {
     /// The current connection's session, once signed on.
     sessid: Option<u64>,
     /// IRC input towards the game: `[limits] max_command_rate`.
-    input: TokenBucket,
+    input: RateLimiter,
     dropping_input: bool,
     /// Where to answer an upgrade's freeze, once the bot has left.
     freeze: Option<crossbeam_channel::Sender<crate::upgrade::Frozen>>,
@@ -388,7 +389,7 @@ impl BotWorker {
             mail,
             backoff: Backoff::new(Duration::from_secs(1), 1.5, max),
             sessid: None,
-            input: TokenBucket::new(rate, rate, Instant::now()),
+            input: RateLimiter::with_burst(rate.max(0.001), rate, Instant::now()),
             dropping_input: false,
             freeze: None,
             shared,

@@ -239,6 +239,24 @@ impl Portal {
         self.dir.path().join(name)
     }
 
+    /// A fresh copy of the portal binary in the portal's directory, as an
+    /// admin installs a new version beside the old (for `portal upgrade`).
+    pub fn new_binary(&self, name: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::copy(env!("CARGO_BIN_EXE_portal"), &path).expect("copy the portal binary");
+        path
+    }
+
+    /// An executable script `name` in the portal's directory: a binary
+    /// that is no portal, for the upgrade's hand-over check to refuse.
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.path(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    }
+
     /// A value from the status file, waiting until it is there.
     pub fn status(&mut self, key: &str) -> String {
         let path = self.path("portal.status");

@@ -21,6 +21,11 @@ impl Worker {
     /// Answer a freeze (see the module docs).
     pub(super) fn freeze(&mut self, reply: Sender<Frozen>) {
         let now = Instant::now();
+        if self.core.is_closing() {
+            // Ending anyway: nothing to carry, and not the upgrade's doing.
+            let _ = reply.send(Frozen::Ended(self.core.sessid()));
+            return;
+        }
         if let Some(why) = self.not_carriable() {
             return self.drop_for_upgrade(&reply, why, now);
         }
@@ -61,9 +66,6 @@ impl Worker {
 
     /// Why this session cannot be carried, if it cannot.
     fn not_carriable(&self) -> Option<String> {
-        if self.core.is_closing() {
-            return Some("it was closing".into());
-        }
         match &self.transport {
             Transport::Ssh(_) => {
                 return Some("an SSH session's state stays inside the SSH library".into())
