@@ -34,6 +34,72 @@ impl Channels {
         Channels { ch: Default::default(), is_client }
     }
 
+    /// (portal patch, `carry.rs`) The open session channels as plain
+    /// data; refused while any channel is being opened or closed.
+    pub(crate) fn export(
+        &self,
+    ) -> Result<heapless::Vec<ChannelExport, { config::MAX_CHANNELS }>> {
+        let mut out = heapless::Vec::new();
+        for ch in self.ch.iter().flatten() {
+            let quiet = matches!(ch.state, ChanState::Normal | ChanState::RecvEof)
+                && matches!(ch.ty, ChanType::Session)
+                && !ch.sent_close;
+            let Some(send) = ch.send.as_ref().filter(|_| quiet) else {
+                return Err(Error::NotQuiet {
+                    why: "a channel is opening or closing",
+                });
+            };
+            let e = ChannelExport {
+                num: ch.recv.num,
+                recv_max_packet: ch.recv.max_packet as u32,
+                recv_window: ch.recv.window as u32,
+                send_num: send.num,
+                send_max_packet: send.max_packet as u32,
+                send_window: send.window as u32,
+                recv_eof: matches!(ch.state, ChanState::RecvEof),
+                sent_eof: ch.sent_eof,
+                pending_adjust: ch.pending_adjust as u32,
+                full_window: ch.full_window as u32,
+                open_confirmed: ch.open_confirmed,
+                app_done: ch.app_done,
+            };
+            if out.push(e).is_err() {
+                return Error::bug();
+            }
+        }
+        Ok(out)
+    }
+
+    /// (portal patch, `carry.rs`) Server channels as [`Channels::export`]
+    /// gave them. Each number names a free slot once.
+    pub(crate) fn import(list: &[ChannelExport]) -> Result<Self> {
+        let mut channels = Channels::new(false);
+        for e in list {
+            let bad = || Error::BadExport { why: "a channel number" };
+            let slot = channels.ch.get_mut(e.num as usize).ok_or_else(bad)?;
+            if slot.is_some() {
+                return Err(bad());
+            }
+            let mut ch = Channel::new(ChanNum(e.num), ChanType::Session);
+            ch.state =
+                if e.recv_eof { ChanState::RecvEof } else { ChanState::Normal };
+            ch.sent_eof = e.sent_eof;
+            ch.recv.max_packet = e.recv_max_packet as usize;
+            ch.recv.window = e.recv_window as usize;
+            ch.send = Some(ChanDir {
+                num: e.send_num,
+                max_packet: e.send_max_packet as usize,
+                window: e.send_window as usize,
+            });
+            ch.pending_adjust = e.pending_adjust as usize;
+            ch.full_window = e.full_window as usize;
+            ch.open_confirmed = e.open_confirmed;
+            ch.app_done = e.app_done;
+            *slot = Some(ch);
+        }
+        Ok(channels)
+    }
+
     pub fn open<'b>(
         &mut self,
         ty: packets::ChannelOpenType<'b>,
@@ -770,6 +836,25 @@ struct ChanDir {
     num: u32,
     max_packet: usize,
     window: usize,
+}
+
+/// (portal patch, `carry.rs`) One open session channel as plain data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChannelExport {
+    /// Our number (the channel's slot).
+    pub num: u32,
+    pub recv_max_packet: u32,
+    pub recv_window: u32,
+    /// The peer's number.
+    pub send_num: u32,
+    pub send_max_packet: u32,
+    pub send_window: u32,
+    pub recv_eof: bool,
+    pub sent_eof: bool,
+    pub pending_adjust: u32,
+    pub full_window: u32,
+    pub open_confirmed: bool,
+    pub app_done: bool,
 }
 
 #[derive(Debug)]

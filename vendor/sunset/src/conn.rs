@@ -216,6 +216,30 @@ impl CliServ for server::Server {
     }
 }
 
+impl Conn<Server> {
+    /// (portal patch, `carry.rs`) An authenticated server connection from
+    /// its exported parts.
+    pub(crate) fn import(
+        sess_id: &[u8],
+        version: &[u8],
+        user: &[u8],
+        channels: Channels,
+    ) -> Result<Self> {
+        let sess_id = SessId::from_slice(sess_id)
+            .map_err(|_| Error::BadExport { why: "session id too long" })?;
+        if sess_id.is_empty() {
+            return Err(Error::BadExport { why: "an empty session id" });
+        }
+        let mut conn = Self::new();
+        conn.state = ConnState::Authed;
+        conn.sess_id = Some(sess_id);
+        conn.remote_version = ident::RemoteVersion::from_version(false, version)?;
+        conn.cliserv.auth = crate::servauth::ServAuth::import(user)?;
+        conn.channels = channels;
+        Ok(conn)
+    }
+}
+
 impl<CS: CliServ> Conn<CS> {
     pub fn new() -> Self {
         let algo_conf = AlgoConfig::new(CS::is_client());
@@ -233,6 +257,24 @@ impl<CS: CliServ> Conn<CS> {
         }
     }
 
+    /// (portal patch, `carry.rs`) The session id, the peer's version and
+    /// the user, once authenticated with no key exchange under way.
+    pub(crate) fn export_parts(&self) -> Result<(&SessId, &[u8], &[u8])> {
+        if !matches!(self.state, ConnState::Authed) {
+            return Err(Error::NotQuiet { why: "not authenticated" });
+        }
+        if !matches!(self.kex, Kex::Idle) {
+            return Err(Error::NotQuiet { why: "a key exchange is under way" });
+        }
+        let sess_id =
+            self.sess_id.as_ref().ok_or(Error::NotQuiet { why: "no session id" })?;
+        let version = self
+            .remote_version
+            .version()
+            .ok_or(Error::NotQuiet { why: "no peer version" })?;
+        let user = self.server()?.auth.export()?;
+        Ok((sess_id, version, user))
+    }
     #[inline]
     fn is_client(&self) -> bool {
         CS::is_client()

@@ -13,7 +13,9 @@ use core::fmt;
 use core::fmt::Debug;
 use core::num::{Saturating, Wrapping};
 
-use aes::cipher::{BlockSizeUser, KeyIvInit, KeySizeUser, StreamCipher};
+use aes::cipher::{
+    BlockSizeUser, KeyIvInit, KeySizeUser, StreamCipher, StreamCipherSeek,
+};
 use digest::KeyInit;
 use hmac::Mac;
 use sha2::Digest as Sha2DigestForTrait;
@@ -169,17 +171,177 @@ impl KeyState {
     pub fn max_enc_payload(&self, total_avail: usize) -> usize {
         self.enc.max_enc_payload(total_avail)
     }
+
+    /// (portal patch, `carry.rs`) Everything this state is, as plain data.
+    pub(crate) fn export(&self) -> KeyStateExport {
+        KeyStateExport {
+            enc: self.enc.material.clone(),
+            enc_pos: self.enc.cipher.stream_pos(),
+            dec: self.dec.material.clone(),
+            dec_pos: self.dec.cipher.stream_pos(),
+            seq_encrypt: self.seq_encrypt.0,
+            seq_decrypt: self.seq_decrypt.0,
+            strict_kex: self.strict_kex,
+            rekey_blocks_out: self.rekey_blocks_out.0,
+            rekey_blocks_in: self.rekey_blocks_in.0,
+        }
+    }
+
+    /// (portal patch, `carry.rs`) The state [`KeyState::export`] gave.
+    pub(crate) fn import(e: &KeyStateExport) -> Result<Self, Error> {
+        Ok(KeyState {
+            enc: KeysSend::from_material(&e.enc, e.enc_pos)?,
+            dec: KeysRecv::from_material(&e.dec, e.dec_pos)?,
+            seq_encrypt: Wrapping(e.seq_encrypt),
+            seq_decrypt: Wrapping(e.seq_decrypt),
+            strict_kex: e.strict_kex,
+            rekey_blocks_out: Saturating(e.rekey_blocks_out),
+            rekey_blocks_in: Saturating(e.rekey_blocks_in),
+        })
+    }
+}
+
+/// (portal patch, `carry.rs`) A [`KeyState`] as plain data.
+#[derive(Clone)]
+pub(crate) struct KeyStateExport {
+    pub enc: KeyMaterial,
+    /// Keystream position of a stream cipher (AES-CTR), 0 otherwise.
+    pub enc_pos: u64,
+    pub dec: KeyMaterial,
+    pub dec_pos: u64,
+    pub seq_encrypt: u32,
+    pub seq_decrypt: u32,
+    pub strict_kex: bool,
+    pub rekey_blocks_out: u32,
+    pub rekey_blocks_in: u32,
+}
+
+impl Debug for KeyMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyMaterial({}, {})", self.cipher, self.integ)
+    }
+}
+
+/// (portal patch) The keys one direction's cipher and MAC were made
+/// from, kept beside them so an established connection can be exported
+/// (`carry.rs`): the AES-CTR cipher object does not give its key back.
+#[derive(Clone, ZeroizeOnDrop)]
+pub(crate) struct KeyMaterial {
+    /// 0 none, 1 chacha20-poly1305, 2 aes256-ctr.
+    pub cipher: u8,
+    pub key: [u8; MAX_KEY_LEN],
+    pub iv: [u8; MAX_IV_LEN],
+    /// 0 none, 1 chacha20-poly1305 (the cipher's own), 2 hmac-sha2-256.
+    pub integ: u8,
+    pub integ_key: [u8; 32],
+}
+
+impl KeyMaterial {
+    pub const NONE: u8 = 0;
+    pub const CHAPOLY: u8 = 1;
+    pub const AES256_CTR: u8 = 2;
+    pub const HMAC_SHA256: u8 = 2;
+
+    pub(crate) fn cleartext() -> Self {
+        KeyMaterial {
+            cipher: Self::NONE,
+            key: [0; MAX_KEY_LEN],
+            iv: [0; MAX_IV_LEN],
+            integ: Self::NONE,
+            integ_key: [0; 32],
+        }
+    }
+
+    /// Note the cipher and its key and IV.
+    fn set_cipher(&mut self, cipher: &Cipher, key: &[u8], iv: &[u8]) {
+        self.cipher = match cipher {
+            Cipher::ChaPoly => Self::CHAPOLY,
+            Cipher::Aes256Ctr => Self::AES256_CTR,
+        };
+        self.key[..key.len()].copy_from_slice(key);
+        self.iv[..iv.len()].copy_from_slice(iv);
+    }
+
+    /// Note the MAC and its key.
+    fn set_integ(&mut self, integ: &Integ, key: &[u8]) {
+        self.integ = match integ {
+            Integ::ChaPoly => Self::CHAPOLY,
+            Integ::HmacSha256 => Self::HMAC_SHA256,
+        };
+        let n = key.len().min(self.integ_key.len());
+        self.integ_key[..n].copy_from_slice(&key[..n]);
+    }
+
+    fn cipher(&self) -> Result<Option<Cipher>, Error> {
+        match self.cipher {
+            Self::NONE => Ok(None),
+            Self::CHAPOLY => Ok(Some(Cipher::ChaPoly)),
+            Self::AES256_CTR => Ok(Some(Cipher::Aes256Ctr)),
+            _ => Err(Error::BadKey),
+        }
+    }
+
+    fn integ(&self) -> Result<Option<Integ>, Error> {
+        match self.integ {
+            Self::NONE => Ok(None),
+            Self::CHAPOLY => Ok(Some(Integ::ChaPoly)),
+            Self::HMAC_SHA256 => Ok(Some(Integ::HmacSha256)),
+            _ => Err(Error::BadKey),
+        }
+    }
+
+    /// Only the pairs key exchange makes: chacha20-poly1305 with itself,
+    /// AES-CTR with HMAC, or cleartext.
+    fn parts(&self) -> Result<(Option<Cipher>, Option<Integ>), Error> {
+        let parts = (self.cipher()?, self.integ()?);
+        match &parts {
+            (None, None)
+            | (Some(Cipher::ChaPoly), Some(Integ::ChaPoly))
+            | (Some(Cipher::Aes256Ctr), Some(Integ::HmacSha256)) => Ok(parts),
+            _ => Err(Error::BadKey),
+        }
+    }
+
+    fn integ_key(&self, integ: Option<Integ>) -> Result<IntegKey, Error> {
+        match integ {
+            None => Ok(IntegKey::NoInteg),
+            Some(i) => IntegKey::from_integ(&i, &self.integ_key[..i.key_len()]),
+        }
+    }
 }
 
 #[derive(Debug)]
 pub(crate) struct KeysSend {
     cipher: EncKey,
     integ: IntegKey,
+    /// (portal patch) What `cipher` and `integ` were made from.
+    material: KeyMaterial,
 }
 
 impl KeysSend {
     fn new_cleartext() -> Self {
-        Self { cipher: EncKey::NoCipher, integ: IntegKey::NoInteg }
+        Self {
+            cipher: EncKey::NoCipher,
+            integ: IntegKey::NoInteg,
+            material: KeyMaterial::cleartext(),
+        }
+    }
+
+    /// (portal patch) Keys as [`KeyMaterial`] noted them, a stream
+    /// cipher's keystream moved on to `pos`.
+    fn from_material(m: &KeyMaterial, pos: u64) -> Result<Self, Error> {
+        let (cipher, integ) = m.parts()?;
+        let cipher = match cipher {
+            None => EncKey::NoCipher,
+            Some(c) => {
+                let key = &m.key[..c.key_len()];
+                let mut k = EncKey::from_cipher(&c, key, &m.iv[..c.iv_len()])?;
+                k.seek(pos)?;
+                k
+            }
+        };
+        let integ = m.integ_key(integ)?;
+        Ok(Self { cipher, integ, material: m.clone() })
     }
 
     pub fn new<CS: CliServ>(
@@ -189,6 +351,7 @@ impl KeysSend {
     ) -> Self {
         let mut key = [0u8; MAX_KEY_LEN];
         let mut iv = [0u8; MAX_IV_LEN];
+        let mut material = KeyMaterial::cleartext();
 
         let [iv_e, k_e, i_e] =
             if CS::is_client() { ['A', 'C', 'E'] } else { ['B', 'D', 'F'] };
@@ -207,6 +370,7 @@ impl KeysSend {
                 &mut key,
                 sess_id,
             );
+            material.set_cipher(&algos.cipher_enc, ck, ci);
             EncKey::from_cipher(&algos.cipher_enc, ck, ci).unwrap()
         };
 
@@ -217,10 +381,11 @@ impl KeysSend {
                 &mut key,
                 sess_id,
             );
+            material.set_integ(&algos.integ_enc, ck);
             IntegKey::from_integ(&algos.integ_enc, ck).unwrap()
         };
 
-        Self { cipher, integ }
+        Self { cipher, integ, material }
     }
 
     /// Padding is required to meet
@@ -343,11 +508,34 @@ impl KeysSend {
 pub(crate) struct KeysRecv {
     cipher: DecKey,
     integ: IntegKey,
+    /// (portal patch) What `cipher` and `integ` were made from.
+    material: KeyMaterial,
 }
 
 impl KeysRecv {
     fn new_cleartext() -> Self {
-        Self { cipher: DecKey::NoCipher, integ: IntegKey::NoInteg }
+        Self {
+            cipher: DecKey::NoCipher,
+            integ: IntegKey::NoInteg,
+            material: KeyMaterial::cleartext(),
+        }
+    }
+
+    /// (portal patch) Keys as [`KeyMaterial`] noted them, a stream
+    /// cipher's keystream moved on to `pos`.
+    fn from_material(m: &KeyMaterial, pos: u64) -> Result<Self, Error> {
+        let (cipher, integ) = m.parts()?;
+        let cipher = match cipher {
+            None => DecKey::NoCipher,
+            Some(c) => {
+                let key = &m.key[..c.key_len()];
+                let mut k = DecKey::from_cipher(&c, key, &m.iv[..c.iv_len()])?;
+                k.seek(pos)?;
+                k
+            }
+        };
+        let integ = m.integ_key(integ)?;
+        Ok(Self { cipher, integ, material: m.clone() })
     }
 
     pub fn new<CS: CliServ>(
@@ -357,6 +545,7 @@ impl KeysRecv {
     ) -> Self {
         let mut key = [0u8; MAX_KEY_LEN];
         let mut iv = [0u8; MAX_IV_LEN];
+        let mut material = KeyMaterial::cleartext();
 
         let [iv_d, k_d, i_d] =
             if CS::is_client() { ['B', 'D', 'F'] } else { ['A', 'C', 'E'] };
@@ -375,6 +564,7 @@ impl KeysRecv {
                 &mut key,
                 sess_id,
             );
+            material.set_cipher(&algos.cipher_dec, ck, ci);
             DecKey::from_cipher(&algos.cipher_dec, ck, ci).unwrap()
         };
 
@@ -385,10 +575,11 @@ impl KeysRecv {
                 &mut key,
                 sess_id,
             );
+            material.set_integ(&algos.integ_dec, ck);
             IntegKey::from_integ(&algos.integ_dec, ck).unwrap()
         };
 
-        Self { cipher, integ }
+        Self { cipher, integ, material }
     }
 
     /// Decrypts the first block in the buffer
@@ -602,6 +793,22 @@ impl EncKey {
             EncKey::NoCipher => false,
         }
     }
+    /// (portal patch) How far a stream cipher's keystream has gone.
+    fn stream_pos(&self) -> u64 {
+        match self {
+            EncKey::Aes256Ctr(a) => a.try_current_pos().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// (portal patch) Move a stream cipher's keystream on to `pos`.
+    fn seek(&mut self, pos: u64) -> Result<(), Error> {
+        if let EncKey::Aes256Ctr(a) = self {
+            a.try_seek(pos).map_err(|_| Error::BadKey)?;
+        }
+        Ok(())
+    }
+
     pub fn size_block(&self) -> usize {
         match self {
             EncKey::ChaPoly(_) => SSH_MIN_BLOCK,
@@ -654,6 +861,22 @@ impl DecKey {
             DecKey::NoCipher => false,
         }
     }
+    /// (portal patch) How far a stream cipher's keystream has gone.
+    fn stream_pos(&self) -> u64 {
+        match self {
+            DecKey::Aes256Ctr(a) => a.try_current_pos().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// (portal patch) Move a stream cipher's keystream on to `pos`.
+    fn seek(&mut self, pos: u64) -> Result<(), Error> {
+        if let DecKey::Aes256Ctr(a) = self {
+            a.try_seek(pos).map_err(|_| Error::BadKey)?;
+        }
+        Ok(())
+    }
+
     pub fn size_block(&self) -> usize {
         match self {
             DecKey::ChaPoly(_) => SSH_MIN_BLOCK,
@@ -831,6 +1054,44 @@ mod tests {
             })
             // and plaintext
             .chain(core::iter::once(None))
+    }
+
+    /// (portal patch) Keys exported part-way and imported go on where
+    /// they stopped: sequence numbers, keys and the AES-CTR keystream.
+    #[test]
+    fn algo_roundtrips_across_export() {
+        init_test_log();
+        for algos in algo_combos().flatten() {
+            let h = SessId::from_slice(&Sha256::digest(b"exchange hash")).unwrap();
+            let sess_id = SessId::from_slice(&Sha256::digest(b"sessid")).unwrap();
+            let ko = KexOutput::new_test(b"shared", &h);
+            let mut keys_enc = KeyState::new_cleartext();
+            keys_enc.rekey_send(KeysSend::new(&ko, &sess_id, &algos));
+            let algos = algos.test_swap_to_server();
+            let mut keys_dec = KeyState::new_cleartext();
+            keys_dec.rekey_send(KeysSend::new(&ko, &sess_id, &algos));
+            keys_dec.rekey_recv(KeysRecv::new(&ko, &sess_id, &algos));
+            do_roundtrips(&mut keys_enc, &mut keys_dec, false);
+            // One end at a time, against the other end still live.
+            let mut keys_enc = KeyState::import(&keys_enc.export()).unwrap();
+            do_roundtrips(&mut keys_enc, &mut keys_dec, false);
+            let mut keys_dec = KeyState::import(&keys_dec.export()).unwrap();
+            do_roundtrips(&mut keys_enc, &mut keys_dec, false);
+            do_roundtrips(&mut keys_enc, &mut keys_dec, true);
+        }
+    }
+
+    /// (portal patch) Key material no key exchange makes is refused.
+    #[test]
+    fn mismatched_key_material_is_refused() {
+        let mut m = KeyMaterial::cleartext();
+        m.cipher = KeyMaterial::CHAPOLY;
+        m.integ = KeyMaterial::HMAC_SHA256;
+        assert!(KeysSend::from_material(&m, 0).is_err());
+        m.cipher = 9;
+        assert!(KeysRecv::from_material(&m, 0).is_err());
+        m.cipher = KeyMaterial::AES256_CTR;
+        assert!(KeysRecv::from_material(&m, u64::MAX).is_err());
     }
 
     #[test]

@@ -110,6 +110,16 @@ pub enum Error {
     /// SSH packet contents doesn't match length
     WrongPacketLength,
 
+    /// (portal patch) The connection is not at a point where it can be
+    /// exported: key exchange, authentication, a channel opening or
+    /// closing, or a packet part-way in or out. Try again shortly.
+    #[snafu(display("The connection is not quiet: {why}"))]
+    NotQuiet { why: &'static str },
+
+    /// (portal patch) An exported connection state that cannot be used.
+    #[snafu(display("Bad exported connection state: {why}"))]
+    BadExport { why: &'static str },
+
     /// Channel EOF
     ///
     /// This is an expected error when a SSH channel completes. Can be returned

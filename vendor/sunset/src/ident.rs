@@ -69,6 +69,22 @@ impl RemoteVersion {
         }
     }
 
+    /// (portal patch, `carry.rs`) A peer's version line, already read.
+    pub fn from_version(is_client: bool, version: &[u8]) -> Result<Self> {
+        let mut v = Self::new(is_client);
+        let bad = || Error::BadExport { why: "the peer's version" };
+        let line = [version, b"\r\n"];
+        for part in line {
+            if v.consume(part).map_err(|_| bad())? != part.len() {
+                return Err(bad());
+            }
+        }
+        if v.version() != Some(version) {
+            return Err(bad());
+        }
+        Ok(v)
+    }
+
     /// Returns the parsed version if stored.
     pub fn version(&self) -> Option<&[u8]> {
         match &self.st {

@@ -44,6 +44,9 @@ mod server;
 
 mod auth;
 mod channel;
+// (portal patch) exporting an established server connection
+#[cfg(feature = "alloc")]
+mod carry;
 mod runner;
 mod ssh_chapoly;
 mod sunsetlog;

@@ -283,6 +283,34 @@ impl<'a, CS: CliServ> Runner<'a, CS> {
         Self::new_traf(TrafIn::new(inbuf), TrafOut::new(outbuf))
     }
 
+    /// (portal patch, `carry.rs`) The connection state and keys, when
+    /// nothing is part-way in or out and no event waits for the
+    /// application.
+    pub(crate) fn quiet_parts(&self) -> Result<(&Conn<CS>, &KeyState)> {
+        let quiet = self.traf_in.is_idle()
+            && self.traf_out.is_quiet()
+            && self.resume_event.is_none()
+            && self.extra_resume_event.is_none()
+            && !self.closed_input;
+        if !quiet {
+            return Err(Error::NotQuiet { why: "a packet or an event is part-way" });
+        }
+        Ok((&self.conn, &self.keys))
+    }
+
+    /// (portal patch, `carry.rs`) A runner going on from `conn` and `keys`.
+    pub(crate) fn from_parts(
+        conn: Conn<CS>,
+        traf_in: TrafIn<'a>,
+        traf_out: TrafOut<'a>,
+        keys: KeyState,
+    ) -> Runner<'a, CS> {
+        let mut r = Self::new_traf(traf_in, traf_out);
+        r.conn = conn;
+        r.keys = keys;
+        r
+    }
+
     fn new_traf(traf_in: TrafIn<'a>, traf_out: TrafOut<'a>) -> Runner<'a, CS> {
         Runner {
             conn: Conn::new(),

@@ -51,6 +51,27 @@ impl Default for ServAuth {
 }
 
 impl ServAuth {
+    /// (portal patch, `carry.rs`) The authenticated user's name, refused
+    /// before authentication.
+    pub(crate) fn export(&self) -> Result<&[u8]> {
+        match (&self.username, self.authed) {
+            (Some(u), true) => Ok(u.as_slice()),
+            _ => Err(Error::NotQuiet { why: "not authenticated" }),
+        }
+    }
+
+    /// (portal patch, `carry.rs`) A state where `username` has logged in.
+    pub(crate) fn import(username: &[u8]) -> Result<Self> {
+        let username = Vec::from_slice(username)
+            .map_err(|_| Error::BadExport { why: "user name too long" })?;
+        Ok(Self {
+            authed: true,
+            tried_first: true,
+            username: Some(username),
+            ..Self::default()
+        })
+    }
+
     /// Configure which authentication methods are allowed
     pub fn set_auth_methods(&mut self, password: bool, pubkey: bool) {
         self.method_password = password;

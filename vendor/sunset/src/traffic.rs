@@ -153,6 +153,11 @@ impl<'a> TrafIn<'a> {
     }
 
     /// Called when `payload()` is complete.
+    /// (portal patch, `carry.rs`) Nothing part-way in.
+    pub(crate) fn is_idle(&self) -> bool {
+        matches!(self.state, RxState::Idle)
+    }
+
     pub(crate) fn done_payload(&mut self) {
         if let RxState::InPayload { .. } = self.state {
             self.state = RxState::Idle
@@ -567,6 +572,15 @@ impl<'a> TrafOut<'a> {
         }
 
         Ok(())
+    }
+
+    /// (portal patch, `carry.rs`) Nothing part-way out, nothing queued,
+    /// no key exchange being sent.
+    pub(crate) fn is_quiet(&self) -> bool {
+        matches!(self.state, TxState::Idle)
+            && self.deferred_packets.is_empty()
+            && !self.sending_kex
+            && !self.drain
     }
 
     pub fn have_deferred_packets(&self) -> bool {
