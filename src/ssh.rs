@@ -4,7 +4,8 @@
 //! The SSH protocol itself is the `sunset` crate, an IO-less SSH core: no
 //! async runtime, no threads of its own (`vendor/sunset`: 0.6.0 with a
 //! small patch that gives a server the pty-req's size and TERM, the
-//! window-change requests, and a way to end the channel). The worker owns one
+//! window-change requests, a way to end the channel, and an export and
+//! rebuild of an established connection). The worker owns one
 //! [`SshTransport`] per connection just as it owns a rustls connection for
 //! TLS: it feeds the socket's bytes in and writes what comes out
 //! ([`crate::session::transport::Transport::Ssh`]). Only modern algorithms
@@ -30,6 +31,17 @@
 //! The host key is loaded by `main.rs` at start ([`load_or_create_host_key`]):
 //! an ed25519 key in OpenSSH format, made on first start (mode 0600) if the
 //! file is missing, its SHA-256 fingerprint logged for players to check.
+//!
+//! `portal upgrade` carries an established connection
+//! ([`SshTransport::freeze`], called by the worker's freeze in
+//! `session/worker/carry.rs`, and [`SshTransport::thaw`] in the new
+//! portal): once the shell is open and the SSH library is at a quiet
+//! point (no key exchange, no packet part-way in or out) its state is
+//! exported (`vendor/sunset/src/carry.rs`: keys, sequence numbers,
+//! channel windows) with the user and terminal information kept here, and
+//! the new process rebuilds the same server connection with the
+//! listener's host key, found again by its fingerprint among the config's
+//! `[[ssh]]` key files ([`find_host_key`]). The client notices nothing.
 
 use mio::net::TcpStream;
 use std::fmt;
@@ -135,6 +147,28 @@ pub fn host_key_from_text(text: &str) -> Result<HostKey, String> {
     Ok(HostKey { key, fingerprint })
 }
 
+/// The host key among `listeners`' key files whose fingerprint is
+/// `fingerprint` (the listener a carried session was made on), with that
+/// listener's auth policy. Files are only read, never made.
+pub fn find_host_key(
+    listeners: &[SshListener],
+    fingerprint: &str,
+) -> Result<(Arc<HostKey>, AuthPolicy), String> {
+    for entry in listeners {
+        let Ok(text) = std::fs::read_to_string(&entry.host_key) else {
+            continue;
+        };
+        if let Ok(key) = host_key_from_text(&text) {
+            if key.fingerprint == fingerprint {
+                return Ok((Arc::new(key), AuthPolicy::of(entry)));
+            }
+        }
+    }
+    Err(format!(
+        "no [[ssh]] listener has the host key {fingerprint}"
+    ))
+}
+
 /// Make a new ed25519 key file at `path` (never over an existing file);
 /// returns its text.
 fn create_host_key(path: &Path) -> Result<String, String> {
@@ -174,7 +208,7 @@ const READ_CHUNK: usize = 4096;
 /// What the client told about its terminal: `TERM` (from the pty-req or
 /// the environment), `COLORTERM`, and its size in columns and rows (from
 /// the pty-req and window-change; 0 when not told).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TermInfo {
     pub term: String,
     pub colorterm: String,
@@ -245,6 +279,89 @@ impl SshTransport {
                 log::debug!("SSH channel close: {e}");
             }
         }
+    }
+
+    /// Whether the connection is at a point [`SshTransport::freeze`] can
+    /// take it: shell open, nothing part-way in the SSH library (key
+    /// exchange, a packet, an event), no input waiting to be fed. If not,
+    /// why; reading and writing on usually brings it there soon.
+    pub fn quiet(&self) -> Result<(), String> {
+        self.freeze().map(drop)
+    }
+
+    /// This connection's state for `portal upgrade`, to go on in a new
+    /// process with [`SshTransport::thaw`] (see [`CARRY_VERSION`] for the
+    /// bytes). Refused (with why) unless the shell is open and the SSH
+    /// library is at a quiet point ([`sunset::Runner::export_server`]).
+    pub fn freeze(&self) -> Result<Vec<u8>, String> {
+        let Some(channel) = self.channel.as_ref().filter(|_| self.shell) else {
+            return Err("its SSH shell was not open yet".into());
+        };
+        if !self.pending_in.is_empty() {
+            return Err("SSH input is waiting to be read".into());
+        }
+        let sunset = self
+            .runner
+            .export_server(&self.host_key.key)
+            .map_err(|e| format!("the SSH library: {e}"))?;
+        let carried = Carried {
+            sunset,
+            channel: channel.num().0,
+            fingerprint: self.host_key.fingerprint.clone(),
+            user: self.user.clone(),
+            term_seen: self.term_seen.clone(),
+            term: self.term.clone(),
+            refused: self.refused,
+        };
+        let out = vec![CARRY_VERSION];
+        postcard::to_extend(&carried, out).map_err(|e| e.to_string())
+    }
+
+    /// The host key fingerprint a frozen state was made with (to find the
+    /// listener's key in the new portal's config), without decoding the
+    /// rest.
+    pub fn frozen_fingerprint(bytes: &[u8]) -> Result<String, String> {
+        Ok(decode_carried(bytes)?.fingerprint)
+    }
+
+    /// The connection [`SshTransport::freeze`] gave, going on with
+    /// `host_key` (which must be the key it was made with) and `policy`.
+    /// Corrupt or hostile bytes give an error: they are bounded
+    /// ([`MAX_CARRIED`]) and every part is checked.
+    pub fn thaw(
+        bytes: &[u8],
+        host_key: Arc<HostKey>,
+        policy: AuthPolicy,
+    ) -> Result<SshTransport, String> {
+        let carried = decode_carried(bytes)?;
+        if carried.fingerprint != host_key.fingerprint {
+            return Err("made with another host key".into());
+        }
+        let (runner, handles) = Runner::new_server_from_export(&carried.sunset, &host_key.key)
+            .map_err(|e| format!("the SSH library: {e}"))?;
+        let channel = handles
+            .into_iter()
+            .find(|h| h.num().0 == carried.channel)
+            .ok_or("its session channel is not among the open ones")?;
+        let clip = |t: &TermInfo| t.term.len() <= 256 && t.colorterm.len() <= 256;
+        if !clip(&carried.term_seen) || !carried.term.as_ref().is_none_or(clip) {
+            return Err("terminal names past their bounds".into());
+        }
+        if carried.user.as_ref().is_some_and(|u| u.len() > 256) {
+            return Err("a user name past its bound".into());
+        }
+        Ok(SshTransport {
+            runner: Box::new(runner),
+            host_key,
+            pending_in: Vec::new(),
+            channel: Some(channel),
+            shell: true,
+            term: carried.term,
+            term_seen: carried.term_seen,
+            user: carried.user,
+            policy,
+            refused: carried.refused,
+        })
     }
 
     /// Bytes from the peer, without a socket (the fuzz target's way in):
@@ -467,6 +584,52 @@ impl SshTransport {
     }
 }
 
+/// The first byte of [`SshTransport::freeze`]'s bytes; then postcard of
+/// [`Carried`]. Bumped whenever the encoding changes.
+pub const CARRY_VERSION: u8 = 1;
+
+/// The largest frozen SSH state read (the SSH library's part is under
+/// 1 KiB; names are capped at 256 bytes).
+pub const MAX_CARRIED: usize = 8 * 1024;
+
+/// An SSH connection as `portal upgrade` carries it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Carried {
+    /// [`sunset::Runner::export_server`]'s bytes: keys, sequence numbers,
+    /// the session id, the channels.
+    sunset: Vec<u8>,
+    /// The session channel's number.
+    channel: u32,
+    /// The host key's `SHA256:` fingerprint.
+    fingerprint: String,
+    user: Option<String>,
+    term_seen: TermInfo,
+    /// Terminal information not yet handed to the worker.
+    term: Option<TermInfo>,
+    refused: u32,
+}
+
+fn decode_carried(bytes: &[u8]) -> Result<Carried, String> {
+    let (&version, body) = bytes.split_first().ok_or("no SSH state")?;
+    if bytes.len() > MAX_CARRIED {
+        return Err(format!(
+            "SSH state of {} bytes is over the {MAX_CARRIED} allowed",
+            bytes.len()
+        ));
+    }
+    if version != CARRY_VERSION {
+        return Err(format!(
+            "SSH state version {version}, this portal reads {CARRY_VERSION}"
+        ));
+    }
+    let (carried, rest) =
+        postcard::take_from_bytes::<Carried>(body).map_err(|e| format!("SSH state: {e}"))?;
+    if !rest.is_empty() {
+        return Err(format!("SSH state: {} bytes after the end", rest.len()));
+    }
+    Ok(carried)
+}
+
 /// Keep `TERM`/`COLORTERM` from the client's environment requests.
 fn note_env(seen: &mut TermInfo, pending: &mut Option<TermInfo>, name: &str, value: String) {
     match name {
@@ -510,6 +673,356 @@ fn flush_runner(runner: &mut Runner<'static, Server>, stream: &mut TcpStream) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
+    use sunset::{CliEvent, Client};
+
+    /// sunset's own client, on the far end of a loopback socket.
+    struct TestClient {
+        runner: Box<Runner<'static, Client>>,
+        socket: std::net::TcpStream,
+        /// Socket bytes the runner has not taken yet.
+        pending: Vec<u8>,
+        channel: Option<ChanHandle>,
+        authed: bool,
+        shell: bool,
+        received: Vec<u8>,
+    }
+
+    impl TestClient {
+        /// Run the client's events, move its output to the socket and
+        /// the socket's bytes in; true if anything moved.
+        fn step(&mut self) -> bool {
+            let mut moved = self.events();
+            let out = self.runner.output_buf().to_vec();
+            if !out.is_empty() {
+                self.socket.write_all(&out).unwrap();
+                self.runner.consume_output(out.len());
+                moved = true;
+            }
+            let mut buf = [0u8; 4096];
+            match self.socket.read(&mut buf) {
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("client socket: {e}"),
+            }
+            while !self.pending.is_empty() && self.runner.is_input_ready() {
+                let taken = self.runner.input(&self.pending).unwrap();
+                self.pending.drain(..taken);
+                moved |= taken > 0;
+                moved |= self.events();
+                if taken == 0 {
+                    break;
+                }
+            }
+            if let (Some(channel), Some(_)) = (&self.channel, self.runner.read_channel_ready()) {
+                let n = self
+                    .runner
+                    .read_channel(channel, ChanData::Normal, &mut buf)
+                    .unwrap();
+                self.received.extend_from_slice(&buf[..n]);
+                moved |= n > 0;
+            }
+            moved
+        }
+
+        fn events(&mut self) -> bool {
+            let mut moved = false;
+            loop {
+                let mut open = false;
+                match self.runner.progress().unwrap() {
+                    Event::None => break,
+                    Event::Cli(CliEvent::Hostkey(h)) => h.accept().unwrap(),
+                    Event::Cli(CliEvent::Username(u)) => u.username("alice").unwrap(),
+                    Event::Cli(CliEvent::Password(p)) => p.password("pw").unwrap(),
+                    Event::Cli(CliEvent::Pubkey(k)) => k.skip().unwrap(),
+                    Event::Cli(CliEvent::Authenticated) => open = true,
+                    Event::Cli(CliEvent::SessionOpened(mut opener)) => {
+                        opener.shell().unwrap();
+                        self.shell = true;
+                    }
+                    Event::Cli(CliEvent::Defunct) => panic!("the client's connection ended"),
+                    _ => {}
+                }
+                moved = true;
+                if open && !self.authed {
+                    self.authed = true;
+                    self.channel = Some(self.runner.open_client_session().unwrap());
+                }
+            }
+            moved
+        }
+
+        /// Channel data out, as much as the window and buffer take.
+        fn send(&mut self, bytes: &[u8]) -> usize {
+            let channel = self.channel.as_ref().unwrap();
+            self.runner
+                .write_channel(channel, ChanData::Normal, bytes)
+                .unwrap()
+        }
+    }
+
+    /// A server transport and a client, connected on loopback.
+    fn connected(host_key: Arc<HostKey>) -> (SshTransport, TcpStream, TestClient) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let socket = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        accepted.set_nonblocking(true).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let client = TestClient {
+            runner: Box::new(Runner::new_client_owned()),
+            socket,
+            pending: Vec::new(),
+            channel: None,
+            authed: false,
+            shell: false,
+            received: Vec::new(),
+        };
+        let server = SshTransport::new(host_key);
+        (server, TcpStream::from_std(accepted), client)
+    }
+
+    /// Drive both ends (one round at least) until `done` (or fail after
+    /// 10 s): the server's channel data lands in `data`, `out` is sent as
+    /// channel data.
+    fn drive(
+        server: &mut SshTransport,
+        stream: &mut TcpStream,
+        client: &mut TestClient,
+        data: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+        done: impl Fn(&SshTransport, &TestClient, &[u8]) -> bool,
+    ) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut first = true;
+        while std::mem::take(&mut first) || !done(server, client, data) {
+            assert!(
+                Instant::now() < deadline,
+                "stalled: {data:?} {:?}",
+                client.received
+            );
+            let mut moved = client.step();
+            let before = data.len();
+            match server.read(stream, data) {
+                ReadEnd::WouldBlock => {}
+                other => panic!("server read: {other:?}"),
+            }
+            let queued = out.len();
+            server.write(stream, out).unwrap();
+            moved |= data.len() > before || out.len() < queued;
+            if !moved {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    fn test_key() -> Arc<HostKey> {
+        let dir = tempfile::tempdir().unwrap();
+        load_or_create_host_key(&dir.path().join("key")).unwrap().0
+    }
+
+    #[test]
+    fn a_frozen_connection_goes_on_in_a_thawed_transport() {
+        let key = test_key();
+        let (mut server, mut stream, mut client) = connected(key.clone());
+        let (mut data, mut out) = (Vec::new(), Vec::new());
+        drive(
+            &mut server,
+            &mut stream,
+            &mut client,
+            &mut data,
+            &mut out,
+            |s, _, _| !s.is_handshaking(),
+        );
+        drive(
+            &mut server,
+            &mut stream,
+            &mut client,
+            &mut data,
+            &mut out,
+            |_, _, _| true,
+        );
+        assert_eq!(client.send(b"look\r"), 5);
+        drive(
+            &mut server,
+            &mut stream,
+            &mut client,
+            &mut data,
+            &mut out,
+            |_, _, d| d == b"look\r",
+        );
+        out.extend_from_slice(b"You see a room.\r\n");
+        drive(
+            &mut server,
+            &mut stream,
+            &mut client,
+            &mut data,
+            &mut out,
+            |_, c, _| c.received == b"You see a room.\r\n",
+        );
+
+        let frozen = server.freeze().unwrap();
+        assert_eq!(
+            SshTransport::frozen_fingerprint(&frozen).unwrap(),
+            key.fingerprint
+        );
+        drop(server);
+        let mut server = SshTransport::thaw(&frozen, key, AuthPolicy::default()).unwrap();
+        assert!(!server.is_handshaking());
+        assert_eq!(server.user(), Some("alice"));
+
+        // Both ways, more than a channel window's worth (1000 bytes): the
+        // sequence numbers, keys and windows all went on.
+        data.clear();
+        client.received.clear();
+        let typed: Vec<u8> = (0..3000).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut sent = 0;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sent < typed.len() {
+            assert!(
+                Instant::now() < deadline,
+                "sent {sent}, the server has {}",
+                data.len()
+            );
+            sent += client.send(&typed[sent..]);
+            drive(
+                &mut server,
+                &mut stream,
+                &mut client,
+                &mut data,
+                &mut out,
+                |_, c, _| !c.runner.is_output_pending(),
+            );
+        }
+        drive(
+            &mut server,
+            &mut stream,
+            &mut client,
+            &mut data,
+            &mut out,
+            |_, _, d| d.len() >= typed.len(),
+        );
+        assert_eq!(data, typed);
+        out.extend_from_slice(&typed);
+        drive(
+            &mut server,
+            &mut stream,
+            &mut client,
+            &mut data,
+            &mut out,
+            |_, c, _| c.received.len() >= typed.len(),
+        );
+        assert_eq!(client.received, typed);
+    }
+
+    #[test]
+    fn a_connection_is_not_frozen_before_its_shell_or_mid_packet() {
+        let key = test_key();
+        let (mut server, mut stream, mut client) = connected(key.clone());
+        let (mut data, mut out) = (Vec::new(), Vec::new());
+        assert!(server.freeze().is_err(), "nothing yet");
+        drive(
+            &mut server,
+            &mut stream,
+            &mut client,
+            &mut data,
+            &mut out,
+            |_, c, _| c.authed,
+        );
+        drive(
+            &mut server,
+            &mut stream,
+            &mut client,
+            &mut data,
+            &mut out,
+            |s, _, _| !s.is_handshaking(),
+        );
+        drive(
+            &mut server,
+            &mut stream,
+            &mut client,
+            &mut data,
+            &mut out,
+            |_, _, _| true,
+        );
+        // Half a packet in: the library is part-way through it.
+        assert_eq!(client.send(b"hello"), 5);
+        client.events();
+        let packet = client.runner.output_buf().to_vec();
+        client.runner.consume_output(packet.len());
+        client
+            .socket
+            .write_all(&packet[..packet.len() / 2])
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.quiet().is_ok() {
+            assert!(Instant::now() < deadline, "the half packet never arrived");
+            let _ = server.read(&mut stream, &mut data);
+        }
+        let why = server.quiet().unwrap_err();
+        assert!(why.contains("not quiet"), "{why}");
+        client
+            .socket
+            .write_all(&packet[packet.len() / 2..])
+            .unwrap();
+        drive(
+            &mut server,
+            &mut stream,
+            &mut client,
+            &mut data,
+            &mut out,
+            |_, _, d| d == b"hello",
+        );
+        assert!(server.quiet().is_ok());
+    }
+
+    #[test]
+    fn a_frozen_state_is_refused_with_another_key_or_corrupt() {
+        let key = test_key();
+        let (mut server, mut stream, mut client) = connected(key.clone());
+        let (mut data, mut out) = (Vec::new(), Vec::new());
+        drive(
+            &mut server,
+            &mut stream,
+            &mut client,
+            &mut data,
+            &mut out,
+            |s, _, _| !s.is_handshaking(),
+        );
+        drive(
+            &mut server,
+            &mut stream,
+            &mut client,
+            &mut data,
+            &mut out,
+            |_, _, _| true,
+        );
+        let frozen = server.freeze().unwrap();
+        let policy = AuthPolicy::default();
+        let other = test_key();
+        let e = SshTransport::thaw(&frozen, other, policy).err().unwrap();
+        assert!(e.contains("another host key"), "{e}");
+        for cut in 0..frozen.len() {
+            assert!(SshTransport::thaw(&frozen[..cut], key.clone(), policy).is_err());
+        }
+        for i in 0..frozen.len() {
+            for flip in [0x01u8, 0x80, 0xFF] {
+                let mut corrupt = frozen.clone();
+                corrupt[i] ^= flip;
+                // Key bytes may flip into other keys that still decode:
+                // what matters is that nothing panics.
+                let _ = SshTransport::thaw(&corrupt, key.clone(), policy);
+            }
+        }
+        let mut long = frozen.clone();
+        long.resize(MAX_CARRIED + 1, 0);
+        let e = SshTransport::thaw(&long, key.clone(), policy)
+            .err()
+            .unwrap();
+        assert!(e.contains("over the"), "{e}");
+        let mut version = frozen;
+        version[0] = CARRY_VERSION + 1;
+        assert!(SshTransport::thaw(&version, key, policy).is_err());
+    }
 
     #[test]
     fn a_missing_host_key_is_made_once_with_mode_0600_and_read_back() {

@@ -563,3 +563,56 @@ fn a_flood_from_one_address_is_capped_while_players_carry_on() {
     other.expect("create <name>");
     assert!(flood_secs < 60.0, "the flood took {flood_secs:.1}s");
 }
+
+#[test]
+fn an_ssh_session_goes_on_through_a_portal_upgrade() {
+    let mut sp = start("");
+    let mut ssh = logged_in(sp.ssh, "upgrader");
+    let game_pid = sp.portal.game_pid_other_than(None);
+    ssh.line("say before the upgrade");
+    ssh.expect("You say, \"before the upgrade\"");
+    ssh.expect("> ");
+    // Half a line typed when the upgrade comes: the line editor is carried.
+    ssh.keys(b"say half");
+    ssh.expect("say half");
+
+    let binary = sp.portal.new_binary("portal-new");
+    let out = sp
+        .portal
+        .cli(&["upgrade", "--binary", binary.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "upgrade: {} {}", out.stdout, out.stderr);
+    sp.portal
+        .wait_log("upgrade 1 done: 1 sessions carried, 0 not carried");
+
+    // The same SSH connection: the rest of the line, then more lines,
+    // each answered once; together more than the SSH library's channel
+    // window (1000 bytes), so the thawed side must open it again.
+    ssh.keys(b"-typed\r");
+    ssh.expect("You say, \"half-typed\"");
+    ssh.expect("> ");
+    let padding = "x".repeat(80);
+    for i in 0..14 {
+        ssh.line(&format!("say after {i} {padding}"));
+        let shown = ssh.expect(&format!("You say, \"after {i} {padding}\""));
+        assert_eq!(shown.matches("You say").count(), 1, "twice: {shown:?}");
+        ssh.expect("> ");
+    }
+    ssh.line("say last");
+    let shown = ssh.expect("You say, \"last\"");
+    assert_eq!(shown.matches("You say").count(), 1, "again: {shown:?}");
+    ssh.expect("> ");
+    assert_eq!(
+        sp.portal.game_pid_other_than(None),
+        game_pid,
+        "the game was not restarted"
+    );
+    let status = sp.portal.status_report();
+    assert_eq!(status.words("upgrades")[0], "1");
+    ssh.line("quit");
+    ssh.expect("Goodbye!");
+    let (code, end) = ssh.expect_exit();
+    assert_eq!(code, Some(0), "a clean exit after the upgrade: {end:?}");
+    wait_for("the SSH session to end", || {
+        (sp.portal.sessions() == 0).then_some(())
+    });
+}

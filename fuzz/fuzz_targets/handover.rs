@@ -1,6 +1,7 @@
 //! What a new portal reads after `portal upgrade`: the hand-over file, a
-//! session core, the AMP writer's state, a carried TLS session and an AJAX
-//! session's long-poll state. Invariants: no input panics; a file that
+//! session core, the AMP writer's state, a carried TLS session, a carried
+//! SSH connection (`TransportState::Ssh`'s bytes, thawed with a fixed
+//! host key) and an AJAX session's long-poll state. Invariants: no input panics; a file that
 //! decodes encodes to bytes that decode and encode to the same bytes; a
 //! carried TLS session likewise. Inputs starting with an odd byte are
 //! taken as they are; the others patch a valid file (and a valid core), so
@@ -12,11 +13,28 @@ use portal::amp::outbox::Outbox;
 use portal::config::Config;
 use portal::protocols::ajax::{LongPoll, Timing};
 use portal::session::core::Core;
+use portal::ssh::{host_key_from_text, AuthPolicy, HostKey, SshTransport};
 use portal::tls::carried::CarriedTls;
 use portal::upgrade::format::{AmpState, Handover, ListenerState, SessionState, TransportState};
 use portal::wire::session::Session;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+/// A host key made for this target only (never used by a listener).
+const FUZZ_HOST_KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
+QyNTUxOQAAACBHWjDpn1B1VvJVcISOsx0GhJHalboQAHNekgGwLTyfOQAAAJCqqdpGqqna
+RgAAAAtzc2gtZWQyNTUxOQAAACBHWjDpn1B1VvJVcISOsx0GhJHalboQAHNekgGwLTyfOQ
+AAAEAS+nvKkSUUzb0BPQ3stgqJSJt/v4qxfVzwtxaAWXKST0daMOmfUHVW8lVwhI6zHQaE
+kdqVuhAAc16SAbAtPJ85AAAACWZ1enogb25seQECAwQ=
+-----END OPENSSH PRIVATE KEY-----
+";
+
+fn host_key() -> Arc<HostKey> {
+    static KEY: OnceLock<Arc<HostKey>> = OnceLock::new();
+    KEY.get_or_init(|| Arc::new(host_key_from_text(FUZZ_HOST_KEY).expect("the fuzz key parses")))
+        .clone()
+}
 
 fn valid_file() -> Vec<u8> {
     let handover = Handover {
@@ -85,6 +103,7 @@ fuzz_target!(|data: &[u8]| {
         keepalive: Duration::from_secs(30),
     };
     let _ = LongPoll::<()>::thaw(data, timing, now);
+    let _ = SshTransport::thaw(data, host_key(), AuthPolicy::default());
     if let Ok(tls) = CarriedTls::decode(data) {
         let again = tls.encode();
         let back = CarriedTls::decode(&again).expect("a carried session re-decodes");

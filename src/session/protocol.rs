@@ -19,14 +19,13 @@ use crate::wire::message::Command;
 use crate::wire::value::Map;
 use std::time::Instant;
 
-/// The engine under one session. Serde carries the telnet and web
-/// engines to a new process (`portal upgrade`); a terminal engine lives
-/// under an SSH transport, which cannot be carried, so it is never encoded.
+/// The engine under one session. Serde carries every engine to a new
+/// process (`portal upgrade`); a terminal engine goes with its SSH
+/// connection ([`crate::ssh::SshTransport::freeze`]).
 #[derive(serde::Serialize, serde::Deserialize)]
 pub enum Protocol {
     Telnet(Box<Telnet>),
     Web(Box<WebEngine>),
-    #[serde(skip)]
     Terminal(Box<Terminal>),
 }
 

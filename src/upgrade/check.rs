@@ -5,7 +5,7 @@
 //! not start, hangs, answers something else or does not read our version
 //! is refused, and the old portal keeps serving.
 
-use crate::upgrade::format::VERSION;
+use crate::upgrade::format::{READS, VERSION};
 use std::fmt;
 use std::io::Read;
 use std::path::Path;
@@ -53,7 +53,8 @@ impl std::error::Error for CheckError {}
 
 /// What this portal answers to `upgrade-check`.
 pub fn answer() -> String {
-    format!("{ANSWER_WORD} {VERSION}")
+    let versions: Vec<String> = READS.iter().map(u32::to_string).collect();
+    format!("{ANSWER_WORD} {}", versions.join(" "))
 }
 
 /// Parse an answer: the versions it names (pure).
@@ -119,7 +120,8 @@ mod tests {
 
     #[test]
     fn our_answer_parses_to_our_version() {
-        assert_eq!(parse_answer(&answer()), Ok(vec![VERSION]));
+        assert_eq!(parse_answer(&answer()), Ok(READS.to_vec()));
+        assert!(READS.contains(&VERSION));
         assert_eq!(parse_answer("portal-handover 1 2\n"), Ok(vec![1, 2]));
     }
 

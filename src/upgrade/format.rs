@@ -24,8 +24,13 @@ use std::net::SocketAddr;
 
 /// The file's first bytes.
 pub const MAGIC: &[u8; 8] = b"PORTALHO";
-/// The hand-over format this portal writes and reads.
-pub const VERSION: u32 = 1;
+/// The hand-over format this portal writes.
+pub const VERSION: u32 = 2;
+/// The hand-over formats this portal reads: 1 is 2 without SSH sessions
+/// ([`TransportState::Ssh`] is new in 2), so an older portal can still
+/// hand over to this one, and this one never to a portal that reads only
+/// 1.
+pub const READS: &[u32] = &[1, 2];
 /// Largest body read (a full portal's sessions with full output buffers
 /// fit many times over).
 pub const MAX_BODY: u64 = 512 * 1024 * 1024;
@@ -148,6 +153,10 @@ pub enum TransportState {
     /// TLS continued from the old portal's traffic secrets
     /// ([`crate::tls::carried::CarriedTls`]'s encoding).
     Tls(Vec<u8>),
+    /// An SSH connection continued from the old portal's keys, sequence
+    /// numbers and channel ([`crate::ssh::SshTransport::freeze`]'s
+    /// encoding, at most [`crate::ssh::MAX_CARRIED`] bytes).
+    Ssh(Vec<u8>),
 }
 
 /// The game's AMP link.
@@ -213,7 +222,7 @@ impl fmt::Display for FormatError {
             FormatError::Version(v) => {
                 write!(
                     f,
-                    "hand-over format version {v}; this portal reads {VERSION}"
+                    "hand-over format version {v}; this portal reads {READS:?}"
                 )
             }
             FormatError::TooLarge(n) => {
@@ -252,7 +261,7 @@ impl Handover {
             return Err(FormatError::NotAHandover);
         }
         let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-        if version != VERSION {
+        if !READS.contains(&version) {
             return Err(FormatError::Version(version));
         }
         let mut len = [0u8; 8];
@@ -329,6 +338,18 @@ impl Handover {
         {
             if sessid >= self.next_sessid || !sessids.insert(sessid) {
                 return invalid(format!("session {sessid} (twice, or not yet given)"));
+            }
+        }
+        let max_ssh = crate::ssh::MAX_CARRIED;
+        for s in &self.sessions {
+            if let TransportState::Ssh(bytes) = &s.transport {
+                if bytes.len() > max_ssh {
+                    return invalid(format!(
+                        "session {}: an SSH state of {} bytes (at most {max_ssh})",
+                        s.record.sessid,
+                        bytes.len()
+                    ));
+                }
             }
         }
         Ok(())
@@ -433,6 +454,29 @@ mod tests {
     }
 
     #[test]
+    fn an_ssh_session_is_carried_and_an_oversized_ssh_state_refused() {
+        let mut h = sample();
+        h.sessions[0].transport = TransportState::Ssh(vec![1, 2, 3]);
+        let bytes = h.encode().unwrap();
+        assert_eq!(Handover::decode(&bytes).unwrap(), h);
+        h.sessions[0].transport = TransportState::Ssh(vec![0; crate::ssh::MAX_CARRIED + 1]);
+        let bytes = h.encode().unwrap();
+        assert!(matches!(
+            Handover::decode(&bytes),
+            Err(FormatError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn a_version_1_file_from_an_older_portal_is_read() {
+        // Version 1 is version 2 without SSH sessions.
+        let sample = sample();
+        let mut bytes = sample.encode().unwrap();
+        bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+        assert_eq!(Handover::decode(&bytes).unwrap(), sample);
+    }
+
+    #[test]
     fn every_truncation_is_refused_without_panic() {
         let bytes = sample().encode().unwrap();
         for cut in 0..bytes.len() {
@@ -443,8 +487,8 @@ mod tests {
     #[test]
     fn another_version_or_magic_or_a_huge_length_is_refused() {
         let mut bytes = sample().encode().unwrap();
-        bytes[8] = 2;
-        assert_eq!(Handover::decode(&bytes), Err(FormatError::Version(2)));
+        bytes[8] = 3;
+        assert_eq!(Handover::decode(&bytes), Err(FormatError::Version(3)));
         let mut bytes = sample().encode().unwrap();
         bytes[0] = b'X';
         assert_eq!(Handover::decode(&bytes), Err(FormatError::NotAHandover));

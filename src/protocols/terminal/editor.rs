@@ -19,6 +19,8 @@
 
 /// Lines kept for Up/Down.
 const HISTORY: usize = 50;
+/// CSI parameter bytes kept (more are dropped).
+const MAX_PARAMS: usize = 16;
 
 /// What the editor produced besides echo.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +32,7 @@ pub enum Edit {
 }
 
 /// Where the editor is inside an escape sequence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Escape {
     None,
     /// After ESC.
@@ -41,13 +43,16 @@ enum Escape {
     Ss3,
 }
 
-/// One terminal session's line being typed, and its history.
-#[derive(Debug, Clone)]
+/// One terminal session's line being typed, and its history (carried
+/// over `portal upgrade` with its terminal; [`LineEditor::fits`] checks a
+/// decoded one).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LineEditor {
     line: Vec<char>,
     cursor: usize,
     max_chars: usize,
     hidden: bool,
+    #[serde(deserialize_with = "crate::session::frozen::bounded_vec")]
     history: Vec<String>,
     /// While walking the history: the entry shown (index into `history`).
     browsing: Option<usize>,
@@ -76,6 +81,22 @@ impl LineEditor {
             partial: Vec::new(),
             after_cr: false,
         }
+    }
+
+    /// Whether this (decoded) editor is one typing can make: the line
+    /// within its cap, the cursor in it, the history at most [`HISTORY`]
+    /// lines of at most the cap each, a history entry being shown that is
+    /// there, an escape sequence and a UTF-8 character no longer than
+    /// they can be.
+    pub fn fits(&self) -> bool {
+        let cap = self.max_chars;
+        self.line.len() <= cap
+            && self.cursor <= self.line.len()
+            && self.history.len() <= HISTORY
+            && self.history.iter().all(|l| l.chars().count() <= cap)
+            && self.browsing.is_none_or(|i| i < self.history.len())
+            && self.params.len() <= MAX_PARAMS
+            && self.partial.len() < 4
     }
 
     /// A new line size cap (config reload).
@@ -212,7 +233,7 @@ impl LineEditor {
             Escape::Csi => match byte {
                 // Parameter (0x30-0x3f) and intermediate (0x20-0x2f) bytes.
                 0x20..=0x3f => {
-                    if self.params.len() < 16 {
+                    if self.params.len() < MAX_PARAMS {
                         self.params.push(byte);
                     }
                 }

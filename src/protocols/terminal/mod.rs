@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 /// What the engine reports to the session core.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TerminalEvent {
     /// A line the player finished.
     Line(String),
@@ -30,7 +30,10 @@ pub enum TerminalEvent {
     Quit,
 }
 
-/// One terminal session's engine.
+/// One terminal session's engine. Serde carries it over `portal upgrade`
+/// with its SSH connection (the half-typed line, history, prompt and
+/// flags go on); [`Terminal::fits`] checks a decoded one.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Terminal {
     editor: LineEditor,
     flags: ProtocolFlags,
@@ -38,6 +41,7 @@ pub struct Terminal {
     /// a line is being typed.
     prompt: String,
     transmit: Vec<u8>,
+    #[serde(deserialize_with = "crate::session::frozen::bounded_deque")]
     events: VecDeque<TerminalEvent>,
 }
 
@@ -87,6 +91,19 @@ impl Terminal {
     /// Bytes for the transport, until `None`.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         (!self.transmit.is_empty()).then(|| std::mem::take(&mut self.transmit))
+    }
+
+    /// Bytes waiting for the transport (checked against the output cap
+    /// after a thaw).
+    pub fn buffered_bytes(&self) -> usize {
+        self.transmit.len()
+    }
+
+    /// Whether a decoded engine is one a live session can be in: the
+    /// editor's line within its cap and its own invariants, a prompt of at
+    /// most `max_prompt` bytes (the output buffer's cap).
+    pub fn fits(&self, max_prompt: usize) -> bool {
+        self.editor.fits() && self.prompt.len() <= max_prompt
     }
 
     /// A new line size cap (config reload).

@@ -10,8 +10,11 @@
 //! end-of-stream bytes are queued in [`Core::transmit`] for the caller to
 //! write out before it freezes) and begun anew after a thaw or an aborted
 //! upgrade: the client sees one stream end, plain `IAC SB COMPRESS2 IAC
-//! SE`, then a fresh stream. An MCCP3 input stream, an SSH session, an
-//! AJAX request in flight or a websocket mid-close cannot be carried:
+//! SE`, then a fresh stream. An SSH session's terminal engine (line
+//! editor, history, prompt, flags) is carried like the others; its SSH
+//! connection goes beside the core ([`crate::ssh::SshTransport::freeze`]).
+//! An MCCP3 input stream, an AJAX request in flight or a websocket
+//! mid-close cannot be carried:
 //! [`Core::uncarriable`] says so and the caller closes that session.
 //!
 //! A thaw trusts nothing: the input is capped at [`MAX_STATE_BYTES`],
@@ -125,7 +128,7 @@ impl Core {
         match &self.protocol {
             Protocol::Telnet(telnet) => telnet.uncarriable(),
             Protocol::Web(web) => web.uncarriable(),
-            Protocol::Terminal(_) => Some("an SSH session"),
+            Protocol::Terminal(_) => None,
         }
     }
 
@@ -200,6 +203,8 @@ impl Core {
                 let settings = telnet_settings(config, self.direction);
                 telnet.thaw_settings(settings).map_err(ThawError::Invalid)
             }
+            // The line cap comes with `set_config`.
+            (Protocol::Terminal(_), Direction::Inbound) => Ok(()),
             (Protocol::Web(web), Direction::Web) => {
                 let settings = web_settings(config, web.secure())
                     .map_err(|e| ThawError::Settings(e.to_string()))?;
@@ -222,7 +227,14 @@ impl Core {
         let buffered = match &self.protocol {
             Protocol::Telnet(telnet) => telnet.buffered_bytes(),
             Protocol::Web(web) => web.buffered_bytes(),
-            Protocol::Terminal(_) => 0,
+            Protocol::Terminal(terminal) => {
+                if !terminal.fits(self.config.limits.output_buffer_bytes) {
+                    return Err(ThawError::Invalid(
+                        "a terminal line, history or prompt past its limits",
+                    ));
+                }
+                terminal.buffered_bytes()
+            }
         };
         let held = self.hold.as_ref().map_or(0, |hold| hold.bytes.len());
         let output = self.out.len() + held + buffered;

@@ -3,10 +3,15 @@
 //! answers with its state and waits: the exec ends it, or the upgrade is
 //! called off and it carries on); in the new portal [`spawn_thawed`]
 //! starts the same session's worker from that state on the same socket.
+//! An SSH session first reads and writes on until the SSH library is at a
+//! quiet point (no packet half-read, no re-key), then its connection is
+//! exported beside the core; one that does not get there in
+//! [`SSH_SETTLE`] is told and closed as before.
 
 use super::*;
 use crate::amp::inbox::ToWriter;
 use crate::session::transport::CarriedSession;
+use crate::ssh::SshTransport;
 use crate::tls::carried::CarriedTls;
 use crate::upgrade::format::{Dropped, SessionState, TransportState};
 use crate::upgrade::{Frozen, NOT_CARRIED};
@@ -16,6 +21,11 @@ use std::os::fd::FromRawFd;
 /// How long a freezing worker gives its socket to take what is queued
 /// (the rest is carried).
 const FREEZE_FLUSH: Duration = Duration::from_millis(300);
+
+/// How long a freezing SSH session is given to reach a quiet point (a
+/// packet half-read, a re-key, output the socket has not taken): it
+/// reads and writes on meanwhile; past this it is not carried.
+const SSH_SETTLE: Duration = Duration::from_millis(500);
 
 impl Worker {
     /// Answer a freeze (see the module docs).
@@ -35,6 +45,14 @@ impl Worker {
         self.flush();
         self.core.prepare_freeze(now);
         self.flush_within(FREEZE_FLUSH);
+        if let Err(why) = self.settle_ssh(SSH_SETTLE) {
+            return self.drop_for_upgrade(&reply, why, now);
+        }
+        if self.core.is_closing() {
+            // The client left while the SSH connection settled.
+            let _ = reply.send(Frozen::Ended(self.core.sessid()));
+            return;
+        }
         let core = match self.core.freeze(now) {
             Ok(core) => core,
             Err(e) => return self.drop_for_upgrade(&reply, e.to_string(), now),
@@ -67,8 +85,8 @@ impl Worker {
     /// Why this session cannot be carried, if it cannot.
     fn not_carriable(&self) -> Option<String> {
         match &self.transport {
-            Transport::Ssh(_) => {
-                return Some("an SSH session's state stays inside the SSH library".into())
+            Transport::Ssh(ssh) if ssh.is_handshaking() => {
+                return Some("its SSH handshake had not finished".into())
             }
             Transport::Tls(tls) if tls.conn.is_handshaking() => {
                 return Some("its TLS handshake had not finished".into())
@@ -121,6 +139,32 @@ impl Worker {
         }
     }
 
+    /// An SSH session: read and write on (input goes to the core, so it is
+    /// carried with it) until the SSH library is at a point its state can
+    /// be taken ([`crate::ssh::SshTransport::quiet`]), for up to `limit`.
+    /// Other transports are ready at once.
+    fn settle_ssh(&mut self, limit: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.flush();
+            let Transport::Ssh(ssh) = &self.transport else {
+                return Ok(());
+            };
+            let why = match ssh.quiet() {
+                Ok(()) => return Ok(()),
+                Err(why) => why,
+            };
+            if self.core.is_closing() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(why);
+            }
+            self.read_socket();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// The transport as the hand-over carries it, and ciphertext not yet
     /// written. A TLS session's keys are taken out of rustls: from here on
     /// (in the new portal, or here if the upgrade is called off) its
@@ -150,9 +194,12 @@ impl Worker {
                 let CarriedSession { tls, out } = *carried;
                 self.carry_on_with(tls, out)
             }
-            ssh @ Transport::Ssh(_) => {
-                self.transport = ssh;
-                Err("an SSH session's state stays inside the SSH library".into())
+            Transport::Ssh(ssh) => {
+                // Exported, not taken: if the upgrade is called off this
+                // worker carries on with the same connection.
+                let frozen = ssh.freeze();
+                self.transport = Transport::Ssh(ssh);
+                Ok((TransportState::Ssh(frozen?), Vec::new()))
             }
         }
     }
@@ -213,6 +260,17 @@ pub fn spawn_thawed(shared: Arc<Shared>, state: SessionState) -> io::Result<()> 
 
 type ThawError = (String, Option<std::net::TcpStream>);
 
+/// A carried SSH connection, with the host key of the `[[ssh]]` listener
+/// it was made on: the new portal's config names the key files, and the
+/// one whose fingerprint the state names is read (a key changed in the
+/// meantime would fail the client's next re-key, so the session is not
+/// taken over).
+fn thaw_ssh(config: &crate::config::Config, bytes: &[u8]) -> Result<SshTransport, String> {
+    let fingerprint = SshTransport::frozen_fingerprint(bytes)?;
+    let (host_key, policy) = crate::ssh::find_host_key(&config.ssh, &fingerprint)?;
+    SshTransport::thaw(bytes, host_key, policy)
+}
+
 impl Worker {
     /// The worker of a carried session, its socket `state.fd`.
     fn thawed(shared: &Arc<Shared>, state: SessionState) -> Result<Box<Worker>, ThawError> {
@@ -223,7 +281,7 @@ impl Worker {
         let config = shared.config();
         let now = Instant::now();
         let plain = matches!(state.transport, TransportState::Plain);
-        let core = match Core::thaw(&state.core, config, now) {
+        let core = match Core::thaw(&state.core, config.clone(), now) {
             Ok(core) => core,
             Err(e) => return Err((e.to_string(), plain.then_some(std_stream))),
         };
@@ -235,6 +293,10 @@ impl Worker {
                     out: state.unsent,
                 })),
                 Err(e) => return Err((format!("its TLS state: {e}"), None)),
+            },
+            TransportState::Ssh(bytes) => match thaw_ssh(&config, &bytes) {
+                Ok(ssh) => Transport::Ssh(Box::new(ssh)),
+                Err(e) => return Err((format!("its SSH state: {e}"), None)),
             },
         };
         if let Err(e) = std_stream.set_nonblocking(true) {

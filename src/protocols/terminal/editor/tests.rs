@@ -292,3 +292,23 @@ proptest! {
         prop_assert!(e.line().chars().count() <= 30);
     }
 }
+
+#[test]
+fn a_carried_editor_comes_back_and_an_impossible_one_is_refused() {
+    let mut e = LineEditor::new(20);
+    let (mut echo, mut edits) = (Vec::new(), Vec::new());
+    e.input(b"look\rsay hi\x1b[D", &mut echo, &mut edits);
+    let bytes = postcard::to_stdvec(&e).unwrap();
+    let back: LineEditor = postcard::from_bytes(&bytes).unwrap();
+    assert!(back.fits());
+    assert_eq!((back.line(), back.cursor()), ("say hi".to_owned(), 5));
+    let mut cursor = back.clone();
+    cursor.cursor = 7;
+    assert!(!cursor.fits(), "a cursor past the line");
+    let mut long = back.clone();
+    long.set_max(3);
+    assert!(!long.fits(), "a line past the cap");
+    let mut history = back;
+    history.history = vec!["x".into(); HISTORY + 1];
+    assert!(!history.fits(), "more history than is kept");
+}

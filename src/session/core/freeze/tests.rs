@@ -575,3 +575,43 @@ proptest! {
         same(&mut core, &mut thawed, &mut a, &mut b);
     }
 }
+
+fn terminal_core(config: Arc<Config>, now: Instant) -> Core {
+    use crate::protocols::terminal::Terminal;
+    let terminal = Terminal::new(config.limits.max_char_limit, "ssh");
+    let protocol = Protocol::Terminal(Box::new(terminal));
+    Core::new(9, config, Direction::Inbound, protocol, now)
+}
+
+#[test]
+fn an_ssh_terminal_thaws_with_its_half_typed_line_history_and_size() {
+    let now = Instant::now();
+    let mut core = terminal_core(config(), now);
+    core.set_term(&crate::ssh::TermInfo {
+        term: "xterm-256color".into(),
+        colorterm: String::new(),
+        width: 120,
+        height: 40,
+    });
+    core.handle_input(b"look\r", now);
+    core.handle_input(b"say hal", now);
+    events(&mut core);
+    sent(&mut core);
+    let bytes = core.freeze(now).unwrap();
+    let mut thawed = Core::thaw(&bytes, config(), now).unwrap();
+    assert_eq!(flags(&thawed).screen_width(), Some(120));
+    thawed.handle_input(b"f\r", now);
+    let lines: Vec<String> = events(&mut thawed)
+        .into_iter()
+        .filter_map(|e| match e {
+            CoreEvent::Input { command, .. } => command.first_str().map(str::to_owned),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lines, ["say half"]);
+    // Up twice: the history came along (`say half`, then `look`).
+    sent(&mut thawed);
+    thawed.handle_input(b"\x1b[A\x1b[A", now);
+    let shown = String::from_utf8_lossy(&sent(&mut thawed)).into_owned();
+    assert!(shown.ends_with("look\x1b[K"), "{shown:?}");
+}
