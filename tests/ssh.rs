@@ -4,7 +4,9 @@
 //! backspace, talks to a telnet player, resizes the window (the game sees
 //! the new size), keeps a line typed while the game restarts, and quits
 //! (the channel closes with exit status 0); the host key is made on first
-//! start (mode 0600) and its fingerprint logged. Only modern algorithms
+//! start (mode 0600) and its fingerprint logged. An SSH player stays
+//! connected through `portal upgrade`: a half-typed line, more lines than
+//! a channel window, a re-key after it, a clean quit. Only modern algorithms
 //! are offered, and a client that wants old ones is turned away. Hostile
 //! clients (silent, garbage, a truncated key exchange, a flood of 1,000
 //! connections from one address) are dropped at the handshake deadline,
@@ -239,7 +241,12 @@ fn open_pty(cols: u16, rows: u16) -> (File, OwnedFd) {
 /// An SSH player who created `name` through the interactive dialogue
 /// (password typed with echo off) and is in the plaza.
 fn logged_in(addr: SocketAddr, name: &str) -> SshClient {
-    let mut ssh = SshClient::connect(addr);
+    logged_in_with(addr, name, &[])
+}
+
+/// [`logged_in`] with extra `ssh` arguments.
+fn logged_in_with(addr: SocketAddr, name: &str, extra: &[&str]) -> SshClient {
+    let mut ssh = SshClient::connect_with(addr, extra);
     ssh.expect("create <name>");
     ssh.line("create");
     ssh.expect("Name: ");
@@ -567,7 +574,8 @@ fn a_flood_from_one_address_is_capped_while_players_carry_on() {
 #[test]
 fn an_ssh_session_goes_on_through_a_portal_upgrade() {
     let mut sp = start("");
-    let mut ssh = logged_in(sp.ssh, "upgrader");
+    // Debug logging: the client shows the re-key asked for below.
+    let mut ssh = logged_in_with(sp.ssh, "upgrader", &["-o", "LogLevel=DEBUG"]);
     let game_pid = sp.portal.game_pid_other_than(None);
     ssh.line("say before the upgrade");
     ssh.expect("You say, \"before the upgrade\"");
@@ -597,6 +605,11 @@ fn an_ssh_session_goes_on_through_a_portal_upgrade() {
         assert_eq!(shown.matches("You say").count(), 1, "twice: {shown:?}");
         ssh.expect("> ");
     }
+    // A re-key (OpenSSH's `~R` escape, at the start of a line) after the
+    // hand-over: the new portal signs with the host key it read again and
+    // hashes the carried session id and version lines.
+    ssh.keys(b"~R");
+    ssh.expect("SSH2_MSG_NEWKEYS received");
     ssh.line("say last");
     let shown = ssh.expect("You say, \"last\"");
     assert_eq!(shown.matches("You say").count(), 1, "again: {shown:?}");
