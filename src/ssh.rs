@@ -318,8 +318,9 @@ impl SshTransport {
     }
 
     /// The host key fingerprint a frozen state was made with (to find the
-    /// listener's key in the new portal's config), without decoding the
-    /// rest.
+    /// listener's key in the new portal's config). Only the envelope is
+    /// decoded; the SSH library's part is checked by
+    /// [`SshTransport::thaw`].
     pub fn frozen_fingerprint(bytes: &[u8]) -> Result<String, String> {
         Ok(decode_carried(bytes)?.fingerprint)
     }

@@ -6,7 +6,8 @@
 //! (the channel closes with exit status 0); the host key is made on first
 //! start (mode 0600) and its fingerprint logged. An SSH player stays
 //! connected through `portal upgrade`: a half-typed line, more lines than
-//! a channel window, a re-key after it, a clean quit. Only modern algorithms
+//! a channel window, a re-key after it, a clean quit; a client still in
+//! its handshake then is not carried (and said so in the log). Only modern algorithms
 //! are offered, and a client that wants old ones is turned away. Hostile
 //! clients (silent, garbage, a truncated key exchange, a flood of 1,000
 //! connections from one address) are dropped at the handshake deadline,
@@ -628,4 +629,33 @@ fn an_ssh_session_goes_on_through_a_portal_upgrade() {
     wait_for("the SSH session to end", || {
         (sp.portal.sessions() == 0).then_some(())
     });
+}
+
+#[test]
+fn an_ssh_client_still_in_its_handshake_is_not_carried_and_others_are() {
+    let sp = start("");
+    let mut ssh = logged_in(sp.ssh, "keeper");
+    // A client that sent its version line and nothing more.
+    let mut half = TcpStream::connect(sp.ssh).unwrap();
+    half.write_all(b"SSH-2.0-halfway\r\n").unwrap();
+    wait_for("the half client's session", || {
+        (sp.portal.sessions() == 2).then_some(())
+    });
+    let binary = sp.portal.new_binary("portal-new");
+    let out = sp
+        .portal
+        .cli(&["upgrade", "--binary", binary.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "upgrade: {} {}", out.stdout, out.stderr);
+    sp.portal
+        .wait_log("upgrade 1 done: 1 sessions carried, 1 not carried");
+    assert!(
+        sp.portal
+            .log()
+            .contains("its SSH handshake had not finished"),
+        "{}",
+        sp.portal.log()
+    );
+    ssh.line("say still here");
+    ssh.expect("You say, \"still here\"");
+    ssh.expect("> ");
 }
