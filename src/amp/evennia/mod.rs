@@ -8,8 +8,10 @@
 //! - [`boxes`]: Twisted AMP boxes, pure;
 //! - [`payload`]: `packed_data`, a pickle cut into zlib-compressed chunks;
 //! - [`pickle`]: a bounded pickle codec (protocols 2-5 in, 4 out);
-//! - [`mapping`]: Evennia's commands and operations ⇄ the link messages.
+//! - [`mapping`]: Evennia's commands and operations ⇄ the link messages;
+//! - [`django_session`]: a Django session record's `session_data`, pure.
 pub mod boxes;
+pub mod django_session;
 pub mod launcher;
 pub mod link;
 pub mod mapping;
