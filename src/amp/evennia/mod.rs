@@ -9,7 +9,9 @@
 //! - [`payload`]: `packed_data`, a pickle cut into zlib-compressed chunks;
 //! - [`pickle`]: a bounded pickle codec (protocols 2-5 in, 4 out);
 //! - [`mapping`]: Evennia's commands and operations ⇄ the link messages;
-//! - [`django_session`]: a Django session record's `session_data`, pure.
+//! - [`django_session`]: a Django session record's `session_data`, pure;
+//! - [`shared_login`]: the website's login shared with the web client,
+//!   through the game's Django session table.
 pub mod boxes;
 pub mod django_session;
 pub mod launcher;
@@ -17,6 +19,7 @@ pub mod link;
 pub mod mapping;
 pub mod payload;
 pub mod pickle;
+pub mod shared_login;
 
 use crate::amp::evennia::pickle::Py;
 use std::sync::Mutex;
