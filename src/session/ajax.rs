@@ -6,7 +6,7 @@
 //! on any of the browser's kept-alive connections, each served by an
 //! ordinary web connection worker ([`super::worker`]), whose web engine
 //! reads the request and its body and checks Origin and size. That
-//! worker then calls [`serve`]:
+//! worker then calls `serve`:
 //!
 //! ```text
 //!  init ──────► new AjaxWorker thread, filed in the AjaxTable by (csessid, cuid) ──► {"msg", "csessid"}

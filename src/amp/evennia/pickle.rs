@@ -94,7 +94,7 @@ pub enum Py {
         items: Vec<Py>,
     },
     /// SETITEM/SETITEMS applied to an object that is not a plain dict
-    /// (obj[key] = value for each, e.g. an `OrderedDict`).
+    /// (`obj[key] = value` for each, e.g. an `OrderedDict`).
     SetItems {
         obj: Box<Py>,
         items: Vec<(Py, Py)>,

@@ -498,28 +498,34 @@ proptest! {
         let wire: Vec<u8> = pieces.concat();
         let cut = cut.index(wire.len() + 1);
         let t0 = Instant::now();
-        let mut core = telnet_core(config(), t0);
-        core.handle_input(&wire[..cut], t0);
-        say(&mut core, "before", t0);
-        if core.uncarriable().is_some() {
-            return Ok(());
-        }
-        core.prepare_freeze(t0);
-        let frozen = core.freeze(t0).expect("carriable");
-        let mut thawed = Core::thaw(&frozen, config(), t0).expect("thaws");
-        core.abort_freeze(t0);
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        same(&mut core, &mut thawed, &mut a, &mut b);
-        let t1 = t0 + Duration::from_millis(2500);
-        core.handle_input(&wire[cut..], t1);
-        thawed.handle_input(&wire[cut..], t1);
-        say(&mut core, "after", t1);
-        say(&mut thawed, "after", t1);
-        same(&mut core, &mut thawed, &mut a, &mut b);
-        core.handle_timeout(t1);
-        thawed.handle_timeout(t1);
-        same(&mut core, &mut thawed, &mut a, &mut b);
+        goes_on_the_same(telnet_core(config(), t0), &wire, cut, t0, Duration::from_millis(2500));
     }
+}
+
+/// Feed `wire[..cut]`, freeze and thaw `core`, then feed both the rest
+/// `later`: the thawed core must write what the original does, at every
+/// step. A core that cannot be carried at the cut is skipped.
+fn goes_on_the_same(mut core: Core, wire: &[u8], cut: usize, t0: Instant, later: Duration) {
+    core.handle_input(&wire[..cut], t0);
+    say(&mut core, "before", t0);
+    if core.uncarriable().is_some() {
+        return;
+    }
+    core.prepare_freeze(t0);
+    let frozen = core.freeze(t0).expect("carriable");
+    let mut thawed = Core::thaw(&frozen, config(), t0).expect("thaws");
+    core.abort_freeze(t0);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    same(&mut core, &mut thawed, &mut a, &mut b);
+    let t1 = t0 + later;
+    core.handle_input(&wire[cut..], t1);
+    thawed.handle_input(&wire[cut..], t1);
+    say(&mut core, "after", t1);
+    say(&mut thawed, "after", t1);
+    same(&mut core, &mut thawed, &mut a, &mut b);
+    core.handle_timeout(t1);
+    thawed.handle_timeout(t1);
+    same(&mut core, &mut thawed, &mut a, &mut b);
 }
 
 /// Frames a browser may send after the upgrade (lines, fragments of one,
@@ -552,26 +558,6 @@ proptest! {
         wire.extend(pieces.concat());
         let cut = cut.index(wire.len() + 1);
         let t0 = Instant::now();
-        let mut core = web_core(config(), t0);
-        core.handle_input(&wire[..cut], t0);
-        say(&mut core, "before", t0);
-        if core.uncarriable().is_some() {
-            return Ok(());
-        }
-        core.prepare_freeze(t0);
-        let frozen = core.freeze(t0).expect("carriable");
-        let mut thawed = Core::thaw(&frozen, config(), t0).expect("thaws");
-        core.abort_freeze(t0);
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        same(&mut core, &mut thawed, &mut a, &mut b);
-        let t1 = t0 + Duration::from_secs(25);
-        core.handle_input(&wire[cut..], t1);
-        thawed.handle_input(&wire[cut..], t1);
-        say(&mut core, "after", t1);
-        say(&mut thawed, "after", t1);
-        same(&mut core, &mut thawed, &mut a, &mut b);
-        core.handle_timeout(t1);
-        thawed.handle_timeout(t1);
-        same(&mut core, &mut thawed, &mut a, &mut b);
+        goes_on_the_same(web_core(config(), t0), &wire, cut, t0, Duration::from_secs(25));
     }
 }
