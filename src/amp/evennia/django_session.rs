@@ -154,9 +154,14 @@ pub fn encode(session: &Map<String, Value>, secret: &str, timestamp: u64) -> Str
         }
         _ => URL_SAFE_NO_PAD.encode(json.as_bytes()),
     };
-    let signed = format!("{payload}:{}", b62_encode(timestamp));
-    let tag = ring::hmac::sign(&signing_key(secret), signed.as_bytes());
-    format!("{signed}:{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    sign(&format!("{payload}:{}", b62_encode(timestamp)), secret)
+}
+
+/// `value:signature`, as Django's session signer signs `value` with
+/// `secret` (what [`decode`] checks before it reads anything).
+pub fn sign(value: &str, secret: &str) -> String {
+    let tag = ring::hmac::sign(&signing_key(secret), value.as_bytes());
+    format!("{value}:{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
 }
 
 /// The account id the website or the web client logged this browser in
@@ -378,27 +383,22 @@ mod tests {
 
     #[test]
     fn signed_but_not_a_session_is_an_error_not_a_panic() {
-        let sign = sign_raw;
         let limits = Limits::default();
         let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
         let cases = [
-            (sign("!!"), SessionDataError::BadBase64),
+            (sign_raw("!!"), SessionDataError::BadBase64),
             (
-                sign(&format!(".{}", b64(b"not zlib"))),
+                sign_raw(&format!(".{}", b64(b"not zlib"))),
                 SessionDataError::BadZlib,
             ),
-            (sign(&b64(b"[1,2]")), SessionDataError::NotAnObject),
-            (sign(&b64(b"{\"a\":")), SessionDataError::NotAnObject),
-            (sign(&b64(&[0xff, 0xfe])), SessionDataError::NotAnObject),
+            (sign_raw(&b64(b"[1,2]")), SessionDataError::NotAnObject),
+            (sign_raw(&b64(b"{\"a\":")), SessionDataError::NotAnObject),
+            (sign_raw(&b64(&[0xff, 0xfe])), SessionDataError::NotAnObject),
         ];
         for (data, want) in cases {
             assert_eq!(decode(&data, SECRET, &limits), Err(want), "{data}");
         }
-        let bad_time = {
-            let signed = format!("{}:1v!DpQ", b64(b"{}"));
-            let tag = ring::hmac::sign(&signing_key(SECRET), signed.as_bytes());
-            format!("{signed}:{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
-        };
+        let bad_time = sign(&format!("{}:1v!DpQ", b64(b"{}")), SECRET);
         assert_eq!(
             decode(&bad_time, SECRET, &limits),
             Err(SessionDataError::BadTimestamp)
@@ -482,9 +482,7 @@ mod tests {
     }
 
     fn sign_raw(payload: &str) -> String {
-        let signed = format!("{payload}:1vRDpQ");
-        let tag = ring::hmac::sign(&signing_key(SECRET), signed.as_bytes());
-        format!("{signed}:{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+        sign(&format!("{payload}:1vRDpQ"), SECRET)
     }
 
     fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
