@@ -34,7 +34,7 @@ use crate::upgrade::format::{AjaxState, Dropped, LinkState, SessionState};
 use crossbeam_channel::Sender;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -84,7 +84,11 @@ pub struct Outcome {
 #[derive(Default)]
 pub struct Upgrades {
     freezing: AtomicBool,
+    /// How many upgrades were called off; a frozen thread waits for it to
+    /// pass `round`.
     resumed: Mutex<u64>,
+    /// `resumed` when the current upgrade began.
+    round: AtomicU64,
     cv: Condvar,
     workers: Mutex<HashMap<u64, WorkerHandle>>,
     ask: Mutex<Option<Ask>>,
@@ -128,15 +132,19 @@ impl Upgrades {
     /// Start a freeze.
     pub fn begin(&self) {
         *lock(&self.reader) = None;
+        self.round.store(*lock(&self.resumed), Ordering::Release);
         self.freezing.store(true, Ordering::Release);
     }
 
     /// Block a frozen thread until the upgrade is called off (then it
-    /// carries on); if the exec happens, this never returns.
+    /// carries on); if the exec happens, this never returns. Measured
+    /// against the round the upgrade began in, not the moment this is
+    /// called: a call-off that comes between a thread's report and its
+    /// wait must not leave it waiting for the next upgrade.
     pub fn wait_until_called_off(&self) {
+        let round = self.round.load(Ordering::Acquire);
         let mut resumed = lock(&self.resumed);
-        let seen = *resumed;
-        while *resumed == seen {
+        while *resumed == round {
             resumed = self.cv.wait(resumed).unwrap_or_else(|p| p.into_inner());
         }
     }
@@ -217,6 +225,20 @@ mod tests {
         assert_eq!(parked, Some(None), "the reader reported");
         upgrades.call_off();
         reader.join().unwrap();
+        assert!(!upgrades.freezing());
+    }
+
+    #[test]
+    fn a_call_off_before_the_wait_is_not_missed() {
+        // The order that hung: the upgrade reads a thread's report and
+        // calls off before that thread has begun to wait.
+        let upgrades = Upgrades::default();
+        upgrades.begin();
+        upgrades.call_off();
+        upgrades.wait_until_called_off();
+        upgrades.begin();
+        upgrades.call_off();
+        upgrades.park_reader(None);
         assert!(!upgrades.freezing());
     }
 
