@@ -292,6 +292,12 @@ pub struct AmpSection {
     pub hello_timeout_secs: f64,
     /// Seconds between heartbeat pings to the game.
     pub heartbeat_secs: f64,
+    /// Evennia dialect: the SQLite file holding the game's Django sessions
+    /// (`django_session`), read so that a player logged in on the website
+    /// is logged in when the web client opens, and written when the web
+    /// client logs in (`amp::evennia::shared_login`). Unset: the game
+    /// directory's `server/evennia.db3`; "" = not shared.
+    pub evennia_session_db: Option<String>,
 }
 
 /// `[limits]`: every cap the portal enforces.
@@ -527,6 +533,7 @@ impl Default for AmpSection {
             max_frame_bytes: 1 << 20,
             hello_timeout_secs: 5.0,
             heartbeat_secs: 1.0,
+            evennia_session_db: None,
         }
     }
 }

@@ -82,6 +82,9 @@ pub struct Shared {
     pub addresses: AddressCaps,
     /// The Evennia Server's pid, info and start command (evennia dialect).
     pub evennia: ServerInfo,
+    /// Web sessions whose browser's Django session is followed (evennia
+    /// dialect: the website's login shared with the web client).
+    pub shared_login: crate::amp::evennia::shared_login::SharedLogin,
     /// Where the supervised game's output goes (SIGHUP reopens it).
     pub game_log: crate::gamelog::GameLog,
     /// What the last config reload changed that it could not apply live.
@@ -113,6 +116,7 @@ impl Shared {
             stats: Stats::default(),
             addresses: AddressCaps::default(),
             evennia: ServerInfo::default(),
+            shared_login: Default::default(),
             game_log: Default::default(),
             reload_notes: std::sync::Mutex::new(ReloadNotes::default()),
             ports: std::sync::OnceLock::new(),

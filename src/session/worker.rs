@@ -216,6 +216,7 @@ pub(crate) fn run_guarded(shared: Arc<Shared>, sessid: u64, body: impl FnOnce(&A
         log::error!("session {sessid}: worker panicked; session closed");
     }
     shared.upgrades.forget_worker(sessid);
+    shared.shared_login.forget(sessid);
     shared.registry.disconnect(sessid);
     shared.stats.worker_started(false);
 }
@@ -989,6 +990,9 @@ impl Worker {
             log::info!("session {sessid}: websocket from {from} ({subprotocol})");
         }
         session.csessid = csessid;
+        self.shared
+            .shared_login
+            .opened(&self.shared.config(), &mut session);
         self.core.merge_flags_into(&mut session.protocol_flags);
         self.shared.registry.connect(session, handle);
     }
@@ -1136,6 +1140,7 @@ pub(crate) fn apply_event(
                 log::info!("session {sessid}: websocket from {from} ({subprotocol})");
             }
             session.csessid = csessid;
+            shared.shared_login.opened(&shared.config(), &mut session);
             core.merge_flags_into(&mut session.protocol_flags);
             shared.registry.connect(session, handle);
         }

@@ -16,6 +16,7 @@ use crate::amp::evennia::pickle::Py;
 use crate::amp::inbox::ToWriter;
 use crate::amp::reader::dispatch;
 use crate::shared::Shared;
+use crate::wire::message::ServerMsg;
 use crate::wire::session::Session;
 use std::sync::Arc;
 
@@ -64,6 +65,9 @@ fn handle_box(shared: &Arc<Shared>, id: u64, amp_box: &AmpBox, max: usize) {
 fn act(shared: &Arc<Shared>, id: u64, what: FromPeer) -> Result<(), (&'static str, String)> {
     match what {
         FromPeer::Msg(message) => {
+            if let ServerMsg::Disconnect { sessid, .. } = &message {
+                shared.shared_login.server_closed(*sessid);
+            }
             return dispatch(shared, id, message).map_err(|e| ("EXCEPTION", e));
         }
         FromPeer::ServerHello { pid, info } => {
@@ -77,6 +81,9 @@ fn act(shared: &Arc<Shared>, id: u64, what: FromPeer) -> Result<(), (&'static st
         FromPeer::Login { sessid, data } => {
             if let Some(record) = patched(shared, sessid, &data) {
                 shared.registry.server_logged_in(&record);
+                if record.logged_in {
+                    shared.shared_login.logged_in(sessid, record.uid);
+                }
             }
         }
         FromPeer::Sync { sessions, clean } => {

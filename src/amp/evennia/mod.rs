@@ -8,13 +8,18 @@
 //! - [`boxes`]: Twisted AMP boxes, pure;
 //! - [`payload`]: `packed_data`, a pickle cut into zlib-compressed chunks;
 //! - [`pickle`]: a bounded pickle codec (protocols 2-5 in, 4 out);
-//! - [`mapping`]: Evennia's commands and operations ⇄ the link messages.
+//! - [`mapping`]: Evennia's commands and operations ⇄ the link messages;
+//! - [`django_session`]: a Django session record's `session_data`, pure;
+//! - [`shared_login`]: the website's login shared with the web client,
+//!   through the game's Django session table.
 pub mod boxes;
+pub mod django_session;
 pub mod launcher;
 pub mod link;
 pub mod mapping;
 pub mod payload;
 pub mod pickle;
+pub mod shared_login;
 
 use crate::amp::evennia::pickle::Py;
 use std::sync::Mutex;
