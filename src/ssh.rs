@@ -586,7 +586,7 @@ impl SshTransport {
 }
 
 /// The first byte of [`SshTransport::freeze`]'s bytes; then postcard of
-/// [`Carried`]. Bumped whenever the encoding changes.
+/// `Carried`. Bumped whenever the encoding changes.
 pub const CARRY_VERSION: u8 = 1;
 
 /// The largest frozen SSH state read (the SSH library's part is under

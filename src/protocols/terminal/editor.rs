@@ -84,7 +84,7 @@ impl LineEditor {
     }
 
     /// Whether this (decoded) editor is one typing can make: the line
-    /// within its cap, the cursor in it, the history at most [`HISTORY`]
+    /// within its cap, the cursor in it, the history at most `HISTORY`
     /// lines of at most the cap each, a history entry being shown that is
     /// there, an escape sequence and a UTF-8 character no longer than
     /// they can be.
