@@ -762,56 +762,78 @@ mod tests {
         }
     }
 
-    /// A server transport and a client, connected on loopback.
-    fn connected(host_key: Arc<HostKey>) -> (SshTransport, TcpStream, TestClient) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let socket = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (accepted, _) = listener.accept().unwrap();
-        accepted.set_nonblocking(true).unwrap();
-        socket.set_nonblocking(true).unwrap();
-        let client = TestClient {
-            runner: Box::new(Runner::new_client_owned()),
-            socket,
-            pending: Vec::new(),
-            channel: None,
-            authed: false,
-            shell: false,
-            received: Vec::new(),
-        };
-        let server = SshTransport::new(host_key);
-        (server, TcpStream::from_std(accepted), client)
+    /// A server transport and a client connected on loopback, with what
+    /// the server has read (`data`) and has still to send (`out`).
+    struct Link {
+        server: SshTransport,
+        stream: TcpStream,
+        client: TestClient,
+        data: Vec<u8>,
+        out: Vec<u8>,
     }
 
-    /// Drive both ends (one round at least) until `done` (or fail after
-    /// 10 s): the server's channel data lands in `data`, `out` is sent as
-    /// channel data.
-    fn drive(
-        server: &mut SshTransport,
-        stream: &mut TcpStream,
-        client: &mut TestClient,
-        data: &mut Vec<u8>,
-        out: &mut Vec<u8>,
-        done: impl Fn(&SshTransport, &TestClient, &[u8]) -> bool,
-    ) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut first = true;
-        while std::mem::take(&mut first) || !done(server, client, data) {
-            assert!(
-                Instant::now() < deadline,
-                "stalled: {data:?} {:?}",
-                client.received
-            );
-            let mut moved = client.step();
-            let before = data.len();
-            match server.read(stream, data) {
-                ReadEnd::WouldBlock => {}
-                other => panic!("server read: {other:?}"),
+    impl Link {
+        fn connected(host_key: Arc<HostKey>) -> Link {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let socket = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (accepted, _) = listener.accept().unwrap();
+            accepted.set_nonblocking(true).unwrap();
+            socket.set_nonblocking(true).unwrap();
+            let client = TestClient {
+                runner: Box::new(Runner::new_client_owned()),
+                socket,
+                pending: Vec::new(),
+                channel: None,
+                authed: false,
+                shell: false,
+                received: Vec::new(),
+            };
+            Link {
+                server: SshTransport::new(host_key),
+                stream: TcpStream::from_std(accepted),
+                client,
+                data: Vec::new(),
+                out: Vec::new(),
             }
-            let queued = out.len();
-            server.write(stream, out).unwrap();
-            moved |= data.len() > before || out.len() < queued;
-            if !moved {
-                std::thread::sleep(Duration::from_millis(1));
+        }
+
+        /// Through the handshake, then one more round (the shell open).
+        fn shell_open(&mut self) {
+            self.drive(|s, _, _| !s.is_handshaking());
+            self.drive(|_, _, _| true);
+        }
+
+        /// Drive both ends (one round at least) until `done` (or fail after
+        /// 10 s): the server's channel data lands in `data`, `out` is sent
+        /// as channel data.
+        fn drive(&mut self, done: impl Fn(&SshTransport, &TestClient, &[u8]) -> bool) {
+            let Link {
+                server,
+                stream,
+                client,
+                data,
+                out,
+            } = self;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut first = true;
+            while std::mem::take(&mut first) || !done(server, client, data) {
+                assert!(
+                    Instant::now() < deadline,
+                    "stalled: {data:?} {:?}",
+                    client.received
+                );
+                let mut moved = client.step();
+                let before = data.len();
+                match server.read(stream, data) {
+                    ReadEnd::WouldBlock => {}
+                    other => panic!("server read: {other:?}"),
+                }
+                let queued = out.len();
+                server.write(stream, out).unwrap();
+                moved |= data.len() > before || out.len() < queued;
+                if !moved {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
             }
         }
     }
@@ -824,57 +846,26 @@ mod tests {
     #[test]
     fn a_frozen_connection_goes_on_in_a_thawed_transport() {
         let key = test_key();
-        let (mut server, mut stream, mut client) = connected(key.clone());
-        let (mut data, mut out) = (Vec::new(), Vec::new());
-        drive(
-            &mut server,
-            &mut stream,
-            &mut client,
-            &mut data,
-            &mut out,
-            |s, _, _| !s.is_handshaking(),
-        );
-        drive(
-            &mut server,
-            &mut stream,
-            &mut client,
-            &mut data,
-            &mut out,
-            |_, _, _| true,
-        );
-        assert_eq!(client.send(b"look\r"), 5);
-        drive(
-            &mut server,
-            &mut stream,
-            &mut client,
-            &mut data,
-            &mut out,
-            |_, _, d| d == b"look\r",
-        );
-        out.extend_from_slice(b"You see a room.\r\n");
-        drive(
-            &mut server,
-            &mut stream,
-            &mut client,
-            &mut data,
-            &mut out,
-            |_, c, _| c.received == b"You see a room.\r\n",
-        );
+        let mut link = Link::connected(key.clone());
+        link.shell_open();
+        assert_eq!(link.client.send(b"look\r"), 5);
+        link.drive(|_, _, d| d == b"look\r");
+        link.out.extend_from_slice(b"You see a room.\r\n");
+        link.drive(|_, c, _| c.received == b"You see a room.\r\n");
 
-        let frozen = server.freeze().unwrap();
+        let frozen = link.server.freeze().unwrap();
         assert_eq!(
             SshTransport::frozen_fingerprint(&frozen).unwrap(),
             key.fingerprint
         );
-        drop(server);
-        let mut server = SshTransport::thaw(&frozen, key, AuthPolicy::default()).unwrap();
-        assert!(!server.is_handshaking());
-        assert_eq!(server.user(), Some("alice"));
+        link.server = SshTransport::thaw(&frozen, key, AuthPolicy::default()).unwrap();
+        assert!(!link.server.is_handshaking());
+        assert_eq!(link.server.user(), Some("alice"));
 
         // Both ways, more than a channel window's worth (1000 bytes): the
         // sequence numbers, keys and windows all went on.
-        data.clear();
-        client.received.clear();
+        link.data.clear();
+        link.client.received.clear();
         let typed: Vec<u8> = (0..3000).map(|i| b'a' + (i % 26) as u8).collect();
         let mut sent = 0;
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -882,122 +873,55 @@ mod tests {
             assert!(
                 Instant::now() < deadline,
                 "sent {sent}, the server has {}",
-                data.len()
+                link.data.len()
             );
-            sent += client.send(&typed[sent..]);
-            drive(
-                &mut server,
-                &mut stream,
-                &mut client,
-                &mut data,
-                &mut out,
-                |_, c, _| !c.runner.is_output_pending(),
-            );
+            sent += link.client.send(&typed[sent..]);
+            link.drive(|_, c, _| !c.runner.is_output_pending());
         }
-        drive(
-            &mut server,
-            &mut stream,
-            &mut client,
-            &mut data,
-            &mut out,
-            |_, _, d| d.len() >= typed.len(),
-        );
-        assert_eq!(data, typed);
-        out.extend_from_slice(&typed);
-        drive(
-            &mut server,
-            &mut stream,
-            &mut client,
-            &mut data,
-            &mut out,
-            |_, c, _| c.received.len() >= typed.len(),
-        );
-        assert_eq!(client.received, typed);
+        link.drive(|_, _, d| d.len() >= typed.len());
+        assert_eq!(link.data, typed);
+        link.out.extend_from_slice(&typed);
+        link.drive(|_, c, _| c.received.len() >= typed.len());
+        assert_eq!(link.client.received, typed);
     }
 
     #[test]
     fn a_connection_is_not_frozen_before_its_shell_or_mid_packet() {
         let key = test_key();
-        let (mut server, mut stream, mut client) = connected(key.clone());
-        let (mut data, mut out) = (Vec::new(), Vec::new());
-        assert!(server.freeze().is_err(), "nothing yet");
-        drive(
-            &mut server,
-            &mut stream,
-            &mut client,
-            &mut data,
-            &mut out,
-            |_, c, _| c.authed,
-        );
-        drive(
-            &mut server,
-            &mut stream,
-            &mut client,
-            &mut data,
-            &mut out,
-            |s, _, _| !s.is_handshaking(),
-        );
-        drive(
-            &mut server,
-            &mut stream,
-            &mut client,
-            &mut data,
-            &mut out,
-            |_, _, _| true,
-        );
+        let mut link = Link::connected(key.clone());
+        assert!(link.server.freeze().is_err(), "nothing yet");
+        link.drive(|_, c, _| c.authed);
+        link.shell_open();
         // Half a packet in: the library is part-way through it.
-        assert_eq!(client.send(b"hello"), 5);
-        client.events();
-        let packet = client.runner.output_buf().to_vec();
-        client.runner.consume_output(packet.len());
-        client
+        assert_eq!(link.client.send(b"hello"), 5);
+        link.client.events();
+        let packet = link.client.runner.output_buf().to_vec();
+        link.client.runner.consume_output(packet.len());
+        link.client
             .socket
             .write_all(&packet[..packet.len() / 2])
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while server.quiet().is_ok() {
+        while link.server.quiet().is_ok() {
             assert!(Instant::now() < deadline, "the half packet never arrived");
-            let _ = server.read(&mut stream, &mut data);
+            let _ = link.server.read(&mut link.stream, &mut link.data);
         }
-        let why = server.quiet().unwrap_err();
+        let why = link.server.quiet().unwrap_err();
         assert!(why.contains("not quiet"), "{why}");
-        client
+        link.client
             .socket
             .write_all(&packet[packet.len() / 2..])
             .unwrap();
-        drive(
-            &mut server,
-            &mut stream,
-            &mut client,
-            &mut data,
-            &mut out,
-            |_, _, d| d == b"hello",
-        );
-        assert!(server.quiet().is_ok());
+        link.drive(|_, _, d| d == b"hello");
+        assert!(link.server.quiet().is_ok());
     }
 
     #[test]
     fn a_frozen_state_is_refused_with_another_key_or_corrupt() {
         let key = test_key();
-        let (mut server, mut stream, mut client) = connected(key.clone());
-        let (mut data, mut out) = (Vec::new(), Vec::new());
-        drive(
-            &mut server,
-            &mut stream,
-            &mut client,
-            &mut data,
-            &mut out,
-            |s, _, _| !s.is_handshaking(),
-        );
-        drive(
-            &mut server,
-            &mut stream,
-            &mut client,
-            &mut data,
-            &mut out,
-            |_, _, _| true,
-        );
-        let frozen = server.freeze().unwrap();
+        let mut link = Link::connected(key.clone());
+        link.shell_open();
+        let frozen = link.server.freeze().unwrap();
         let policy = AuthPolicy::default();
         let other = test_key();
         let e = SshTransport::thaw(&frozen, other, policy).err().unwrap();
